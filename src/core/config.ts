@@ -1,0 +1,73 @@
+/**
+ * Cluster configuration: who votes and who only replicates. A configuration
+ * travels in `config` log entries and takes effect as soon as it is in a
+ * node's log (Raft thesis §4.1), not when it commits.
+ *
+ * @module
+ */
+
+import { assert } from "./assert.ts";
+
+/** One member of the cluster. */
+export interface Member {
+  /** The node's id. */
+  readonly id: string;
+  /** Whether it votes and counts towards quorums (else it is a learner). */
+  readonly voter: boolean;
+  /** A read-only member stays a learner for ever and refuses client writes. */
+  readonly readOnly?: boolean;
+  /** Where peers reach it; opaque to the core. */
+  readonly url?: string;
+}
+
+/** The full member list at one point of the log. */
+export interface Configuration {
+  /** Every member, voters and learners. */
+  readonly members: readonly Member[];
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/**
+ * Encodes a configuration for a `config` entry.
+ *
+ * @param config The configuration.
+ * @returns UTF-8 JSON bytes.
+ */
+export function encodeConfig(config: Configuration): Uint8Array {
+  return encoder.encode(JSON.stringify({ members: config.members }));
+}
+
+/**
+ * Decodes the data of a `config` entry.
+ *
+ * @param data Bytes made by {@linkcode encodeConfig}.
+ * @returns The configuration.
+ * @throws {AssertionError} If the bytes are not a configuration: a config
+ *   entry is only ever written by the core, so this is corruption.
+ */
+export function decodeConfig(data: Uint8Array): Configuration {
+  const parsed = JSON.parse(decoder.decode(data)) as Configuration;
+  assert(Array.isArray(parsed?.members), "Config entry holds no member list");
+  for (const m of parsed.members) {
+    assert(
+      typeof m.id === "string" && typeof m.voter === "boolean",
+      "Config entry holds a malformed member",
+    );
+  }
+  return parsed;
+}
+
+/**
+ * Returns the ids of the voting members.
+ *
+ * @param config The configuration.
+ * @returns Voter ids, in member order.
+ */
+export function voterIds(config: Configuration): string[] {
+  return config.members.filter((m) => m.voter).map((m) => m.id);
+}
+
+/** The configuration of a node that has not joined any cluster yet. */
+export const EMPTY_CONFIG: Configuration = { members: [] };

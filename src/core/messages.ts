@@ -1,0 +1,125 @@
+/**
+ * The messages Raft nodes exchange. Their wire encoding belongs to the
+ * transport; the core sees plain objects.
+ *
+ * @module
+ */
+
+import type { Entry } from "./entry.ts";
+
+/** Fields every message has. */
+interface Envelope {
+  /** Sender id. */
+  readonly from: string;
+  /** Recipient id. */
+  readonly to: string;
+  /**
+   * Sender's term. 0 marks a term-less request (`readIndex`,
+   * `readIndexResponse`, `transferLeader`) that no term rule applies to.
+   */
+  readonly term: number;
+}
+
+/** RequestVote (§5.2), or a PreVote probe (thesis §9.6) when `preVote`. */
+export interface VoteMessage extends Envelope {
+  readonly type: "vote";
+  /** A PreVote asks "would you vote for me at `term`?" without changing terms. */
+  readonly preVote: boolean;
+  /** Set when a leadership transfer asked for this election: bypasses the leader lease. */
+  readonly transfer: boolean;
+  readonly lastIndex: number;
+  readonly lastTerm: number;
+}
+
+/** Answer to a {@linkcode VoteMessage}. */
+export interface VoteResponseMessage extends Envelope {
+  readonly type: "voteResponse";
+  readonly preVote: boolean;
+  readonly granted: boolean;
+}
+
+/** AppendEntries (§5.3): the log-matching check covers index, term and hash. */
+export interface AppendMessage extends Envelope {
+  readonly type: "append";
+  readonly prevIndex: number;
+  readonly prevTerm: number;
+  readonly prevHash: string;
+  readonly entries: readonly Entry[];
+  /** Leader's commit index. */
+  readonly commit: number;
+}
+
+/** Answer to an {@linkcode AppendMessage}. */
+export interface AppendResponseMessage extends Envelope {
+  readonly type: "appendResponse";
+  readonly success: boolean;
+  /**
+   * On success, the index up to which the follower's log now matches the
+   * leader's. On rejection, the `prevIndex` that was rejected.
+   */
+  readonly index: number;
+  /**
+   * On rejection, a hint for the leader's next probe: the follower's largest
+   * index whose term is at most `prevTerm` (and that term), so the leader can
+   * skip a whole conflicting term in one round trip (thesis §5.3 optimisation).
+   */
+  readonly hintIndex: number;
+  readonly hintTerm: number;
+}
+
+/**
+ * Leader heartbeat. `commit` is capped at the follower's known match index so a
+ * follower never commits entries it may not have. `context` confirms a
+ * pending ReadIndex round.
+ */
+export interface HeartbeatMessage extends Envelope {
+  readonly type: "heartbeat";
+  readonly commit: number;
+  readonly context: string | null;
+}
+
+/** Answer to a {@linkcode HeartbeatMessage}. */
+export interface HeartbeatResponseMessage extends Envelope {
+  readonly type: "heartbeatResponse";
+  readonly context: string | null;
+}
+
+/** Tells a caught-up follower to start an election now (thesis §3.10). */
+export interface TimeoutNowMessage extends Envelope {
+  readonly type: "timeoutNow";
+}
+
+/** A follower asks the leader for a read index on behalf of a client. */
+export interface ReadIndexMessage extends Envelope {
+  readonly type: "readIndex";
+  readonly context: string;
+}
+
+/** The leader's answer: reads for `context` may be served once `index` is applied. */
+export interface ReadIndexResponseMessage extends Envelope {
+  readonly type: "readIndexResponse";
+  readonly context: string;
+  readonly index: number;
+}
+
+/** A follower forwards a leadership-transfer request to the leader. */
+export interface TransferLeaderMessage extends Envelope {
+  readonly type: "transferLeader";
+  readonly target: string;
+}
+
+/** Any Raft message. */
+export type Message =
+  | VoteMessage
+  | VoteResponseMessage
+  | AppendMessage
+  | AppendResponseMessage
+  | HeartbeatMessage
+  | HeartbeatResponseMessage
+  | TimeoutNowMessage
+  | ReadIndexMessage
+  | ReadIndexResponseMessage
+  | TransferLeaderMessage;
+
+/** The `type` of any message. */
+export type MessageType = Message["type"];

@@ -1,0 +1,23 @@
+/**
+ * The pure Raft core: no I/O, no clock, no timers.
+ *
+ * @module
+ */
+
+export { AssertionError } from "./assert.ts";
+export { type Configuration, EMPTY_CONFIG, type Member } from "./config.ts";
+export { type Entry, entryHash, type EntryKind, GENESIS_HASH } from "./entry.ts";
+export { type ErrorCode, NotLeaderError, UnavailableError, WaterCraftError } from "./errors.ts";
+export { EMPTY_SNAPSHOT, type SnapshotMeta } from "./log.ts";
+export type * from "./messages.ts";
+export { type Prng, seededPrng } from "./prng.ts";
+export {
+  type HardState,
+  Raft,
+  type RaftOptions,
+  type RaftStatus,
+  type ReadState,
+  type Ready,
+  type Role,
+  type SoftState,
+} from "./raft.ts";

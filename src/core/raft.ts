@@ -1,0 +1,1020 @@
+/**
+ * The Raft state machine: pure, synchronous and deterministic.
+ *
+ * Inputs are method calls (`step`, `tick`, `propose`, `readIndex`,
+ * `transferLeader`, `campaign`); output is one {@linkcode Ready} batch at a
+ * time, acknowledged with `advance()`. Time advances only through `tick()`;
+ * randomness comes from the injected {@linkcode Prng}. The driver persists
+ * `hardState` and `entries` before it sends `messages`, and applies
+ * `committed` in order.
+ *
+ * @module
+ */
+
+import { assert } from "./assert.ts";
+import { type Configuration, encodeConfig, voterIds } from "./config.ts";
+import { chainFault, createEntry, type Entry, type EntryKind } from "./entry.ts";
+import { NotLeaderError, UnavailableError, WaterCraftError } from "./errors.ts";
+import { EMPTY_SNAPSHOT, RaftLog, type SnapshotMeta } from "./log.ts";
+import type {
+  AppendMessage,
+  AppendResponseMessage,
+  HeartbeatMessage,
+  HeartbeatResponseMessage,
+  Message,
+  VoteMessage,
+  VoteResponseMessage,
+} from "./messages.ts";
+import { Progress } from "./progress.ts";
+import { type Prng, randomInt } from "./prng.ts";
+import { hasQuorum, quorumIndex, tallyVotes } from "./quorum.ts";
+
+/** A node's role. A learner (non-voter) is always a `follower` here. */
+export type Role = "follower" | "preCandidate" | "candidate" | "leader";
+
+/** What must be durable before messages that depend on it are sent. */
+export interface HardState {
+  /** Current term. */
+  readonly term: number;
+  /** Who this node voted for in `term`, or null. */
+  readonly vote: string | null;
+  /** Highest index known committed. */
+  readonly commit: number;
+}
+
+/** Volatile state the driver may want to report; changes come out of `ready()`. */
+export interface SoftState {
+  readonly role: Role;
+  readonly leader: string | null;
+  readonly term: number;
+}
+
+/** A released linearizable read: serve it once `index` is applied. */
+export interface ReadState {
+  /** Commit index at the time the leader confirmed its leadership. */
+  readonly index: number;
+  /** The caller's context, as passed to `readIndex()`. */
+  readonly context: string;
+}
+
+/** One batch of work for the driver. */
+export interface Ready {
+  /** New hard state to persist, or null when unchanged. */
+  readonly hardState: HardState | null;
+  /**
+   * Entries to persist. When `entries[0].index` is at or below the last index
+   * persisted earlier, everything from there on is replaced.
+   */
+  readonly entries: readonly Entry[];
+  /** Messages to send once `hardState` and `entries` are durable. */
+  readonly messages: readonly Message[];
+  /** Committed entries to apply, in order, exactly once. */
+  readonly committed: readonly Entry[];
+  /** Linearizable reads released by this batch. */
+  readonly readStates: readonly ReadState[];
+  /** New role, leader or term, or null when unchanged. */
+  readonly softState: SoftState | null;
+}
+
+/** Options of a Raft node. */
+export interface RaftOptions {
+  /** This node's id. */
+  readonly id: string;
+  /** Source of randomness for election timeouts. */
+  readonly prng: Prng;
+  /** Base election timeout in ticks; the real one is drawn from `[n, 2n)`. Default 10. */
+  readonly electionTicks?: number;
+  /** Heartbeat interval in ticks; must be below `electionTicks`. Default 1. */
+  readonly heartbeatTicks?: number;
+  /** Probe with PreVote before starting an election (thesis §9.6). Default true. */
+  readonly preVote?: boolean;
+  /** Leader steps down without a live quorum; followers honour a leader lease. Default true. */
+  readonly checkQuorum?: boolean;
+  /** Appends in flight per follower in replicate state. Default 64. */
+  readonly maxInflight?: number;
+  /** Soft cap on the entry bytes of one append. Default 1 MiB. */
+  readonly maxMsgBytes?: number;
+  /** Soft cap on the entry bytes of one `committed` batch. Default 4 MiB. */
+  readonly maxApplyBytes?: number;
+  /** Bound on the leader's uncommitted entry bytes; proposals past it fail. Default 64 MiB. */
+  readonly maxUncommittedBytes?: number;
+  /** Recompute the hash of every entry received from a leader. Default true. */
+  readonly verifyHashes?: boolean;
+  /** Recovered hard state. */
+  readonly hardState?: HardState;
+  /** Recovered snapshot point. */
+  readonly snapshot?: SnapshotMeta;
+  /** Recovered durable entries following the snapshot. */
+  readonly entries?: readonly Entry[];
+  /** Highest index the state machine already reflects (e.g. from a snapshot). */
+  readonly applied?: number;
+  /**
+   * For a node with empty state: start a new cluster with this configuration.
+   * Every node bootstrapped with the same configuration gets the same first
+   * entry (term 1, index 1), committed. Ignored when state was recovered.
+   */
+  readonly bootstrap?: Configuration;
+}
+
+/** A point-in-time view of a node, for status reports and tests. */
+export interface RaftStatus {
+  readonly id: string;
+  readonly role: Role;
+  readonly term: number;
+  readonly vote: string | null;
+  readonly leader: string | null;
+  readonly commitIndex: number;
+  readonly appliedIndex: number;
+  readonly lastIndex: number;
+  /** Hash of the last committed entry. */
+  readonly head: string;
+  /** Configuration in force, and the index of the entry that set it. */
+  readonly config: Configuration;
+  readonly configIndex: number;
+  /** Whether this node votes in the configuration in force. */
+  readonly voter: boolean;
+}
+
+/** What a leader keeps of a pending ReadIndex round (thesis §6.4). */
+interface ReadRequest {
+  readonly context: string;
+  readonly from: string;
+  readonly index: number;
+  readonly acks: Set<string>;
+}
+
+/** The Raft consensus state machine of one node. */
+export class Raft {
+  /** This node's id. */
+  readonly id: string;
+  /** The replicated log. */
+  readonly log: RaftLog;
+
+  #term = 0;
+  #vote: string | null = null;
+  #leader: string | null = null;
+  #role: Role = "follower";
+
+  readonly #prng: Prng;
+  readonly #electionTicks: number;
+  readonly #heartbeatTicks: number;
+  readonly #preVote: boolean;
+  readonly #checkQuorum: boolean;
+  readonly #maxInflight: number;
+  readonly #maxMsgBytes: number;
+  readonly #maxApplyBytes: number;
+  readonly #maxUncommittedBytes: number;
+  readonly #verifyHashes: boolean;
+
+  #electionElapsed = 0;
+  #heartbeatElapsed = 0;
+  #randomizedElectionTimeout = 0;
+  #timeMs = 0;
+
+  #progress = new Map<string, Progress>();
+  /** Followers owed an append even if it carries nothing (a heartbeat saw them behind). */
+  #wantsAppend = new Set<string>();
+  #votes = new Map<string, boolean>();
+  #transferee: string | null = null;
+  #uncommittedBytes = 0;
+  #readQueue: ReadRequest[] = [];
+  /** Reads that arrived before this leader committed an entry of its term. */
+  #readsWaitingForCommit: { context: string; from: string }[] = [];
+
+  #messages: Message[] = [];
+  #readStates: ReadState[] = [];
+  #lastHardState: HardState;
+  #lastSoftState: SoftState;
+  #inReady: { entries: readonly Entry[]; committedTo: number } | null = null;
+
+  /**
+   * Creates a node from recovered state, or a fresh one.
+   *
+   * @param options Identity, timing, flow control and recovered state.
+   * @throws {RangeError} On invalid timing or bounds.
+   */
+  constructor(options: RaftOptions) {
+    this.id = options.id;
+    this.#prng = options.prng;
+    this.#electionTicks = options.electionTicks ?? 10;
+    this.#heartbeatTicks = options.heartbeatTicks ?? 1;
+    this.#preVote = options.preVote ?? true;
+    this.#checkQuorum = options.checkQuorum ?? true;
+    this.#maxInflight = options.maxInflight ?? 64;
+    this.#maxMsgBytes = options.maxMsgBytes ?? 1 << 20;
+    this.#maxApplyBytes = options.maxApplyBytes ?? 4 << 20;
+    this.#maxUncommittedBytes = options.maxUncommittedBytes ?? 64 << 20;
+    this.#verifyHashes = options.verifyHashes ?? true;
+    if (!(this.#heartbeatTicks >= 1 && Number.isInteger(this.#heartbeatTicks))) {
+      throw new RangeError(`heartbeatTicks must be a positive integer: ${this.#heartbeatTicks}`);
+    }
+    if (!(this.#electionTicks > this.#heartbeatTicks && Number.isInteger(this.#electionTicks))) {
+      throw new RangeError(
+        `electionTicks must be an integer above heartbeatTicks (${this.#heartbeatTicks}): ${this.#electionTicks}`,
+      );
+    }
+    if (!(this.#maxInflight >= 1)) {
+      throw new RangeError(`maxInflight must be at least 1: ${this.#maxInflight}`);
+    }
+
+    const snapshot = options.snapshot ?? EMPTY_SNAPSHOT;
+    const entries = options.entries ?? [];
+    const fault = chainFault(snapshot.index, snapshot.hash, entries);
+    assert(fault === null, `Recovered log is corrupt: ${fault}`);
+    const hard = options.hardState ?? { term: 0, vote: null, commit: 0 };
+    this.log = new RaftLog(snapshot, entries, hard.commit);
+    this.#term = hard.term;
+    this.#vote = hard.vote;
+    if (options.applied !== undefined) {
+      this.log.appliedTo(Math.min(options.applied, this.log.committed));
+    }
+    this.#lastHardState = { term: this.#term, vote: this.#vote, commit: this.log.committed };
+
+    if (options.bootstrap && this.log.lastIndex() === 0 && this.#term === 0) {
+      const first = createEntry(1, snapshot.hash, {
+        term: 1,
+        kind: "config",
+        proposer: "",
+        timeMs: 0,
+        data: encodeConfig(options.bootstrap),
+      });
+      this.log.append([first]);
+      this.log.commitTo(1);
+      this.#term = 1;
+    }
+    this.#resetRandomizedElectionTimeout();
+    this.#lastSoftState = this.#softState();
+  }
+
+  // ---------------------------------------------------------------- queries
+
+  /** Current term. */
+  get term(): number {
+    return this.#term;
+  }
+
+  /** Current role. */
+  get role(): Role {
+    return this.#role;
+  }
+
+  /** The leader this node follows (itself when leading), or null. */
+  get leader(): string | null {
+    return this.#leader;
+  }
+
+  /** A snapshot of this node's state. */
+  status(): RaftStatus {
+    const { index, config } = this.log.config();
+    return {
+      id: this.id,
+      role: this.#role,
+      term: this.#term,
+      vote: this.#vote,
+      leader: this.#leader,
+      commitIndex: this.log.committed,
+      appliedIndex: this.log.applied,
+      lastIndex: this.log.lastIndex(),
+      head: this.log.hash(this.log.committed)!,
+      config,
+      configIndex: index,
+      voter: this.#isVoter(),
+    };
+  }
+
+  /**
+   * Returns where an entry stands on this node.
+   *
+   * @param hash The entry's id.
+   * @returns "committed" or "accepted" (in the log, not committed) with its
+   *   index and term, or null if this node's log does not hold it.
+   */
+  entryState(
+    hash: string,
+  ): { state: "accepted" | "committed"; index: number; term: number } | null {
+    const index = this.log.indexOfHash(hash);
+    if (index === undefined) return null;
+    return {
+      state: index <= this.log.committed ? "committed" : "accepted",
+      index,
+      term: this.log.term(index)!,
+    };
+  }
+
+  // ----------------------------------------------------------------- inputs
+
+  /**
+   * Advances logical time by one tick.
+   *
+   * @param timeMs The driver's current time in ms, stamped on entries this
+   *   node creates; never used for ordering or timeouts.
+   */
+  tick(timeMs?: number): void {
+    if (timeMs !== undefined) this.#timeMs = Math.max(this.#timeMs, timeMs);
+    if (this.#role === "leader") this.#tickLeader();
+    else this.#tickElection();
+  }
+
+  /**
+   * Starts an election now (PreVote first when enabled), as if the election
+   * timeout had passed. Does nothing on a leader or a non-voter.
+   */
+  campaign(): void {
+    if (this.#role !== "leader") this.#campaign(false);
+  }
+
+  /**
+   * Appends a command to the leader's log. Proposals made between two
+   * `ready()` calls go out to followers as one batch.
+   *
+   * @param data The command bytes.
+   * @param timeMs The proposal time to stamp on the entry.
+   * @returns The new entry (its hash is the transaction id).
+   * @throws {NotLeaderError} When this node is not the leader.
+   * @throws {UnavailableError} During a leadership transfer, or when the
+   *   uncommitted log would exceed its bound.
+   */
+  propose(data: Uint8Array, timeMs?: number): Entry {
+    if (timeMs !== undefined) this.#timeMs = Math.max(this.#timeMs, timeMs);
+    if (this.#role !== "leader") throw new NotLeaderError("propose", this.#leader);
+    if (this.#transferee !== null) {
+      throw new UnavailableError(`Cannot propose while leadership moves to ${this.#transferee}`);
+    }
+    const bytes = data.length;
+    if (this.#uncommittedBytes > 0 && this.#uncommittedBytes + bytes > this.#maxUncommittedBytes) {
+      throw new UnavailableError(
+        `Cannot propose as the uncommitted log is full (${this.#uncommittedBytes} bytes)`,
+      );
+    }
+    this.#uncommittedBytes += bytes;
+    return this.#appendOwn("command", data);
+  }
+
+  /**
+   * Asks for a linearizable read point (thesis §6.4). The answer arrives as a
+   * {@linkcode ReadState} with the same `context` in a later `ready()`, once
+   * the leader has confirmed it still leads. Requests lost with a leader
+   * change produce no answer: the caller retries or times out.
+   *
+   * @param context A caller-chosen id, unique among pending reads.
+   * @throws {NotLeaderError} When no leader is known.
+   */
+  readIndex(context: string): void {
+    if (this.#role === "leader") {
+      this.#leaderReadIndex(context, this.id);
+      return;
+    }
+    if (this.#leader === null) throw new NotLeaderError("read", null);
+    this.#send({ type: "readIndex", to: this.#leader, term: 0, context });
+  }
+
+  /**
+   * Moves leadership to `target` (thesis §3.10): the leader brings it up to
+   * date, then tells it to campaign at once. Proposals are refused meanwhile;
+   * the attempt is abandoned after one election timeout. On a follower, the
+   * request is forwarded to the leader.
+   *
+   * @param target The voter to hand leadership to.
+   * @throws {NotLeaderError} When no leader is known.
+   * @throws {WaterCraftError} `not_found` when `target` is not a voter.
+   */
+  transferLeader(target: string): void {
+    if (!voterIds(this.log.config().config).includes(target)) {
+      throw new WaterCraftError(
+        "not_found",
+        `Cannot transfer leadership to ${target}: it is not a voter`,
+      );
+    }
+    if (this.#role === "leader") {
+      this.#leaderTransfer(target);
+      return;
+    }
+    if (this.#leader === null) throw new NotLeaderError("transfer leadership", null);
+    this.#send({ type: "transferLeader", to: this.#leader, term: 0, target });
+  }
+
+  /**
+   * Processes one message from a peer. Messages for another node, from an
+   * unknown past, or of no use in this role are dropped, as Raft allows.
+   *
+   * @param m The message.
+   */
+  step(m: Message): void {
+    if (m.to !== this.id) return;
+    if (m.term > this.#term) {
+      if (m.type === "vote") {
+        // A node that heard from a leader within the minimum election timeout
+        // ignores votes, so a partitioned node coming back cannot depose a
+        // healthy leader (thesis §4.2.3). A transfer overrides the lease.
+        const inLease = this.#checkQuorum && this.#leader !== null &&
+          this.#electionElapsed < this.#electionTicks;
+        if (inLease && !m.transfer) return;
+      }
+      if (m.type === "vote" && m.preVote) {
+        // A PreVote never changes our term.
+      } else if (m.type === "voteResponse" && m.preVote && m.granted) {
+        // A granted PreVote carries the term we will campaign at, not a newer one.
+      } else if (m.type === "append" || m.type === "heartbeat") {
+        this.#becomeFollower(m.term, m.from);
+      } else {
+        this.#becomeFollower(m.term, null);
+      }
+    } else if (m.term !== 0 && m.term < this.#term) {
+      if ((this.#checkQuorum || this.#preVote) && (m.type === "append" || m.type === "heartbeat")) {
+        // A stale leader: answer with our term so it steps down. Without this a
+        // node that raised its term behind a partition could never rejoin.
+        this.#send({
+          type: "appendResponse",
+          to: m.from,
+          term: this.#term,
+          success: false,
+          index: 0,
+          hintIndex: 0,
+          hintTerm: 0,
+        });
+      } else if (m.type === "vote" && m.preVote) {
+        this.#send({
+          type: "voteResponse",
+          to: m.from,
+          term: this.#term,
+          preVote: true,
+          granted: false,
+        });
+      }
+      return;
+    }
+
+    if (m.type === "vote") {
+      this.#handleVote(m);
+      return;
+    }
+    switch (this.#role) {
+      case "leader":
+        this.#stepLeader(m);
+        break;
+      case "candidate":
+      case "preCandidate":
+        this.#stepCandidate(m);
+        break;
+      case "follower":
+        this.#stepFollower(m);
+        break;
+    }
+  }
+
+  // ----------------------------------------------------------------- output
+
+  /** Whether `ready()` has anything to hand out. */
+  hasReady(): boolean {
+    this.#flushAppends();
+    return this.#messages.length > 0 ||
+      this.#readStates.length > 0 ||
+      this.log.stable < this.log.lastIndex() ||
+      this.log.applied < this.log.committed ||
+      !sameHardState(this.#hardState(), this.#lastHardState) ||
+      !sameSoftState(this.#softState(), this.#lastSoftState);
+  }
+
+  /**
+   * Hands out the next batch of work. Call `advance()` once it is done
+   * (persisted, sent, applied) before the next `ready()`.
+   *
+   * @returns The batch.
+   * @throws {AssertionError} If the previous batch was not advanced.
+   */
+  ready(): Ready {
+    assert(this.#inReady === null, "ready() called again before advance()");
+    this.#flushAppends();
+    const hard = this.#hardState();
+    const soft = this.#softState();
+    const entries = this.log.unstableEntries();
+    const committed = this.log.nextCommitted(this.#maxApplyBytes);
+    const rd: Ready = {
+      hardState: sameHardState(hard, this.#lastHardState) ? null : hard,
+      entries,
+      messages: this.#messages,
+      committed,
+      readStates: this.#readStates,
+      softState: sameSoftState(soft, this.#lastSoftState) ? null : soft,
+    };
+    this.#lastHardState = hard;
+    this.#lastSoftState = soft;
+    this.#messages = [];
+    this.#readStates = [];
+    this.#inReady = { entries, committedTo: committed.at(-1)?.index ?? 0 };
+    return rd;
+  }
+
+  /**
+   * Acknowledges the last `ready()` batch: its entries are durable and its
+   * committed entries applied. A leader counts its own log towards the
+   * commit quorum only from here, so it never commits what it has not
+   * persisted.
+   */
+  advance(): void {
+    const done = this.#inReady;
+    assert(done !== null, "advance() called without a ready() batch");
+    this.#inReady = null;
+    if (done.entries.length > 0) this.log.stableTo(done.entries);
+    if (done.committedTo > 0) this.log.appliedTo(done.committedTo);
+    if (this.#role === "leader") this.#maybeCommit();
+  }
+
+  // ------------------------------------------------------------ transitions
+
+  #reset(term: number): void {
+    if (term !== this.#term) {
+      this.#term = term;
+      this.#vote = null;
+    }
+    this.#leader = null;
+    this.#electionElapsed = 0;
+    this.#heartbeatElapsed = 0;
+    this.#resetRandomizedElectionTimeout();
+    this.#transferee = null;
+    this.#votes.clear();
+    this.#progress.clear();
+    this.#wantsAppend.clear();
+    this.#readQueue = [];
+    this.#readsWaitingForCommit = [];
+    this.#uncommittedBytes = 0;
+  }
+
+  #becomeFollower(term: number, leader: string | null): void {
+    this.#reset(term);
+    this.#role = "follower";
+    this.#leader = leader;
+  }
+
+  #becomePreCandidate(): void {
+    assert(this.#role !== "leader", "A leader cannot become a pre-candidate");
+    // Neither the term nor the vote changes until PreVote succeeds.
+    this.#votes.clear();
+    this.#leader = null;
+    this.#role = "preCandidate";
+    this.#resetRandomizedElectionTimeout();
+  }
+
+  #becomeCandidate(): void {
+    assert(this.#role !== "leader", "A leader cannot become a candidate");
+    this.#reset(this.#term + 1);
+    this.#vote = this.id;
+    this.#role = "candidate";
+  }
+
+  #becomeLeader(): void {
+    assert(this.#role === "candidate", "Only a candidate can become leader");
+    this.#reset(this.#term);
+    this.#role = "leader";
+    this.#leader = this.id;
+    this.#syncProgress();
+    // Commit an entry of the new term at once: earlier terms' entries commit
+    // only through it (§5.4.2), and ReadIndex waits for it (§6.4).
+    this.#appendOwn("noop", new Uint8Array(0));
+  }
+
+  #campaign(transfer: boolean): void {
+    if (!this.#isVoter()) return;
+    const pre = this.#preVote && !transfer;
+    if (pre) this.#becomePreCandidate();
+    else this.#becomeCandidate();
+    const term = pre ? this.#term + 1 : this.#term;
+    this.#votes.set(this.id, true);
+    if (this.#tally() === "won") {
+      if (pre) this.#campaign(true);
+      else this.#becomeLeader();
+      return;
+    }
+    for (const id of voterIds(this.log.config().config)) {
+      if (id === this.id) continue;
+      this.#send({
+        type: "vote",
+        to: id,
+        term,
+        preVote: pre,
+        transfer,
+        lastIndex: this.log.lastIndex(),
+        lastTerm: this.log.lastTerm(),
+      });
+    }
+  }
+
+  #tally(): "won" | "lost" | "pending" {
+    return tallyVotes(voterIds(this.log.config().config), this.#votes);
+  }
+
+  // ------------------------------------------------------------------ ticks
+
+  #tickElection(): void {
+    this.#electionElapsed++;
+    if (this.#isVoter() && this.#electionElapsed >= this.#randomizedElectionTimeout) {
+      this.#electionElapsed = 0;
+      this.#campaign(false);
+    }
+  }
+
+  #tickLeader(): void {
+    this.#heartbeatElapsed++;
+    this.#electionElapsed++;
+    if (this.#electionElapsed >= this.#electionTicks) {
+      this.#electionElapsed = 0;
+      if (this.#checkQuorum && !this.#quorumActive()) {
+        this.#becomeFollower(this.#term, null);
+        return;
+      }
+      this.#transferee = null;
+    }
+    if (this.#heartbeatElapsed >= this.#heartbeatTicks) {
+      this.#heartbeatElapsed = 0;
+      this.#broadcastHeartbeat(this.#readQueue.at(-1)?.context ?? null);
+    }
+  }
+
+  /** Whether a majority of voters was heard from since the last check; resets the marks. */
+  #quorumActive(): boolean {
+    const active = new Set([this.id]);
+    for (const [id, pr] of this.#progress) {
+      if (pr.recentActive) active.add(id);
+      pr.recentActive = false;
+    }
+    return hasQuorum(voterIds(this.log.config().config), active);
+  }
+
+  #resetRandomizedElectionTimeout(): void {
+    this.#randomizedElectionTimeout = this.#electionTicks +
+      randomInt(this.#prng, this.#electionTicks);
+  }
+
+  // --------------------------------------------------------------- handlers
+
+  #handleVote(m: VoteMessage): void {
+    const canVote = this.#vote === m.from ||
+      (this.#vote === null && this.#leader === null) ||
+      (m.preVote && m.term > this.#term);
+    if (canVote && this.log.isUpToDate(m.lastIndex, m.lastTerm)) {
+      // A granted answer carries the term asked about, so a pre-candidate can
+      // tell it from answers to an older round.
+      this.#send({
+        type: "voteResponse",
+        to: m.from,
+        term: m.term,
+        preVote: m.preVote,
+        granted: true,
+      });
+      if (!m.preVote) {
+        this.#electionElapsed = 0;
+        this.#vote = m.from;
+      }
+    } else {
+      this.#send({
+        type: "voteResponse",
+        to: m.from,
+        term: this.#term,
+        preVote: m.preVote,
+        granted: false,
+      });
+    }
+  }
+
+  #stepFollower(m: Message): void {
+    switch (m.type) {
+      case "append":
+        this.#electionElapsed = 0;
+        this.#leader = m.from;
+        this.#handleAppend(m);
+        break;
+      case "heartbeat":
+        this.#electionElapsed = 0;
+        this.#leader = m.from;
+        this.#handleHeartbeat(m);
+        break;
+      case "timeoutNow":
+        this.#campaign(true);
+        break;
+      case "readIndexResponse":
+        this.#readStates.push({ index: m.index, context: m.context });
+        break;
+      default:
+        break;
+    }
+  }
+
+  #stepCandidate(m: Message): void {
+    switch (m.type) {
+      case "append":
+        this.#becomeFollower(m.term, m.from);
+        this.#handleAppend(m);
+        break;
+      case "heartbeat":
+        this.#becomeFollower(m.term, m.from);
+        this.#handleHeartbeat(m);
+        break;
+      case "voteResponse":
+        this.#handleVoteResponse(m);
+        break;
+      default:
+        break;
+    }
+  }
+
+  #handleVoteResponse(m: VoteResponseMessage): void {
+    // Answers to the other kind of round are stale.
+    if (m.preVote !== (this.#role === "preCandidate")) return;
+    if (!this.#votes.has(m.from)) this.#votes.set(m.from, m.granted);
+    const result = this.#tally();
+    if (result === "won") {
+      if (this.#role === "preCandidate") this.#campaign(true);
+      else this.#becomeLeader();
+    } else if (result === "lost") {
+      this.#becomeFollower(this.#term, null);
+    }
+  }
+
+  #stepLeader(m: Message): void {
+    switch (m.type) {
+      case "appendResponse":
+        this.#handleAppendResponse(m);
+        break;
+      case "heartbeatResponse":
+        this.#handleHeartbeatResponse(m);
+        break;
+      case "readIndex":
+        this.#leaderReadIndex(m.context, m.from);
+        break;
+      case "transferLeader":
+        if (voterIds(this.log.config().config).includes(m.target)) this.#leaderTransfer(m.target);
+        break;
+      default:
+        break;
+    }
+  }
+
+  #handleAppend(m: AppendMessage): void {
+    const reply = (success: boolean, index: number, hintIndex = 0, hintTerm = 0): void => {
+      this.#send({
+        type: "appendResponse",
+        to: m.from,
+        term: this.#term,
+        success,
+        index,
+        hintIndex,
+        hintTerm,
+      });
+    };
+    if (m.prevIndex < this.log.committed) {
+      // Everything up to our commit index matches any current leader's log.
+      reply(true, this.log.committed);
+      return;
+    }
+    if (!this.log.matches(m.prevIndex, m.prevTerm, m.prevHash)) {
+      // A hash mismatch under an equal term gives hint == prevIndex, which
+      // still moves the leader's next probe one entry back.
+      const hint = this.log.findConflictByTerm(
+        Math.min(m.prevIndex, this.log.lastIndex()),
+        m.prevTerm,
+      );
+      reply(false, m.prevIndex, hint.index, hint.term);
+      return;
+    }
+    const last = m.prevIndex + m.entries.length;
+    const conflict = this.log.findConflict(m.entries);
+    if (conflict !== 0) {
+      const fresh = m.entries.slice(conflict - m.prevIndex - 1);
+      if (this.#verifyHashes) {
+        const fault = chainFault(conflict - 1, this.log.hash(conflict - 1)!, fresh);
+        // Entries that do not hash right are refused like a mismatch; the
+        // leader will resend them.
+        if (fault !== null) {
+          reply(false, m.prevIndex, m.prevIndex, m.prevTerm);
+          return;
+        }
+      }
+      this.log.append(fresh);
+    }
+    this.log.commitTo(Math.min(m.commit, last));
+    reply(true, last);
+  }
+
+  #handleHeartbeat(m: HeartbeatMessage): void {
+    this.log.commitTo(m.commit);
+    this.#send({ type: "heartbeatResponse", to: m.from, term: this.#term, context: m.context });
+  }
+
+  #handleAppendResponse(m: AppendResponseMessage): void {
+    const pr = this.#progress.get(m.from);
+    if (pr === undefined) return;
+    pr.recentActive = true;
+    if (!m.success) {
+      const hint = m.hintTerm > 0
+        ? this.log.findConflictByTerm(m.hintIndex, m.hintTerm).index
+        : m.hintIndex;
+      if (pr.maybeDecrease(m.index, hint) && pr.state === "replicate") pr.becomeProbe();
+      return;
+    }
+    if (!pr.maybeUpdate(m.index)) return;
+    if (pr.state === "probe") pr.becomeReplicate();
+    else pr.freeUpTo(m.index);
+    this.#maybeCommit();
+    if (m.from === this.#transferee && pr.match === this.log.lastIndex()) {
+      this.#send({ type: "timeoutNow", to: m.from, term: this.#term });
+    }
+  }
+
+  #handleHeartbeatResponse(m: HeartbeatResponseMessage): void {
+    const pr = this.#progress.get(m.from);
+    if (pr === undefined) return;
+    pr.recentActive = true;
+    pr.probeSent = false;
+    // A full window may be all lost appends: free one slot so the follower
+    // cannot stall for ever.
+    if (pr.state === "replicate" && pr.isPaused()) pr.inflight.shift();
+    if (pr.match < this.log.lastIndex()) this.#wantsAppend.add(m.from);
+    if (m.context !== null) this.#ackRead(m.context, m.from);
+  }
+
+  // ----------------------------------------------------------- replication
+
+  #appendOwn(kind: EntryKind, data: Uint8Array): Entry {
+    const entry = createEntry(this.log.lastIndex() + 1, this.log.lastHash(), {
+      term: this.#term,
+      kind,
+      proposer: this.id,
+      timeMs: this.#timeMs,
+      data,
+    });
+    this.log.append([entry]);
+    return entry;
+  }
+
+  /** Creates progress for new members and drops it for departed ones. */
+  #syncProgress(): void {
+    const members = this.log.config().config.members;
+    const ids = new Set(members.map((m) => m.id));
+    for (const id of this.#progress.keys()) if (!ids.has(id)) this.#progress.delete(id);
+    for (const id of ids) {
+      if (id === this.id || this.#progress.has(id)) continue;
+      const pr = new Progress(this.log.lastIndex() + 1, this.#maxInflight);
+      this.#progress.set(id, pr);
+    }
+  }
+
+  /**
+   * Sends every follower what it is owed: new entries while the window
+   * allows, or an empty append when only the commit index moved. Called from
+   * `ready()`, so proposals since the last batch travel together.
+   */
+  #flushAppends(): void {
+    if (this.#role !== "leader") return;
+    for (const [id, pr] of this.#progress) {
+      const forced = this.#wantsAppend.delete(id);
+      let first = true;
+      while (!pr.isPaused()) {
+        const last = this.log.lastIndex();
+        const entries = pr.next <= last ? this.log.slice(pr.next, last + 1, this.#maxMsgBytes) : [];
+        if (entries.length === 0 && !(first && (forced || pr.sentCommit < this.log.committed))) {
+          break;
+        }
+        first = false;
+        const prevIndex = pr.next - 1;
+        assert(prevIndex >= this.log.snapshot.index, `Follower ${id} needs compacted entries`);
+        this.#send({
+          type: "append",
+          to: id,
+          term: this.#term,
+          prevIndex,
+          prevTerm: this.log.term(prevIndex)!,
+          prevHash: this.log.hash(prevIndex)!,
+          entries,
+          commit: this.log.committed,
+        });
+        pr.sentCommit = this.log.committed;
+        const sentTo = entries.at(-1)?.index;
+        if (sentTo !== undefined) pr.sentEntries(sentTo);
+        else if (pr.state === "probe") pr.probeSent = true;
+        if (sentTo === undefined || pr.state === "probe") break;
+      }
+    }
+  }
+
+  #broadcastHeartbeat(context: string | null): void {
+    for (const [id, pr] of this.#progress) {
+      this.#send({
+        type: "heartbeat",
+        to: id,
+        term: this.#term,
+        commit: Math.min(pr.match, this.log.committed),
+        context,
+      });
+    }
+  }
+
+  /** Commits the highest index a majority stores, if it is of this term (§5.4.2). */
+  #maybeCommit(): void {
+    const voters = voterIds(this.log.config().config);
+    if (voters.length === 0) return;
+    const matches = voters.map((id) =>
+      id === this.id ? this.log.stable : this.#progress.get(id)?.match ?? 0
+    );
+    const index = quorumIndex(matches);
+    if (index <= this.log.committed || this.log.term(index) !== this.#term) return;
+    const firstOfTerm = this.log.term(this.log.committed) !== this.#term;
+    for (let i = this.log.committed + 1; i <= index; i++) {
+      const e = this.log.entry(i)!;
+      if (e.term === this.#term && e.kind === "command") this.#uncommittedBytes -= e.data.length;
+    }
+    this.#uncommittedBytes = Math.max(0, this.#uncommittedBytes);
+    this.log.commitTo(index);
+    if (firstOfTerm) {
+      const waiting = this.#readsWaitingForCommit;
+      this.#readsWaitingForCommit = [];
+      for (const r of waiting) this.#leaderReadIndex(r.context, r.from);
+    }
+  }
+
+  // ------------------------------------------------------------------ reads
+
+  #leaderReadIndex(context: string, from: string): void {
+    if (this.log.term(this.log.committed) !== this.#term) {
+      // Until an entry of its term commits, a new leader does not know the
+      // true commit index (§6.4 step 1).
+      this.#readsWaitingForCommit.push({ context, from });
+      return;
+    }
+    const voters = voterIds(this.log.config().config);
+    if (voters.length === 1 && voters[0] === this.id) {
+      this.#releaseRead({ context, from, index: this.log.committed, acks: new Set() });
+      return;
+    }
+    if (this.#readQueue.some((r) => r.context === context)) return;
+    this.#readQueue.push({ context, from, index: this.log.committed, acks: new Set([this.id]) });
+    this.#broadcastHeartbeat(context);
+  }
+
+  #ackRead(context: string, from: string): void {
+    const at = this.#readQueue.findIndex((r) => r.context === context);
+    if (at < 0) return;
+    const req = this.#readQueue[at]!;
+    req.acks.add(from);
+    if (!hasQuorum(voterIds(this.log.config().config), req.acks)) return;
+    // A quorum confirmed leadership after every earlier request arrived too.
+    for (const r of this.#readQueue.splice(0, at + 1)) this.#releaseRead(r);
+  }
+
+  #releaseRead(r: ReadRequest): void {
+    if (r.from === this.id) {
+      this.#readStates.push({ index: r.index, context: r.context });
+    } else {
+      this.#send({
+        type: "readIndexResponse",
+        to: r.from,
+        term: 0,
+        context: r.context,
+        index: r.index,
+      });
+    }
+  }
+
+  // --------------------------------------------------------------- transfer
+
+  #leaderTransfer(target: string): void {
+    if (target === this.id || target === this.#transferee) return;
+    const pr = this.#progress.get(target);
+    if (pr === undefined) return;
+    this.#transferee = target;
+    // The transfer must finish within one election timeout or is abandoned.
+    this.#electionElapsed = 0;
+    if (pr.match === this.log.lastIndex()) {
+      this.#send({ type: "timeoutNow", to: target, term: this.#term });
+    } else {
+      this.#wantsAppend.add(target);
+    }
+  }
+
+  // ---------------------------------------------------------------- helpers
+
+  #isVoter(): boolean {
+    return voterIds(this.log.config().config).includes(this.id);
+  }
+
+  #send(m: DistributiveOmit<Message, "from">): void {
+    this.#messages.push({ ...m, from: this.id } as Message);
+  }
+
+  #hardState(): HardState {
+    return { term: this.#term, vote: this.#vote, commit: this.log.committed };
+  }
+
+  #softState(): SoftState {
+    return { role: this.#role, leader: this.#leader, term: this.#term };
+  }
+}
+
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
+function sameHardState(a: HardState, b: HardState): boolean {
+  return a.term === b.term && a.vote === b.vote && a.commit === b.commit;
+}
+
+function sameSoftState(a: SoftState, b: SoftState): boolean {
+  return a.role === b.role && a.leader === b.leader && a.term === b.term;
+}
