@@ -135,6 +135,16 @@ export interface RaftStatus {
   readonly voter: boolean;
 }
 
+/** A leader's view of one follower's replication. */
+export interface FollowerView {
+  readonly match: number;
+  readonly next: number;
+  readonly state: "probe" | "replicate";
+  readonly paused: boolean;
+  readonly inflight: number;
+  readonly recentActive: boolean;
+}
+
 /** What a leader keeps of a pending ReadIndex round (thesis §6.4). */
 interface ReadRequest {
   readonly context: string;
@@ -280,6 +290,27 @@ export class Raft {
       configIndex: index,
       voter: this.#isVoter(),
     };
+  }
+
+  /**
+   * On a leader, what it knows of each follower's log; empty elsewhere.
+   *
+   * @returns Per follower: match and next index, flow-control state, and
+   *   appends in flight.
+   */
+  followers(): Map<string, FollowerView> {
+    const out = new Map<string, FollowerView>();
+    for (const [id, pr] of this.#progress) {
+      out.set(id, {
+        match: pr.match,
+        next: pr.next,
+        state: pr.state,
+        paused: pr.isPaused(),
+        inflight: pr.inflight.length,
+        recentActive: pr.recentActive,
+      });
+    }
+    return out;
   }
 
   /**

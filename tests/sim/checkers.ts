@@ -1,0 +1,139 @@
+/**
+ * Raft's safety properties (paper Figure 3), checked as the simulation runs.
+ * Each check sees one event (a node became leader, persisted entries,
+ * committed, applied, released a read) and compares it with what the whole
+ * cluster has done so far. The hash chain makes log matching cheap: equal
+ * (index, term) must mean equal hash, and equal hash means equal prefix.
+ *
+ * @module
+ */
+
+import { type Entry, entryHash, GENESIS_HASH, type Raft } from "../../mod.ts";
+
+/** A broken safety property, with enough detail to debug it. */
+export class Violation extends Error {
+  /**
+   * Creates the violation.
+   *
+   * @param property Which property broke.
+   * @param detail What was seen.
+   */
+  constructor(property: string, detail: string) {
+    super(`${property}: ${detail}`);
+    this.name = "Violation";
+  }
+}
+
+/** Cluster-wide record of what happened, and the checks against it. */
+export class SafetyChecker {
+  /** Leader of each term. */
+  readonly leaders = new Map<number, string>();
+  /** Hash of every (index, term) ever persisted by any node. */
+  readonly #byIndexTerm = new Map<string, string>();
+  /** Hash of every committed index, as first seen committed. */
+  readonly committed: string[] = [GENESIS_HASH];
+  /** Hash of every applied index, as first applied. */
+  readonly #applied: string[] = [GENESIS_HASH];
+
+  /** Highest index any node has reported committed. */
+  get maxCommitted(): number {
+    return this.committed.length - 1;
+  }
+
+  /** Election safety: at most one leader per term. Leader completeness too. */
+  becameLeader(raft: Raft): void {
+    const term = raft.term;
+    const previous = this.leaders.get(term);
+    if (previous !== undefined && previous !== raft.id) {
+      throw new Violation("election safety", `term ${term} has leaders ${previous} and ${raft.id}`);
+    }
+    this.leaders.set(term, raft.id);
+    for (let i = 1; i <= this.maxCommitted; i++) {
+      if (raft.log.hash(i) !== this.committed[i]) {
+        throw new Violation(
+          "leader completeness",
+          `${raft.id} leads term ${term} without committed entry ${i}`,
+        );
+      }
+    }
+  }
+
+  /**
+   * Log matching: each persisted entry chains to the node's previous entry,
+   * and any two entries with the same index and term are the same entry.
+   */
+  persisted(node: string, prevHash: string, entries: readonly Entry[]): void {
+    let prev = prevHash;
+    for (const e of entries) {
+      if (entryHash(prev, e) !== e.hash) {
+        throw new Violation("hash chain", `${node} persisted entry ${e.index} that does not chain`);
+      }
+      prev = e.hash;
+      const key = `${e.index}:${e.term}`;
+      const seen = this.#byIndexTerm.get(key);
+      if (seen === undefined) this.#byIndexTerm.set(key, e.hash);
+      else if (seen !== e.hash) {
+        throw new Violation(
+          "log matching",
+          `${node} has another entry at index ${e.index} term ${e.term}`,
+        );
+      }
+    }
+  }
+
+  /** Committed entries are never lost or changed: a node's log up to its commit index agrees with history. */
+  committedUpTo(raft: Raft, from: number): void {
+    const to = raft.log.committed;
+    for (let i = Math.max(1, from + 1); i <= to; i++) {
+      const hash = raft.log.hash(i);
+      if (hash === undefined) continue;
+      const known = this.committed[i];
+      if (known === undefined) {
+        if (i !== this.committed.length) {
+          throw new Violation(
+            "commit order",
+            `${raft.id} committed ${i} past unknown ${this.committed.length}`,
+          );
+        }
+        this.committed.push(hash);
+      } else if (known !== hash) {
+        throw new Violation(
+          "committed entry changed",
+          `${raft.id} has another entry committed at ${i}`,
+        );
+      }
+    }
+  }
+
+  /** State machine safety: all nodes apply the same entry at each index, in order; heads agree. */
+  applied(node: string, expectedIndex: number, entry: Entry): void {
+    if (entry.index !== expectedIndex) {
+      throw new Violation(
+        "apply order",
+        `${node} applied ${entry.index}, expected ${expectedIndex}`,
+      );
+    }
+    const known = this.#applied[entry.index];
+    if (known === undefined) this.#applied[entry.index] = entry.hash;
+    else if (known !== entry.hash) {
+      throw new Violation(
+        "state machine safety",
+        `${node} applied another entry (head) at ${entry.index}`,
+      );
+    }
+    const committed = this.committed[entry.index];
+    if (committed !== undefined && committed !== entry.hash) {
+      throw new Violation(
+        "state machine safety",
+        `${node} applied an uncommitted entry at ${entry.index}`,
+      );
+    }
+  }
+
+  /** Linearizable reads: a read point covers every commit known before the read began. */
+  readReleased(node: string, index: number, mustSee: number): void {
+    if (index < mustSee) {
+      throw new Violation("linearizable read", `${node} got read index ${index} below ${mustSee}`);
+    }
+  }
+}
