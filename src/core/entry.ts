@@ -10,7 +10,8 @@
  */
 
 import { sha256 } from "@noble/hashes/sha2.js";
-import { bytesToHex, hexToBytes } from "@noble/hashes/utils.js";
+import { assert, AssertionError } from "./assert.ts";
+import { bytesToHex } from "@noble/hashes/utils.js";
 
 /**
  * What an entry carries: a client command for the state machine, the no-op a
@@ -80,9 +81,9 @@ export function entryHash(prevHash: string, fields: HashedFields): string {
   const proposer = encoder.encode(fields.proposer);
   const buf = new Uint8Array(32 + 8 + 1 + 2 + proposer.length + 8 + 4 + fields.data.length);
   const view = new DataView(buf.buffer);
-  buf.set(hexToBytes(prevHash), 0);
+  writeHex(buf, prevHash);
   let at = 32;
-  view.setBigUint64(at, BigInt(fields.term));
+  writeUint64(view, at, fields.term);
   at += 8;
   view.setUint8(at, KIND_CODES[fields.kind]);
   at += 1;
@@ -90,12 +91,34 @@ export function entryHash(prevHash: string, fields: HashedFields): string {
   at += 2;
   buf.set(proposer, at);
   at += proposer.length;
-  view.setBigUint64(at, BigInt(Math.max(0, Math.trunc(fields.timeMs))));
+  writeUint64(view, at, Math.max(0, Math.trunc(fields.timeMs)));
   at += 8;
   view.setUint32(at, fields.data.length);
   at += 4;
   buf.set(fields.data, at);
   return bytesToHex(sha256(buf));
+}
+
+/** Writes a safe integer as a big-endian u64 (without BigInt, which is slow here). */
+function writeUint64(view: DataView, at: number, value: number): void {
+  view.setUint32(at, Math.floor(value / 0x1_0000_0000));
+  view.setUint32(at + 4, value >>> 0);
+}
+
+/** Decodes 64 lowercase hex digits into the first 32 bytes of `out`. */
+function writeHex(out: Uint8Array, hex: string): void {
+  assert(hex.length === 64, `A hash has 64 hex digits, not ${hex.length}`);
+  for (let i = 0; i < 32; i++) {
+    const hi = nibble(hex.charCodeAt(2 * i));
+    const lo = nibble(hex.charCodeAt(2 * i + 1));
+    out[i] = (hi << 4) | lo;
+  }
+}
+
+function nibble(code: number): number {
+  if (code >= 48 && code <= 57) return code - 48;
+  if (code >= 97 && code <= 102) return code - 87;
+  throw new AssertionError(`Not a lowercase hex digit: ${String.fromCharCode(code)}`);
 }
 
 /**
@@ -145,10 +168,20 @@ export function chainFault(
     if (entry.index !== index) {
       return `entry at position ${index} claims index ${entry.index}`;
     }
-    if (entryHash(hash, entry) !== entry.hash) {
-      return `entry ${index} has hash ${entry.hash}, not the one its contents give`;
+    if (verified.get(entry) !== hash) {
+      if (entryHash(hash, entry) !== entry.hash) {
+        return `entry ${index} has hash ${entry.hash}, not the one its contents give`;
+      }
+      verified.set(entry, hash);
     }
     hash = entry.hash;
   }
   return null;
 }
+
+/**
+ * Entry objects already checked, with the previous hash they chain to. An
+ * entry that stays in memory (recovered again after a restart, or passed
+ * between nodes in one process) is hashed once.
+ */
+const verified = new WeakMap<Entry, string>();

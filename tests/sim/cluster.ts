@@ -281,7 +281,11 @@ class Simulation {
   // ------------------------------------------------------------ clients
 
   #propose(): void {
-    const node = pickOne(this.#prng, this.#nodes);
+    // A client asks a random node and follows its leader hint, as a
+    // forwarding follower would.
+    let node = pickOne(this.#prng, this.#nodes);
+    const hint = node.raft?.leader;
+    if (hint !== null && hint !== undefined) node = this.#node(hint);
     if (node.raft === null) return;
     try {
       node.raft.propose(encoder.encode(`cmd-${this.#opts.seed}-${this.#proposals++}`), this.#now);

@@ -1,0 +1,80 @@
+/**
+ * Shows that the simulator can fail: each test breaks one safety rule (in a
+ * mutant copy of the core, or in the simulated driver) and asserts that the
+ * simulator reports a violation within a bounded number of seeds.
+ *
+ * @module
+ */
+
+import { notStrictEqual } from "node:assert/strict";
+import { type PlantedBug, type RaftClass, runSeed } from "./cluster.ts";
+import { loadMutant, type Mutation } from "./mutants.ts";
+
+/** Seeds tried per planted bug before the simulator is declared blind to it. */
+const MAX_SEEDS = 400;
+
+/** Returns the first seed whose run reports a safety violation, or null. */
+function firstCatch(
+  options: { core?: RaftClass; bug?: PlantedBug },
+): { seed: number; violation: string } | null {
+  for (let seed = 1; seed <= MAX_SEEDS; seed++) {
+    const result = runSeed({ seed, nodes: 3, steps: 2000, ...options });
+    if (result.violation !== null) return { seed, violation: result.violation };
+  }
+  return null;
+}
+
+const MUTANTS: { name: string; rule: string; mutations: Mutation[] }[] = [
+  {
+    name: "staleVotes",
+    rule: "vote answers from an older term are counted",
+    mutations: [{
+      from: "} else if (m.term !== 0 && m.term < this.#term) {",
+      to: '} else if (m.term !== 0 && m.term < this.#term && m.type !== "voteResponse") {',
+    }],
+  },
+  {
+    name: "noUpToDateCheck",
+    rule: "votes go to candidates with stale logs (§5.4.1)",
+    mutations: [{
+      from: "if (canVote && this.log.isUpToDate(m.lastIndex, m.lastTerm)) {",
+      to: "if (canVote) {",
+    }],
+  },
+  {
+    name: "commitOldTerm",
+    rule: "entries of an earlier term commit by counting replicas (§5.4.2, Figure 8)",
+    mutations: [{
+      from: "if (index <= this.log.committed || this.log.term(index) !== this.#term) return;",
+      to: "if (index <= this.log.committed) return;",
+    }],
+  },
+  {
+    name: "readWithoutQuorum",
+    rule: "a leader serves ReadIndex without confirming its leadership (§6.4)",
+    mutations: [{
+      from: "if (voters.length === 1 && voters[0] === this.id) {",
+      to: "if (voters.length >= 1) {",
+    }],
+  },
+];
+
+for (const { name, rule, mutations } of MUTANTS) {
+  Deno.test(`simulator catches a core where ${rule}`, async () => {
+    const core = await loadMutant(name, mutations);
+    const caught = firstCatch({ core });
+    notStrictEqual(caught, null, `no violation in ${MAX_SEEDS} seeds`);
+  });
+}
+
+const DRIVER_BUGS: { bug: PlantedBug; rule: string }[] = [
+  { bug: "forgetVote", rule: "the vote is not persisted" },
+  { bug: "ackBeforePersist", rule: "messages leave before what they acknowledge is durable" },
+];
+
+for (const { bug, rule } of DRIVER_BUGS) {
+  Deno.test(`simulator catches a driver where ${rule}`, () => {
+    const caught = firstCatch({ bug });
+    notStrictEqual(caught, null, `no violation in ${MAX_SEEDS} seeds`);
+  });
+}
