@@ -1,7 +1,44 @@
 /**
  * WaterCraft: an embeddable Raft consensus module with a hash-chained log.
  *
+ * - {@linkcode createNode} runs a node: the Raft core wired to storage, a
+ *   transport, your state machine and timers.
+ * - `src/core` (re-exported here) is the pure, deterministic Raft state
+ *   machine, for those who drive it themselves.
+ *
  * @module
  */
 
 export * from "./src/core/mod.ts";
+export { type Clock, type ManualClock, manualClock, systemClock } from "./src/clock.ts";
+export { type LeaderHint, LeaderHintError, ReadOnlyError, TimeoutError } from "./src/errors.ts";
+export { type EntryMeta, RejectedError, type StateMachine } from "./src/state_machine.ts";
+export {
+  createNode,
+  type EntryStatus,
+  type MemberStatus,
+  type NodeOptions,
+  type NodeStatus,
+  type ProposeOptions,
+  type ProposeResult,
+  type ReadOptions,
+  WaterCraftNode,
+} from "./src/node.ts";
+export { createApp, type AppOptions } from "./src/http/app.ts";
+export {
+  CasFailedError,
+  type KvCommand,
+  type KvQuery,
+  type KvResult,
+  KvStateMachine,
+  kvStateMachine,
+} from "./src/kv.ts";
+export { memoryStorage } from "./src/storage/memory.ts";
+export type { PersistedState, Storage } from "./src/storage/storage.ts";
+export { MemoryNetwork } from "./src/transport/memory.ts";
+export type {
+  ForwardedAnswer,
+  ForwardedProposal,
+  PeerHandler,
+  Transport,
+} from "./src/transport/transport.ts";

@@ -13,6 +13,7 @@ export type ErrorCode =
   | "not_found"
   | "not_leader"
   | "cas_failed"
+  | "conflict"
   | "too_large"
   | "rejected"
   | "unavailable"
@@ -22,17 +23,21 @@ export type ErrorCode =
 export class WaterCraftError extends Error {
   /** The stable code callers and the HTTP layer switch on. */
   readonly code: ErrorCode;
+  /** Extra fields for the client, e.g. `current` of a failed compare-and-set. */
+  readonly details: Readonly<Record<string, unknown>>;
 
   /**
    * Creates the error.
    *
    * @param code The stable code.
    * @param message A human-readable sentence naming the action that failed.
+   * @param details Extra fields for the client's error body.
    */
-  constructor(code: ErrorCode, message: string) {
+  constructor(code: ErrorCode, message: string, details: Readonly<Record<string, unknown>> = {}) {
     super(message);
     this.name = "WaterCraftError";
     this.code = code;
+    this.details = details;
   }
 }
 

@@ -76,12 +76,19 @@ export interface HeartbeatMessage extends Envelope {
   readonly type: "heartbeat";
   readonly commit: number;
   readonly context: string | null;
+  /**
+   * The leader's alive list: for each member, ticks since the leader last
+   * heard from it (0 for the leader itself).
+   */
+  readonly seen: Readonly<Record<string, number>>;
 }
 
 /** Answer to a {@linkcode HeartbeatMessage}. */
 export interface HeartbeatResponseMessage extends Envelope {
   readonly type: "heartbeatResponse";
   readonly context: string | null;
+  /** Index of the configuration the follower has in force, so a leader notices a stale one. */
+  readonly configIndex: number;
 }
 
 /** Tells a caught-up follower to start an election now (thesis §3.10). */

@@ -24,6 +24,8 @@ export class Progress {
   probeSent = false;
   /** Heard from since the last CheckQuorum round. */
   recentActive = false;
+  /** Leader tick at which this follower was last heard from; -1 before that. */
+  lastHeardTick = -1;
   /** Last commit index sent to this follower. */
   sentCommit = 0;
   /** Last index of each in-flight append, oldest first (replicate state). */

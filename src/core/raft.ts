@@ -12,7 +12,7 @@
  */
 
 import { assert } from "./assert.ts";
-import { type Configuration, encodeConfig, voterIds } from "./config.ts";
+import { type Configuration, encodeConfig, type Member, voterIds } from "./config.ts";
 import { chainFault, createEntry, type Entry, type EntryKind } from "./entry.ts";
 import { NotLeaderError, UnavailableError, WaterCraftError } from "./errors.ts";
 import { EMPTY_SNAPSHOT, RaftLog, type SnapshotMeta } from "./log.ts";
@@ -108,6 +108,23 @@ export interface RaftOptions {
   readonly entries?: readonly Entry[];
   /** Highest index the state machine already reflects (e.g. from a snapshot). */
   readonly applied?: number;
+  /** Promote a caught-up learner (not read-only) to voter automatically. Default true. */
+  readonly autoPromote?: boolean;
+  /** A learner is caught up when its log is at most this many entries behind the leader's. Default 16. */
+  readonly promoteLagEntries?: number;
+  /**
+   * Among voters, the longest-standing (earliest in the member list) times out
+   * first, so it tends to win elections. Timing only: no safety rule changes.
+   * Applies only with PreVote on. Default true.
+   */
+  readonly seniority?: boolean;
+  /**
+   * Disaster recovery: after loading, append this configuration and commit
+   * the whole local log, whatever the old cluster says. Only for a node whose
+   * cluster permanently lost its majority: entries that never committed
+   * become committed, and the old members must never rejoin as they are.
+   */
+  readonly forceConfig?: Configuration;
   /**
    * For a node with empty state: start a new cluster with this configuration.
    * Every node bootstrapped with the same configuration gets the same first
@@ -115,6 +132,12 @@ export interface RaftOptions {
    */
   readonly bootstrap?: Configuration;
 }
+
+/** A single-server membership change; see `Raft.changeMembers()`. */
+export type MembershipChange =
+  | { readonly type: "add"; readonly member: Member }
+  | { readonly type: "promote"; readonly id: string }
+  | { readonly type: "remove"; readonly id: string };
 
 /** A point-in-time view of a node, for status reports and tests. */
 export interface RaftStatus {
@@ -175,6 +198,15 @@ export class Raft {
   readonly #maxApplyBytes: number;
   readonly #maxUncommittedBytes: number;
   readonly #verifyHashes: boolean;
+  readonly #autoPromote: boolean;
+  readonly #promoteLagEntries: number;
+  readonly #seniority: boolean;
+  /** Ticks since start: the unit of the alive list. */
+  #ticks = 0;
+  /** Tick at which the leader was last heard from (followers). */
+  #leaderHeardTick = -1;
+  /** The leader's alive list from its last heartbeat, and the tick it arrived. */
+  #seen: { tick: number; ticksAgo: Readonly<Record<string, number>> } = { tick: 0, ticksAgo: {} };
 
   #electionElapsed = 0;
   #heartbeatElapsed = 0;
@@ -215,6 +247,9 @@ export class Raft {
     this.#maxApplyBytes = options.maxApplyBytes ?? 4 << 20;
     this.#maxUncommittedBytes = options.maxUncommittedBytes ?? 64 << 20;
     this.#verifyHashes = options.verifyHashes ?? true;
+    this.#autoPromote = options.autoPromote ?? true;
+    this.#promoteLagEntries = options.promoteLagEntries ?? 16;
+    this.#seniority = options.seniority ?? true;
     if (!(this.#heartbeatTicks >= 1 && Number.isInteger(this.#heartbeatTicks))) {
       throw new RangeError(`heartbeatTicks must be a positive integer: ${this.#heartbeatTicks}`);
     }
@@ -251,6 +286,11 @@ export class Raft {
       this.log.append([first]);
       this.log.commitTo(1);
       this.#term = 1;
+    }
+    if (options.forceConfig) {
+      this.#term = Math.max(this.#term, 1);
+      this.#appendOwn("config", encodeConfig(options.forceConfig));
+      this.log.commitTo(this.log.lastIndex());
     }
     this.#resetRandomizedElectionTimeout();
     this.#lastSoftState = this.#softState();
@@ -342,6 +382,7 @@ export class Raft {
    */
   tick(timeMs?: number): void {
     if (timeMs !== undefined) this.#timeMs = Math.max(this.#timeMs, timeMs);
+    this.#ticks++;
     if (this.#role === "leader") this.#tickLeader();
     else this.#tickElection();
   }
@@ -425,6 +466,92 @@ export class Raft {
   }
 
   /**
+   * Proposes a single-server membership change (thesis §4.1): add a member
+   * (always as a learner first), promote a learner to voter, or remove a
+   * member (the leader included: it steps down once the removal commits).
+   * The new configuration takes effect as soon as it is in the log.
+   *
+   * @param change The change.
+   * @param timeMs The time to stamp on the entry.
+   * @returns The configuration entry, or null when the change is already in force.
+   * @throws {NotLeaderError} When this node is not the leader.
+   * @throws {UnavailableError} Before this leader committed an entry of its
+   *   term, while another change is uncommitted, or during a transfer.
+   * @throws {WaterCraftError} `conflict` when adding an existing id,
+   *   `not_found` for an unknown id, `invalid_request` when removing the last
+   *   voter or promoting a read-only member.
+   */
+  changeMembers(change: MembershipChange, timeMs?: number): Entry | null {
+    if (timeMs !== undefined) this.#timeMs = Math.max(this.#timeMs, timeMs);
+    if (this.#role !== "leader") throw new NotLeaderError("change membership", this.#leader);
+    if (this.#transferee !== null) {
+      throw new UnavailableError(
+        `Cannot change membership while leadership moves to ${this.#transferee}`,
+      );
+    }
+    // A new leader must commit an entry of its own term first, or a change
+    // it makes could be lost beside one an earlier leader made (the known
+    // pitfall of single-server changes, fixed in Ongaro's thesis errata).
+    if (this.log.term(this.log.committed) !== this.#term) {
+      throw new UnavailableError(
+        "Cannot change membership before the leader commits an entry of its term",
+      );
+    }
+    if (this.log.config().index > this.log.committed) {
+      throw new UnavailableError("Cannot change membership while another change is in progress");
+    }
+    const members = this.log.config().config.members;
+    const id = change.type === "add" ? change.member.id : change.id;
+    const current = members.find((m) => m.id === id);
+    let next: Member[];
+    if (change.type === "add") {
+      if (current !== undefined) {
+        throw new WaterCraftError("conflict", `Cannot add ${id}: it is already a member`);
+      }
+      next = [...members, { ...change.member, voter: false }];
+    } else if (current === undefined) {
+      throw new WaterCraftError("not_found", `Cannot change member ${id}: no such member`);
+    } else if (change.type === "promote") {
+      if (current.voter) return null;
+      if (current.readOnly) {
+        throw new WaterCraftError("invalid_request", `Cannot promote read-only member ${id}`);
+      }
+      next = members.map((m) => m.id === id ? { ...m, voter: true } : m);
+    } else {
+      next = members.filter((m) => m.id !== id);
+      if (!next.some((m) => m.voter)) {
+        throw new WaterCraftError("invalid_request", `Cannot remove ${id}: it is the last voter`);
+      }
+    }
+    const entry = this.#appendOwn("config", encodeConfig({ members: next }));
+    this.#syncProgress();
+    return entry;
+  }
+
+  /**
+   * The alive list: for each member, ticks since this node (or, on a
+   * follower, the leader) last heard from it. Members never heard from are
+   * absent. The node itself is 0.
+   */
+  seenTicks(): Map<string, number> {
+    const out = new Map<string, number>([[this.id, 0]]);
+    if (this.#role === "leader") {
+      for (const [id, pr] of this.#progress) {
+        if (pr.lastHeardTick >= 0) out.set(id, this.#ticks - pr.lastHeardTick);
+      }
+      return out;
+    }
+    const since = this.#ticks - this.#seen.tick;
+    for (const [id, ago] of Object.entries(this.#seen.ticksAgo)) {
+      if (id !== this.id) out.set(id, ago + since);
+    }
+    if (this.#leader !== null && this.#leader !== this.id && this.#leaderHeardTick >= 0) {
+      out.set(this.#leader, this.#ticks - this.#leaderHeardTick);
+    }
+    return out;
+  }
+
+  /**
    * Processes one message from a peer. Messages for another node, from an
    * unknown past, or of no use in this role are dropped, as Raft allows.
    *
@@ -497,8 +624,9 @@ export class Raft {
 
   /** Whether `ready()` has anything to hand out. */
   hasReady(): boolean {
-    this.#flushAppends();
-    return this.#messages.length > 0 ||
+    // Asks without sending: appends are cut only in ready(), so polling here
+    // between proposals does not split a batch.
+    return this.#messages.length > 0 || this.#owesAppends() ||
       this.#readStates.length > 0 ||
       this.log.stable < this.log.lastIndex() ||
       this.log.applied < this.log.committed ||
@@ -659,6 +787,7 @@ export class Raft {
       this.#heartbeatElapsed = 0;
       this.#broadcastHeartbeat(this.#readQueue.at(-1)?.context ?? null);
     }
+    if (this.#autoPromote) this.#maybePromote();
   }
 
   /** Whether a majority of voters was heard from since the last check; resets the marks. */
@@ -672,8 +801,20 @@ export class Raft {
   }
 
   #resetRandomizedElectionTimeout(): void {
-    this.#randomizedElectionTimeout = this.#electionTicks +
-      randomInt(this.#prng, this.#electionTicks);
+    const e = this.#electionTicks;
+    // Seniority needs PreVote: without it a senior node with a stale log would
+    // time out first again and again, raising everyone's term and resetting
+    // their timers, and no one else could ever win.
+    const voters = this.#seniority && this.#preVote ? voterIds(this.log.config().config) : [];
+    const rank = voters.indexOf(this.id);
+    if (rank >= 0 && voters.length > 1) {
+      // Each rank draws from its own slice of [e, 2e): seniors time out first.
+      const width = Math.max(1, Math.floor(e / voters.length));
+      this.#randomizedElectionTimeout = e + Math.min(rank * width, e - width) +
+        randomInt(this.#prng, width);
+    } else {
+      this.#randomizedElectionTimeout = e + randomInt(this.#prng, e);
+    }
   }
 
   // --------------------------------------------------------------- handlers
@@ -712,11 +853,13 @@ export class Raft {
       case "append":
         this.#electionElapsed = 0;
         this.#leader = m.from;
+        this.#leaderHeardTick = this.#ticks;
         this.#handleAppend(m);
         break;
       case "heartbeat":
         this.#electionElapsed = 0;
         this.#leader = m.from;
+        this.#leaderHeardTick = this.#ticks;
         this.#handleHeartbeat(m);
         break;
       case "timeoutNow":
@@ -828,13 +971,21 @@ export class Raft {
 
   #handleHeartbeat(m: HeartbeatMessage): void {
     this.log.commitTo(m.commit);
-    this.#send({ type: "heartbeatResponse", to: m.from, term: this.#term, context: m.context });
+    this.#seen = { tick: this.#ticks, ticksAgo: m.seen };
+    this.#send({
+      type: "heartbeatResponse",
+      to: m.from,
+      term: this.#term,
+      context: m.context,
+      configIndex: this.log.config().index,
+    });
   }
 
   #handleAppendResponse(m: AppendResponseMessage): void {
     const pr = this.#progress.get(m.from);
     if (pr === undefined) return;
     pr.recentActive = true;
+    pr.lastHeardTick = this.#ticks;
     if (!m.success) {
       const hint = m.hintTerm > 0
         ? this.log.findConflictByTerm(m.hintIndex, m.hintTerm).index
@@ -855,11 +1006,15 @@ export class Raft {
     const pr = this.#progress.get(m.from);
     if (pr === undefined) return;
     pr.recentActive = true;
+    pr.lastHeardTick = this.#ticks;
     pr.probeSent = false;
     // A full window may be all lost appends: free one slot so the follower
     // cannot stall for ever.
     if (pr.state === "replicate" && pr.isPaused()) pr.inflight.shift();
-    if (pr.match < this.log.lastIndex()) this.#wantsAppend.add(m.from);
+    // Behind, or missing the configuration in force: send what it lacks.
+    if (pr.match < this.log.lastIndex() || m.configIndex < this.log.config().index) {
+      this.#wantsAppend.add(m.from);
+    }
     if (m.context !== null) this.#ackRead(m.context, m.from);
   }
 
@@ -887,6 +1042,21 @@ export class Raft {
       const pr = new Progress(this.log.lastIndex() + 1, this.#maxInflight);
       this.#progress.set(id, pr);
     }
+  }
+
+  /** Whether `#flushAppends()` would send anything. */
+  #owesAppends(): boolean {
+    if (this.#role !== "leader") return false;
+    for (const [id, pr] of this.#progress) {
+      if (pr.isPaused()) continue;
+      if (
+        pr.next <= this.log.lastIndex() || this.#wantsAppend.has(id) ||
+        pr.sentCommit < this.log.committed
+      ) {
+        return true;
+      }
+    }
+    return false;
   }
 
   /**
@@ -928,14 +1098,11 @@ export class Raft {
   }
 
   #broadcastHeartbeat(context: string | null): void {
+    const seen: Record<string, number> = {};
+    for (const [id, ticks] of this.seenTicks()) seen[id] = ticks;
     for (const [id, pr] of this.#progress) {
-      this.#send({
-        type: "heartbeat",
-        to: id,
-        term: this.#term,
-        commit: Math.min(pr.match, this.log.committed),
-        context,
-      });
+      const commit = Math.min(pr.match, this.log.committed);
+      this.#send({ type: "heartbeat", to: id, term: this.#term, commit, context, seen });
     }
   }
 
@@ -955,11 +1122,41 @@ export class Raft {
     }
     this.#uncommittedBytes = Math.max(0, this.#uncommittedBytes);
     this.log.commitTo(index);
+    if (!this.#isVoter() && this.log.config().index <= index) {
+      this.#stepDownRemoved();
+      return;
+    }
     if (firstOfTerm) {
       const waiting = this.#readsWaitingForCommit;
       this.#readsWaitingForCommit = [];
       for (const r of waiting) this.#leaderReadIndex(r.context, r.from);
     }
+  }
+
+  /** Promotes one caught-up learner, if no change is pending. */
+  #maybePromote(): void {
+    if (this.#transferee !== null || this.log.config().index > this.log.committed) return;
+    if (this.log.term(this.log.committed) !== this.#term) return;
+    for (const m of this.log.config().config.members) {
+      if (m.voter || m.readOnly) continue;
+      const pr = this.#progress.get(m.id);
+      if (pr !== undefined && pr.match + this.#promoteLagEntries >= this.log.lastIndex()) {
+        this.changeMembers({ type: "promote", id: m.id });
+        return;
+      }
+    }
+  }
+
+  /** A leader removed from the configuration hands over to the best voter and steps down. */
+  #stepDownRemoved(): void {
+    const voters = voterIds(this.log.config().config);
+    let best: string | null = null;
+    let bestMatch = -1;
+    for (const [id, pr] of this.#progress) {
+      if (voters.includes(id) && pr.match > bestMatch) [best, bestMatch] = [id, pr.match];
+    }
+    if (best !== null) this.#send({ type: "timeoutNow", to: best, term: this.#term });
+    this.#becomeFollower(this.#term, null);
   }
 
   // ------------------------------------------------------------------ reads

@@ -8,7 +8,7 @@
  * @module
  */
 
-import { type Entry, entryHash, GENESIS_HASH, type Raft } from "../../mod.ts";
+import { type Entry, entryHash, GENESIS_HASH, type Raft } from "../../src/core/mod.ts";
 
 /** A broken safety property, with enough detail to debug it. */
 export class Violation extends Error {

@@ -11,6 +11,7 @@
  */
 
 import {
+  type Configuration,
   type Entry,
   GENESIS_HASH,
   type HardState,
@@ -20,7 +21,7 @@ import {
   type Ready,
   seededPrng,
   WaterCraftError,
-} from "../../mod.ts";
+} from "../../src/core/mod.ts";
 import { SafetyChecker, Violation } from "./checkers.ts";
 import { type NetworkFaults, SimNetwork } from "./network.ts";
 
@@ -104,6 +105,7 @@ class Simulation {
   readonly #nodes: SimNode[];
   readonly #checker = new SafetyChecker();
   readonly #electionTicks: number;
+  readonly #bootstrap: Configuration;
   readonly #preVote: boolean;
   readonly #maxMsgBytes: number;
   readonly #maxInflight: number;
@@ -166,8 +168,8 @@ class Simulation {
       restartAt: 0,
       writing: null,
     }));
-    const bootstrap = { members: ids.map((id) => ({ id, voter: true })) };
-    for (const node of this.#nodes) this.#start(node, bootstrap);
+    this.#bootstrap = { members: ids.map((id) => ({ id, voter: true })) };
+    for (const node of this.#nodes) this.#start(node);
   }
 
   run(): SimResult {
@@ -239,7 +241,14 @@ class Simulation {
       (_, i) => encoder.encode(`probe-${this.#opts.seed}-${i}`),
     );
     const hashes = new Map<number, string>();
-    const commitDeadline = this.#now + electionBudget;
+    // Catching a node up takes time in proportion to how far behind it is
+    // and how much one round trip carries (tiny messages and windows are
+    // among the drawn configurations).
+    const entriesPerTrip = Math.max(1, Math.floor(this.#maxMsgBytes / 100)) * this.#maxInflight;
+    const tripTicks = 2 * maxDelay + 2 * this.#diskTicks + 2;
+    const commitBudget = electionBudget +
+      Math.ceil(leader.log.lastIndex() / entriesPerTrip) * tripTicks;
+    const commitDeadline = this.#now + commitBudget;
     for (; this.#now < commitDeadline; this.#now++) {
       const current = this.#stableLeader();
       if (current !== null) {
@@ -256,7 +265,7 @@ class Simulation {
       this.#commonTick();
       if (hashes.size === probes.length && this.#allApplied([...hashes.values()])) return null;
     }
-    return `probes not applied on every node within ${electionBudget} ticks of a leader (${this.#describe()})`;
+    return `probes not applied on every node within ${commitBudget} ticks of a leader (${this.#describe()})`;
   }
 
   #commonTick(): void {
@@ -322,7 +331,12 @@ class Simulation {
 
   // ------------------------------------------------------------ nodes
 
-  #start(node: SimNode, bootstrap?: { members: { id: string; voter: boolean }[] }): void {
+  /**
+   * Starts (or restarts) a node on its durable state. Like a real node, one
+   * whose storage is still empty (it crashed before its first write) starts
+   * the cluster again; with state, the core ignores `bootstrap`.
+   */
+  #start(node: SimNode): void {
     const d = node.durable;
     const Core = this.#opts.core ?? Raft;
     node.raft = new Core({
@@ -337,7 +351,7 @@ class Simulation {
       maxInflight: this.#maxInflight,
       hardState: d.hardState,
       entries: d.entries,
-      ...(bootstrap ? { bootstrap } : {}),
+      bootstrap: this.#bootstrap,
     });
     node.applied = 0;
     node.checkedCommit = 0;

@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { Message, Prng } from "../../mod.ts";
+import type { Message, Prng } from "../../src/core/mod.ts";
 
 /** Per-seed fault rates of the network. */
 export interface NetworkFaults {

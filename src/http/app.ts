@@ -1,0 +1,213 @@
+/**
+ * The HTTP surface of a node: a Hono app with the client routes of API.md
+ * section 3, the peer routes of section 4, `/healthz` and `/metrics`.
+ *
+ * @module
+ */
+
+import { Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { WaterCraftError } from "../core/errors.ts";
+import type { WaterCraftNode } from "../node.ts";
+import { errorResponse } from "./errors.ts";
+import { peerRoutes } from "./peer_routes.ts";
+import {
+  casBody,
+  consistencyQuery,
+  entryBody,
+  entryId,
+  idempotencyKey,
+  kvKey,
+  limitQuery,
+  parse,
+  parseBody,
+  putBody,
+  transferBody,
+  waitQuery,
+} from "./schemas.ts";
+
+/** Options of {@linkcode createApp}. */
+export interface AppOptions {
+  /** Cluster secret: peer routes require proof of it. */
+  readonly secret?: string;
+  /** Bearer token required on client routes (`/v1/*`, `/metrics`). */
+  readonly clientToken?: string;
+  /** Largest client request body, bytes. Default 1 MiB. */
+  readonly bodyLimitBytes?: number;
+  /** Serve the key-value routes (`/v1/kv`); needs the built-in KV state machine. Default true. */
+  readonly kv?: boolean;
+}
+
+/**
+ * Creates the Hono app of a node. Serve it as is (`app.fetch` is a standard
+ * fetch handler, fit for an edge function) or mount it in your own app with
+ * `yourApp.route("/prefix", createApp(node))`.
+ *
+ * @param node The node to serve.
+ * @param options Secrets and limits.
+ * @returns The app.
+ *
+ * @example
+ * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * import { createApp, createNode, kvStateMachine, MemoryNetwork } from "../../mod.ts";
+ *
+ * const node = await createNode({ id: "n1", stateMachine: kvStateMachine(), transport: new MemoryNetwork().transport() });
+ * const app = createApp(node);
+ * const res = await app.request("/v1/kv/a", { method: "PUT", body: JSON.stringify({ value: 1 }) });
+ * strictEqual(res.status, 200);
+ * strictEqual((await (await app.request("/v1/kv/a")).json()).value, 1);
+ * await node.stop();
+ * ```
+ */
+export function createApp(node: WaterCraftNode, options: AppOptions = {}): Hono {
+  const app = new Hono();
+  app.onError((err, c) => errorResponse(c, err));
+  app.notFound((c) =>
+    c.json(
+      { error: { code: "not_found", message: `No route for ${c.req.method} ${c.req.path}` } },
+      404,
+    )
+  );
+
+  app.get("/healthz", (c) => c.json({ ok: true }));
+  app.route("/", peerRoutes(node, options.secret === undefined ? {} : { secret: options.secret }));
+
+  const limit = bodyLimit({
+    maxSize: options.bodyLimitBytes ?? 1 << 20,
+    onError: () => {
+      throw new WaterCraftError(
+        "too_large",
+        `Request body is over ${options.bodyLimitBytes ?? 1 << 20} bytes`,
+      );
+    },
+  });
+  const token = options.clientToken;
+  const guard = async (
+    c: { req: { header(name: string): string | undefined } },
+    next: () => Promise<void>,
+  ) => {
+    if (
+      token !== undefined &&
+      !(await sameSecret(c.req.header("authorization") ?? "", `Bearer ${token}`))
+    ) {
+      throw new WaterCraftError(
+        "unauthorized",
+        "Missing or wrong client token (Authorization: Bearer ...)",
+      );
+    }
+    await next();
+  };
+  app.use("/v1/*", guard, limit);
+  app.use("/metrics", guard);
+
+  app.get(
+    "/metrics",
+    (c) => c.text(node.metrics(), 200, { "content-type": "text/plain; version=0.0.4" }),
+  );
+  app.get("/v1/status", (c) => c.json(node.status()));
+  app.get("/v1/members", (c) => c.json(node.members()));
+  app.get("/v1/head", (c) => c.json(node.head()));
+
+  app.post("/v1/leader/transfer", async (c) => {
+    const body = await parseBody(c, transferBody);
+    await node.transferLeader(body.id);
+    return c.json({ leader: node.status().leader });
+  });
+
+  app.post("/v1/entries", async (c) => {
+    const body = await parseBody(c, entryBody);
+    const wait = parse(waitQuery, c.req.query("wait"), "query parameter wait");
+    const key = parse(idempotencyKey, c.req.header("idempotency-key"), "header Idempotency-Key");
+    const r = await node.propose(body.data, {
+      wait,
+      ...(key === undefined ? {} : { idempotencyKey: key }),
+    });
+    return c.json({
+      id: r.id,
+      index: r.index,
+      term: r.term,
+      state: r.state,
+      head: r.head,
+      result: r.result ?? null,
+    }, 201);
+  });
+
+  app.get("/v1/entries/:id", (c) => {
+    const id = parse(entryId, c.req.param("id"), "path parameter id");
+    const entry = node.entry(id);
+    if (entry === null) throw new WaterCraftError("not_found", `No entry ${id} on this node`);
+    return c.json(entry);
+  });
+
+  if (options.kv !== false) mountKv(app, node);
+  return app;
+}
+
+/** The key-value routes, for nodes that run the built-in KV state machine. */
+function mountKv(app: Hono, node: WaterCraftNode): void {
+  const write = async (
+    c: { req: { header(name: string): string | undefined } },
+    command: unknown,
+  ) => {
+    const key = parse(idempotencyKey, c.req.header("idempotency-key"), "header Idempotency-Key");
+    const r = await node.propose(command, key === undefined ? {} : { idempotencyKey: key });
+    return { index: r.index, term: r.term, id: r.id, head: r.head, ...(r.result as object) };
+  };
+
+  app.get("/v1/kv", async (c) => {
+    const prefix = c.req.query("prefix") ?? "";
+    const limit = parse(limitQuery, c.req.query("limit"), "query parameter limit");
+    const consistency = parse(
+      consistencyQuery,
+      c.req.query("consistency"),
+      "query parameter consistency",
+    );
+    const r = await node.read({ op: "list", prefix, limit }, { consistency });
+    return c.json({ items: (r.value as { items: unknown[] }).items, index: r.index });
+  });
+
+  app.get("/v1/kv/:key", async (c) => {
+    const key = parse(kvKey, c.req.param("key"), "path parameter key");
+    const consistency = parse(
+      consistencyQuery,
+      c.req.query("consistency"),
+      "query parameter consistency",
+    );
+    const r = await node.read({ op: "get", key }, { consistency });
+    const answer = r.value as { found: boolean; value: unknown };
+    if (!answer.found) throw new WaterCraftError("not_found", `No key ${JSON.stringify(key)}`);
+    return c.json({ value: answer.value, index: r.index });
+  });
+
+  app.put("/v1/kv/:key", async (c) => {
+    const key = parse(kvKey, c.req.param("key"), "path parameter key");
+    const body = await parseBody(c, putBody);
+    return c.json(await write(c, { op: "put", key, value: body.value }));
+  });
+
+  app.delete("/v1/kv/:key", async (c) => {
+    const key = parse(kvKey, c.req.param("key"), "path parameter key");
+    return c.json(await write(c, { op: "delete", key }));
+  });
+
+  app.post("/v1/kv/:key/cas", async (c) => {
+    const key = parse(kvKey, c.req.param("key"), "path parameter key");
+    const body = await parseBody(c, casBody);
+    return c.json(await write(c, { op: "cas", key, expect: body.expect, value: body.value }));
+  });
+}
+
+/** Compares two secrets in time independent of where they differ. */
+async function sameSecret(given: string, expected: string): Promise<boolean> {
+  const enc = new TextEncoder();
+  const [a, b] = await Promise.all([
+    crypto.subtle.digest("SHA-256", enc.encode(given)),
+    crypto.subtle.digest("SHA-256", enc.encode(expected)),
+  ]);
+  const x = new Uint8Array(a);
+  const y = new Uint8Array(b);
+  let diff = 0;
+  for (let i = 0; i < x.length; i++) diff |= x[i]! ^ y[i]!;
+  return diff === 0;
+}

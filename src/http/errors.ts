@@ -1,0 +1,69 @@
+/**
+ * The one place where errors become HTTP responses: every non-2xx answer has
+ * the JSON shape of API.md section 2.
+ *
+ * @module
+ */
+
+import type { Context } from "hono";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+import { type ErrorCode, WaterCraftError } from "../core/errors.ts";
+import { LeaderHintError } from "../errors.ts";
+
+/** HTTP status of each error code. */
+export const STATUS_OF: Readonly<Record<ErrorCode, ContentfulStatusCode>> = {
+  invalid_request: 400,
+  unauthorized: 401,
+  read_only: 403,
+  not_found: 404,
+  cas_failed: 409,
+  conflict: 409,
+  too_large: 413,
+  rejected: 422,
+  not_leader: 503,
+  unavailable: 503,
+  timeout: 504,
+};
+
+/** The JSON body of an error response. */
+export interface ErrorBody {
+  error: {
+    code: string;
+    message: string;
+    leader?: { id: string; url: string | null } | null;
+    [detail: string]: unknown;
+  };
+}
+
+/**
+ * Renders an error as a response. Expected failures keep their code; anything
+ * else is a bug and answers 500 `internal` without leaking details.
+ *
+ * @param c The request context.
+ * @param error What went wrong.
+ * @returns The JSON error response.
+ */
+export function errorResponse(c: Context, error: unknown): Response {
+  if (error instanceof WaterCraftError) {
+    const body: ErrorBody = {
+      error: { ...error.details, code: error.code, message: error.message },
+    };
+    if (error instanceof LeaderHintError) body.error.leader = error.leader;
+    if ("current" in error && !("current" in body.error)) {
+      body.error.current = (error as { current: unknown }).current;
+    }
+    return c.json(body, STATUS_OF[error.code] ?? 500);
+  }
+  console.error("watercraft: unexpected error while serving", c.req.method, c.req.path, error);
+  return c.json({ error: { code: "internal", message: "Internal error" } }, 500);
+}
+
+/**
+ * Creates an `invalid_request` error naming what is wrong.
+ *
+ * @param message Which field failed, and how.
+ * @returns The error.
+ */
+export function invalidRequest(message: string): WaterCraftError {
+  return new WaterCraftError("invalid_request", message);
+}

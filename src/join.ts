@@ -1,0 +1,128 @@
+/**
+ * Joining a cluster: ask any listed member who leads and who the members
+ * are, ask the leader to add this node, and retry with back-off across the
+ * listed URLs and the member URLs learned on the way until the addition is
+ * committed.
+ *
+ * @module
+ */
+
+import { WaterCraftError } from "./core/errors.ts";
+import type { Clock } from "./clock.ts";
+import { signRequest } from "./transport/auth.ts";
+
+/** Options of {@linkcode joinCluster}. */
+export interface JoinOptions {
+  /** The joining node's id. */
+  readonly id: string;
+  /** The URL the cluster will reach it at. */
+  readonly url: string;
+  /** Join as a read-only member. */
+  readonly readOnly: boolean;
+  /** Members to contact first. */
+  readonly seeds: readonly string[];
+  /** Cluster secret: membership requests are signed with it. */
+  readonly secret?: string;
+  /** Client token, sent as a bearer token. */
+  readonly clientToken?: string;
+  /** Give up after this long, ms. */
+  readonly timeoutMs: number;
+  /** Time and timers. */
+  readonly clock: Clock;
+  /** Where progress is reported. */
+  readonly log?: (line: string) => void;
+}
+
+/** What a member answers on `GET /v1/members`. */
+export interface MembersAnswer {
+  leader: { id: string; url: string | null } | null;
+  members: { id: string; url: string | null }[];
+}
+
+/**
+ * Gets this node added to a running cluster.
+ *
+ * @param options Who joins, through whom, and how long to try.
+ * @returns The member list the leader's cluster had when it accepted (the
+ *   leader's URL is how this node answers it before its log has caught up).
+ * @throws {WaterCraftError} `conflict` when the id is taken by a member at
+ *   another URL; `unavailable` when no member accepted before the deadline.
+ */
+export async function joinCluster(options: JoinOptions): Promise<MembersAnswer> {
+  const deadline = options.clock.now() + options.timeoutMs;
+  const candidates = [...new Set(options.seeds.map(trimSlash))];
+  let backoffMs = 100;
+  let lastProblem = "no member answered";
+  for (let attempt = 0; attempt < 1000 && options.clock.now() < deadline; attempt++) {
+    const base = candidates[attempt % candidates.length]!;
+    try {
+      const members = await call<MembersAnswer>(options, base, "GET", "/v1/members");
+      for (const m of members.members) if (m.url) addUnique(candidates, trimSlash(m.url));
+      const leader = members.leader;
+      if (leader?.url) {
+        await call(options, trimSlash(leader.url), "POST", "/v1/members", {
+          id: options.id,
+          url: options.url,
+          ...(options.readOnly ? { readOnly: true } : {}),
+        });
+        return members;
+      }
+      lastProblem = `${base} knows no leader`;
+    } catch (e) {
+      if (e instanceof WaterCraftError && (e.code === "conflict" || e.code === "unauthorized")) {
+        throw e;
+      }
+      lastProblem = `${base}: ${e instanceof Error ? e.message : String(e)}`;
+    }
+    options.log?.(`watercraft: join attempt ${attempt + 1} failed (${lastProblem}); retrying`);
+    await delay(options.clock, Math.min(backoffMs, Math.max(0, deadline - options.clock.now())));
+    backoffMs = Math.min(backoffMs * 2, 2000);
+  }
+  throw new WaterCraftError("unavailable", `Cannot join the cluster: ${lastProblem}`);
+}
+
+async function call<T>(
+  options: JoinOptions,
+  base: string,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<T> {
+  const text = body === undefined ? "" : JSON.stringify(body);
+  const headers: Record<string, string> = {
+    "content-type": "application/json",
+    "x-raft-from": options.id,
+  };
+  if (options.clientToken !== undefined) headers.authorization = `Bearer ${options.clientToken}`;
+  if (options.secret !== undefined) {
+    Object.assign(
+      headers,
+      await signRequest({ secret: options.secret, from: options.id, method, path, body: text }),
+    );
+  }
+  const res = await fetch(base + path, {
+    method,
+    headers,
+    ...(body === undefined ? {} : { body: text }),
+    signal: AbortSignal.timeout(10_000),
+  });
+  const answer = await res.json().catch(() => null);
+  if (res.ok) return answer as T;
+  const error = (answer as { error?: { code?: string; message?: string } } | null)?.error;
+  throw new WaterCraftError(
+    (error?.code ?? "unavailable") as WaterCraftError["code"],
+    error?.message ?? `${method} ${base}${path} answered ${res.status}`,
+  );
+}
+
+function delay(clock: Clock, ms: number): Promise<void> {
+  return new Promise((resolve) => clock.setTimer(resolve, ms));
+}
+
+function trimSlash(url: string): string {
+  return url.replace(/\/+$/, "");
+}
+
+function addUnique(list: string[], item: string): void {
+  if (!list.includes(item)) list.push(item);
+}

@@ -1,0 +1,70 @@
+/**
+ * How nodes reach each other. A transport carries Raft messages (one way,
+ * best effort: Raft tolerates loss, duplication and reordering) and
+ * forwarded client requests (request and response, so a follower can relay
+ * the leader's answer).
+ *
+ * @module
+ */
+
+import type { Message } from "../core/messages.ts";
+
+/** A client write forwarded by a follower to the leader. */
+export interface ForwardedProposal {
+  /** The command, as the client sent it (JSON). */
+  readonly command: unknown;
+  /** Idempotency key, if the client gave one. */
+  readonly idempotencyKey?: string;
+  /** Answer once the entry is in the leader's log, or once it is applied. */
+  readonly wait: "accepted" | "committed";
+  /** How long the leader may take, in ms, before the answer is `timeout`. */
+  readonly timeoutMs: number;
+}
+
+/**
+ * The leader's answer to a forwarded request: either a result or an error
+ * with the stable code of API.md section 2.
+ */
+export type ForwardedAnswer =
+  | { readonly ok: true; readonly value: unknown }
+  | {
+    readonly ok: false;
+    readonly code: string;
+    readonly message: string;
+    readonly details?: Record<string, unknown>;
+  };
+
+/** What a node offers its transport: where incoming traffic goes. */
+export interface PeerHandler {
+  /** Raft messages from `from`. Must not throw on bad input from a peer. */
+  receive(from: string, messages: readonly Message[]): void;
+  /** A proposal forwarded by `from`, to run as leader. */
+  forwarded(from: string, proposal: ForwardedProposal): Promise<ForwardedAnswer>;
+}
+
+/** Moves messages between nodes. */
+export interface Transport {
+  /**
+   * Starts the transport for node `id`; incoming traffic goes to `handler`.
+   * Transports that receive through the HTTP app (which calls the node
+   * directly) may ignore `handler`.
+   */
+  start(id: string, handler: PeerHandler): void | Promise<void>;
+  /** Tells the transport where each peer is (id to URL); called on every membership change. */
+  setPeers(peers: ReadonlyMap<string, string>): void;
+  /**
+   * Queues messages for their recipients and returns at once. Delivery is
+   * best effort; a slow or dead peer must not delay the others or grow
+   * memory without bound (drop instead).
+   */
+  send(messages: readonly Message[]): void;
+  /**
+   * Forwards a client proposal to `to` (the leader) and returns its answer.
+   *
+   * @throws {WaterCraftError} `unavailable` when the peer cannot be reached
+   *   before anything was sent, `timeout` when the outcome is unknown.
+   */
+  forward(to: string, proposal: ForwardedProposal, signal: AbortSignal): Promise<ForwardedAnswer>;
+  /** Stops sending and frees resources. */
+  close(): Promise<void>;
+}

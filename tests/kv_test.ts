@@ -1,0 +1,702 @@
+/**
+ * Tests of the built-in key-value state machine: validation, apply
+ * semantics, structural compare-and-set, listing, snapshots, determinism and
+ * ownership of returned values.
+ *
+ * @module
+ */
+
+import { deepStrictEqual, ok, strictEqual, throws } from "node:assert/strict";
+import { WaterCraftError } from "../src/core/errors.ts";
+import {
+  CasFailedError,
+  type KvCommand,
+  type KvResult,
+  type KvStateMachine,
+  kvStateMachine,
+} from "../src/kv.ts";
+import { RejectedError } from "../src/state_machine.ts";
+
+/** A machine that has applied `commands` in order. */
+function machineWith(commands: readonly KvCommand[]): KvStateMachine {
+  const kv = kvStateMachine();
+  for (const command of commands) kv.apply(command);
+  return kv;
+}
+
+/** The error `fn` throws. */
+function caught(fn: () => unknown): unknown {
+  try {
+    fn();
+  } catch (error) {
+    return error;
+  }
+  throw new Error("Expected the call to throw");
+}
+
+const decoder = new TextDecoder();
+
+// "é" is 2 UTF-8 bytes: 512 of them plus one ASCII byte make 1025 bytes in
+// only 513 characters, well under 1024 characters.
+const KEY_1024_BYTES = "é".repeat(512);
+const KEY_1025_BYTES = "é".repeat(512) + "a";
+
+Deno.test("kv.validate() accepts each command kind and returns it normalised", async (t) => {
+  const rows: { name: string; input: unknown; want: KvCommand }[] = [
+    {
+      name: "put of an object",
+      input: { op: "put", key: "a", value: { x: [1, "2", true, null] } },
+      want: { op: "put", key: "a", value: { x: [1, "2", true, null] } },
+    },
+    {
+      name: "put of null",
+      input: { op: "put", key: "a", value: null },
+      want: { op: "put", key: "a", value: null },
+    },
+    {
+      name: "put with a 1024-byte key",
+      input: { op: "put", key: KEY_1024_BYTES, value: 1 },
+      want: { op: "put", key: KEY_1024_BYTES, value: 1 },
+    },
+    {
+      name: "delete",
+      input: { op: "delete", key: "a" },
+      want: { op: "delete", key: "a" },
+    },
+    {
+      name: "cas with a value",
+      input: { op: "cas", key: "a", expect: 1, value: 2 },
+      want: { op: "cas", key: "a", expect: 1, value: 2 },
+    },
+    {
+      name: "cas with expect null",
+      input: { op: "cas", key: "a", expect: null, value: "x" },
+      want: { op: "cas", key: "a", expect: null, value: "x" },
+    },
+    {
+      name: "values with object keys sorted",
+      input: { op: "put", key: "a", value: { b: 1, a: { d: 2, c: 3 } } },
+      want: { op: "put", key: "a", value: { a: { c: 3, d: 2 }, b: 1 } },
+    },
+  ];
+  for (const row of rows) {
+    await t.step(row.name, () => {
+      const got = kvStateMachine().validate(row.input);
+      deepStrictEqual(got, row.want);
+      strictEqual(JSON.stringify(got), JSON.stringify(row.want));
+    });
+  }
+});
+
+Deno.test("kv.validate() refuses malformed commands with RejectedError naming the problem", async (t) => {
+  const cyclic: Record<string, unknown> = {};
+  cyclic.self = cyclic;
+  const rows: { name: string; input: unknown; message: RegExp }[] = [
+    { name: "not an object", input: 5, message: /command must be a JSON object/ },
+    { name: "null", input: null, message: /command must be a JSON object/ },
+    { name: "array", input: [], message: /command must be a JSON object/ },
+    { name: "no op", input: { key: "a" }, message: /op must be one of "put", "delete", "cas"/ },
+    { name: "unknown op", input: { op: "incr", key: "a" }, message: /op must be one of/ },
+    { name: "missing key", input: { op: "delete" }, message: /key is required/ },
+    { name: "key not a string", input: { op: "delete", key: 5 }, message: /key must be a string/ },
+    {
+      name: "empty key",
+      input: { op: "put", key: "", value: 1 },
+      message: /key must be 1 to 1024 UTF-8 bytes, got 0/,
+    },
+    {
+      name: "key of 1025 bytes in 513 characters",
+      input: { op: "put", key: KEY_1025_BYTES, value: 1 },
+      message: /key must be 1 to 1024 UTF-8 bytes, got 1025/,
+    },
+    {
+      name: "key with a lone surrogate",
+      input: { op: "delete", key: "a\ud800" },
+      message: /key must be valid Unicode/,
+    },
+    { name: "put without value", input: { op: "put", key: "a" }, message: /value is required/ },
+    {
+      name: "cas without expect",
+      input: { op: "cas", key: "a", value: 1 },
+      message: /expect is required/,
+    },
+    {
+      name: "cas without value",
+      input: { op: "cas", key: "a", expect: 1 },
+      message: /value is required/,
+    },
+    {
+      name: "unknown field",
+      input: { op: "put", key: "a", value: 1, ttl: 5 },
+      message: /command has unknown field "ttl"/,
+    },
+    {
+      name: "non-finite number",
+      input: { op: "put", key: "a", value: { n: Infinity } },
+      message: /value\.n must be a finite number/,
+    },
+    {
+      name: "undefined inside an array",
+      input: { op: "put", key: "a", value: [1, undefined] },
+      message: /value\[1\] must be a JSON value/,
+    },
+    {
+      name: "non-plain object",
+      input: { op: "put", key: "a", value: { "a b": new Date(0) } },
+      message: /value\["a b"\] must be a plain JSON object, got Date/,
+    },
+    {
+      name: "bigint",
+      input: { op: "put", key: "a", value: 1n },
+      message: /value must be a JSON value, got bigint/,
+    },
+    {
+      name: "cycle",
+      input: { op: "put", key: "a", value: cyclic },
+      message: /nests deeper than 64/,
+    },
+  ];
+  for (const row of rows) {
+    await t.step(row.name, () => {
+      const error = caught(() => kvStateMachine().validate(row.input));
+      ok(error instanceof RejectedError, String(error));
+      strictEqual(error.code, "rejected");
+      ok(row.message.test(error.message), error.message);
+    });
+  }
+});
+
+Deno.test("kv.apply() refuses a malformed command without changing the state", () => {
+  const kv = machineWith([{ op: "put", key: "a", value: 1 }]);
+  const before = kv.snapshot();
+  throws(() => kv.apply({ op: "put", key: "" } as unknown as KvCommand), RejectedError);
+  deepStrictEqual(kv.snapshot(), before);
+});
+
+Deno.test("kv.apply() returns the previous value of put and delete", async (t) => {
+  const rows: { name: string; setup: KvCommand[]; command: KvCommand; want: KvResult }[] = [
+    {
+      name: "put of an absent key",
+      setup: [],
+      command: { op: "put", key: "a", value: 1 },
+      want: { prev: null },
+    },
+    {
+      name: "put over a value",
+      setup: [{ op: "put", key: "a", value: { x: 1 } }],
+      command: { op: "put", key: "a", value: 2 },
+      want: { prev: { x: 1 } },
+    },
+    {
+      name: "delete of an absent key",
+      setup: [],
+      command: { op: "delete", key: "a" },
+      want: { prev: null },
+    },
+    {
+      name: "delete of a present key",
+      setup: [{ op: "put", key: "a", value: [1] }],
+      command: { op: "delete", key: "a" },
+      want: { prev: [1] },
+    },
+    {
+      name: "delete of a key twice",
+      setup: [{ op: "put", key: "a", value: 1 }, { op: "delete", key: "a" }],
+      command: { op: "delete", key: "a" },
+      want: { prev: null },
+    },
+  ];
+  for (const row of rows) {
+    await t.step(row.name, () => {
+      deepStrictEqual(machineWith(row.setup).apply(row.command), row.want);
+    });
+  }
+
+  await t.step("a deleted key is gone", () => {
+    const kv = machineWith([{ op: "put", key: "a", value: 1 }, { op: "delete", key: "a" }]);
+    deepStrictEqual(kv.query({ op: "get", key: "a" }), { found: false, value: null });
+    deepStrictEqual(kv.query({ op: "list" }), { items: [] });
+    strictEqual(kv.size, 0);
+  });
+});
+
+Deno.test("kv.apply() compare-and-set sets on a match and throws CasFailedError otherwise", async (t) => {
+  const rows: {
+    name: string;
+    setup: KvCommand[];
+    expect: unknown;
+    want: { ok: true } | { ok: false; current: unknown; message: RegExp };
+  }[] = [
+    {
+      name: "matching scalar",
+      setup: [{ op: "put", key: "k", value: 1 }],
+      expect: 1,
+      want: { ok: true },
+    },
+    {
+      name: "object equal with keys in another order",
+      setup: [{ op: "put", key: "k", value: { a: 1, b: 2 } }],
+      expect: { b: 2, a: 1 },
+      want: { ok: true },
+    },
+    {
+      name: "nested objects equal with keys in another order",
+      setup: [{ op: "put", key: "k", value: [{ x: { p: 1, q: [2] }, y: null }] }],
+      expect: [{ y: null, x: { q: [2], p: 1 } }],
+      want: { ok: true },
+    },
+    { name: "expect null on an absent key", setup: [], expect: null, want: { ok: true } },
+    {
+      name: "expect null on a deleted key",
+      setup: [{ op: "put", key: "k", value: 1 }, { op: "delete", key: "k" }],
+      expect: null,
+      want: { ok: true },
+    },
+    {
+      name: "different scalar",
+      setup: [{ op: "put", key: "k", value: 1 }],
+      expect: 2,
+      want: { ok: false, current: 1, message: /differs/ },
+    },
+    {
+      name: "number against its string",
+      setup: [{ op: "put", key: "k", value: 1 }],
+      expect: "1",
+      want: { ok: false, current: 1, message: /differs/ },
+    },
+    {
+      name: "array order matters",
+      setup: [{ op: "put", key: "k", value: [1, 2] }],
+      expect: [2, 1],
+      want: { ok: false, current: [1, 2], message: /differs/ },
+    },
+    {
+      name: "extra object field",
+      setup: [{ op: "put", key: "k", value: { a: 1 } }],
+      expect: { a: 1, b: 2 },
+      want: { ok: false, current: { a: 1 }, message: /differs/ },
+    },
+    {
+      name: "expect null on a present key",
+      setup: [{ op: "put", key: "k", value: "v" }],
+      expect: null,
+      want: { ok: false, current: "v", message: /differs/ },
+    },
+    {
+      name: "expect null on a key holding null",
+      setup: [{ op: "put", key: "k", value: null }],
+      expect: null,
+      want: { ok: false, current: null, message: /holds null/ },
+    },
+    {
+      name: "expect a value on an absent key",
+      setup: [],
+      expect: 1,
+      want: { ok: false, current: null, message: /absent/ },
+    },
+  ];
+  for (const row of rows) {
+    await t.step(row.name, () => {
+      const kv = machineWith(row.setup);
+      const command = kv.validate({ op: "cas", key: "k", expect: row.expect, value: "new" });
+      if (row.want.ok) {
+        deepStrictEqual(kv.apply(command), {});
+        deepStrictEqual(kv.query({ op: "get", key: "k" }), { found: true, value: "new" });
+        return;
+      }
+      const before = kv.snapshot();
+      const error = caught(() => kv.apply(command));
+      ok(error instanceof CasFailedError, String(error));
+      ok(error instanceof WaterCraftError);
+      strictEqual(error.code, "cas_failed");
+      deepStrictEqual(error.current, row.want.current);
+      deepStrictEqual(error.details, { current: row.want.current });
+      ok(row.want.message.test(error.message), error.message);
+      deepStrictEqual(kv.snapshot(), before);
+    });
+  }
+});
+
+Deno.test("kv.query() lists keys in byte order, by prefix, up to a limit", async (t) => {
+  // "\u{1F600}" (U+1F600, a surrogate pair in UTF-16) comes after "\uFFFD" in
+  // UTF-8 byte order though its first code unit (0xD83D) sorts before it.
+  const keys = ["b", "a/2", "a/10", "a/1", "ab", "a", "\uFFFD", "\u{1F600}", "é", "B"];
+  const kv = machineWith(keys.map((key) => ({ op: "put", key, value: key.length })));
+  const rows: { name: string; prefix?: string; limit?: number; after?: string; want: string[] }[] =
+    [
+      {
+        name: "everything",
+        want: ["B", "a", "a/1", "a/10", "a/2", "ab", "b", "é", "\uFFFD", "\u{1F600}"],
+      },
+      { name: "prefix a/", prefix: "a/", want: ["a/1", "a/10", "a/2"] },
+      { name: "prefix a", prefix: "a", want: ["a", "a/1", "a/10", "a/2", "ab"] },
+      { name: "prefix equal to a whole key", prefix: "ab", want: ["ab"] },
+      { name: "prefix matching nothing", prefix: "c", want: [] },
+      { name: "prefix past every key", prefix: "\u{10FFFF}", want: [] },
+      { name: "limit", prefix: "a", limit: 2, want: ["a", "a/1"] },
+      { name: "limit 0", limit: 0, want: [] },
+      { name: "after, to page", prefix: "a", limit: 2, after: "a/1", want: ["a/10", "a/2"] },
+      { name: "after a key that is absent", prefix: "a", after: "a/11", want: ["a/2", "ab"] },
+      { name: "after before the prefix", prefix: "a/", after: "B", want: ["a/1", "a/10", "a/2"] },
+      { name: "after the last key", after: "\u{1F600}", want: [] },
+    ];
+  for (const row of rows) {
+    await t.step(row.name, () => {
+      const answer = kv.query({
+        op: "list",
+        ...(row.prefix === undefined ? {} : { prefix: row.prefix }),
+        ...(row.limit === undefined ? {} : { limit: row.limit }),
+        ...(row.after === undefined ? {} : { after: row.after }),
+      });
+      deepStrictEqual(answer.items.map((item) => item.key), row.want);
+      for (const item of answer.items) strictEqual(item.value, item.key.length);
+    });
+  }
+
+  await t.step("limit defaults to 100 and is capped at 1000", () => {
+    const big = kvStateMachine();
+    for (let i = 0; i < 1500; i++) {
+      big.apply({ op: "put", key: `k${String(i).padStart(4, "0")}`, value: i });
+    }
+    strictEqual(big.query({ op: "list" }).items.length, 100);
+    strictEqual(big.query({ op: "list", limit: 5000 }).items.length, 1000);
+    deepStrictEqual(big.query({ op: "list", prefix: "k149", limit: 2 }).items, [
+      { key: "k1490", value: 1490 },
+      { key: "k1491", value: 1491 },
+    ]);
+  });
+});
+
+Deno.test("kv.query() list agrees with a byte-ordered model through many inserts and deletes", () => {
+  // Enough keys to split and merge the internal chunks many times over.
+  const encoder = new TextEncoder();
+  const byteOrder = (a: string, b: string): number => {
+    const x = encoder.encode(a);
+    const y = encoder.encode(b);
+    for (let i = 0; i < Math.min(x.length, y.length); i++) {
+      if (x[i] !== y[i]) return x[i]! - y[i]!;
+    }
+    return x.length - y.length;
+  };
+  let seed = 0x9e3779b9;
+  const next = (n: number): number => {
+    seed ^= seed << 13;
+    seed ^= seed >>> 17;
+    seed ^= seed << 5;
+    return (seed >>> 0) % n;
+  };
+  const alphabet = ["a", "b", "/", "é", "\uFFFD", "\u{1F600}", "\uE000", "Z"];
+  const randomKey = (): string => {
+    let key = "";
+    for (let n = 1 + next(6); n > 0; n--) key += alphabet[next(alphabet.length)];
+    return key;
+  };
+  const kv = kvStateMachine();
+  const model = new Map<string, number>();
+  const listAll = (prefix: string): string[] => {
+    const keys: string[] = [];
+    for (;;) {
+      const after = keys.at(-1);
+      const page = kv.query({
+        op: "list",
+        prefix,
+        limit: 1000,
+        ...(after === undefined ? {} : { after }),
+      });
+      keys.push(...page.items.map((item) => item.key));
+      if (page.items.length < 1000) return keys;
+    }
+  };
+  const check = (): void => {
+    strictEqual(kv.size, model.size);
+    deepStrictEqual(listAll(""), [...model.keys()].sort(byteOrder));
+    const prefix = alphabet[next(alphabet.length)]! + alphabet[next(alphabet.length)]!;
+    deepStrictEqual(
+      listAll(prefix),
+      [...model.keys()].filter((k) => k.startsWith(prefix)).sort(byteOrder),
+    );
+  };
+  for (let round = 0; round < 4; round++) {
+    // Grow, then shrink to a sparse remainder, so chunks split then merge.
+    for (let i = 0; i < 6000; i++) {
+      const key = randomKey();
+      kv.apply({ op: "put", key, value: i });
+      model.set(key, i);
+    }
+    check();
+    for (const key of [...model.keys()]) {
+      if (next(10) !== 0) {
+        deepStrictEqual(kv.apply({ op: "delete", key }), { prev: model.get(key)! });
+        model.delete(key);
+      }
+    }
+    check();
+  }
+  const copy = kvStateMachine();
+  copy.restore(kv.snapshot());
+  deepStrictEqual(copy.snapshot(), kv.snapshot());
+  copy.apply({ op: "put", key: "\u{10FFFF}", value: 0 });
+  strictEqual(
+    copy.query({ op: "list", after: "\u{1F600}\u{1F600}\u{1F600}\u{1F600}\u{1F600}\u{1F600}" })
+      .items.at(-1)?.key,
+    "\u{10FFFF}",
+  );
+});
+
+Deno.test("kv.query() answers get and refuses malformed queries with invalid_request", async (t) => {
+  const kv = machineWith([{ op: "put", key: "a", value: { x: 1 } }, {
+    op: "put",
+    key: "n",
+    value: null,
+  }]);
+
+  await t.step("get of a present key", () => {
+    deepStrictEqual(kv.query({ op: "get", key: "a" }), { found: true, value: { x: 1 } });
+  });
+  await t.step("get of a key holding null", () => {
+    deepStrictEqual(kv.query({ op: "get", key: "n" }), { found: true, value: null });
+  });
+  await t.step("get of an absent key", () => {
+    deepStrictEqual(kv.query({ op: "get", key: "b" }), { found: false, value: null });
+  });
+
+  const rows: { name: string; query: unknown; message: RegExp }[] = [
+    { name: "unknown op", query: { op: "scan" }, message: /op must be one of "get", "list"/ },
+    { name: "get without key", query: { op: "get" }, message: /key is required/ },
+    {
+      name: "get of an empty key",
+      query: { op: "get", key: "" },
+      message: /key must be 1 to 1024/,
+    },
+    {
+      name: "get of a 1025-byte key",
+      query: { op: "get", key: KEY_1025_BYTES },
+      message: /got 1025/,
+    },
+    {
+      name: "negative limit",
+      query: { op: "list", limit: -1 },
+      message: /limit must be at least 0/,
+    },
+    {
+      name: "fractional limit",
+      query: { op: "list", limit: 1.5 },
+      message: /limit must be a whole number/,
+    },
+    {
+      name: "prefix not a string",
+      query: { op: "list", prefix: 1 },
+      message: /prefix must be a string/,
+    },
+  ];
+  for (const row of rows) {
+    await t.step(row.name, () => {
+      const error = caught(() => kv.query(row.query as never));
+      ok(error instanceof WaterCraftError, String(error));
+      strictEqual(error.code, "invalid_request");
+      ok(row.message.test(error.message), error.message);
+    });
+  }
+});
+
+Deno.test("kv.snapshot() and kv.restore() round-trip the state exactly", async (t) => {
+  const commands: KvCommand[] = [
+    { op: "put", key: "z", value: { nested: [1, { b: true, a: null }], s: "x\ny" } },
+    { op: "put", key: "a", value: -0.5 },
+    { op: "put", key: "\u{1F600}", value: "emoji" },
+    { op: "put", key: "\uFFFD", value: [] },
+    { op: "put", key: "gone", value: 1 },
+    { op: "delete", key: "gone" },
+    { op: "put", key: "n", value: null },
+  ];
+  const kv = machineWith(commands);
+  const bytes = kv.snapshot();
+
+  await t.step("a restored machine answers and snapshots the same", () => {
+    const copy = kvStateMachine();
+    copy.apply({ op: "put", key: "stale", value: 1 });
+    copy.restore(bytes);
+    deepStrictEqual(copy.snapshot(), bytes);
+    deepStrictEqual(copy.query({ op: "list" }), kv.query({ op: "list" }));
+    deepStrictEqual(copy.query({ op: "get", key: "stale" }), { found: false, value: null });
+    strictEqual(copy.size, 5);
+  });
+
+  await t.step("a restored machine keeps applying correctly", () => {
+    const copy = kvStateMachine();
+    copy.restore(bytes);
+    deepStrictEqual(copy.apply({ op: "put", key: "b", value: 2 }), { prev: null });
+    deepStrictEqual(copy.query({ op: "list", limit: 2 }).items.map((i) => i.key), ["a", "b"]);
+  });
+
+  await t.step("the snapshot is UTF-8 JSON with keys in byte order", () => {
+    const parsed = JSON.parse(decoder.decode(bytes));
+    deepStrictEqual(parsed.entries.map((e: [string, unknown]) => e[0]), [
+      "a",
+      "n",
+      "z",
+      "\uFFFD",
+      "\u{1F600}",
+    ]);
+  });
+
+  await t.step("an empty machine round-trips", () => {
+    const copy = machineWith([{ op: "put", key: "x", value: 1 }]);
+    copy.restore(kvStateMachine().snapshot());
+    strictEqual(copy.size, 0);
+    deepStrictEqual(copy.snapshot(), kvStateMachine().snapshot());
+  });
+
+  const encoder = new TextEncoder();
+  const corrupt: { name: string; data: Uint8Array }[] = [
+    { name: "not JSON", data: encoder.encode("{") },
+    { name: "invalid UTF-8", data: new Uint8Array([0xff]) },
+    { name: "another format", data: encoder.encode('{"format":"other","entries":[]}') },
+    {
+      name: "keys out of order",
+      data: encoder.encode('{"format":"watercraft-kv/1","entries":[["b",1],["a",2]]}'),
+    },
+    {
+      name: "duplicate keys",
+      data: encoder.encode('{"format":"watercraft-kv/1","entries":[["a",1],["a",2]]}'),
+    },
+    { name: "empty key", data: encoder.encode('{"format":"watercraft-kv/1","entries":[["",1]]}') },
+    {
+      name: "entry not a pair",
+      data: encoder.encode('{"format":"watercraft-kv/1","entries":[["a"]]}'),
+    },
+  ];
+  for (const row of corrupt) {
+    await t.step(`a corrupt snapshot (${row.name}) throws and leaves the state as it was`, () => {
+      const copy = machineWith(commands);
+      throws(() => copy.restore(row.data), { name: "AssertionError" });
+      deepStrictEqual(copy.snapshot(), bytes);
+    });
+  }
+});
+
+Deno.test("kv.apply() is deterministic: two machines fed the same commands give identical snapshots", () => {
+  // A seeded generator: the same sequence on every run and every runtime.
+  let seed = 0x2545f491;
+  const next = (n: number): number => {
+    seed ^= seed << 13;
+    seed ^= seed >>> 17;
+    seed ^= seed << 5;
+    return (seed >>> 0) % n;
+  };
+  const keys = ["a", "b", "a/b", "é", "\u{1F600}", "zz", "0"];
+  const values = [null, 0, -1.5, "s", true, [1, { b: 2, a: 1 }], { y: [], x: {} }];
+  const commands: unknown[] = [];
+  for (let i = 0; i < 2000; i++) {
+    const key = keys[next(keys.length)]!;
+    switch (next(3)) {
+      case 0:
+        commands.push({ op: "put", key, value: values[next(values.length)] });
+        break;
+      case 1:
+        commands.push({ op: "delete", key });
+        break;
+      default:
+        commands.push({
+          op: "cas",
+          key,
+          expect: values[next(values.length)],
+          value: values[next(values.length)],
+        });
+    }
+  }
+  const run = (): { kv: KvStateMachine; results: string[] } => {
+    const kv = kvStateMachine();
+    const results: string[] = [];
+    for (const raw of commands) {
+      try {
+        results.push(JSON.stringify(kv.apply(kv.validate(raw))));
+      } catch (error) {
+        ok(error instanceof CasFailedError, String(error));
+        results.push(`cas_failed ${JSON.stringify(error.current)}`);
+      }
+    }
+    return { kv, results };
+  };
+  const first = run();
+  const second = run();
+  deepStrictEqual(second.results, first.results);
+  deepStrictEqual(second.kv.snapshot(), first.kv.snapshot());
+  ok(first.results.some((r) => r === "{}"), "some cas succeeded");
+  ok(first.results.some((r) => r.startsWith("cas_failed")), "some cas failed");
+
+  // Equal values written with object keys in other orders give the same bytes.
+  const a = machineWith([{ op: "put", key: "k", value: { a: 1, b: { c: 2, d: 3 } } }]);
+  const b = machineWith([{ op: "put", key: "k", value: { b: { d: 3, c: 2 }, a: 1 } }]);
+  deepStrictEqual(a.snapshot(), b.snapshot());
+
+  // The same keys inserted in another order give the same bytes.
+  const c = machineWith(["x", "a", "m"].map((key) => ({ op: "put", key, value: 1 })));
+  const d = machineWith(["m", "x", "a"].map((key) => ({ op: "put", key, value: 1 })));
+  deepStrictEqual(c.snapshot(), d.snapshot());
+});
+
+Deno.test("kv values handed in or out cannot change the state", async (t) => {
+  await t.step("mutating a put value after apply", () => {
+    const value = { list: [1, 2], nested: { x: 1 } };
+    const kv = kvStateMachine();
+    kv.apply({ op: "put", key: "a", value });
+    value.list.push(3);
+    value.nested.x = 99;
+    deepStrictEqual(kv.query({ op: "get", key: "a" }).value, { list: [1, 2], nested: { x: 1 } });
+  });
+
+  await t.step("mutating the validated command", () => {
+    const kv = kvStateMachine();
+    const input = { op: "put", key: "a", value: { x: [1] } };
+    const command = kv.validate(input);
+    input.value.x.push(2);
+    deepStrictEqual(command, { op: "put", key: "a", value: { x: [1] } });
+  });
+
+  const kv = machineWith([
+    { op: "put", key: "a", value: { list: [1, 2], nested: { x: 1 } } },
+    { op: "put", key: "b", value: [{ y: 1 }] },
+  ]);
+  const before = kv.snapshot();
+  const mutate = (value: unknown): void => {
+    if (Array.isArray(value)) {
+      value.push("junk");
+      for (const item of value) mutate(item);
+    } else if (typeof value === "object" && value !== null) {
+      const record = value as Record<string, unknown>;
+      for (const key of Object.keys(record)) mutate(record[key]);
+      record.junk = true;
+    }
+  };
+
+  await t.step("mutating a get answer", () => {
+    mutate(kv.query({ op: "get", key: "a" }).value);
+    deepStrictEqual(kv.snapshot(), before);
+  });
+  await t.step("mutating a list answer", () => {
+    const answer = kv.query({ op: "list" });
+    for (const item of answer.items) mutate(item.value);
+    answer.items.length = 0;
+    deepStrictEqual(kv.snapshot(), before);
+  });
+  await t.step("mutating a prev value", () => {
+    const result = kv.apply({ op: "put", key: "a", value: { list: [1, 2], nested: { x: 1 } } });
+    ok("prev" in result);
+    mutate(result.prev);
+    deepStrictEqual(kv.snapshot(), before);
+  });
+  await t.step("mutating a CasFailedError's current", () => {
+    const error = caught(() => kv.apply({ op: "cas", key: "b", expect: null, value: 1 }));
+    ok(error instanceof CasFailedError);
+    mutate(error.current);
+    deepStrictEqual(kv.snapshot(), before);
+  });
+  await t.step("mutating restored snapshot bytes", () => {
+    const bytes = kv.snapshot();
+    const copy = kvStateMachine();
+    copy.restore(bytes);
+    bytes.fill(0);
+    deepStrictEqual(copy.snapshot(), before);
+  });
+});

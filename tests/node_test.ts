@@ -1,0 +1,309 @@
+/**
+ * The driver in one process: nodes on a {@linkcode MemoryNetwork} with a
+ * manual clock, so every timeout is reached by advancing time, not by
+ * sleeping.
+ *
+ * @module
+ */
+
+import { deepStrictEqual, rejects, strictEqual } from "node:assert/strict";
+import {
+  createNode,
+  type ManualClock,
+  manualClock,
+  type Member,
+  MemoryNetwork,
+  memoryStorage,
+  ReadOnlyError,
+  RejectedError,
+  type StateMachine,
+  type Storage,
+  TimeoutError,
+  UnavailableError,
+  WaterCraftError,
+  type WaterCraftNode,
+} from "../mod.ts";
+
+/** A register machine: `{add: n}` adds, `{fail: true}` is refused by apply, `{bad: true}` by validate. */
+function counter(): StateMachine<{ add?: number; fail?: boolean }, number, null, number> & {
+  total: number;
+} {
+  const sm = {
+    total: 0,
+    validate(command: unknown) {
+      const c = command as { add?: number; fail?: boolean; bad?: boolean };
+      if (c?.bad) throw new RejectedError("bad command");
+      return c;
+    },
+    apply(command: { add?: number; fail?: boolean }) {
+      if (command.fail) throw new RejectedError("refused at apply");
+      sm.total += command.add ?? 0;
+      return sm.total;
+    },
+    query() {
+      return sm.total;
+    },
+    snapshot: () => new TextEncoder().encode(String(sm.total)),
+    restore: (data: Uint8Array) => {
+      sm.total = Number(new TextDecoder().decode(data));
+    },
+  };
+  return sm;
+}
+
+/** Lets queued microtasks and promise chains run (no time passes). */
+async function settle(): Promise<void> {
+  for (let i = 0; i < 20; i++) await new Promise((r) => setTimeout(r, 0));
+}
+
+interface Cluster {
+  clock: ManualClock;
+  network: MemoryNetwork;
+  nodes: Map<string, WaterCraftNode>;
+  storages: Map<string, Storage>;
+  /** Advances time in heartbeat steps, letting the network settle between. */
+  advance(ms: number): Promise<void>;
+  leader(): WaterCraftNode | undefined;
+  stop(): Promise<void>;
+}
+
+async function cluster(ids: string[], extra: Member[] = []): Promise<Cluster> {
+  const clock = manualClock(1_000_000);
+  const network = new MemoryNetwork();
+  const members: Member[] = [...ids.map((id) => ({ id, voter: true })), ...extra];
+  const nodes = new Map<string, WaterCraftNode>();
+  const storages = new Map<string, Storage>();
+  for (const [i, m] of members.entries()) {
+    const storage = memoryStorage();
+    storages.set(m.id, storage);
+    nodes.set(
+      m.id,
+      await createNode({
+        id: m.id,
+        stateMachine: counter(),
+        transport: network.transport(),
+        storage,
+        members,
+        readOnly: m.readOnly ?? false,
+        bootstrap: !m.readOnly,
+        clock,
+        seed: i + 1,
+        heartbeatMs: 10,
+        electionMs: 100,
+        onError: () => {},
+      }),
+    );
+  }
+  const c: Cluster = {
+    clock,
+    network,
+    nodes,
+    storages,
+    async advance(ms) {
+      for (let t = 0; t < ms; t += 10) {
+        clock.advance(10);
+        await settle();
+      }
+    },
+    leader: () => [...nodes.values()].find((n) => n.status().role === "leader"),
+    async stop() {
+      for (const n of nodes.values()) await n.stop();
+    },
+  };
+  return c;
+}
+
+/** Advances time until a leader exists (bounded). */
+async function electLeader(c: Cluster): Promise<WaterCraftNode> {
+  for (let i = 0; i < 100; i++) {
+    const leader = c.leader();
+    if (leader !== undefined) return leader;
+    await c.advance(10);
+  }
+  throw new Error("No leader within 1 s of simulated time");
+}
+
+/** Resolves `promise` while advancing simulated time (bounded). */
+async function during<T>(c: Cluster, promise: Promise<T>, maxMs = 10_000): Promise<T> {
+  let outcome: { ok: true; value: T } | { ok: false; error: unknown } | null = null;
+  promise.then((value) => outcome = { ok: true, value }, (error) => outcome = { ok: false, error });
+  for (let t = 0; t < maxMs && outcome === null; t += 10) await c.advance(10);
+  const done = outcome as { ok: true; value: T } | { ok: false; error: unknown } | null;
+  if (done === null) throw new Error(`Still pending after ${maxMs} ms of simulated time`);
+  if (!done.ok) throw done.error;
+  return done.value;
+}
+
+Deno.test("createNode() on empty storage leads a one-node cluster at once and applies writes", async () => {
+  const c = await cluster(["solo"]);
+  const node = c.nodes.get("solo")!;
+  await settle();
+  strictEqual(node.status().role, "leader");
+  const r = await node.propose({ add: 5 });
+  strictEqual(r.state, "committed");
+  strictEqual(r.result, 5);
+  strictEqual(r.head, r.id);
+  strictEqual(r.index, 3); // 1: bootstrap config, 2: no-op, 3: the write
+  deepStrictEqual(await node.read(null), { value: 5, index: 3 });
+  deepStrictEqual(node.entry(r.id), { id: r.id, index: 3, term: r.term, state: "committed" });
+  await c.stop();
+});
+
+Deno.test("a 3-node cluster writes through a follower and reads linearizably from another", async () => {
+  const c = await cluster(["a", "b", "c"]);
+  const leader = await electLeader(c);
+  const [f1, f2] = [...c.nodes.values()].filter((n) => n !== leader);
+  const w = await during(c, f1!.propose({ add: 2 }));
+  strictEqual(w.result, 2);
+  // The write completed before the read began: the read must see it.
+  const r = await during(c, f2!.read(null));
+  strictEqual(r.value, 2);
+  strictEqual(r.index >= w.index, true);
+  // Heads agree once all have applied the write.
+  await c.advance(50);
+  const heads = new Set([...c.nodes.values()].map((n) => n.head().head));
+  strictEqual(heads.size, 1);
+  await c.stop();
+});
+
+Deno.test("when the leader is cut off a new one is elected and writes continue", async () => {
+  const c = await cluster(["a", "b", "c"]);
+  const old = await electLeader(c);
+  await during(c, old.propose({ add: 1 }));
+  c.network.isolate(old.id);
+  let next: WaterCraftNode | undefined;
+  for (let i = 0; i < 200 && next === undefined; i++) {
+    await c.advance(10);
+    next = [...c.nodes.values()].find((n) => n !== old && n.status().role === "leader");
+  }
+  strictEqual(next !== undefined, true, "no new leader");
+  const w = await during(c, next!.propose({ add: 10 }));
+  strictEqual(w.result, 11);
+  // The old leader stepped down (CheckQuorum) and cannot take writes.
+  strictEqual(old.status().role === "leader", false);
+  c.network.heal();
+  await c.advance(300);
+  strictEqual(old.status().leader?.id, next!.id);
+  strictEqual((await during(c, old.read(null))).value, 11);
+  await c.stop();
+});
+
+Deno.test("propose() refusals: validator and apply give RejectedError and change nothing", async () => {
+  const c = await cluster(["a", "b", "c"]);
+  const leader = await electLeader(c);
+  const follower = [...c.nodes.values()].find((n) => n !== leader)!;
+  await rejects(during(c, follower.propose({ bad: true })), RejectedError);
+  await rejects(
+    during(c, leader.propose({ fail: true })),
+    (e: unknown) => e instanceof WaterCraftError && e.code === "rejected",
+  );
+  await rejects(
+    during(c, follower.propose({ fail: true })),
+    (e: unknown) => e instanceof WaterCraftError && e.code === "rejected",
+  );
+  strictEqual((await during(c, leader.read(null))).value, 0);
+  await c.stop();
+});
+
+Deno.test("propose() with an idempotency key applies once, also when retried through a new leader", async () => {
+  const c = await cluster(["a", "b", "c"]);
+  const leader = await electLeader(c);
+  const first = await during(c, leader.propose({ add: 7 }, { idempotencyKey: "k1" }));
+  const again = await during(c, leader.propose({ add: 7 }, { idempotencyKey: "k1" }));
+  deepStrictEqual([again.id, again.result], [first.id, first.result]);
+  await c.advance(50);
+  const follower = [...c.nodes.values()].find((n) => n !== leader)!;
+  await during(c, leader.transferLeader(follower.id));
+  strictEqual(follower.status().role, "leader");
+  const retried = await during(c, leader.propose({ add: 7 }, { idempotencyKey: "k1" }));
+  deepStrictEqual([retried.id, retried.result], [first.id, 7]);
+  strictEqual((await during(c, follower.read(null))).value, 7);
+  await c.stop();
+});
+
+Deno.test("a read-only member refuses writes with a leader hint and serves linearizable reads", async () => {
+  const c = await cluster(["a", "b", "c"], [{ id: "r", voter: false, readOnly: true }]);
+  const leader = await electLeader(c);
+  const ro = c.nodes.get("r")!;
+  await rejects(
+    ro.propose({ add: 1 }),
+    (e: unknown) => e instanceof ReadOnlyError && e.leader?.id === leader.id,
+  );
+  await during(c, leader.propose({ add: 4 }));
+  strictEqual((await during(c, ro.read(null))).value, 4);
+  strictEqual(ro.status().role, "learner");
+  await c.stop();
+});
+
+Deno.test("writes with no leader reachable end in 503 (nothing written) or 504 (unknown), never success", async () => {
+  const c = await cluster(["a", "b", "c"]);
+  const leader = await electLeader(c);
+  const follower = [...c.nodes.values()].find((n) => n !== leader)!;
+  c.network.isolate(leader.id);
+  // The leader accepts the write into its log but cannot commit it.
+  const pending = leader.propose({ add: 1 }, { timeoutMs: 200 });
+  const failed = during(c, pending).then(() => "ok", (e) => e);
+  const error = await failed;
+  strictEqual(
+    error instanceof TimeoutError || error instanceof UnavailableError,
+    true,
+    String(error),
+  );
+  // A follower cut off from everyone knows no leader once its election fails.
+  c.network.isolate(follower.id);
+  await c.advance(1000);
+  await rejects(during(c, follower.propose({ add: 1 }, { timeoutMs: 300 })), UnavailableError);
+  await c.stop();
+});
+
+Deno.test("maxWaiting bounds the clients waiting: past it writes fail at once with 503", async () => {
+  const clock = manualClock();
+  const node = await createNode({
+    id: "solo",
+    stateMachine: counter(),
+    transport: new MemoryNetwork().transport(),
+    clock,
+    maxWaiting: 3,
+  });
+  await settle();
+  const waiting = [1, 2, 3].map(() => node.propose({ add: 1 }));
+  await rejects(node.propose({ add: 1 }), UnavailableError);
+  await settle();
+  for (const w of waiting) strictEqual((await w).state, "committed");
+  await node.stop();
+});
+
+Deno.test("stop() ends waiting writes with a timeout, not a false success", async () => {
+  const c = await cluster(["a", "b", "c"]);
+  const leader = await electLeader(c);
+  c.network.isolate(leader.id);
+  const pending = leader.propose({ add: 1 });
+  await settle();
+  await leader.stop();
+  await rejects(pending, TimeoutError);
+  await c.stop();
+});
+
+Deno.test("a node restarted on its storage recovers its log and state", async () => {
+  const c = await cluster(["a", "b", "c"]);
+  const leader = await electLeader(c);
+  await during(c, leader.propose({ add: 3 }));
+  await c.advance(50);
+  const victim = [...c.nodes.values()].find((n) => n !== leader)!;
+  const applied = victim.status().appliedIndex;
+  await victim.stop();
+  const restarted = await createNode({
+    id: victim.id,
+    stateMachine: counter(),
+    transport: c.network.transport(),
+    storage: c.storages.get(victim.id)!,
+    clock: c.clock,
+    heartbeatMs: 10,
+    electionMs: 100,
+  });
+  c.nodes.set(victim.id, restarted);
+  await c.advance(100);
+  strictEqual(restarted.status().appliedIndex >= applied, true);
+  strictEqual((await during(c, restarted.read(null))).value, 3);
+  await c.stop();
+});
