@@ -24,7 +24,7 @@ export {
   type ReadOptions,
   WaterCraftNode,
 } from "./src/node.ts";
-export { createApp, type AppOptions } from "./src/http/app.ts";
+export { type AppOptions, createApp } from "./src/http/app.ts";
 export {
   CasFailedError,
   type KvCommand,
@@ -36,6 +36,13 @@ export {
 export { memoryStorage } from "./src/storage/memory.ts";
 export type { PersistedState, Storage } from "./src/storage/storage.ts";
 export { MemoryNetwork } from "./src/transport/memory.ts";
+export {
+  type HttpTransport,
+  httpTransport,
+  type HttpTransportOptions,
+} from "./src/transport/http.ts";
+export { peerRoutes, type PeerRoutesOptions } from "./src/http/peer_routes.ts";
+export { serve, type ServeOptions, type Server } from "./src/serve.ts";
 export type {
   ForwardedAnswer,
   ForwardedProposal,

@@ -5,11 +5,12 @@
  * @module
  */
 
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { WaterCraftError } from "../core/errors.ts";
 import type { WaterCraftNode } from "../node.ts";
 import { errorResponse } from "./errors.ts";
+import { createRequestVerifier } from "../transport/auth.ts";
 import { peerRoutes } from "./peer_routes.ts";
 import {
   casBody,
@@ -19,6 +20,8 @@ import {
   idempotencyKey,
   kvKey,
   limitQuery,
+  memberBody,
+  nodeId,
   parse,
   parseBody,
   putBody,
@@ -107,6 +110,45 @@ export function createApp(node: WaterCraftNode, options: AppOptions = {}): Hono 
   );
   app.get("/v1/status", (c) => c.json(node.status()));
   app.get("/v1/members", (c) => c.json(node.members()));
+
+  // Membership changes need the cluster secret when one is set: a peer
+  // signature (what joining nodes send) or the secret itself in
+  // `X-WaterCraft-Secret` (for operators with curl, over HTTPS).
+  const verifier = options.secret === undefined
+    ? null
+    : createRequestVerifier({ secret: options.secret });
+  const proveSecret = async (c: Context, path: string, body: string): Promise<void> => {
+    if (verifier === null) return;
+    const given = c.req.header("x-watercraft-secret");
+    if (given !== undefined && await sameSecret(given, options.secret!)) return;
+    const result = await verifier.verifyRequest({
+      method: c.req.method,
+      path,
+      headers: c.req.raw.headers,
+      body,
+    });
+    if (!result.ok) {
+      throw new WaterCraftError(
+        "unauthorized",
+        `Membership changes need the cluster secret: ${result.reason}`,
+      );
+    }
+  };
+
+  app.post("/v1/members", async (c) => {
+    const text = await c.req.text();
+    await proveSecret(c, "/v1/members", text);
+    const body = parse(memberBody, parseJsonText(text), "body");
+    await node.addMember({ id: body.id, url: body.url, readOnly: body.readOnly ?? false });
+    return c.json(node.members());
+  });
+
+  app.delete("/v1/members/:id", async (c) => {
+    const id = parse(nodeId, c.req.param("id"), "path parameter id");
+    await proveSecret(c, `/v1/members/${id}`, "");
+    await node.removeMember(id);
+    return c.json(node.members());
+  });
   app.get("/v1/head", (c) => c.json(node.head()));
 
   app.post("/v1/leader/transfer", async (c) => {
@@ -196,6 +238,14 @@ function mountKv(app: Hono, node: WaterCraftNode): void {
     const body = await parseBody(c, casBody);
     return c.json(await write(c, { op: "cas", key, expect: body.expect, value: body.value }));
   });
+}
+
+function parseJsonText(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new WaterCraftError("invalid_request", "Invalid body: not valid JSON");
+  }
 }
 
 /** Compares two secrets in time independent of where they differ. */

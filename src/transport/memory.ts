@@ -36,25 +36,24 @@ export class MemoryNetwork {
   transport(): Transport {
     let self: string | null = null;
     let closed = false;
-    const network = this;
     return {
-      start(id: string, handler: PeerHandler) {
+      start: (id: string, handler: PeerHandler) => {
         self = id;
-        network.#handlers.set(id, handler);
+        this.#handlers.set(id, handler);
       },
-      setPeers() {},
-      send(messages: readonly Message[]) {
+      setPeers: () => {},
+      send: (messages: readonly Message[]) => {
         if (closed || self === null) return;
-        for (const m of messages) network.#deliver(m);
+        for (const m of messages) this.#deliver(m);
       },
-      forward(
+      forward: (
         to: string,
         proposal: ForwardedProposal,
         signal: AbortSignal,
-      ): Promise<ForwardedAnswer> {
+      ): Promise<ForwardedAnswer> => {
         const from = self;
-        const handler = network.#handlers.get(to);
-        if (closed || from === null || handler === undefined || !network.#reachable(from, to)) {
+        const handler = this.#handlers.get(to);
+        if (closed || from === null || handler === undefined || !this.#reachable(from, to)) {
           return Promise.reject(
             new WaterCraftError("unavailable", `Cannot reach ${to} to forward the write`),
           );
@@ -62,11 +61,9 @@ export class MemoryNetwork {
         signal.throwIfAborted();
         return handler.forwarded(from, proposal);
       },
-      close() {
+      close: () => {
         closed = true;
-        if (self !== null && network.#handlers.get(self) !== undefined) {
-          network.#handlers.delete(self);
-        }
+        if (self !== null) this.#handlers.delete(self);
         return Promise.resolve();
       },
     };

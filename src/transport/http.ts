@@ -1,0 +1,640 @@
+/**
+ * The HTTP transport: Raft messages and forwarded writes travel as JSON
+ * `POST`s (`fetch`) to the peer routes of each node's Hono app
+ * (`src/http/peer_routes.ts`), which also receives them; this side only
+ * sends.
+ *
+ * Per peer, one `POST {url}/raft/messages` is in flight at a time, and
+ * everything queued meanwhile leaves together in the next request: that
+ * batches under load and keeps each peer's messages in FIFO order, which
+ * Raft's pipelined appends rely on. Each peer's queue is bounded (messages
+ * and bytes); past the bound the oldest messages are dropped and counted,
+ * since Raft tolerates loss and a dead peer must neither grow memory nor
+ * delay the others. A failed request backs that peer off (50 ms doubling to
+ * 1 s, reset on success); its lost messages are not retried, Raft resends.
+ *
+ * Only Web standards are used (`fetch`, `AbortController`, Web Crypto), so
+ * the same code runs on Deno, Bun, Node 20 and edge runtimes.
+ *
+ * @module
+ */
+
+import { WaterCraftError } from "../core/errors.ts";
+import type { Message } from "../core/messages.ts";
+import { FROM_HEADER, signRequest } from "./auth.ts";
+import { decodeForwardedAnswer, encodeMessages, MAX_MESSAGES_PER_BATCH } from "./codec.ts";
+import type { ForwardedAnswer, ForwardedProposal, PeerHandler, Transport } from "./transport.ts";
+
+/** Path of the Raft message route, relative to a node's base URL. */
+export const MESSAGES_PATH = "/raft/messages";
+/** Path of the forwarded-write route, relative to a node's base URL. */
+export const FORWARD_PATH = "/raft/forward";
+
+/** Options of {@linkcode httpTransport}. */
+export interface HttpTransportOptions {
+  /** Cluster secret: every request is signed with it (see `auth.ts`). */
+  readonly secret?: string;
+  /** Timeout of one message request, ms. Default 2000. */
+  readonly timeoutMs?: number;
+  /** Most messages queued per peer; the oldest are dropped past it. Default 10 000. */
+  readonly maxQueuedMessages?: number;
+  /** Most (estimated) bytes queued per peer; the oldest are dropped past it. Default 32 MiB. */
+  readonly maxQueuedBytes?: number;
+  /**
+   * Most (estimated) bytes per request; keep it under the peers' body limit
+   * (4 MiB by default). A single larger message still goes, alone. Default 1 MiB.
+   */
+  readonly maxRequestBytes?: number;
+  /** Most messages per request. Default 4096 (at most 10 000). */
+  readonly maxRequestMessages?: number;
+  /** First back-off after a failed request, ms. Default 50. */
+  readonly backoffMinMs?: number;
+  /** Longest back-off, ms. Default 1000. */
+  readonly backoffMaxMs?: number;
+  /** The `fetch` to use, e.g. one with a custom TLS client. Default `globalThis.fetch`. */
+  readonly fetch?: typeof fetch;
+}
+
+/** What one peer's queue holds now. */
+export interface HttpPeerStats {
+  /** The peer's base URL. */
+  readonly url: string;
+  /** Messages waiting. */
+  readonly queued: number;
+  /** Their estimated size, bytes. */
+  readonly queuedBytes: number;
+  /** Whether a message request is in flight. */
+  readonly inFlight: boolean;
+  /** Current back-off after failures, ms (0 when healthy). */
+  readonly backoffMs: number;
+}
+
+/** Counters of an {@linkcode HttpTransport} since it was created. */
+export interface HttpTransportStats {
+  /** Message requests sent (successful or not). */
+  readonly requests: number;
+  /** Messages in requests that succeeded. */
+  readonly messagesSent: number;
+  /** Messages dropped: queue overflow, unknown or removed peer, closed transport. */
+  readonly dropped: number;
+  /** Of `dropped`, those addressed to a peer with no known URL. */
+  readonly droppedUnknown: number;
+  /** Message requests that failed (network error, timeout or non-2xx). */
+  readonly failures: number;
+  /** Messages in requests that failed. */
+  readonly messagesFailed: number;
+  /** Forwarded writes sent. */
+  readonly forwards: number;
+  /** Each known peer's queue, by id. */
+  readonly peers: Readonly<Record<string, HttpPeerStats>>;
+}
+
+/** A {@linkcode Transport} over HTTP, with counters. */
+export interface HttpTransport extends Transport {
+  /**
+   * Counters and queue lengths, for metrics and tests.
+   *
+   * @returns A snapshot.
+   */
+  stats(): HttpTransportStats;
+}
+
+/**
+ * Creates an HTTP transport. Receiving is the Hono app's job (mount
+ * `peerRoutes`), so `start()` only records this node's id.
+ *
+ * @param options Secret, timeouts and bounds.
+ * @returns The transport.
+ * @throws {RangeError} When a limit is not a positive integer.
+ * @throws {TypeError} When the secret is empty.
+ *
+ * @example Messages to an unknown peer are dropped and counted
+ * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * import { httpTransport } from "./http.ts";
+ *
+ * const transport = httpTransport({ timeoutMs: 500 });
+ * await transport.start("n1", { receive() {}, forwarded: () => Promise.resolve({ ok: true, value: null }) });
+ * transport.send([{ type: "timeoutNow", from: "n1", to: "n9", term: 1 }]);
+ * strictEqual(transport.stats().droppedUnknown, 1);
+ * await transport.close();
+ * ```
+ */
+export function httpTransport(options: HttpTransportOptions = {}): HttpTransport {
+  return new HttpTransportImpl(options);
+}
+
+/** One queued message and its estimated size. */
+interface Queued {
+  readonly message: Message;
+  readonly bytes: number;
+}
+
+/** A FIFO with O(1) push and shift. */
+class Fifo<T> {
+  #items: (T | undefined)[] = [];
+  #head = 0;
+
+  get length(): number {
+    return this.#items.length - this.#head;
+  }
+
+  push(item: T): void {
+    this.#items.push(item);
+  }
+
+  peek(): T | undefined {
+    return this.#items[this.#head];
+  }
+
+  shift(): T | undefined {
+    if (this.#head >= this.#items.length) return undefined;
+    const item = this.#items[this.#head];
+    this.#items[this.#head++] = undefined;
+    if (this.#head >= 1024 && this.#head * 2 >= this.#items.length) {
+      this.#items = this.#items.slice(this.#head);
+      this.#head = 0;
+    }
+    return item;
+  }
+
+  clear(): void {
+    this.#items = [];
+    this.#head = 0;
+  }
+}
+
+/** Sending state of one peer. */
+interface Peer {
+  readonly id: string;
+  url: string;
+  readonly queue: Fifo<Queued>;
+  queuedBytes: number;
+  /** The request in flight, if any. */
+  inFlight: Promise<void> | null;
+  abort: AbortController | null;
+  /** Back-off timer, if backing off. */
+  timer: ReturnType<typeof setTimeout> | null;
+  backoffMs: number;
+  /** A flush is scheduled in a microtask. */
+  scheduled: boolean;
+  removed: boolean;
+}
+
+const encoder = new TextEncoder();
+
+class HttpTransportImpl implements HttpTransport {
+  readonly #secret: string | undefined;
+  readonly #timeoutMs: number;
+  readonly #maxQueuedMessages: number;
+  readonly #maxQueuedBytes: number;
+  readonly #maxRequestBytes: number;
+  readonly #maxRequestMessages: number;
+  readonly #backoffMinMs: number;
+  readonly #backoffMaxMs: number;
+  readonly #fetch: typeof fetch;
+
+  #id: string | null = null;
+  #closed = false;
+  readonly #peers = new Map<string, Peer>();
+  /** Aborts forwarded writes in flight when the transport closes. */
+  readonly #closing = new AbortController();
+  /** Requests in flight that `close()` must wait for. */
+  readonly #pending = new Set<Promise<unknown>>();
+
+  #requests = 0;
+  #messagesSent = 0;
+  #dropped = 0;
+  #droppedUnknown = 0;
+  #failures = 0;
+  #messagesFailed = 0;
+  #forwards = 0;
+
+  constructor(options: HttpTransportOptions) {
+    if (
+      options.secret !== undefined && (typeof options.secret !== "string" || options.secret === "")
+    ) {
+      throw new TypeError("The cluster secret must be a non-empty string");
+    }
+    this.#secret = options.secret;
+    this.#timeoutMs = positive("timeoutMs", options.timeoutMs ?? 2000);
+    this.#maxQueuedMessages = positive("maxQueuedMessages", options.maxQueuedMessages ?? 10_000);
+    this.#maxQueuedBytes = positive("maxQueuedBytes", options.maxQueuedBytes ?? 32 << 20);
+    this.#maxRequestBytes = positive("maxRequestBytes", options.maxRequestBytes ?? 1 << 20);
+    this.#maxRequestMessages = positive("maxRequestMessages", options.maxRequestMessages ?? 4096);
+    if (this.#maxRequestMessages > MAX_MESSAGES_PER_BATCH) {
+      throw new RangeError(`maxRequestMessages must be at most ${MAX_MESSAGES_PER_BATCH}`);
+    }
+    this.#backoffMinMs = positive("backoffMinMs", options.backoffMinMs ?? 50);
+    this.#backoffMaxMs = positive("backoffMaxMs", options.backoffMaxMs ?? 1000);
+    if (this.#backoffMaxMs < this.#backoffMinMs) {
+      throw new RangeError("backoffMaxMs must be at least backoffMinMs");
+    }
+    this.#fetch = options.fetch ?? ((input, init) => fetch(input, init));
+  }
+
+  start(id: string, _handler: PeerHandler): void {
+    this.#id = id;
+  }
+
+  setPeers(peers: ReadonlyMap<string, string>): void {
+    if (this.#closed) return;
+    for (const [id, peer] of this.#peers) {
+      if (!peers.has(id)) this.#removePeer(peer);
+    }
+    for (const [id, url] of peers) {
+      const base = url.replace(/\/+$/, "");
+      const peer = this.#peers.get(id);
+      if (peer !== undefined) {
+        peer.url = base;
+        continue;
+      }
+      this.#peers.set(id, {
+        id,
+        url: base,
+        queue: new Fifo(),
+        queuedBytes: 0,
+        inFlight: null,
+        abort: null,
+        timer: null,
+        backoffMs: 0,
+        scheduled: false,
+        removed: false,
+      });
+    }
+  }
+
+  send(messages: readonly Message[]): void {
+    if (this.#closed || this.#id === null) {
+      this.#dropped += messages.length;
+      return;
+    }
+    for (const message of messages) {
+      const peer = this.#peers.get(message.to);
+      if (peer === undefined) {
+        this.#dropped++;
+        this.#droppedUnknown++;
+        continue;
+      }
+      const bytes = estimateBytes(message);
+      peer.queue.push({ message, bytes });
+      peer.queuedBytes += bytes;
+      // Keep the newest message even when it alone is over the byte bound.
+      while (
+        peer.queue.length > this.#maxQueuedMessages ||
+        (peer.queuedBytes > this.#maxQueuedBytes && peer.queue.length > 1)
+      ) {
+        peer.queuedBytes -= peer.queue.shift()!.bytes;
+        this.#dropped++;
+      }
+      this.#schedule(peer);
+    }
+  }
+
+  async forward(
+    to: string,
+    proposal: ForwardedProposal,
+    signal: AbortSignal,
+  ): Promise<ForwardedAnswer> {
+    const peer = this.#peers.get(to);
+    if (this.#closed || this.#id === null) {
+      throw new WaterCraftError(
+        "unavailable",
+        `Cannot forward the write to ${to}: the transport is not running`,
+      );
+    }
+    if (peer === undefined) {
+      throw new WaterCraftError(
+        "unavailable",
+        `Cannot forward the write to ${to}: its address is unknown`,
+      );
+    }
+    if (signal.aborted) {
+      throw new WaterCraftError(
+        "unavailable",
+        `Cannot forward the write to ${to}: it was cancelled before sending`,
+      );
+    }
+    const controller = new AbortController();
+    const unlink = linkAbort(controller, [signal, this.#closing.signal]);
+    // The leader answers within `timeoutMs`; give the answer time to travel.
+    const timer = setTimeout(
+      () => controller.abort(new DOMException("The forwarded write timed out", "TimeoutError")),
+      proposal.timeoutMs + this.#timeoutMs,
+    );
+    const work = this.#postForward(peer.url, to, proposal, controller.signal);
+    this.#pending.add(work);
+    try {
+      return await work;
+    } finally {
+      this.#pending.delete(work);
+      clearTimeout(timer);
+      unlink();
+    }
+  }
+
+  async #postForward(
+    base: string,
+    to: string,
+    proposal: ForwardedProposal,
+    signal: AbortSignal,
+  ): Promise<ForwardedAnswer> {
+    const body = encoder.encode(JSON.stringify(proposal));
+    const headers = await this.#headers(FORWARD_PATH, body);
+    if (signal.aborted) {
+      throw new WaterCraftError(
+        "unavailable",
+        `Cannot forward the write to ${to}: it was cancelled before sending`,
+      );
+    }
+    this.#forwards++;
+    let response: Response;
+    try {
+      response = await this.#fetch(base + FORWARD_PATH, { method: "POST", headers, body, signal });
+    } catch (e) {
+      // Only a failure to connect proves the leader never saw the write.
+      if (!signal.aborted && isConnectFailure(e)) {
+        throw new WaterCraftError(
+          "unavailable",
+          `Cannot forward the write to ${to}: ${describe(e)}`,
+        );
+      }
+      throw new WaterCraftError(
+        "timeout",
+        `Cannot learn the outcome of the write forwarded to ${to}: ${
+          describe(signal.aborted ? signal.reason : e)
+        }`,
+      );
+    }
+    let text: string;
+    try {
+      text = await response.text();
+    } catch (e) {
+      throw new WaterCraftError(
+        "timeout",
+        `Cannot read the answer to the write forwarded to ${to}: ${
+          describe(signal.aborted ? signal.reason : e)
+        }`,
+      );
+    }
+    if (response.ok) {
+      try {
+        return decodeForwardedAnswer(JSON.parse(text));
+      } catch (e) {
+        throw new WaterCraftError(
+          "timeout",
+          `Cannot read the answer to the write forwarded to ${to}: ${describe(e)}`,
+        );
+      }
+    }
+    return errorAnswer(response.status, text, to);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#closing.abort(new DOMException("The transport closed", "AbortError"));
+    for (const peer of this.#peers.values()) this.#removePeer(peer);
+    this.#peers.clear();
+    while (this.#pending.size > 0) await Promise.allSettled([...this.#pending]);
+  }
+
+  stats(): HttpTransportStats {
+    const peers: Record<string, HttpPeerStats> = {};
+    for (const peer of this.#peers.values()) {
+      peers[peer.id] = {
+        url: peer.url,
+        queued: peer.queue.length,
+        queuedBytes: peer.queuedBytes,
+        inFlight: peer.inFlight !== null,
+        backoffMs: peer.backoffMs,
+      };
+    }
+    return {
+      requests: this.#requests,
+      messagesSent: this.#messagesSent,
+      dropped: this.#dropped,
+      droppedUnknown: this.#droppedUnknown,
+      failures: this.#failures,
+      messagesFailed: this.#messagesFailed,
+      forwards: this.#forwards,
+      peers,
+    };
+  }
+
+  #removePeer(peer: Peer): void {
+    peer.removed = true;
+    this.#peers.delete(peer.id);
+    this.#dropped += peer.queue.length;
+    peer.queue.clear();
+    peer.queuedBytes = 0;
+    peer.abort?.abort(new DOMException("The peer was removed", "AbortError"));
+    if (peer.timer !== null) clearTimeout(peer.timer);
+    peer.timer = null;
+  }
+
+  /** Flushes `peer` in a microtask, so that sends of one tick share a request. */
+  #schedule(peer: Peer): void {
+    if (peer.scheduled || peer.inFlight !== null || peer.timer !== null) return;
+    peer.scheduled = true;
+    queueMicrotask(() => {
+      peer.scheduled = false;
+      this.#flush(peer);
+    });
+  }
+
+  #flush(peer: Peer): void {
+    if (this.#closed || peer.removed || peer.inFlight !== null || peer.timer !== null) return;
+    if (peer.queue.length === 0) return;
+    const batch: Message[] = [];
+    let bytes = 0;
+    while (batch.length < this.#maxRequestMessages) {
+      const next = peer.queue.peek();
+      if (next === undefined || (batch.length > 0 && bytes + next.bytes > this.#maxRequestBytes)) {
+        break;
+      }
+      peer.queue.shift();
+      peer.queuedBytes -= next.bytes;
+      batch.push(next.message);
+      bytes += next.bytes;
+    }
+    const work = this.#postMessages(peer, batch);
+    peer.inFlight = work;
+    this.#pending.add(work);
+    const done = () => this.#pending.delete(work);
+    work.then(done, done);
+  }
+
+  async #postMessages(peer: Peer, batch: Message[]): Promise<void> {
+    const controller = new AbortController();
+    peer.abort = controller;
+    const timer = setTimeout(
+      () => controller.abort(new DOMException("The request timed out", "TimeoutError")),
+      this.#timeoutMs,
+    );
+    let ok = false;
+    try {
+      const body = encoder.encode(encodeMessages(batch));
+      const headers = await this.#headers(MESSAGES_PATH, body);
+      this.#requests++;
+      const response = await this.#fetch(peer.url + MESSAGES_PATH, {
+        method: "POST",
+        headers,
+        body,
+        signal: controller.signal,
+      });
+      await discard(response);
+      ok = response.ok;
+    } catch {
+      ok = false;
+    } finally {
+      clearTimeout(timer);
+      peer.abort = null;
+      peer.inFlight = null;
+    }
+    if (ok) {
+      this.#messagesSent += batch.length;
+      peer.backoffMs = 0;
+    } else {
+      this.#failures++;
+      this.#messagesFailed += batch.length;
+    }
+    if (this.#closed || peer.removed) return;
+    if (ok) {
+      this.#flush(peer);
+      return;
+    }
+    peer.backoffMs = peer.backoffMs === 0
+      ? this.#backoffMinMs
+      : Math.min(peer.backoffMs * 2, this.#backoffMaxMs);
+    peer.timer = setTimeout(() => {
+      peer.timer = null;
+      this.#flush(peer);
+    }, peer.backoffMs);
+  }
+
+  async #headers(path: string, body: Uint8Array): Promise<Record<string, string>> {
+    const from = this.#id!;
+    const auth = this.#secret === undefined
+      ? { [FROM_HEADER]: from }
+      : await signRequest({ secret: this.#secret, from, method: "POST", path, body });
+    return { "content-type": "application/json", ...auth };
+  }
+}
+
+function positive(name: string, value: number): number {
+  if (!Number.isSafeInteger(value) || value <= 0) {
+    throw new RangeError(`${name} must be a positive integer, not ${value}`);
+  }
+  return value;
+}
+
+/** A cheap upper estimate of a message's encoded size, bytes. */
+function estimateBytes(message: Message): number {
+  let bytes = 256 + message.from.length + message.to.length;
+  if (message.type === "append") {
+    for (const entry of message.entries) {
+      bytes += 160 + entry.proposer.length + Math.ceil(entry.data.length / 3) * 4;
+    }
+  } else if (message.type === "heartbeat") {
+    bytes += (message.context?.length ?? 0) + 80 * Object.keys(message.seen).length;
+  } else if ("context" in message && message.context !== null) {
+    bytes += message.context.length;
+  }
+  return bytes;
+}
+
+/** Consumes or cancels a response body, so no resource outlives the request. */
+async function discard(response: Response): Promise<void> {
+  try {
+    await response.body?.cancel();
+  } catch {
+    // The body is gone either way.
+  }
+}
+
+/** Aborts `target` when any of `sources` aborts; returns a function that unlinks. */
+function linkAbort(target: AbortController, sources: readonly AbortSignal[]): () => void {
+  const listeners: [AbortSignal, () => void][] = [];
+  for (const source of sources) {
+    if (source.aborted) {
+      target.abort(source.reason);
+      continue;
+    }
+    const onAbort = () => target.abort(source.reason);
+    source.addEventListener("abort", onAbort, { once: true });
+    listeners.push([source, onAbort]);
+  }
+  return () => {
+    for (const [source, onAbort] of listeners) source.removeEventListener("abort", onAbort);
+  };
+}
+
+/**
+ * Whether a `fetch` failure happened while connecting (refused, unreachable,
+ * DNS, TLS handshake), before any byte of the request was sent. Runtimes
+ * word this differently (Deno: "tcp connect error", Node: `ECONNREFUSED` in
+ * `cause.code`, Bun: `ConnectionRefused`), so the error and its causes are
+ * searched; anything unrecognised counts as "maybe sent".
+ */
+function isConnectFailure(error: unknown): boolean {
+  const connect =
+    /ECONNREFUSED|ConnectionRefused|Connection refused|tcp connect error|client error \(Connect\)|ENOTFOUND|EAI_AGAIN|dns error|failed to lookup|EHOSTUNREACH|ENETUNREACH|EADDRNOTAVAIL|UND_ERR_CONNECT|FailedToOpenSocket|UnableToConnect/i;
+  let e: unknown = error;
+  for (let depth = 0; depth < 5 && e !== undefined && e !== null; depth++) {
+    if (typeof e === "object") {
+      const { message, code, name } = e as { message?: unknown; code?: unknown; name?: unknown };
+      for (const text of [message, code, name]) {
+        if (typeof text === "string" && connect.test(text)) return true;
+      }
+      e = (e as { cause?: unknown }).cause;
+    } else {
+      return typeof e === "string" && connect.test(e);
+    }
+  }
+  return false;
+}
+
+/** The error's message, with its causes' (Node says only "fetch failed" at the top). */
+function describe(error: unknown): string {
+  const parts: string[] = [];
+  let e: unknown = error;
+  for (let depth = 0; depth < 3 && e !== undefined && e !== null; depth++) {
+    parts.push(e instanceof Error ? e.message : String(e));
+    e = e instanceof Error ? e.cause : undefined;
+  }
+  return parts.join(": ");
+}
+
+/**
+ * Turns a non-2xx answer to a forwarded write into an error answer. A body of
+ * the API.md shape keeps its code, message and other fields (as `details`).
+ * Without one, or with the code `internal` (a bug on the leader), the status
+ * decides: a 5xx other than 503 leaves the outcome unknown (`timeout`), any
+ * other status means nothing was written (`unavailable`).
+ */
+function errorAnswer(status: number, text: string, to: string): ForwardedAnswer {
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    body = undefined;
+  }
+  const error = (body as { error?: unknown } | undefined)?.error;
+  const fallback = status >= 500 && status !== 503 ? "timeout" : "unavailable";
+  if (typeof error === "object" && error !== null) {
+    const { code, message, ...details } = error as Record<string, unknown>;
+    const usable = typeof code === "string" && /^[a-z_]{1,64}$/.test(code) && code !== "internal";
+    return {
+      ok: false,
+      code: usable ? code : fallback,
+      message: typeof message === "string" ? message : `The leader ${to} answered ${status}`,
+      ...(Object.keys(details).length > 0 ? { details } : {}),
+    };
+  }
+  return {
+    ok: false,
+    code: fallback,
+    message: `The leader ${to} answered ${status} without an error body`,
+  };
+}

@@ -1,0 +1,583 @@
+/**
+ * The HTTP transport and the peer routes over real HTTP on loopback: batching
+ * and order, bounded queues for dead peers, authentication, forwarding.
+ * Nothing sleeps: conditions are polled with a bounded number of short waits.
+ *
+ * @module
+ */
+
+import { deepStrictEqual, match, ok, rejects, strictEqual } from "node:assert/strict";
+import { Hono } from "hono";
+import { WaterCraftError } from "../../src/core/errors.ts";
+import type { HeartbeatMessage, Message } from "../../src/core/messages.ts";
+import { peerRoutes, type PeerRoutesOptions } from "../../src/http/peer_routes.ts";
+import { signRequest } from "../../src/transport/auth.ts";
+import { encodeMessages } from "../../src/transport/codec.ts";
+import { httpTransport, type HttpTransportOptions } from "../../src/transport/http.ts";
+import type {
+  ForwardedAnswer,
+  ForwardedProposal,
+  PeerHandler,
+} from "../../src/transport/transport.ts";
+
+// ------------------------------------------------------------------ helpers
+
+/** Polls `cond` every 5 ms, at most `timeoutMs / 5` times. */
+async function waitFor(cond: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+  for (let i = 0; i < timeoutMs / 5; i++) {
+    if (cond()) return;
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  if (!cond()) throw new Error(`Timed out waiting for ${what}`);
+}
+
+/** Lets pending I/O and timers run once. */
+function yieldOnce(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
+}
+
+/** A promise the test resolves when it wants. */
+function gate(): { wait(): Promise<void>; open(): void } {
+  let open!: () => void;
+  const promise = new Promise<void>((resolve) => (open = resolve));
+  return { wait: () => promise, open };
+}
+
+/** A PeerHandler that records what reaches it. */
+interface Recorder {
+  readonly calls: { from: string; messages: readonly Message[] }[];
+  readonly forwards: { from: string; proposal: ForwardedProposal }[];
+  /** How `forwarded()` answers; tests replace it. */
+  answer: (proposal: ForwardedProposal) => Promise<ForwardedAnswer>;
+  readonly messages: Message[];
+  readonly handler: PeerHandler;
+}
+
+function recorder(): Recorder {
+  const rec: Recorder = {
+    calls: [],
+    forwards: [],
+    answer: (proposal) => Promise.resolve({ ok: true, value: { echo: proposal.command } }),
+    get messages(): Message[] {
+      return rec.calls.flatMap((c) => c.messages);
+    },
+    handler: {
+      receive(from, messages) {
+        rec.calls.push({ from, messages });
+      },
+      forwarded(from, proposal) {
+        rec.forwards.push({ from, proposal });
+        return rec.answer(proposal);
+      },
+    },
+  };
+  return rec;
+}
+
+/** A peer: a Hono app with the peer routes behind an optional gate, served on loopback. */
+function servePeer(options: PeerRoutesOptions = {}) {
+  const rec = recorder();
+  const peer = { rec, arrivals: 0, gate: null as null | { wait(): Promise<void> } };
+  const app = new Hono();
+  app.use("/raft/*", async (_c, next) => {
+    peer.arrivals++;
+    if (peer.gate !== null) await peer.gate.wait();
+    await next();
+  });
+  app.route("/", peerRoutes(rec.handler, options));
+  const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen() {} }, app.fetch);
+  return { ...peer, peer, server, url: `http://127.0.0.1:${server.addr.port}` };
+}
+
+/** A loopback port nothing listens on. */
+function deadPort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = listener.addr.port;
+  listener.close();
+  return port;
+}
+
+function heartbeat(to: string, commit: number, from = "n1"): HeartbeatMessage {
+  return { type: "heartbeat", from, to, term: 1, commit, context: null, seen: {} };
+}
+
+function commits(messages: readonly Message[]): number[] {
+  return messages.map((m) => (m as HeartbeatMessage).commit);
+}
+
+function transportTo(peers: Record<string, string>, options: HttpTransportOptions = {}) {
+  const transport = httpTransport(options);
+  transport.start("n1", recorder().handler);
+  transport.setPeers(new Map(Object.entries(peers)));
+  return transport;
+}
+
+function range(lo: number, hi: number): number[] {
+  return Array.from({ length: hi - lo }, (_, i) => lo + i);
+}
+
+const PROPOSAL: ForwardedProposal = {
+  command: { op: "put", key: "k", value: 1 },
+  wait: "committed",
+  timeoutMs: 1000,
+};
+
+// ------------------------------------------------------------------ messages
+
+Deno.test("httpTransport batches what queues while a request is in flight, in FIFO order", async () => {
+  const peer = servePeer();
+  const hold = gate();
+  peer.peer.gate = hold;
+  const transport = transportTo({ n2: peer.url });
+  try {
+    transport.send([heartbeat("n2", 1)]);
+    await waitFor(() => peer.peer.arrivals === 1, "the first request");
+    for (let i = 2; i <= 200; i++) {
+      transport.send([heartbeat("n2", i)]);
+      if (i % 25 === 0) await yieldOnce();
+    }
+    strictEqual(transport.stats().peers.n2!.queued, 199);
+    strictEqual(transport.stats().requests, 1);
+    hold.open();
+    await waitFor(
+      () => peer.rec.messages.length === 200 && transport.stats().messagesSent === 200,
+      "all 200 messages",
+    );
+    deepStrictEqual(commits(peer.rec.messages), range(1, 201));
+    strictEqual(peer.rec.calls.length, 2);
+    const stats = transport.stats();
+    strictEqual(stats.requests, 2);
+    strictEqual(stats.messagesSent, 200);
+    strictEqual(stats.dropped, 0);
+    strictEqual(stats.failures, 0);
+    ok(peer.rec.calls.every((c) => c.from === "n1"));
+  } finally {
+    hold.open();
+    await transport.close();
+    await peer.server.shutdown();
+  }
+});
+
+Deno.test("httpTransport sends one tick's messages to each peer in one request", async () => {
+  const a = servePeer();
+  const b = servePeer();
+  const transport = transportTo({ n2: a.url, n3: b.url });
+  try {
+    transport.send([heartbeat("n2", 1), heartbeat("n3", 1), heartbeat("n2", 2)]);
+    transport.send([heartbeat("n3", 2)]);
+    await waitFor(() => a.rec.messages.length === 2 && b.rec.messages.length === 2, "both peers");
+    deepStrictEqual(commits(a.rec.messages), [1, 2]);
+    deepStrictEqual(commits(b.rec.messages), [1, 2]);
+    strictEqual(transport.stats().requests, 2);
+  } finally {
+    await transport.close();
+    await a.server.shutdown();
+    await b.server.shutdown();
+  }
+});
+
+Deno.test("httpTransport bounds a dead peer's queue and keeps serving healthy peers", async () => {
+  const healthy = servePeer();
+  const cap = 1000;
+  const transport = transportTo(
+    { dead: `http://127.0.0.1:${deadPort()}`, n2: healthy.url },
+    { maxQueuedMessages: cap, timeoutMs: 1000 },
+  );
+  try {
+    const total = 100_000;
+    let maxQueued = 0;
+    for (let round = 0; round < total / 1000; round++) {
+      transport.send(range(0, 1000).map((i) => heartbeat("dead", round * 1000 + i)));
+      transport.send([heartbeat("n2", round)]);
+      const queued = transport.stats().peers.dead!.queued;
+      maxQueued = Math.max(maxQueued, queued);
+      ok(queued <= cap, `queue of ${queued} over the cap`);
+      await yieldOnce();
+    }
+    await waitFor(
+      () => healthy.rec.messages.length === 100 && transport.stats().messagesSent === 100,
+      "the healthy peer's messages",
+    );
+    deepStrictEqual(commits(healthy.rec.messages), range(0, 100));
+    await waitFor(() => !transport.stats().peers.dead!.inFlight, "the dead peer's request to fail");
+    const stats = transport.stats();
+    const dead = stats.peers.dead!;
+    strictEqual(maxQueued, cap);
+    ok(stats.failures >= 1, "no failure counted");
+    ok(dead.backoffMs >= 50, "no back-off");
+    ok(stats.dropped >= total - cap - stats.messagesFailed);
+    // Every message to the dead peer is accounted for exactly once.
+    strictEqual(stats.dropped + stats.messagesFailed + dead.queued, total);
+    strictEqual(stats.messagesSent, 100);
+    ok(dead.queuedBytes > 0 && dead.queuedBytes <= 32 << 20);
+  } finally {
+    await transport.close();
+    await healthy.server.shutdown();
+  }
+});
+
+Deno.test("httpTransport bounds a peer's queue in bytes, dropping the oldest", async () => {
+  const transport = transportTo({ dead: `http://127.0.0.1:${deadPort()}` }, {
+    maxQueuedBytes: 10_000,
+  });
+  try {
+    const entry = {
+      index: 1,
+      term: 1,
+      kind: "command" as const,
+      proposer: "n1",
+      timeMs: 0,
+      data: new Uint8Array(3000),
+      hash: "0".repeat(64),
+    };
+    for (let i = 0; i < 20; i++) {
+      transport.send([{
+        type: "append",
+        from: "n1",
+        to: "dead",
+        term: 1,
+        prevIndex: i,
+        prevTerm: 1,
+        prevHash: "0".repeat(64),
+        entries: [entry],
+        commit: 0,
+      }]);
+      ok(transport.stats().peers.dead!.queuedBytes <= 10_000);
+    }
+    ok(transport.stats().dropped >= 15);
+  } finally {
+    await transport.close();
+  }
+});
+
+Deno.test("httpTransport drops and counts messages to unknown or removed peers", async () => {
+  const peer = servePeer();
+  const hold = gate();
+  peer.peer.gate = hold;
+  const transport = transportTo({ n2: peer.url });
+  try {
+    transport.send([heartbeat("n9", 1)]);
+    strictEqual(transport.stats().droppedUnknown, 1);
+    transport.send([heartbeat("n2", 1)]);
+    await waitFor(() => peer.peer.arrivals === 1, "the request");
+    transport.send([heartbeat("n2", 2), heartbeat("n2", 3)]);
+    transport.setPeers(new Map());
+    const stats = transport.stats();
+    strictEqual(stats.dropped, 3);
+    deepStrictEqual(stats.peers, {});
+    transport.send([heartbeat("n2", 4)]);
+    strictEqual(transport.stats().droppedUnknown, 2);
+  } finally {
+    hold.open();
+    await transport.close();
+    await peer.server.shutdown();
+  }
+});
+
+Deno.test("httpTransport.close() aborts a request in flight", async () => {
+  const peer = servePeer();
+  const hold = gate();
+  peer.peer.gate = hold;
+  const transport = transportTo({ n2: peer.url });
+  try {
+    transport.send([heartbeat("n2", 1)]);
+    await waitFor(() => peer.peer.arrivals === 1, "the request");
+    await transport.close();
+    strictEqual(transport.stats().failures, 1);
+    transport.send([heartbeat("n2", 2)]);
+    strictEqual(transport.stats().dropped, 1);
+  } finally {
+    hold.open();
+    await peer.server.shutdown();
+  }
+});
+
+// ------------------------------------------------------------------ authentication
+
+Deno.test("peerRoutes answers 401 to unsigned or wrongly signed requests and nothing reaches the node", async () => {
+  const peer = servePeer({ secret: "s3cret" });
+  try {
+    const body = encodeMessages([heartbeat("n2", 1)]);
+    const post = (path: string, headers: Record<string, string>, data = body) =>
+      fetch(peer.url + path, {
+        method: "POST",
+        headers: { "content-type": "application/json", ...headers },
+        body: data,
+      });
+
+    for (const path of ["/raft/messages", "/raft/forward"]) {
+      const res = await post(path, { "X-Raft-From": "n1" });
+      strictEqual(res.status, 401);
+      const json = await res.json();
+      strictEqual(json.error.code, "unauthorized");
+      strictEqual(typeof json.error.message, "string");
+    }
+
+    const wrong = await signRequest({
+      secret: "guess",
+      from: "n1",
+      method: "POST",
+      path: "/raft/messages",
+      body,
+    });
+    const res = await post("/raft/messages", wrong);
+    strictEqual(res.status, 401);
+    match((await res.json()).error.message, /wrong signature/);
+
+    // Signed for another body.
+    const other = await signRequest({
+      secret: "s3cret",
+      from: "n1",
+      method: "POST",
+      path: "/raft/messages",
+      body: "{}",
+    });
+    strictEqual((await post("/raft/messages", other)).status, 401);
+    // Signed for the other route.
+    const forwardSig = await signRequest({
+      secret: "s3cret",
+      from: "n1",
+      method: "POST",
+      path: "/raft/forward",
+      body,
+    });
+    strictEqual((await post("/raft/messages", forwardSig)).status, 401);
+
+    // Signed right: accepted once, then the replay is refused.
+    const right = await signRequest({
+      secret: "s3cret",
+      from: "n1",
+      method: "POST",
+      path: "/raft/messages",
+      body,
+    });
+    strictEqual((await post("/raft/messages", right)).status, 204);
+    const replay = await post("/raft/messages", right);
+    strictEqual(replay.status, 401);
+    match((await replay.json()).error.message, /already used/);
+
+    strictEqual(peer.rec.calls.length, 1);
+    strictEqual(peer.rec.forwards.length, 0);
+  } finally {
+    await peer.server.shutdown();
+  }
+});
+
+Deno.test("httpTransport with the cluster secret is accepted; with a wrong one it is refused", async () => {
+  const peer = servePeer({ secret: "s3cret" });
+  const good = transportTo({ n2: peer.url }, { secret: "s3cret" });
+  const bad = transportTo({ n2: peer.url }, { secret: "guess" });
+  try {
+    bad.send([heartbeat("n2", 1)]);
+    good.send([heartbeat("n2", 2)]);
+    await waitFor(
+      () =>
+        peer.rec.messages.length === 1 && bad.stats().failures === 1 &&
+        good.stats().messagesSent === 1,
+      "both requests",
+    );
+    deepStrictEqual(commits(peer.rec.messages), [2]);
+    strictEqual(bad.stats().messagesSent, 0);
+    strictEqual(good.stats().messagesSent, 1);
+
+    deepStrictEqual(await good.forward("n2", PROPOSAL, new AbortController().signal), {
+      ok: true,
+      value: { echo: PROPOSAL.command },
+    });
+    const refused = await bad.forward("n2", PROPOSAL, new AbortController().signal);
+    ok(!refused.ok);
+    strictEqual(refused.code, "unauthorized");
+    strictEqual(peer.rec.forwards.length, 1);
+  } finally {
+    await good.close();
+    await bad.close();
+    await peer.server.shutdown();
+  }
+});
+
+// ------------------------------------------------------------------ validation
+
+Deno.test("peerRoutes refuses bad requests with the API.md error shape", async (t) => {
+  const peer = servePeer({ bodyLimitBytes: 4096 });
+  const post = (headers: Record<string, string>, body: BodyInit, path = "/raft/messages") =>
+    fetch(peer.url + path, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...headers },
+      body,
+    });
+  const expect = async (res: Response, status: number, code: string, message?: RegExp) => {
+    strictEqual(res.status, status);
+    const json = await res.json();
+    strictEqual(json.error.code, code);
+    if (message) match(json.error.message, message);
+  };
+  try {
+    await t.step("missing X-Raft-From", async () => {
+      await expect(await post({}, encodeMessages([])), 400, "invalid_request", /X-Raft-From/);
+    });
+    await t.step("malformed X-Raft-From", async () => {
+      await expect(
+        await post({ "X-Raft-From": "n 1" }, encodeMessages([])),
+        400,
+        "invalid_request",
+        /X-Raft-From/,
+      );
+    });
+    await t.step("not JSON", async () => {
+      await expect(
+        await post({ "X-Raft-From": "n1" }, "{nope"),
+        400,
+        "invalid_request",
+        /not valid UTF-8 JSON/,
+      );
+    });
+    await t.step("a bad field is named", async () => {
+      const body = JSON.stringify({
+        messages: [heartbeat("n2", 1), { ...heartbeat("n2", 2), commit: -2 }],
+      });
+      await expect(
+        await post({ "X-Raft-From": "n1" }, body),
+        400,
+        "invalid_request",
+        /messages\.1\.commit/,
+      );
+    });
+    await t.step("a message from someone else", async () => {
+      const body = encodeMessages([heartbeat("n2", 1), heartbeat("n2", 2, "n3")]);
+      await expect(
+        await post({ "X-Raft-From": "n1" }, body),
+        400,
+        "invalid_request",
+        /messages\.1\.from/,
+      );
+    });
+    await t.step("over the body limit", async () => {
+      const body = encodeMessages(range(0, 100).map((i) => heartbeat("n2", i)));
+      await expect(await post({ "X-Raft-From": "n1" }, body), 413, "too_large");
+    });
+    await t.step("over the body limit, streamed without a length", async () => {
+      const chunk = new TextEncoder().encode(" ".repeat(1024));
+      let sent = 0;
+      const stream = new ReadableStream<Uint8Array>({
+        pull(controller) {
+          if (sent++ < 8) controller.enqueue(chunk);
+          else controller.close();
+        },
+      });
+      await expect(await post({ "X-Raft-From": "n1" }, stream), 413, "too_large");
+    });
+    await t.step("a bad forwarded proposal", async () => {
+      const body = JSON.stringify({ ...PROPOSAL, wait: "eventually" });
+      await expect(
+        await post({ "X-Raft-From": "n1" }, body, "/raft/forward"),
+        400,
+        "invalid_request",
+        /field wait/,
+      );
+    });
+    await t.step("nothing reached the node", () => {
+      strictEqual(peer.rec.calls.length, 0);
+      strictEqual(peer.rec.forwards.length, 0);
+    });
+  } finally {
+    await peer.server.shutdown();
+  }
+});
+
+// ------------------------------------------------------------------ forwarding
+
+Deno.test("httpTransport.forward() round-trips a proposal and the leader's answers", async () => {
+  const peer = servePeer();
+  const transport = transportTo({ n2: peer.url });
+  const signal = new AbortController().signal;
+  try {
+    const proposal: ForwardedProposal = { ...PROPOSAL, idempotencyKey: "key-1", wait: "accepted" };
+    deepStrictEqual(await transport.forward("n2", proposal, signal), {
+      ok: true,
+      value: { echo: PROPOSAL.command },
+    });
+    deepStrictEqual(peer.rec.forwards, [{ from: "n1", proposal }]);
+
+    const refusal: ForwardedAnswer = {
+      ok: false,
+      code: "not_leader",
+      message: "Cannot write: this node is no longer the leader",
+      details: { leader: { id: "n3", url: "http://127.0.0.1:1" } },
+    };
+    peer.rec.answer = () => Promise.resolve(refusal);
+    deepStrictEqual(await transport.forward("n2", PROPOSAL, signal), refusal);
+
+    peer.rec.answer = () => Promise.resolve({ ok: true, value: undefined });
+    deepStrictEqual(await transport.forward("n2", PROPOSAL, signal), {
+      ok: true,
+      value: undefined,
+    });
+    strictEqual(transport.stats().forwards, 3);
+  } finally {
+    await transport.close();
+    await peer.server.shutdown();
+  }
+});
+
+Deno.test("httpTransport.forward() returns the error of a non-2xx answer", async () => {
+  const peer = servePeer();
+  const transport = transportTo({ n2: peer.url });
+  try {
+    peer.rec.answer = () => Promise.reject(new Error("a bug on the leader"));
+    const answer = await transport.forward("n2", PROPOSAL, new AbortController().signal);
+    // A 500 leaves the outcome unknown.
+    deepStrictEqual(answer, { ok: false, code: "timeout", message: "Internal error" });
+  } finally {
+    await transport.close();
+    await peer.server.shutdown();
+  }
+});
+
+Deno.test("httpTransport.forward() to a dead port throws unavailable", async () => {
+  const transport = transportTo({ n2: `http://127.0.0.1:${deadPort()}` });
+  try {
+    await rejects(transport.forward("n2", PROPOSAL, new AbortController().signal), (e: unknown) => {
+      ok(e instanceof WaterCraftError);
+      strictEqual(e.code, "unavailable");
+      return true;
+    });
+    await rejects(
+      transport.forward("n9", PROPOSAL, new AbortController().signal),
+      /address is unknown/,
+    );
+  } finally {
+    await transport.close();
+  }
+});
+
+Deno.test("httpTransport.forward() throws timeout when the leader may have the write but does not answer", async () => {
+  const peer = servePeer();
+  const hold = gate();
+  peer.rec.answer = async () => {
+    await hold.wait();
+    return { ok: true, value: "late" };
+  };
+  const transport = transportTo({ n2: peer.url }, { timeoutMs: 50 });
+  try {
+    await rejects(
+      transport.forward("n2", { ...PROPOSAL, timeoutMs: 50 }, new AbortController().signal),
+      (e: unknown) => {
+        ok(e instanceof WaterCraftError);
+        strictEqual(e.code, "timeout");
+        return true;
+      },
+    );
+    strictEqual(peer.rec.forwards.length, 1);
+
+    // The caller's signal ends the wait too.
+    const controller = new AbortController();
+    const pending = transport.forward("n2", PROPOSAL, controller.signal);
+    await waitFor(() => peer.rec.forwards.length === 2, "the second forward");
+    controller.abort();
+    await rejects(pending, (e: unknown) => e instanceof WaterCraftError && e.code === "timeout");
+  } finally {
+    hold.open();
+    await transport.close();
+    await peer.server.shutdown();
+  }
+});
