@@ -9,7 +9,7 @@
 
 import { WaterCraftError } from "./core/errors.ts";
 import type { Clock } from "./clock.ts";
-import { signRequest } from "./transport/auth.ts";
+import { FROM_HEADER, signRequest } from "./transport/auth.ts";
 
 /** Options of {@linkcode joinCluster}. */
 export interface JoinOptions {
@@ -91,7 +91,7 @@ async function call<T>(
   const text = body === undefined ? "" : JSON.stringify(body);
   const headers: Record<string, string> = {
     "content-type": "application/json",
-    "x-raft-from": options.id,
+    [FROM_HEADER]: options.id,
   };
   if (options.clientToken !== undefined) headers.authorization = `Bearer ${options.clientToken}`;
   if (options.secret !== undefined) {

@@ -273,6 +273,15 @@ export class RaftLog {
     this.#applied = Math.max(this.#applied, index);
   }
 
+  /** The configuration in force before the latest config entry, or null when there is none in memory. */
+  previousConfig(): Configuration | null {
+    const index = this.#configIndexes.at(-2);
+    if (index !== undefined) return decodeConfig(this.entry(index)!.data);
+    return this.#configIndexes.length === 1 && this.#snapshot.index > 0
+      ? this.#snapshot.config
+      : null;
+  }
+
   /** The configuration of the latest config entry in the log (or of the snapshot). */
   config(): { index: number; config: Configuration } {
     const index = this.#configIndexes.at(-1) ?? this.#snapshot.index;

@@ -5,14 +5,23 @@
  */
 
 export { AssertionError } from "./assert.ts";
-export { type Configuration, EMPTY_CONFIG, type Member } from "./config.ts";
+export {
+  type Configuration,
+  decodeConfig,
+  EMPTY_CONFIG,
+  encodeConfig,
+  type Member,
+  voterIds,
+} from "./config.ts";
 export { type Entry, entryHash, type EntryKind, GENESIS_HASH } from "./entry.ts";
 export { type ErrorCode, NotLeaderError, UnavailableError, WaterCraftError } from "./errors.ts";
 export { EMPTY_SNAPSHOT, type SnapshotMeta } from "./log.ts";
 export type * from "./messages.ts";
 export { type Prng, seededPrng } from "./prng.ts";
 export {
+  type FollowerView,
   type HardState,
+  type MembershipChange,
   Raft,
   type RaftOptions,
   type RaftStatus,

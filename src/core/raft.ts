@@ -578,9 +578,12 @@ export class Raft {
         this.#becomeFollower(m.term, null);
       }
     } else if (m.term !== 0 && m.term < this.#term) {
-      if ((this.#checkQuorum || this.#preVote) && (m.type === "append" || m.type === "heartbeat")) {
+      if (m.type === "append" || m.type === "heartbeat") {
         // A stale leader: answer with our term so it steps down. Without this a
-        // node that raised its term behind a partition could never rejoin.
+        // node that raised its term behind a partition (or campaigning under a
+        // stale configuration that the leader's log has replaced) could never
+        // rejoin. Removed nodes get no appends, so this cannot make them
+        // disruptive.
         this.#send({
           type: "appendResponse",
           to: m.from,
@@ -733,7 +736,7 @@ export class Raft {
   }
 
   #campaign(transfer: boolean): void {
-    if (!this.#isVoter()) return;
+    if (!this.#isPromotable()) return;
     const pre = this.#preVote && !transfer;
     if (pre) this.#becomePreCandidate();
     else this.#becomeCandidate();
@@ -766,7 +769,7 @@ export class Raft {
 
   #tickElection(): void {
     this.#electionElapsed++;
-    if (this.#isVoter() && this.#electionElapsed >= this.#randomizedElectionTimeout) {
+    if (this.#isPromotable() && this.#electionElapsed >= this.#randomizedElectionTimeout) {
       this.#electionElapsed = 0;
       this.#campaign(false);
     }
@@ -1219,6 +1222,20 @@ export class Raft {
   }
 
   // ---------------------------------------------------------------- helpers
+
+  /**
+   * Whether this node may start elections: it votes in the configuration in
+   * force, or that configuration removes it but is not committed yet. A
+   * leader that removed itself and lost leadership before the removal
+   * committed may hold the only up-to-date log; it must be able to win
+   * (counting only the new voters), commit the removal and step down, or no
+   * one could ever be elected (thesis §4.2.2).
+   */
+  #isPromotable(): boolean {
+    if (this.#isVoter()) return true;
+    if (this.log.config().index <= this.log.committed) return false;
+    return voterIds(this.log.previousConfig() ?? { members: [] }).includes(this.id);
+  }
 
   #isVoter(): boolean {
     return voterIds(this.log.config().config).includes(this.id);

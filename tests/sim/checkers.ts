@@ -138,6 +138,38 @@ export class SafetyChecker {
     }
   }
 
+  /**
+   * Membership safety when a configuration entry commits: one voter changed
+   * at most, the holders are a majority of the new voters, and they meet
+   * every majority of the old voters (at least half of them).
+   */
+  configCommitted(
+    index: number,
+    c: {
+      changed: number;
+      oldVoters: number;
+      newVoters: number;
+      oldHolders: number;
+      newHolders: number;
+    },
+  ): void {
+    if (c.changed > 1) {
+      throw new Violation("single-server change", `config ${index} changes ${c.changed} voters`);
+    }
+    if (2 * c.newHolders <= c.newVoters) {
+      throw new Violation(
+        "config commit",
+        `config ${index} committed on ${c.newHolders} of ${c.newVoters} new voters`,
+      );
+    }
+    if (2 * c.oldHolders < c.oldVoters) {
+      throw new Violation(
+        "config commit",
+        `config ${index} committed on ${c.oldHolders} of ${c.oldVoters} old voters`,
+      );
+    }
+  }
+
   /** Linearizable reads: a read point covers every commit known before the read began. */
   readReleased(node: string, index: number, mustSee: number): void {
     if (index < mustSee) {

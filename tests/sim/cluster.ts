@@ -12,14 +12,17 @@
 
 import {
   type Configuration,
+  decodeConfig,
   type Entry,
   GENESIS_HASH,
   type HardState,
+  type MembershipChange,
   NotLeaderError,
   type Prng,
   Raft,
   type Ready,
   seededPrng,
+  voterIds,
   WaterCraftError,
 } from "../../src/core/mod.ts";
 import { SafetyChecker, Violation } from "./checkers.ts";
@@ -48,6 +51,11 @@ export interface SimOptions {
   bug?: PlantedBug;
   /** The core to run; default the real one. */
   core?: RaftClass;
+  /**
+   * Start with only some nodes as members and add, promote and remove
+   * members under the same faults.
+   */
+  membership?: boolean;
 }
 
 /** What a run found. */
@@ -106,6 +114,9 @@ class Simulation {
   readonly #checker = new SafetyChecker();
   readonly #electionTicks: number;
   readonly #bootstrap: Configuration;
+  readonly #founders: ReadonlySet<string>;
+  /** Config entries already checked for a safe commit. */
+  readonly #configsChecked = new Set<string>();
   readonly #preVote: boolean;
   readonly #maxMsgBytes: number;
   readonly #maxInflight: number;
@@ -168,7 +179,10 @@ class Simulation {
       restartAt: 0,
       writing: null,
     }));
-    this.#bootstrap = { members: ids.map((id) => ({ id, voter: true })) };
+    // With membership changes, the last nodes start outside the cluster.
+    const founders = opts.membership ? ids.slice(0, Math.max(1, ids.length - 2)) : ids;
+    this.#founders = new Set(founders);
+    this.#bootstrap = { members: founders.map((id) => ({ id, voter: true })) };
     for (const node of this.#nodes) this.#start(node);
   }
 
@@ -263,7 +277,9 @@ class Simulation {
         }
       }
       this.#commonTick();
-      if (hashes.size === probes.length && this.#allApplied([...hashes.values()])) return null;
+      if (
+        hashes.size === probes.length && this.#allApplied(current ?? leader, [...hashes.values()])
+      ) return null;
     }
     return `probes not applied on every node within ${commitBudget} ticks of a leader (${this.#describe()})`;
   }
@@ -285,6 +301,7 @@ class Simulation {
     if (p.next() < (this.#faulty ? this.#proposeRate : 0.2)) this.#propose();
     if (p.next() < 0.3) this.#read();
     if (this.#faulty && p.next() < 0.003) this.#transfer();
+    if (this.#faulty && this.#opts.membership && p.next() < 0.01) this.#changeMembers();
   }
 
   // ------------------------------------------------------------ clients
@@ -316,6 +333,32 @@ class Simulation {
     }
     this.#reads.set(context, { node: node.id, mustSee: this.#checker.maxCommitted });
     this.#process(node);
+  }
+
+  /** A client asks the leader to add, remove or promote a member. */
+  #changeMembers(): void {
+    const p = this.#prng;
+    let node = pickOne(p, this.#nodes);
+    const hint = node.raft?.leader;
+    if (hint !== null && hint !== undefined) node = this.#node(hint);
+    const raft = node.raft;
+    if (raft === null || raft.role !== "leader") return;
+    const members = raft.log.config().config.members;
+    const outside = this.#nodes.filter((n) => !members.some((m) => m.id === n.id));
+    const learners = members.filter((m) => !m.voter);
+    const r = p.next();
+    let change: MembershipChange;
+    if (r < 0.4 && outside.length > 0) {
+      change = { type: "add", member: { id: pickOne(p, outside).id, voter: false } };
+    } else if (r < 0.8) change = { type: "remove", id: pickOne(p, members).id };
+    else if (learners.length > 0) change = { type: "promote", id: pickOne(p, learners).id };
+    else return;
+    try {
+      raft.changeMembers(change, this.#now);
+      this.#process(node);
+    } catch (e) {
+      if (!(e instanceof WaterCraftError)) throw e;
+    }
   }
 
   #transfer(): void {
@@ -351,7 +394,7 @@ class Simulation {
       maxInflight: this.#maxInflight,
       hardState: d.hardState,
       entries: d.entries,
-      bootstrap: this.#bootstrap,
+      ...(this.#founders.has(node.id) ? { bootstrap: this.#bootstrap } : {}),
     });
     node.applied = 0;
     node.checkedCommit = 0;
@@ -462,8 +505,43 @@ class Simulation {
     }
     if (raft.log.committed > node.checkedCommit) {
       this.#checker.committedUpTo(raft, node.checkedCommit);
+      for (let i = node.checkedCommit + 1; i <= raft.log.committed; i++) {
+        const e = raft.log.entry(i);
+        if (e?.kind === "config" && !this.#configsChecked.has(e.hash)) {
+          this.#checkConfigCommit(raft, e);
+        }
+      }
       node.checkedCommit = raft.log.committed;
     }
+  }
+
+  /**
+   * A configuration commits safely: it differs from the one before by at
+   * most one voter, and the nodes that durably hold it are a majority of
+   * the new voters and meet every majority of the old ones (for an odd old
+   * size, that is a majority of it too).
+   */
+  #checkConfigCommit(raft: Raft, e: Entry): void {
+    this.#configsChecked.add(e.hash);
+    let before = e.index - 1;
+    while (before > 0 && raft.log.entry(before)?.kind !== "config") before--;
+    if (before === 0) return;
+    const oldVoters = voterIds(decodeConfig(raft.log.entry(before)!.data));
+    const newVoters = voterIds(decodeConfig(e.data));
+    const changed = oldVoters.filter((v) => !newVoters.includes(v)).length +
+      newVoters.filter((v) => !oldVoters.includes(v)).length;
+    this.#checker.configCommitted(e.index, {
+      changed,
+      oldVoters: oldVoters.length,
+      newVoters: newVoters.length,
+      oldHolders: oldVoters.filter((id) => this.#holds(id, e)).length,
+      newHolders: newVoters.filter((id) => this.#holds(id, e)).length,
+    });
+  }
+
+  /** Whether node `id` durably holds entry `e`. */
+  #holds(id: string, e: Entry): boolean {
+    return this.#node(id).durable.entries[e.index - 1]?.hash === e.hash;
   }
 
   #persist(node: SimNode, hard: HardState | null, entries: readonly Entry[]): void {
@@ -504,22 +582,24 @@ class Simulation {
     return node;
   }
 
-  /** The leader every live node agrees on, if there is one. */
+  /** The leader every member of its configuration follows, if there is one. */
   #stableLeader(): Raft | null {
     let leader: Raft | null = null;
     for (const node of this.#nodes) {
       const raft = node.raft;
-      if (raft === null) return null;
-      if (raft.role === "leader") {
-        if (leader !== null) return null;
-        leader = raft;
-      }
+      if (raft?.role === "leader" && (leader === null || raft.term > leader.term)) leader = raft;
     }
     if (leader === null) return null;
-    for (const node of this.#nodes) {
-      if (node.raft!.leader !== leader.id || node.raft!.term !== leader.term) return null;
+    for (const node of this.#members(leader)) {
+      if (node.raft?.leader !== leader.id || node.raft.term !== leader.term) return null;
     }
     return leader;
+  }
+
+  /** The nodes in `leader`'s configuration (all nodes without membership changes). */
+  #members(leader: Raft): SimNode[] {
+    const ids = new Set(leader.log.config().config.members.map((m) => m.id));
+    return this.#nodes.filter((n) => ids.has(n.id));
   }
 
   /** One line on every node, for failure reports. */
@@ -529,12 +609,14 @@ class Simulation {
       if (r === null) return `${n.id} down`;
       const st = r.status();
       const followers = [...r.followers()].map(([id, f]) => `${id}:${JSON.stringify(f)}`).join(",");
-      return `${n.id} ${st.role} t${st.term} lead=${st.leader} last=${st.lastIndex} commit=${st.commitIndex} applied=${n.applied} ${followers}`;
+      const config = st.config.members.map((m) => m.id + (m.voter ? "" : "(l)")).join(",");
+      return `${n.id} ${st.role} t${st.term} lead=${st.leader} last=${st.lastIndex} commit=${st.commitIndex} ` +
+        `applied=${n.applied} config@${st.configIndex}=[${config}] ${followers}`;
     }).join("; ");
   }
 
-  #allApplied(hashes: readonly string[]): boolean {
-    return this.#nodes.every((node) => {
+  #allApplied(leader: Raft, hashes: readonly string[]): boolean {
+    return this.#members(leader).every((node) => {
       const raft = node.raft;
       if (raft === null) return false;
       return hashes.every((h) => {

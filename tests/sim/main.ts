@@ -2,7 +2,7 @@
  * Runs the deterministic simulator over many seeds:
  *
  * ```sh
- * deno task sim --seeds 500 --nodes 5 [--steps 2000] [--seed X]
+ * deno task sim --seeds 500 --nodes 5 [--steps 2000] [--seed X] [--membership]
  * ```
  *
  * Prints one line per failing seed with the command that replays it, and as
@@ -21,12 +21,17 @@ interface Args {
   steps: number;
   seed: number | null;
   first: number;
+  membership: boolean;
 }
 
 function parseArgs(argv: readonly string[]): Args {
-  const args: Args = { seeds: 100, nodes: 3, steps: 2000, seed: null, first: 1 };
+  const args: Args = { seeds: 100, nodes: 3, steps: 2000, seed: null, first: 1, membership: false };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i]!;
+    if (flag === "--membership") {
+      args.membership = true;
+      continue;
+    }
     const value = Number(argv[++i]);
     if (!Number.isSafeInteger(value) || value < 0) usage(`${flag} needs a whole number`);
     switch (flag) {
@@ -55,7 +60,7 @@ function parseArgs(argv: readonly string[]): Args {
 
 function usage(problem: string): never {
   console.error(
-    `sim: ${problem}\nusage: deno task sim [--seeds N] [--nodes 3|5] [--steps S] [--seed X] [--first F]`,
+    `sim: ${problem}\nusage: deno task sim [--seeds N] [--nodes 3|5] [--steps S] [--seed X] [--first F] [--membership]`,
   );
   Deno.exit(2);
 }
@@ -68,13 +73,19 @@ let violations = 0;
 let livenessFailures = 0;
 const started = performance.now();
 for (const seed of seeds) {
-  const result: SimResult = runSeed({ seed, nodes: args.nodes, steps: args.steps });
+  const result: SimResult = runSeed({
+    seed,
+    nodes: args.nodes,
+    steps: args.steps,
+    membership: args.membership,
+  });
   if (result.violation !== null || result.livenessFailure !== null) {
     if (result.violation !== null) violations++;
     else livenessFailures++;
     console.log(
       `seed ${seed} failed: ${result.violation ?? result.livenessFailure}\n` +
-        `  replay: deno task sim --nodes ${args.nodes} --steps ${args.steps} --seed ${seed}`,
+        `  replay: deno task sim --nodes ${args.nodes} --steps ${args.steps} --seed ${seed}` +
+        (args.membership ? " --membership" : ""),
     );
   }
 }
