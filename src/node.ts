@@ -94,8 +94,10 @@ export interface NodeOptions {
    * as they were. Use once, on one node, then let the others join it afresh.
    */
   readonly forceNewCluster?: boolean | readonly string[];
-  /** Where problems are reported; default `console.error`. */
+  /** Where an error that stopped the node is reported; default `console.error`. */
   readonly onError?: (error: unknown) => void;
+  /** Where notable events (an eviction) are reported; default `console.warn`. */
+  readonly onWarning?: (message: string) => void;
 }
 
 /** Options of one write. */
@@ -833,9 +835,11 @@ export class WaterCraftNode implements PeerHandler {
     });
     if (silent === undefined) return;
     this.#evicting = true;
+    const warn = this.#options.onWarning ??
+      ((message: string) => console.warn(`watercraft: ${message}`));
     this.removeMember(silent.id).then(
-      () => this.#onError(new Error(`Evicted member ${silent.id}: silent for over ${after} ms`)),
-      (e) => this.#onError(new Error(`Could not evict ${silent.id}`, { cause: e })),
+      () => warn(`evicted member ${silent.id}: silent for over ${after} ms`),
+      (e) => warn(`could not evict ${silent.id}: ${e instanceof Error ? e.message : String(e)}`),
     ).finally(() => this.#evicting = false);
   }
 

@@ -48,6 +48,7 @@ class Harness {
       heartbeatMs: 10,
       electionMs: 100,
       onError: () => {},
+      onWarning: () => {},
       ...options,
     });
     this.nodes.set(id, node);

@@ -170,6 +170,24 @@ export class SafetyChecker {
     }
   }
 
+  /** A leader's log holds at most one configuration entry that is not known committed. */
+  oneChangeAtATime(raft: Raft): void {
+    let pending = 0;
+    for (
+      let i = Math.max(raft.log.committed, this.maxCommitted) + 1;
+      i <= raft.log.lastIndex();
+      i++
+    ) {
+      if (raft.log.entry(i)?.kind === "config") pending++;
+    }
+    if (pending > 1) {
+      throw new Violation(
+        "single-server change",
+        `${raft.id} has ${pending} uncommitted configurations`,
+      );
+    }
+  }
+
   /** Linearizable reads: a read point covers every commit known before the read began. */
   readReleased(node: string, index: number, mustSee: number): void {
     if (index < mustSee) {

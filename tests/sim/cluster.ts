@@ -71,6 +71,8 @@ export interface SimResult {
   committed: number;
   /** Elections won. */
   leaders: number;
+  /** Configuration entries committed after the first. */
+  configChanges: number;
 }
 
 interface DurableState {
@@ -203,6 +205,7 @@ class Simulation {
       ticks: this.#now,
       committed: this.#checker.maxCommitted,
       leaders: this.#checker.leaders.size,
+      configChanges: this.#configsChecked.size,
     };
   }
 
@@ -503,6 +506,7 @@ class Simulation {
     if (raft.role === "leader" && this.#checker.leaders.get(raft.term) !== raft.id) {
       this.#checker.becameLeader(raft);
     }
+    if (raft.role === "leader" && this.#opts.membership) this.#checker.oneChangeAtATime(raft);
     if (raft.log.committed > node.checkedCommit) {
       this.#checker.committedUpTo(raft, node.checkedCommit);
       for (let i = node.checkedCommit + 1; i <= raft.log.committed; i++) {

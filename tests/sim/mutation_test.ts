@@ -15,16 +15,27 @@ const MAX_SEEDS = 400;
 
 /** Returns the first seed whose run reports a safety violation, or null. */
 function firstCatch(
-  options: { core?: RaftClass; bug?: PlantedBug },
+  options: { core?: RaftClass; bug?: PlantedBug; membership?: boolean },
 ): { seed: number; violation: string } | null {
   for (let seed = 1; seed <= MAX_SEEDS; seed++) {
-    const result = runSeed({ seed, nodes: 3, steps: 2000, ...options });
+    const result = runSeed({ seed, nodes: options.membership ? 5 : 3, steps: 2000, ...options });
     if (result.violation !== null) return { seed, violation: result.violation };
   }
   return null;
 }
 
-const MUTANTS: { name: string; rule: string; mutations: Mutation[] }[] = [
+const MUTANTS: { name: string; rule: string; mutations: Mutation[]; membership?: boolean }[] = [
+  {
+    name: "concurrentChanges",
+    rule: "a membership change starts while another is uncommitted (§4.1)",
+    membership: true,
+    mutations: [{
+      from:
+        'if (this.log.config().index > this.log.committed) {\n      throw new UnavailableError("Cannot change membership while another change is in progress");',
+      to:
+        'if (false) {\n      throw new UnavailableError("Cannot change membership while another change is in progress");',
+    }],
+  },
   {
     name: "staleVotes",
     rule: "vote answers from an older term are counted",
@@ -59,10 +70,10 @@ const MUTANTS: { name: string; rule: string; mutations: Mutation[] }[] = [
   },
 ];
 
-for (const { name, rule, mutations } of MUTANTS) {
+for (const { name, rule, mutations, membership } of MUTANTS) {
   Deno.test(`simulator catches a core where ${rule}`, async () => {
     const core = await loadMutant(name, mutations);
-    const caught = firstCatch({ core });
+    const caught = firstCatch({ core, membership: membership ?? false });
     notStrictEqual(caught, null, `no violation in ${MAX_SEEDS} seeds`);
   });
 }

@@ -51,6 +51,16 @@ for (const [nodes, seeds] of [[3, 200], [5, 150]] as const) {
   });
 }
 
+Deno.test("simulator: 100 seeds of a 5-node cluster changing its membership keep every safety property", () => {
+  let changes = 0;
+  for (let seed = 1; seed <= 100; seed++) {
+    const result = runSeed({ seed, nodes: 5, steps: STEPS, membership: true });
+    assertClean(result, 5);
+    changes += result.configChanges;
+  }
+  strictEqual(changes > 100, true, `only ${changes} membership changes committed in all`);
+});
+
 Deno.test("simulator: regression seeds stay clean", () => {
   for (const [seed, nodes] of REGRESSIONS) {
     assertClean(runSeed({ seed, nodes, steps: STEPS }), nodes);

@@ -1,0 +1,194 @@
+/**
+ * Clusters over real HTTP on loopback in one process: each node has its own
+ * server, the HTTP transport and a cluster secret. Time is real, so every
+ * wait polls for its condition with a bounded deadline.
+ *
+ * @module
+ */
+
+import { deepStrictEqual, strictEqual } from "node:assert/strict";
+import { Hono } from "hono";
+import {
+  createApp,
+  createNode,
+  httpTransport,
+  kvStateMachine,
+  serve,
+  type Server,
+  type WaterCraftNode,
+} from "../mod.ts";
+
+const SECRET = "s3cret-for-tests";
+
+interface Member {
+  node: WaterCraftNode;
+  server: Server;
+  url: string;
+}
+
+/** Starts a node with its own loopback server. */
+async function start(id: string, join: string[] | null, readOnly = false): Promise<Member> {
+  let handler: (req: Request) => Response | Promise<Response> = () =>
+    new Response("starting", { status: 503 });
+  const server = await serve((req) => handler(req), { port: 0, hostname: "127.0.0.1" });
+  const url = `http://127.0.0.1:${server.port}`;
+  const node = await createNode({
+    id,
+    url,
+    stateMachine: kvStateMachine(),
+    transport: httpTransport({ secret: SECRET }),
+    bootstrap: join === null,
+    readOnly,
+    heartbeatMs: 20,
+    electionMs: 200,
+    onError: () => {},
+  });
+  const app = createApp(node, { secret: SECRET });
+  handler = (req) => app.fetch(req);
+  if (join !== null) await node.join(join, { secret: SECRET, timeoutMs: 10_000 });
+  return { node, server, url };
+}
+
+async function stop(m: Member): Promise<void> {
+  await m.server.shutdown();
+  await m.node.stop();
+}
+
+/** Polls `cond` every 10 ms for at most `ms`. */
+async function waitFor(
+  what: string,
+  cond: () => boolean | Promise<boolean>,
+  ms = 10_000,
+): Promise<void> {
+  for (let i = 0; i < ms / 10; i++) {
+    if (await cond()) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`Timed out waiting for ${what}`);
+}
+
+async function call(
+  url: string,
+  method: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+) {
+  const res = await fetch(url, {
+    method,
+    headers: { "content-type": "application/json", ...headers },
+    ...(body === undefined ? {} : { body: typeof body === "string" ? body : JSON.stringify(body) }),
+  });
+  const text = await res.text();
+  return { status: res.status, body: text === "" ? null : JSON.parse(text) };
+}
+
+Deno.test("HTTP cluster: grow 1 → 5 joining through different members, then write, read, fail over", async () => {
+  const members: Member[] = [];
+  try {
+    members.push(await start("n1", null));
+    // Each newcomer contacts a different member (followers included, and a
+    // dead URL first for n5): any member leads it to the host.
+    members.push(await start("n2", [members[0]!.url]));
+    members.push(await start("n3", [members[1]!.url]));
+    members.push(await start("n4", [members[2]!.url]));
+    members.push(await start("n5", ["http://127.0.0.1:9", members[3]!.url]));
+    const first = members[0]!.node;
+    await waitFor("5 voters", () => first.members().members.filter((m) => m.voter).length === 5);
+    strictEqual(first.status().role, "leader", "the original node is the first host");
+
+    // Write through a follower, read linearizably through another.
+    const put = await call(`${members[2]!.url}/v1/kv/a`, "PUT", { value: { n: 1 } });
+    strictEqual(put.status, 200, JSON.stringify(put.body));
+    deepStrictEqual(Object.keys(put.body).sort(), ["head", "id", "index", "prev", "term"]);
+    const got = await call(`${members[3]!.url}/v1/kv/a`, "GET");
+    deepStrictEqual([got.status, got.body.value], [200, { n: 1 }]);
+
+    // Idempotent retries return the first result.
+    const key = { "Idempotency-Key": "retry-1" };
+    const e1 = await call(`${members[1]!.url}/v1/entries`, "POST", {
+      data: { op: "put", key: "b", value: 1 },
+    }, key);
+    const e2 = await call(`${members[4]!.url}/v1/entries`, "POST", {
+      data: { op: "put", key: "b", value: 1 },
+    }, key);
+    strictEqual(e1.status, 201);
+    deepStrictEqual(e2.body, { ...e1.body, head: e2.body.head });
+
+    // Refusals: the validator (422), malformed bodies (400), peers without the secret (401).
+    strictEqual(
+      (await call(`${members[1]!.url}/v1/entries`, "POST", { data: { op: "bogus" } })).status,
+      422,
+    );
+    const bad = await call(`${members[1]!.url}/v1/kv/a`, "PUT", "{not json");
+    deepStrictEqual([bad.status, bad.body.error.code], [400, "invalid_request"]);
+    const forged = await call(`${members[1]!.url}/raft/messages`, "POST", { messages: [] }, {
+      "X-Raft-From": "n1",
+    });
+    deepStrictEqual([forged.status, forged.body.error.code], [401, "unauthorized"]);
+    const noSecret = await call(`${first.url}/v1/members`, "POST", {
+      id: "intruder",
+      url: "http://127.0.0.1:9",
+    });
+    strictEqual(noSecret.status, 401);
+    strictEqual((await call(`${members[1]!.url}/healthz`, "GET")).status, 200);
+
+    // Kill the host: a new one is elected and writes go on.
+    await stop(members[0]!);
+    const rest = members.slice(1);
+    await waitFor("a new host", () => rest.some((m) => m.node.status().role === "leader"));
+    const after = await call(`${rest[0]!.url}/v1/kv/c`, "PUT", { value: 3 });
+    strictEqual(after.status, 200, JSON.stringify(after.body));
+    strictEqual((await call(`${rest[3]!.url}/v1/kv/a`, "GET")).body.value.n, 1);
+    await waitFor(
+      "n1 reported dead",
+      () => rest[0]!.node.members().members.find((m) => m.id === "n1")?.alive === false,
+    );
+  } finally {
+    for (const m of members) await stop(m).catch(() => {});
+  }
+});
+
+Deno.test("HTTP cluster: a read-only member refuses writes with 403 and a leader hint, and serves reads", async () => {
+  const members: Member[] = [];
+  try {
+    members.push(await start("a", null));
+    members.push(await start("b", [members[0]!.url]));
+    members.push(await start("ro", [members[1]!.url], true));
+    const ro = members[2]!;
+    await waitFor("ro replicating", () => ro.node.status().leader !== null);
+    strictEqual(ro.node.status().role, "learner");
+    const refused = await call(`${ro.url}/v1/kv/x`, "PUT", { value: 1 });
+    deepStrictEqual([refused.status, refused.body.error.code, refused.body.error.leader.id], [
+      403,
+      "read_only",
+      "a",
+    ]);
+    strictEqual((await call(`${members[0]!.url}/v1/kv/x`, "PUT", { value: 2 })).status, 200);
+    deepStrictEqual((await call(`${ro.url}/v1/kv/x`, "GET")).body.value, 2);
+  } finally {
+    for (const m of members) await stop(m).catch(() => {});
+  }
+});
+
+Deno.test("createApp() mounts under a prefix next to the embedding app's own routes", async () => {
+  const { node, server } = await start("solo", null);
+  try {
+    const outer = new Hono();
+    outer.get("/hello", (c) => c.text("hi"));
+    outer.route("/raft-cluster", createApp(node));
+    strictEqual(await (await outer.request("/hello")).text(), "hi");
+    const put = await outer.request("/raft-cluster/v1/kv/k", {
+      method: "PUT",
+      body: JSON.stringify({ value: 7 }),
+    });
+    strictEqual(put.status, 200);
+    deepStrictEqual(await (await outer.request("/raft-cluster/v1/kv/k")).json(), {
+      value: 7,
+      index: 3,
+    });
+    strictEqual((await outer.request("/raft-cluster/v1/status")).status, 200);
+  } finally {
+    await server.shutdown();
+    await node.stop();
+  }
+});
