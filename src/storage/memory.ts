@@ -7,7 +7,7 @@
 
 import type { Entry } from "../core/entry.ts";
 import type { HardState } from "../core/raft.ts";
-import type { PersistedState, Storage } from "./storage.ts";
+import type { PersistedState, Snapshot, Storage } from "./storage.ts";
 
 /**
  * Creates a storage that keeps everything in memory. "Durable" here means
@@ -29,23 +29,33 @@ import type { PersistedState, Storage } from "./storage.ts";
  */
 export function memoryStorage(): Storage {
   let hardState: HardState = { term: 0, vote: null, commit: 0 };
-  const entries: Entry[] = [];
+  let snapshot: Snapshot | null = null;
+  let entries: Entry[] = [];
+  const first = () => (snapshot?.meta.index ?? 0) + 1;
   return {
     load(): Promise<PersistedState> {
-      return Promise.resolve({ hardState, entries: [...entries] });
+      return Promise.resolve({ hardState, snapshot, entries: [...entries] });
     },
     save(hard: HardState | null, batch: readonly Entry[]): Promise<void> {
-      if (hard !== null) hardState = hard;
-      const first = batch[0];
-      if (first !== undefined) {
-        if (first.index > entries.length + 1) {
+      const head = batch[0];
+      if (head !== undefined) {
+        const at = head.index - first();
+        if (at < 0 || at > entries.length) {
           return Promise.reject(
-            new RangeError(`Gap in the log: saving ${first.index} after ${entries.length}`),
+            new RangeError(`Cannot save entry ${head.index}: the log holds ${first()}..${first() + entries.length - 1}`),
           );
         }
-        entries.length = first.index - 1;
+        entries.length = at;
         entries.push(...batch);
       }
+      if (hard !== null) hardState = hard;
+      return Promise.resolve();
+    },
+    saveSnapshot(next: Snapshot): Promise<void> {
+      const keepFrom = next.meta.index + 1 - first();
+      const continues = keepFrom >= 1 && entries[keepFrom - 1]?.hash === next.meta.hash;
+      entries = continues ? entries.slice(keepFrom) : [];
+      snapshot = next;
       return Promise.resolve();
     },
     close(): Promise<void> {
