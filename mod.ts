@@ -35,7 +35,7 @@ export {
 } from "./src/kv.ts";
 export { memoryStorage } from "./src/storage/memory.ts";
 export type { PersistedState, Storage } from "./src/storage/storage.ts";
-export { MemoryNetwork } from "./src/transport/memory.ts";
+export { MemoryNetwork, type MemoryNetworkOptions } from "./src/transport/memory.ts";
 export {
   type HttpTransport,
   httpTransport,

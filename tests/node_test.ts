@@ -308,3 +308,17 @@ Deno.test("a node restarted on its storage recovers its log and state", async ()
   strictEqual((await during(c, restarted.read(null))).value, 3);
   await c.stop();
 });
+
+Deno.test("a cluster on a lossy MemoryNetwork still commits every write (Raft retries what is lost)", async () => {
+  const c = await cluster(["a", "b", "c"]);
+  c.network.lossRate = 0.3;
+  const leader = await electLeader(c);
+  for (let i = 1; i <= 5; i++) strictEqual((await during(c, leader.propose({ add: 1 }))).result, i);
+  strictEqual(c.network.dropped > 0, true);
+  c.network.lossRate = 0;
+  await c.advance(200);
+  for (const n of c.nodes.values()) {
+    strictEqual((await during(c, n.read(null, { consistency: "local" }))).value, 5);
+  }
+  await c.stop();
+});

@@ -42,7 +42,11 @@ export function memoryStorage(): Storage {
         const at = head.index - first();
         if (at < 0 || at > entries.length) {
           return Promise.reject(
-            new RangeError(`Cannot save entry ${head.index}: the log holds ${first()}..${first() + entries.length - 1}`),
+            new RangeError(
+              `Cannot save entry ${head.index}: the log holds ${first()}..${
+                first() + entries.length - 1
+              }`,
+            ),
           );
         }
         entries.length = at;

@@ -7,17 +7,44 @@
  */
 
 import { WaterCraftError } from "../core/errors.ts";
+import { type Prng, seededPrng } from "../core/prng.ts";
 import type { Message } from "../core/messages.ts";
 import type { ForwardedAnswer, ForwardedProposal, PeerHandler, Transport } from "./transport.ts";
+
+/** Faults of a {@linkcode MemoryNetwork}. */
+export interface MemoryNetworkOptions {
+  /** Probability that a Raft message is lost. Default 0. */
+  readonly lossRate?: number;
+  /** Delay of every Raft message, ms (real timers). Default 0: the next microtask. */
+  readonly delayMs?: number;
+  /** Seed deciding which messages are lost. Default 1. */
+  readonly seed?: number;
+}
 
 /** A switchboard connecting the memory transports of one process. */
 export class MemoryNetwork {
   readonly #handlers = new Map<string, PeerHandler>();
   readonly #blocked = new Set<string>();
+  readonly #prng: Prng;
+  /** Probability that a Raft message is lost; may be changed at any time. */
+  lossRate: number;
+  /** Delay of every Raft message, ms; may be changed at any time. */
+  delayMs: number;
   /** Messages delivered, for tests. */
   delivered = 0;
-  /** Messages dropped by partitions or a missing recipient. */
+  /** Messages dropped by loss, partitions or a missing recipient. */
   dropped = 0;
+
+  /**
+   * Creates a network.
+   *
+   * @param options Loss and delay.
+   */
+  constructor(options: MemoryNetworkOptions = {}) {
+    this.lossRate = options.lossRate ?? 0;
+    this.delayMs = options.delayMs ?? 0;
+    this.#prng = seededPrng(options.seed ?? 1);
+  }
 
   /**
    * Creates a transport for one node on this network.
@@ -94,8 +121,12 @@ export class MemoryNetwork {
   }
 
   #deliver(m: Message): void {
-    // Asynchronous, like a network, but in order per link.
-    queueMicrotask(() => {
+    if (this.lossRate > 0 && this.#prng.next() < this.lossRate) {
+      this.dropped++;
+      return;
+    }
+    // Asynchronous, like a network, and in order per link.
+    const arrive = () => {
       const handler = this.#handlers.get(m.to);
       if (handler === undefined || !this.#reachable(m.from, m.to)) {
         this.dropped++;
@@ -103,6 +134,8 @@ export class MemoryNetwork {
       }
       this.delivered++;
       handler.receive(m.from, [m]);
-    });
+    };
+    if (this.delayMs > 0) setTimeout(arrive, this.delayMs);
+    else queueMicrotask(arrive);
   }
 }
