@@ -73,8 +73,6 @@ export interface NodeOptions {
   readonly maxUncommittedBytes?: number;
   /** Bound on clients waiting for writes or reads; past it they fail at once with 503. Default 10000. */
   readonly maxWaiting?: number;
-  /** Idempotency keys remembered (oldest forgotten first). Default 100000. */
-  readonly maxIdempotencyKeys?: number;
   /** Time source; default the system clock. Tests pass a manual one. */
   readonly clock?: Clock;
   /** Seed for election jitter; default random. */
@@ -200,6 +198,12 @@ interface Waiting<T> {
 }
 
 const ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
+/**
+ * Idempotency keys remembered, oldest forgotten first. A constant, not an
+ * option: every node must forget the same keys at the same index, or a late
+ * duplicate would be applied on some nodes and not on others.
+ */
+const IDEMPOTENCY_KEYS_MAX = 100_000;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
@@ -253,13 +257,14 @@ export class WaterCraftNode implements PeerHandler {
   readonly #electionMs: number;
   readonly #requestTimeoutMs: number;
   readonly #maxWaiting: number;
-  readonly #maxKeys: number;
   readonly #onError: (error: unknown) => void;
 
   #raft!: Raft;
   #durableHard: HardState = { term: 0, vote: null, commit: 0 };
   #started = false;
   #stopped = false;
+  /** Resources released by `stop()` (also after a failure stopped the node). */
+  #closed = false;
   #failure: unknown = null;
   #looping: Promise<void> | null = null;
   #tickTimer: TimerId | null = null;
@@ -276,8 +281,10 @@ export class WaterCraftNode implements PeerHandler {
   #readRound: { context: string; reads: ReadWaiter[]; timer: TimerId } | null = null;
   #readsAwaitingApply: ReadWaiter[] = [];
   #readSeq = 0;
+  /** Makes read contexts unique across restarts, so a late answer to a read of a past life never matches. */
+  readonly #readNonce = crypto.getRandomValues(new Uint32Array(2)).join("");
   #leaderWaiters: Waiting<string>[] = [];
-  #transferWaiters: Waiting<void>[] = [];
+  #transferWaiters: (Waiting<void> & { target: string })[] = [];
   /** Peers known from joining, until the replicated configuration names them. */
   readonly #extraPeers = new Map<string, string>();
   /** Membership changes run one at a time. */
@@ -324,7 +331,6 @@ export class WaterCraftNode implements PeerHandler {
     }
     this.#requestTimeoutMs = positive("requestTimeoutMs", options.requestTimeoutMs ?? 5000);
     this.#maxWaiting = positive("maxWaiting", options.maxWaiting ?? 10_000);
-    this.#maxKeys = positive("maxIdempotencyKeys", options.maxIdempotencyKeys ?? 100_000);
     this.#onError = options.onError ?? ((e) => console.error("watercraft:", e));
   }
 
@@ -373,7 +379,8 @@ export class WaterCraftNode implements PeerHandler {
    * Storage is flushed (the last batch finishes) and closed.
    */
   async stop(): Promise<void> {
-    if (this.#stopped) return;
+    if (this.#closed) return;
+    this.#closed = true;
     this.#stopped = true;
     if (this.#tickTimer !== null) this.#clock.clearTimer(this.#tickTimer);
     await this.#looping;
@@ -582,7 +589,7 @@ export class WaterCraftNode implements PeerHandler {
 
   #startReadRound(): void {
     if (this.#readRound !== null || this.#readQueue.length === 0 || this.#stopped) return;
-    const context = `${this.id}:${++this.#readSeq}`;
+    const context = `${this.id}:${this.#readNonce}:${++this.#readSeq}`;
     try {
       this.#raft.readIndex(context);
     } catch (e) {
@@ -670,7 +677,8 @@ export class WaterCraftNode implements PeerHandler {
     this.#raft.transferLeader(to);
     this.#schedule();
     await new Promise<void>((resolve, reject) => {
-      const waiter: Waiting<void> = {
+      const waiter = {
+        target: to,
         resolve,
         reject,
         timer: this.#clock.setTimer(() => {
@@ -679,11 +687,8 @@ export class WaterCraftNode implements PeerHandler {
         }, Math.max(1, deadline - this.#clock.now())),
       };
       this.#transferWaiters.push(waiter);
-      this.#transferTarget = to;
     });
   }
-
-  #transferTarget: string | null = null;
 
   /**
    * Adds a member as a learner; unless read-only, the leader promotes it to
@@ -796,6 +801,17 @@ export class WaterCraftNode implements PeerHandler {
             "Membership changes go to the leader",
             this.#leaderHint(),
           );
+        }
+        // Decide against a committed configuration only: a retry must not
+        // answer "done" (or "no such member") for a change still pending.
+        const pending = this.#raft.log.config().index;
+        if (pending > this.#raft.log.committed) {
+          try {
+            await this.#awaitEntry(this.#raft.log.entry(pending)!, "committed", deadline);
+          } catch (e) {
+            if (!(e instanceof UnavailableError)) throw e;
+          }
+          continue;
         }
         const change = decide(this.#raft.log.config().config.members);
         if (change === null) return;
@@ -1006,6 +1022,7 @@ export class WaterCraftNode implements PeerHandler {
         return;
       }
     }
+    this.#wakeLeaderWaiters();
     this.#schedule();
   }
 
@@ -1067,6 +1084,7 @@ export class WaterCraftNode implements PeerHandler {
         this.#raft.advance();
         this.#refreshConfig();
         this.#releaseReads();
+        this.#wakeLeaderWaiters();
       }
     } catch (e) {
       this.#fail(e);
@@ -1075,7 +1093,8 @@ export class WaterCraftNode implements PeerHandler {
 
   #settleAccepted(e: Entry): void {
     const waiters = this.#writes.get(e.index);
-    if (waiters === undefined) return;
+    // An entry truncated while its write was in flight is not accepted.
+    if (waiters === undefined || this.#raft.log.hash(e.index) !== e.hash) return;
     for (const w of [...waiters]) {
       if (w.wait !== "accepted" || w.entry.hash !== e.hash) continue;
       this.#dropWrite(e.index, w);
@@ -1103,8 +1122,11 @@ export class WaterCraftNode implements PeerHandler {
       const key = envelope.k;
       const kept = key === undefined ? undefined : this.#keys.get(key);
       if (kept !== undefined) {
-        // A retry that reached the log twice: the first result stands.
-        outcome = kept.outcome;
+        // A retry that reached the log twice: the first entry and its result stand.
+        this.#applied = e.index;
+        this.#relayed.delete(e.hash);
+        this.#settleCommitted(e, kept.outcome, kept);
+        return;
       } else {
         const meta: EntryMeta = {
           index: e.index,
@@ -1135,10 +1157,19 @@ export class WaterCraftNode implements PeerHandler {
   #keep(key: string, result: KeptResult): void {
     this.#keys.set(key, result);
     // Oldest first, in apply order: the same on every node.
-    if (this.#keys.size > this.#maxKeys) this.#keys.delete(this.#keys.keys().next().value!);
+    if (this.#keys.size > IDEMPOTENCY_KEYS_MAX) this.#keys.delete(this.#keys.keys().next().value!);
   }
 
-  #settleCommitted(e: Entry, outcome: Outcome): void {
+  /**
+   * Answers the writes waiting on index `e.index`: those whose entry is `e`
+   * get its outcome (reported as `as`, the first entry of an idempotency
+   * key, when `e` repeats one); any other entry at that index never commits.
+   */
+  #settleCommitted(e: Entry, outcome: Outcome, as: { id: string; index: number; term: number } = {
+    id: e.hash,
+    index: e.index,
+    term: e.term,
+  }): void {
     const waiters = this.#writes.get(e.index);
     if (waiters === undefined) return;
     this.#writes.delete(e.index);
@@ -1163,9 +1194,7 @@ export class WaterCraftNode implements PeerHandler {
         });
       } else if (outcome.ok) {
         w.resolve({
-          id: e.hash,
-          index: e.index,
-          term: e.term,
+          ...as,
           state: "committed",
           head: this.#head().head,
           result: outcome.value,
@@ -1187,27 +1216,36 @@ export class WaterCraftNode implements PeerHandler {
   }
 
   #onSoftState(soft: SoftState): void {
-    if (soft.leader !== null) {
-      this.#stats.leaderChanges++;
+    if (soft.leader !== null) this.#stats.leaderChanges++;
+    if (soft.role === "leader") this.#leaderSinceMs = this.#clock.now();
+    else this.#keysInFlight.clear();
+    this.#startReadRound();
+  }
+
+  /**
+   * Wakes whoever waits for a leader, or for a transfer to land. Checked
+   * after every input, not only on a reported change: the leader may come
+   * back before the next batch, and then no change is reported at all.
+   */
+  #wakeLeaderWaiters(): void {
+    const leader = this.#raft.leader;
+    if (leader === null) return;
+    if (this.#leaderWaiters.length > 0) {
       const waiters = this.#leaderWaiters;
       this.#leaderWaiters = [];
       for (const w of waiters) {
         this.#clock.clearTimer(w.timer);
-        w.resolve(soft.leader);
-      }
-      if (soft.leader === this.#transferTarget) {
-        this.#transferTarget = null;
-        const transfers = this.#transferWaiters;
-        this.#transferWaiters = [];
-        for (const w of transfers) {
-          this.#clock.clearTimer(w.timer);
-          w.resolve();
-        }
+        w.resolve(leader);
       }
     }
-    if (soft.role === "leader") this.#leaderSinceMs = this.#clock.now();
-    else this.#keysInFlight.clear();
-    this.#startReadRound();
+    if (this.#transferWaiters.some((w) => w.target === leader)) {
+      const done = this.#transferWaiters.filter((w) => w.target === leader);
+      this.#transferWaiters = this.#transferWaiters.filter((w) => w.target !== leader);
+      for (const w of done) {
+        this.#clock.clearTimer(w.timer);
+        w.resolve();
+      }
+    }
   }
 
   #refreshConfig(): void {

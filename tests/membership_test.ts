@@ -238,3 +238,26 @@ Deno.test("forceNewCluster recovers a lone survivor of a lost majority with its 
   );
   await h.stop();
 });
+
+Deno.test("a retried addMember() does not answer before the pending addition commits", async () => {
+  const h = new Harness();
+  const first = await grow(h, ["a", "b", "c"]);
+  await h.start("d", { bootstrap: false });
+  h.network.partition(["a", "d"], ["b", "c"]);
+  let firstTry = "pending";
+  first.addMember({ id: "d", url: "mem://d" }, { timeoutMs: 30 }).then(
+    () => firstTry = "ok",
+    (e) => firstTry = e.code,
+  );
+  await h.advance(40);
+  strictEqual(firstTry, "timeout");
+  let retry = "pending";
+  first.addMember({ id: "d", url: "mem://d" }, { timeoutMs: 60 }).then(
+    () => retry = "ok",
+    (e) => retry = e.code,
+  );
+  await h.advance(100);
+  // The addition cannot commit without b or c: the retry must not claim it did.
+  strictEqual(retry === "ok", false, retry);
+  await h.stop();
+});

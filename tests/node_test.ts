@@ -322,3 +322,93 @@ Deno.test("a cluster on a lossy MemoryNetwork still commits every write (Raft re
   }
   await c.stop();
 });
+
+Deno.test("stop() after a storage failure still closes the storage and the transport", async () => {
+  let closes = 0;
+  let failing = false;
+  const inner = memoryStorage();
+  const storage: Storage = {
+    load: () => inner.load(),
+    save: (h, e) => failing ? Promise.reject(new Error("disk gone")) : inner.save(h, e),
+    saveSnapshot: (s) => inner.saveSnapshot(s),
+    close: () => {
+      closes++;
+      return inner.close();
+    },
+  };
+  const clock = manualClock();
+  const node = await createNode({
+    id: "a",
+    stateMachine: counter(),
+    transport: new MemoryNetwork().transport(),
+    storage,
+    clock,
+    onError: () => {},
+  });
+  await settle();
+  failing = true;
+  await rejects(node.propose({ add: 1 }), TimeoutError);
+  strictEqual(node.failure instanceof Error, true);
+  await node.stop();
+  strictEqual(closes, 1);
+});
+
+Deno.test("a write waiting for a leader wakes when the leader returns within one batch", async () => {
+  const clock = manualClock(1_000_000);
+  const network = new MemoryNetwork();
+  const members: Member[] = ["a", "b", "c"].map((id) => ({ id, voter: true }));
+  let gate: (() => void) | null = null;
+  let blocking = false;
+  const nodes = new Map<string, WaterCraftNode>();
+  for (const [i, m] of members.entries()) {
+    const inner = memoryStorage();
+    // c's disk can be held, so a batch stays in flight while messages arrive.
+    const storage: Storage = m.id !== "c" ? inner : {
+      load: () => inner.load(),
+      save: async (h, e) => {
+        if (blocking) await new Promise<void>((r) => gate = r);
+        return inner.save(h, e);
+      },
+      saveSnapshot: (s) => inner.saveSnapshot(s),
+      close: () => inner.close(),
+    };
+    nodes.set(
+      m.id,
+      await createNode({
+        id: m.id,
+        stateMachine: counter(),
+        transport: network.transport(),
+        storage,
+        members,
+        clock,
+        seed: i + 1,
+        heartbeatMs: 10,
+        electionMs: 100,
+        onError: () => {},
+      }),
+    );
+  }
+  const advance = async (ms: number) => {
+    for (let t = 0; t < ms; t += 10) {
+      clock.advance(10);
+      await settle();
+    }
+  };
+  await advance(600);
+  const leader = [...nodes.values()].find((n) => n.status().role === "leader")!;
+  const c = nodes.get("c")!;
+  if (leader === c) throw new Error("the scenario needs c to follow");
+  blocking = true;
+  leader.propose({ add: 1 }).catch(() => {});
+  await settle(); // c has a batch in flight that waits on the gate
+  c.raft.campaign(); // c forgets the leader...
+  let outcome = "pending";
+  c.propose({ add: 2 }, { timeoutMs: 2000 }).then(() => outcome = "ok", (e) => outcome = String(e));
+  await settle();
+  await advance(20); // ...and a heartbeat brings it back before c's next batch
+  blocking = false;
+  (gate as (() => void) | null)?.();
+  for (let i = 0; i < 150 && outcome === "pending"; i++) await advance(10);
+  strictEqual(outcome, "ok");
+  for (const n of nodes.values()) await n.stop();
+});

@@ -95,7 +95,11 @@ export class Progress {
     }
     // In probe state only the answer to the latest probe counts.
     if (this.next - 1 !== rejected) return false;
-    this.next = Math.max(Math.min(rejected, hint + 1), this.match + 1);
+    const next = Math.max(Math.min(rejected, hint + 1), this.match + 1);
+    // No step back (a follower refusing entries it cannot verify): wait for
+    // the next heartbeat rather than resend the same probe at once.
+    if (next === this.next) return false;
+    this.next = next;
     this.probeSent = false;
     return true;
   }

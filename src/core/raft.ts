@@ -288,7 +288,11 @@ export class Raft {
       this.#term = 1;
     }
     if (options.forceConfig) {
-      this.#term = Math.max(this.#term, 1);
+      // A fresh term makes the forced log more up to date than any other
+      // node's, so no one can win an election under the old configuration
+      // with an entry that conflicts with it.
+      this.#term = Math.max(this.#term, this.log.lastTerm()) + 1;
+      this.#vote = null;
       this.#appendOwn("config", encodeConfig(options.forceConfig));
       this.log.commitTo(this.log.lastIndex());
     }
@@ -392,7 +396,7 @@ export class Raft {
    * timeout had passed. Does nothing on a leader or a non-voter.
    */
   campaign(): void {
-    if (this.#role !== "leader") this.#campaign(false);
+    if (this.#role !== "leader") this.#campaign("preVote");
   }
 
   /**
@@ -735,15 +739,21 @@ export class Raft {
     this.#appendOwn("noop", new Uint8Array(0));
   }
 
-  #campaign(transfer: boolean): void {
+  /**
+   * Starts a campaign: a PreVote round first (when enabled), a real election
+   * once that succeeds, or straight away for a leadership transfer, whose
+   * vote requests alone may override leader leases.
+   */
+  #campaign(kind: "preVote" | "election" | "transfer"): void {
     if (!this.#isPromotable()) return;
-    const pre = this.#preVote && !transfer;
+    const pre = kind === "preVote" && this.#preVote;
     if (pre) this.#becomePreCandidate();
     else this.#becomeCandidate();
     const term = pre ? this.#term + 1 : this.#term;
+    const transfer = kind === "transfer";
     this.#votes.set(this.id, true);
     if (this.#tally() === "won") {
-      if (pre) this.#campaign(true);
+      if (pre) this.#campaign("election");
       else this.#becomeLeader();
       return;
     }
@@ -771,7 +781,7 @@ export class Raft {
     this.#electionElapsed++;
     if (this.#isPromotable() && this.#electionElapsed >= this.#randomizedElectionTimeout) {
       this.#electionElapsed = 0;
-      this.#campaign(false);
+      this.#campaign("preVote");
     }
   }
 
@@ -866,7 +876,7 @@ export class Raft {
         this.#handleHeartbeat(m);
         break;
       case "timeoutNow":
-        this.#campaign(true);
+        this.#campaign("transfer");
         break;
       case "readIndexResponse":
         this.#readStates.push({ index: m.index, context: m.context });
@@ -900,7 +910,7 @@ export class Raft {
     if (!this.#votes.has(m.from)) this.#votes.set(m.from, m.granted);
     const result = this.#tally();
     if (result === "won") {
-      if (this.#role === "preCandidate") this.#campaign(true);
+      if (this.#role === "preCandidate") this.#campaign("election");
       else this.#becomeLeader();
     } else if (result === "lost") {
       this.#becomeFollower(this.#term, null);
@@ -1143,7 +1153,12 @@ export class Raft {
     for (const m of this.log.config().config.members) {
       if (m.voter || m.readOnly) continue;
       const pr = this.#progress.get(m.id);
-      if (pr !== undefined && pr.match + this.#promoteLagEntries >= this.log.lastIndex()) {
+      // Only a learner that has answered and holds the configuration that
+      // added it: promoting one that never replied (a wrong URL, a dead
+      // joiner) could leave the cluster without a majority.
+      const caughtUp = pr !== undefined && pr.match >= this.log.config().index &&
+        pr.match + this.#promoteLagEntries >= this.log.lastIndex();
+      if (caughtUp) {
         this.changeMembers({ type: "promote", id: m.id });
         return;
       }

@@ -14,7 +14,7 @@ import {
   voterIds,
   WaterCraftError,
 } from "../../src/core/mod.ts";
-import { Cluster } from "./_harness.ts";
+import { buildLog, Cluster } from "./_harness.ts";
 
 /** `founders` bootstrap a cluster; `others` start empty, waiting to be added. */
 function cluster(
@@ -113,4 +113,46 @@ Deno.test("a leader that removed itself and lost leadership before the removal c
   strictEqual(voterIds(b.status().config).join(","), "b");
   strictEqual(b.role, "leader");
   strictEqual(b.status().commitIndex >= b.status().configIndex, true);
+});
+
+Deno.test("a learner that never answered is not promoted, so a dead joiner cannot take the majority away", () => {
+  const c = cluster(["a"], ["x"]);
+  c.isolated.add("x");
+  const a = c.elect("a");
+  a.changeMembers({ type: "add", member: { id: "x", voter: false } });
+  c.settle();
+  for (let i = 0; i < 40; i++) c.tick(["a"]);
+  strictEqual(voterIds(a.status().config).join(","), "a");
+  strictEqual(a.role, "leader");
+  a.changeMembers({ type: "remove", id: "x" });
+  c.settle();
+  strictEqual(a.status().config.members.length, 1);
+});
+
+Deno.test("forceConfig appends the forced configuration in a fresh term, so no stale log can win over it", () => {
+  const voters = ["a", "b", "c"];
+  const a = new Raft({
+    id: "a",
+    prng: seededPrng(1),
+    hardState: { term: 2, vote: null, commit: 3 },
+    entries: buildLog(voters, [1, 2, 2]),
+    forceConfig: { members: [{ id: "a", voter: true }, { id: "b", voter: true }] },
+  });
+  // b holds another entry at index 4 in term 2.
+  const b = new Raft({
+    id: "b",
+    prng: seededPrng(2),
+    hardState: { term: 2, vote: null, commit: 3 },
+    entries: buildLog(voters, [1, 2, 2, 2]),
+  });
+  strictEqual(a.log.lastTerm(), 3);
+  strictEqual(a.log.committed, 4);
+  const c = new Cluster([a, b]);
+  c.isolated.add("c"); // gone for good
+  b.campaign();
+  c.settle();
+  strictEqual(b.role === "leader", false);
+  for (let i = 0; i < 100 && a.role !== "leader"; i++) c.tick();
+  strictEqual(a.role, "leader");
+  strictEqual(b.log.hash(4), a.log.hash(4));
 });
