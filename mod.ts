@@ -33,8 +33,9 @@ export {
   KvStateMachine,
   kvStateMachine,
 } from "./src/kv.ts";
+export { CorruptLogError, fileStorage, type FileStorageOptions } from "./src/storage/file.ts";
 export { memoryStorage } from "./src/storage/memory.ts";
-export type { PersistedState, Storage } from "./src/storage/storage.ts";
+export type { PersistedState, Snapshot, Storage } from "./src/storage/storage.ts";
 export { MemoryNetwork, type MemoryNetworkOptions } from "./src/transport/memory.ts";
 export {
   type HttpTransport,

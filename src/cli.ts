@@ -25,7 +25,9 @@ import { createApp } from "./http/app.ts";
 import { kvStateMachine } from "./kv.ts";
 import { createNode, type WaterCraftNode } from "./node.ts";
 import { type FetchHandler, serve, type Server } from "./serve.ts";
+import { fileStorage } from "./storage/file.ts";
 import { memoryStorage } from "./storage/memory.ts";
+import type { PersistedState, Storage } from "./storage/storage.ts";
 import { httpTransport } from "./transport/http.ts";
 
 /** Exit code of a run stopped by a signal (and of `--help`). */
@@ -48,8 +50,12 @@ export interface CliOptions {
   readonly host: string;
   /** URL other nodes use to reach this one, without a trailing slash; null: derive it from the machine's hostname and the port. */
   readonly advertise: string | null;
-  /** Storage directory (used by file storage). */
+  /** Storage directory (file storage, Deno KV's file, the persisted id). */
   readonly data: string;
+  /** Whether `--id` was given (else the data dir's persisted id wins over the random one). */
+  readonly idGiven: boolean;
+  /** Disaster recovery: make this node's configuration just itself, keeping its log. */
+  readonly forceNewCluster: boolean;
   /** Storage adapter. */
   readonly storage: StorageKind;
   /** Members to contact to join a cluster; empty: bootstrap a new one. */
@@ -98,7 +104,7 @@ Options:
   --advertise URL          URL other nodes use to reach this node
                            (default http(s)://<hostname>:<port>)
   --data DIR               storage directory (default ./watercraft-data/<id>)
-  --storage KIND           memory | file | kv (only memory in this version)
+  --storage KIND           file | memory | kv (default file; kv = Deno KV, Deno only)
   --join URL[,URL...]      contact an existing member and join its cluster
   --read-only              join as a read-only (non-voting) member
   --secret S               shared cluster secret (env WATERCRAFT_SECRET)
@@ -109,6 +115,9 @@ Options:
   --ca FILE                extra CA to trust when calling peers over HTTPS
   --heartbeat-ms N         leader heartbeat interval (default 50)
   --election-ms N          base election timeout (default 500)
+  --force-new-cluster      DANGEROUS recovery after losing a majority for good:
+                           restart this node as a cluster of itself, keeping its
+                           log (entries never committed become committed)
   -h, --help               print this help and exit
 
 Without --join, a node with empty storage starts a new cluster and leads it.
@@ -140,7 +149,7 @@ const VALUE_FLAGS = new Set([
   "election-ms",
 ]);
 /** Flags that take no value. */
-const SWITCH_FLAGS = new Set(["read-only", "help"]);
+const SWITCH_FLAGS = new Set(["read-only", "help", "force-new-cluster"]);
 
 /**
  * Parses and checks the CLI's flags. Pure: reads no file (see
@@ -224,7 +233,7 @@ export function parseArgs(
   const advertise = advertiseFlag === undefined ? null : httpUrl("--advertise", advertiseFlag);
   const data = values.get("data") ?? `./watercraft-data/${id}`;
   if (data === "") throw new UsageError("--data must not be empty");
-  const storage = values.get("storage") ?? "memory";
+  const storage = values.get("storage") ?? "file";
   if (storage !== "memory" && storage !== "file" && storage !== "kv") {
     throw new UsageError(`--storage must be memory, file or kv, got ${JSON.stringify(storage)}`);
   }
@@ -270,6 +279,8 @@ export function parseArgs(
     storage,
     join: joinUrls,
     readOnly,
+    idGiven: values.has("id"),
+    forceNewCluster: switches.has("force-new-cluster"),
     secret,
     clientToken,
     tlsCert,
@@ -393,6 +404,74 @@ interface RunningNode {
 }
 
 /**
+ * Opens the storage and settles the node id: a data directory remembers the
+ * id it belongs to (file `node-id`), so a restart with `--data` alone comes
+ * back as the same node, and another `--id` on it is refused.
+ *
+ * @throws {UsageError} When the data dir is unusable, belongs to another
+ *   node, is locked by a running node, or holds a corrupt log.
+ */
+async function openStorage(options: CliOptions): Promise<{ id: string; storage: Storage }> {
+  if (options.storage === "memory") return { id: options.id, storage: memoryStorage() };
+  const { mkdir, readFile, writeFile } = await import("node:fs/promises");
+  const { join } = await import("node:path");
+  let id = options.id;
+  try {
+    await mkdir(options.data, { recursive: true });
+    const idFile = join(options.data, "node-id");
+    const stored = await readFile(idFile, "utf8").then((t) => t.trim(), () => null);
+    if (stored !== null && stored !== id) {
+      if (options.idGiven) {
+        throw new UsageError(`--data ${options.data} belongs to node ${stored}, not ${id}`);
+      }
+      id = stored;
+    }
+    if (stored === null) await writeFile(idFile, id + "\n");
+  } catch (error) {
+    if (error instanceof UsageError) throw error;
+    throw new UsageError(`--data ${options.data} is unusable: ${oneLine(error)}`);
+  }
+  let inner: Storage;
+  let closeKv = () => {};
+  if (options.storage === "kv") {
+    const deno = (globalThis as { Deno?: { openKv?: (path: string) => Promise<Deno.Kv> } }).Deno;
+    if (deno?.openKv === undefined) {
+      throw new UsageError("--storage kv needs Deno (Deno KV); use --storage file");
+    }
+    const { denoKvStorage } = await import("./storage/deno_kv.ts");
+    const kv = await deno.openKv(join(options.data, "kv.sqlite"));
+    closeKv = () => kv.close();
+    inner = denoKvStorage(kv);
+  } else {
+    inner = fileStorage(options.data);
+  }
+  // Load now, so a locked or corrupt data dir is a usage error (exit 2); the
+  // node then gets this first load without replaying the log again.
+  let first: PersistedState | null;
+  try {
+    first = await inner.load();
+  } catch (error) {
+    await inner.close().catch(() => {});
+    closeKv();
+    throw new UsageError(`--data ${options.data} is unusable: ${oneLine(error)}`);
+  }
+  const storage: Storage = {
+    load: () => {
+      const state = first;
+      first = null;
+      return state === null ? inner.load() : Promise.resolve(state);
+    },
+    save: (hardState, entries) => inner.save(hardState, entries),
+    saveSnapshot: (snapshot) => inner.saveSnapshot(snapshot),
+    close: async () => {
+      await inner.close();
+      closeKv();
+    },
+  };
+  return { id, storage };
+}
+
+/**
  * Starts a node from parsed settings: binds the port, creates the node with
  * the key-value state machine and the HTTP transport, and serves its app.
  * It does not join: call `node.join()` for that.
@@ -408,14 +487,13 @@ async function start(
   options: CliOptions,
   onFatal: (error: unknown) => void = (error) => console.error("watercraft:", error),
 ): Promise<RunningNode> {
-  if (options.storage !== "memory") {
-    // API.md makes `file` the default; until the file and Deno KV adapters
-    // land, the default is `memory` and asking for them is a usage error.
+  if (options.forceNewCluster && options.storage === "memory") {
     throw new UsageError(
-      `--storage ${options.storage} is not available in this version: use --storage memory`,
+      "--force-new-cluster needs the node's durable state: use --storage file or kv",
     );
   }
   const tls = loadTls(options);
+  const { id, storage } = await openStorage(options);
   // Binds first: with --port 0 the advertised URL needs the real port, and a
   // taken port fails before anything else starts. Requests that arrive
   // before the node exists are told to retry.
@@ -439,11 +517,12 @@ async function start(
   let node: WaterCraftNode;
   try {
     node = await createNode({
-      id: options.id,
+      id,
       url,
       stateMachine: kvStateMachine(),
       transport: httpTransport(options.secret === null ? {} : { secret: options.secret }),
-      storage: memoryStorage(),
+      storage,
+      ...(options.forceNewCluster ? { forceNewCluster: true } : {}),
       bootstrap: options.join.length === 0,
       readOnly: options.readOnly,
       heartbeatMs: options.heartbeatMs,

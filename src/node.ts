@@ -339,6 +339,11 @@ export class WaterCraftNode implements PeerHandler {
     if (this.#started) return;
     this.#started = true;
     const state = await this.#storage.load();
+    if (state.snapshot !== null) {
+      // Nothing in this version writes snapshots; refuse rather than start
+      // from a log whose beginning the state machine has never seen.
+      throw new Error("Cannot start from a snapshot: this version does not restore snapshots yet");
+    }
     const empty = state.entries.length === 0 && state.hardState.term === 0;
     const options = this.#options;
     let bootstrap: Configuration | undefined;

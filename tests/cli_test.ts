@@ -6,7 +6,7 @@
  */
 
 import { deepStrictEqual as assertEquals, match, ok, strictEqual } from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type CliOptions, HELP, parseArgs, UsageError } from "../src/cli.ts";
@@ -32,9 +32,11 @@ Deno.test("parseArgs() applies the defaults of API.md section 1", () => {
       host: "0.0.0.0",
       advertise: null,
       data: "./watercraft-data/n1",
-      storage: "memory",
+      storage: "file",
       join: [],
       readOnly: false,
+      idGiven: true,
+      forceNewCluster: false,
       secret: null,
       clientToken: null,
       tlsCert: null,
@@ -215,6 +217,9 @@ Deno.test("cli exits 2 with one stderr line on bad flags and unusable files", as
   try {
     const notPem = join(dir, "not.pem");
     writeFileSync(notPem, "hello\n");
+    const owned = join(dir, "owned");
+    mkdirSync(owned);
+    writeFileSync(join(owned, "node-id"), "owner\n");
     const rows: { name: string; args: string[]; want: RegExp }[] = [
       { name: "unknown flag", args: ["--nope"], want: /Unknown flag --nope/ },
       { name: "missing value", args: ["--port"], want: /--port needs a value/ },
@@ -233,14 +238,19 @@ Deno.test("cli exits 2 with one stderr line on bad flags and unusable files", as
       },
       { name: "unreadable ca", args: ["--ca", join(dir, "ca.pem")], want: /--ca: cannot read/ },
       {
-        name: "file storage is not available yet",
-        args: ["--storage", "file"],
-        want: /^watercraft: --storage file is not available in this version: use --storage memory$/,
+        name: "a data dir that belongs to another node",
+        args: ["--id", "other", "--data", owned],
+        want: /^watercraft: --data .* belongs to node owner, not other$/,
       },
       {
-        name: "kv storage is not available yet",
-        args: ["--storage", "kv"],
-        want: /--storage kv is not available in this version: use --storage memory/,
+        name: "a data dir that is a file",
+        args: ["--data", notPem],
+        want: /^watercraft: --data .* is unusable: /,
+      },
+      {
+        name: "recovery without durable state",
+        args: ["--storage", "memory", "--force-new-cluster"],
+        want: /--force-new-cluster needs the node's durable state/,
       },
     ];
     // The runs are independent: run them together, report each as a step.

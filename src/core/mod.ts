@@ -13,7 +13,14 @@ export {
   type Member,
   voterIds,
 } from "./config.ts";
-export { chainFault, createEntry, type Entry, entryHash, type EntryKind, GENESIS_HASH } from "./entry.ts";
+export {
+  chainFault,
+  createEntry,
+  type Entry,
+  entryHash,
+  type EntryKind,
+  GENESIS_HASH,
+} from "./entry.ts";
 export { type ErrorCode, NotLeaderError, UnavailableError, WaterCraftError } from "./errors.ts";
 export { EMPTY_SNAPSHOT, type SnapshotMeta } from "./log.ts";
 export type * from "./messages.ts";

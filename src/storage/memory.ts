@@ -56,9 +56,18 @@ export function memoryStorage(): Storage {
       return Promise.resolve();
     },
     saveSnapshot(next: Snapshot): Promise<void> {
-      const keepFrom = next.meta.index + 1 - first();
-      const continues = keepFrom >= 1 && entries[keepFrom - 1]?.hash === next.meta.hash;
-      entries = continues ? entries.slice(keepFrom) : [];
+      const current = snapshot?.meta;
+      if (current !== undefined && next.meta.index < current.index) {
+        return Promise.reject(
+          new RangeError(`Cannot save snapshot ${next.meta.index} over the newer ${current.index}`),
+        );
+      }
+      // Entries after the snapshot stay when they continue its chain.
+      const at = next.meta.index - first();
+      const continues = at === -1
+        ? current?.hash === next.meta.hash
+        : at >= 0 && entries[at]?.hash === next.meta.hash;
+      entries = continues ? entries.slice(at + 1) : [];
       snapshot = next;
       return Promise.resolve();
     },

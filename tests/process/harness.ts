@@ -336,6 +336,10 @@ export interface StartOptions {
   readonly tls?: boolean;
   /** How long to wait for the listening line. Default 30 s. */
   readonly timeoutMs?: number;
+  /** Durable file storage in this directory; default memory storage. */
+  readonly data?: string;
+  /** A fixed port (a restarted member must come back at its URL); default a free one. */
+  readonly port?: number;
 }
 
 /** The test certificate's files (see `tests/process/tls/README.md`). */
@@ -358,7 +362,7 @@ export async function startNode(options: StartOptions): Promise<CliNode> {
   const [command, prefix] = cliCommand(runtime, options.launchers);
   let lastError: unknown = null;
   for (let attempt = 0; attempt < 5; attempt++) {
-    const port = freePort();
+    const port = options.port ?? freePort();
     const url = `${options.tls ? "https" : "http"}://127.0.0.1:${port}`;
     const args = [
       ...prefix,
@@ -370,8 +374,9 @@ export async function startNode(options: StartOptions): Promise<CliNode> {
       String(port),
       "--advertise",
       url,
-      "--storage",
-      "memory",
+      ...(options.data === undefined
+        ? ["--storage", "memory"]
+        : ["--storage", "file", "--data", options.data]),
       ...(options.join ? ["--join", options.join.join(",")] : []),
       ...(options.tls ? ["--tls-cert", TLS_FILES.cert, "--tls-key", TLS_FILES.key] : []),
       ...(options.args ?? []),
@@ -386,7 +391,7 @@ export async function startNode(options: StartOptions): Promise<CliNode> {
     } catch (error) {
       await proc.close();
       lastError = error;
-      if (!/in use|EADDRINUSE/i.test(proc.stderr)) break;
+      if (options.port !== undefined || !/in use|EADDRINUSE/i.test(proc.stderr)) break;
     }
   }
   throw lastError;
