@@ -71,8 +71,24 @@ export interface NodeOptions {
   readonly requestTimeoutMs?: number;
   /** Bound on the leader's uncommitted log, bytes; past it writes fail at once with 503. Default 64 MiB. */
   readonly maxUncommittedBytes?: number;
+  /**
+   * Soft bound on the entries of one append, and the size of a snapshot
+   * chunk (at least 1 KiB). Default 1 MiB.
+   */
+  readonly maxMsgBytes?: number;
   /** Bound on clients waiting for writes or reads; past it they fail at once with 503. Default 10000. */
   readonly maxWaiting?: number;
+  /**
+   * Take a snapshot and compact the log after this many entries applied
+   * since the last one. Default 10000.
+   */
+  readonly snapshotEvery?: number;
+  /**
+   * Entries before a snapshot the leader keeps in memory, so that a follower
+   * a little behind catches up from the log instead of receiving the whole
+   * snapshot. Default 1000. (Storage keeps only what follows the snapshot.)
+   */
+  readonly snapshotKeepEntries?: number;
   /** Time source; default the system clock. Tests pass a manual one. */
   readonly clock?: Clock;
   /** Seed for election jitter; default random. */
@@ -257,6 +273,8 @@ export class WaterCraftNode implements PeerHandler {
   readonly #electionMs: number;
   readonly #requestTimeoutMs: number;
   readonly #maxWaiting: number;
+  readonly #snapshotEvery: number;
+  readonly #snapshotKeepEntries: number;
   readonly #onError: (error: unknown) => void;
 
   #raft!: Raft;
@@ -331,6 +349,13 @@ export class WaterCraftNode implements PeerHandler {
     }
     this.#requestTimeoutMs = positive("requestTimeoutMs", options.requestTimeoutMs ?? 5000);
     this.#maxWaiting = positive("maxWaiting", options.maxWaiting ?? 10_000);
+    this.#snapshotEvery = positive("snapshotEvery", options.snapshotEvery ?? 10_000);
+    this.#snapshotKeepEntries = options.snapshotKeepEntries ?? 1000;
+    if (!(Number.isInteger(this.#snapshotKeepEntries) && this.#snapshotKeepEntries >= 0)) {
+      throw new TypeError(
+        `snapshotKeepEntries must be a non-negative integer: ${this.#snapshotKeepEntries}`,
+      );
+    }
     this.#onError = options.onError ?? ((e) => console.error("watercraft:", e));
   }
 
@@ -339,12 +364,9 @@ export class WaterCraftNode implements PeerHandler {
     if (this.#started) return;
     this.#started = true;
     const state = await this.#storage.load();
-    if (state.snapshot !== null) {
-      // Nothing in this version writes snapshots; refuse rather than start
-      // from a log whose beginning the state machine has never seen.
-      throw new Error("Cannot start from a snapshot: this version does not restore snapshots yet");
-    }
-    const empty = state.entries.length === 0 && state.hardState.term === 0;
+    if (state.snapshot !== null) await this.#restoreSnapshot(state.snapshot.data);
+    const empty = state.entries.length === 0 && state.hardState.term === 0 &&
+      state.snapshot === null;
     const options = this.#options;
     let bootstrap: Configuration | undefined;
     if (empty && options.bootstrap !== false) {
@@ -363,8 +385,14 @@ export class WaterCraftNode implements PeerHandler {
       electionTicks: Math.max(2, Math.round(this.#electionMs / this.#heartbeatMs)),
       heartbeatTicks: 1,
       maxUncommittedBytes: options.maxUncommittedBytes ?? 64 << 20,
+      ...(options.maxMsgBytes === undefined ? {} : { maxMsgBytes: options.maxMsgBytes }),
       hardState: state.hardState,
       entries: state.entries,
+      ...(state.snapshot === null ? {} : {
+        snapshot: state.snapshot.meta,
+        snapshotData: state.snapshot.data,
+        applied: state.snapshot.meta.index,
+      }),
       ...(bootstrap ? { bootstrap } : {}),
       ...(forceConfig ? { forceConfig } : {}),
     });
@@ -1075,6 +1103,13 @@ export class WaterCraftNode implements PeerHandler {
         const early = this.#raft.role === "leader" &&
           (rd.hardState === null || (rd.hardState.term === d.term && rd.hardState.vote === d.vote));
         if (early && rd.messages.length > 0) this.#transport.send(rd.messages);
+        if (rd.snapshot !== null) {
+          // A snapshot from the leader replaces our log: durable first, then
+          // the state machine; the answer goes out with this batch's messages.
+          await this.#storage.saveSnapshot(rd.snapshot);
+          await this.#restoreSnapshot(rd.snapshot.data);
+          this.#applied = rd.snapshot.meta.index;
+        }
         if (rd.hardState !== null || rd.entries.length > 0) {
           const started = this.#clock.now();
           await this.#storage.save(rd.hardState, rd.entries);
@@ -1090,6 +1125,7 @@ export class WaterCraftNode implements PeerHandler {
         this.#refreshConfig();
         this.#releaseReads();
         this.#wakeLeaderWaiters();
+        await this.#maybeSnapshot();
       }
     } catch (e) {
       this.#fail(e);
@@ -1157,6 +1193,30 @@ export class WaterCraftNode implements PeerHandler {
     this.#applied = e.index;
     this.#relayed.delete(e.hash);
     this.#settleCommitted(e, outcome);
+  }
+
+  /**
+   * Snapshots the state machine and compacts the log once `snapshotEvery`
+   * entries were applied since the last snapshot. The snapshot holds the
+   * state machine's bytes and the idempotency keys (replicated state too).
+   */
+  async #maybeSnapshot(): Promise<void> {
+    const log = this.#raft.log;
+    if (log.applied - this.#raft.snapshot.index < this.#snapshotEvery) return;
+    const data = encodeSnapshot(await this.#sm.snapshot(), this.#keys);
+    // Nothing applies while we await (applying happens only in this loop),
+    // so the state machine still stands at the applied index.
+    const meta = this.#raft.compact(log.applied, data, {
+      keepEntries: this.#snapshotKeepEntries,
+    });
+    await this.#storage.saveSnapshot({ meta, data });
+  }
+
+  async #restoreSnapshot(data: Uint8Array): Promise<void> {
+    const { machine, keys } = decodeSnapshot(data);
+    await this.#sm.restore(machine);
+    this.#keys.clear();
+    for (const [key, kept] of keys) this.#keys.set(key, kept);
   }
 
   #keep(key: string, result: KeptResult): void {
@@ -1355,6 +1415,62 @@ export class WaterCraftNode implements PeerHandler {
     this.#leaderWaiters = [];
     this.#transferWaiters = [];
   }
+}
+
+/**
+ * A node snapshot: u32 length and the state machine's bytes, then the
+ * idempotency keys as UTF-8 JSON (oldest first, refusals as code and message).
+ */
+function encodeSnapshot(machine: Uint8Array, keys: ReadonlyMap<string, KeptResult>): Uint8Array {
+  const kept = [...keys].map(([key, k]) => [key, {
+    id: k.id,
+    index: k.index,
+    term: k.term,
+    outcome: k.outcome.ok ? k.outcome : {
+      ok: false,
+      code: k.outcome.error.code,
+      message: k.outcome.error.message,
+      details: k.outcome.error.details,
+    },
+  }]);
+  const json = encoder.encode(JSON.stringify(kept));
+  const out = new Uint8Array(4 + machine.length + json.length);
+  new DataView(out.buffer).setUint32(0, machine.length);
+  out.set(machine, 4);
+  out.set(json, 4 + machine.length);
+  return out;
+}
+
+function decodeSnapshot(data: Uint8Array): { machine: Uint8Array; keys: [string, KeptResult][] } {
+  const length = new DataView(data.buffer, data.byteOffset, data.byteLength).getUint32(0);
+  const machine = data.subarray(4, 4 + length);
+  type Stored = {
+    id: string;
+    index: number;
+    term: number;
+    outcome: {
+      ok: boolean;
+      value?: unknown;
+      code?: string;
+      message?: string;
+      details?: Record<string, unknown>;
+    };
+  };
+  const stored = JSON.parse(decoder.decode(data.subarray(4 + length))) as [string, Stored][];
+  const keys = stored.map(([key, k]): [string, KeptResult] => [key, {
+    id: k.id,
+    index: k.index,
+    term: k.term,
+    outcome: k.outcome.ok ? { ok: true, value: k.outcome.value } : {
+      ok: false,
+      error: new WaterCraftError(
+        k.outcome.code as WaterCraftError["code"],
+        k.outcome.message ?? "",
+        k.outcome.details ?? {},
+      ),
+    },
+  }]);
+  return { machine, keys };
 }
 
 /** The configuration `forceNewCluster` asks for: this node (and the named ids) as the only voters. */

@@ -48,6 +48,8 @@ export class RaftLog {
   #committed: number;
   #applied: number;
   #stable: number;
+  /** Index of the config entry the snapshot's configuration came from (the snapshot's own index if unknown). */
+  #snapConfigIndex: number;
 
   /**
    * Creates a log from recovered state.
@@ -62,6 +64,7 @@ export class RaftLog {
     committed: number,
   ) {
     this.#snapshot = snapshot;
+    this.#snapConfigIndex = snapshot.index;
     this.#config = { index: snapshot.index, config: snapshot.config };
     this.#committed = snapshot.index;
     this.#applied = snapshot.index;
@@ -195,7 +198,7 @@ export class RaftLog {
     }
     while ((this.#configIndexes.at(-1) ?? 0) >= index) this.#configIndexes.pop();
     if (this.#config.index >= index) {
-      this.#config = { index: this.#snapshot.index, config: this.#snapshot.config };
+      this.#config = { index: this.#snapConfigIndex, config: this.#snapshot.config };
     }
     this.#stable = Math.min(this.#stable, index - 1);
   }
@@ -284,10 +287,77 @@ export class RaftLog {
 
   /** The configuration of the latest config entry in the log (or of the snapshot). */
   config(): { index: number; config: Configuration } {
-    const index = this.#configIndexes.at(-1) ?? this.#snapshot.index;
-    if (index !== this.#config.index) {
+    const index = this.#configIndexes.at(-1);
+    if (index === undefined) {
+      if (this.#config.index !== this.#snapConfigIndex) {
+        this.#config = { index: this.#snapConfigIndex, config: this.#snapshot.config };
+      }
+    } else if (index !== this.#config.index) {
       this.#config = { index, config: decodeConfig(this.entry(index)!.data) };
     }
     return this.#config;
+  }
+
+  /** The configuration in force at `index` (at or after the snapshot). */
+  configAt(index: number): Configuration {
+    for (let i = this.#configIndexes.length - 1; i >= 0; i--) {
+      const at = this.#configIndexes[i]!;
+      if (at <= index) return decodeConfig(this.entry(at)!.data);
+    }
+    return this.#snapshot.config;
+  }
+
+  /** The snapshot metadata of `index`: its term, hash and configuration. */
+  metaAt(index: number): SnapshotMeta {
+    const term = this.term(index);
+    const hash = this.hash(index);
+    assert(term !== undefined && hash !== undefined, `Index ${index} is not in the log`);
+    return { index, term, hash, config: this.configAt(index) };
+  }
+
+  /**
+   * Drops the entries up to `index` (applied ones only): a snapshot of the
+   * state machine at `index` now stands for them.
+   *
+   * @returns The new snapshot point.
+   */
+  compact(index: number): SnapshotMeta {
+    assert(
+      index > this.#snapshot.index,
+      `Cannot compact to ${index}: the log starts after ${this.#snapshot.index}`,
+    );
+    assert(
+      index <= this.#applied,
+      `Cannot compact to ${index} beyond the applied index ${this.#applied}`,
+    );
+    const configIndex = this.#configIndexes.findLast((i) => i <= index) ?? this.#snapConfigIndex;
+    const meta = this.metaAt(index);
+    for (const e of this.#entries.splice(0, index - this.#snapshot.index)) {
+      this.#byHash.delete(e.hash);
+    }
+    this.#configIndexes = this.#configIndexes.filter((i) => i > index);
+    this.#snapshot = meta;
+    this.#snapConfigIndex = configIndex;
+    this.#stable = Math.max(this.#stable, index);
+    return meta;
+  }
+
+  /**
+   * Replaces the whole log with a snapshot received from the leader: every
+   * entry is dropped and the snapshot's index is committed and applied.
+   */
+  restore(meta: SnapshotMeta): void {
+    assert(
+      meta.index > this.#committed,
+      `Cannot restore snapshot ${meta.index} over commit ${this.#committed}`,
+    );
+    this.#entries = [];
+    this.#byHash.clear();
+    this.#configIndexes = [];
+    this.#snapshot = meta;
+    this.#snapConfigIndex = meta.index;
+    this.#committed = meta.index;
+    this.#applied = meta.index;
+    this.#stable = meta.index;
   }
 }

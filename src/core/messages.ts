@@ -6,6 +6,7 @@
  */
 
 import type { Entry } from "./entry.ts";
+import type { SnapshotMeta } from "./log.ts";
 
 /** Fields every message has. */
 interface Envelope {
@@ -91,6 +92,38 @@ export interface HeartbeatResponseMessage extends Envelope {
   readonly configIndex: number;
 }
 
+/**
+ * One chunk of InstallSnapshot (§7): the leader sends its latest snapshot to
+ * a follower that needs entries it has compacted away, one chunk of at most
+ * the message size at a time, so no message and no request body grows with
+ * the state machine.
+ */
+export interface SnapshotMessage extends Envelope {
+  readonly type: "snapshot";
+  /** The snapshot's position and configuration. */
+  readonly meta: SnapshotMeta;
+  /** Byte offset of `data` in the whole snapshot. */
+  readonly offset: number;
+  /** Size of the whole snapshot in bytes. */
+  readonly total: number;
+  /** The chunk: bytes `[offset, offset + data.length)` of the snapshot. */
+  readonly data: Uint8Array;
+}
+
+/**
+ * Acknowledges snapshot chunks: the follower holds the first `received`
+ * bytes of the snapshot at `index` from this leader. The last chunk is
+ * answered with an {@linkcode AppendResponseMessage} instead, once the
+ * snapshot is durable.
+ */
+export interface SnapshotResponseMessage extends Envelope {
+  readonly type: "snapshotResponse";
+  /** The snapshot's index. */
+  readonly index: number;
+  /** Bytes received so far, from offset 0: where the next chunk starts. */
+  readonly received: number;
+}
+
 /** Tells a caught-up follower to start an election now (thesis §3.10). */
 export interface TimeoutNowMessage extends Envelope {
   readonly type: "timeoutNow";
@@ -121,6 +154,8 @@ export type Message =
   | VoteResponseMessage
   | AppendMessage
   | AppendResponseMessage
+  | SnapshotMessage
+  | SnapshotResponseMessage
   | HeartbeatMessage
   | HeartbeatResponseMessage
   | TimeoutNowMessage

@@ -9,8 +9,9 @@
 /**
  * `probe`: position unknown, one append in flight at a time.
  * `replicate`: position known, appends are pipelined up to the window.
+ * `snapshot`: a snapshot is on its way; nothing else is sent until it lands.
  */
-export type ProgressState = "probe" | "replicate";
+export type ProgressState = "probe" | "replicate" | "snapshot";
 
 /** Leader-side state of one follower. */
 export class Progress {
@@ -28,6 +29,14 @@ export class Progress {
   lastHeardTick = -1;
   /** Last commit index sent to this follower. */
   sentCommit = 0;
+  /** In snapshot state: the index of the snapshot being sent. */
+  pendingSnapshot = 0;
+  /** In snapshot state: bytes of it the follower acknowledged (where the next chunk starts). */
+  snapshotAcked = 0;
+  /** In snapshot state: a chunk is in flight. */
+  snapshotChunkSent = false;
+  /** In snapshot state: the leader tick the last chunk left at. */
+  snapshotSentTick = 0;
   /** Last index of each in-flight append, oldest first (replicate state). */
   readonly inflight: number[] = [];
   readonly #maxInflight: number;
@@ -45,7 +54,41 @@ export class Progress {
 
   /** Whether the leader must hold further appends back. */
   isPaused(): boolean {
+    if (this.state === "snapshot") return this.snapshotChunkSent;
     return this.state === "probe" ? this.probeSent : this.inflight.length >= this.#maxInflight;
+  }
+
+  /** Switches to sending the snapshot at `index`, from its first byte. */
+  becomeSnapshot(index: number): void {
+    this.state = "snapshot";
+    this.probeSent = false;
+    this.pendingSnapshot = index;
+    this.snapshotAcked = 0;
+    this.snapshotChunkSent = false;
+    this.inflight.length = 0;
+  }
+
+  /** Records a snapshot chunk sent at leader tick `tick`. */
+  sentSnapshotChunk(tick: number): void {
+    this.snapshotChunkSent = true;
+    this.snapshotSentTick = tick;
+  }
+
+  /**
+   * Records that the follower holds the first `received` bytes of the
+   * snapshot at `index`.
+   *
+   * @returns Whether the leader may send the next chunk.
+   */
+  maybeAckSnapshot(index: number, received: number): boolean {
+    if (this.state !== "snapshot" || index !== this.pendingSnapshot) return false;
+    // A smaller count is a stale answer (dropped: honouring it would start a
+    // second stream of chunks), except 0, which only a follower that lost its
+    // partial snapshot sends (it restarted, or a new transfer replaced it).
+    if (received < this.snapshotAcked && received !== 0) return false;
+    this.snapshotAcked = received;
+    this.snapshotChunkSent = false;
+    return true;
   }
 
   /** Switches to probing from just after the match index. */
@@ -87,6 +130,7 @@ export class Progress {
    * @returns Whether the rejection was current (not a stale duplicate).
    */
   maybeDecrease(rejected: number, hint: number): boolean {
+    if (this.state === "snapshot") return false;
     if (this.state === "replicate") {
       // In replicate state only a rejection above the match index is news.
       if (rejected <= this.match) return false;

@@ -22,6 +22,7 @@ import type {
   HeartbeatMessage,
   HeartbeatResponseMessage,
   Message,
+  SnapshotMessage,
   VoteMessage,
   VoteResponseMessage,
 } from "./messages.ts";
@@ -74,6 +75,12 @@ export interface Ready {
   readonly readStates: readonly ReadState[];
   /** New role, leader or term, or null when unchanged. */
   readonly softState: SoftState | null;
+  /**
+   * A snapshot from the leader to install: persist it and restore the state
+   * machine from it before `entries`, `messages` and `committed` (which
+   * follow it).
+   */
+  readonly snapshot: { readonly meta: SnapshotMeta; readonly data: Uint8Array } | null;
 }
 
 /** Options of a Raft node. */
@@ -104,6 +111,8 @@ export interface RaftOptions {
   readonly hardState?: HardState;
   /** Recovered snapshot point. */
   readonly snapshot?: SnapshotMeta;
+  /** The recovered snapshot's bytes, sent to followers that need them. */
+  readonly snapshotData?: Uint8Array;
   /** Recovered durable entries following the snapshot. */
   readonly entries?: readonly Entry[];
   /** Highest index the state machine already reflects (e.g. from a snapshot). */
@@ -162,7 +171,7 @@ export interface RaftStatus {
 export interface FollowerView {
   readonly match: number;
   readonly next: number;
-  readonly state: "probe" | "replicate";
+  readonly state: "probe" | "replicate" | "snapshot";
   readonly paused: boolean;
   readonly inflight: number;
   readonly recentActive: boolean;
@@ -198,6 +207,22 @@ export class Raft {
   readonly #maxApplyBytes: number;
   readonly #maxUncommittedBytes: number;
   readonly #verifyHashes: boolean;
+  /**
+   * The latest snapshot, for followers behind the in-memory log (which may
+   * start before it: entries kept for followers that are only a little behind).
+   */
+  #snapshot: { meta: SnapshotMeta; data: Uint8Array };
+  /** A snapshot received and not yet handed out by `ready()`. */
+  #incomingSnapshot: { meta: SnapshotMeta; data: Uint8Array } | null = null;
+  /** The chunks of a snapshot arriving from a leader, in order. */
+  #receiving: {
+    from: string;
+    term: number;
+    meta: SnapshotMeta;
+    total: number;
+    chunks: Uint8Array[];
+    received: number;
+  } | null = null;
   readonly #autoPromote: boolean;
   readonly #promoteLagEntries: number;
   readonly #seniority: boolean;
@@ -268,6 +293,7 @@ export class Raft {
     assert(fault === null, `Recovered log is corrupt: ${fault}`);
     const hard = options.hardState ?? { term: 0, vote: null, commit: 0 };
     this.log = new RaftLog(snapshot, entries, hard.commit);
+    this.#snapshot = { meta: snapshot, data: options.snapshotData ?? new Uint8Array(0) };
     this.#term = hard.term;
     this.#vote = hard.vote;
     if (options.applied !== undefined) {
@@ -315,6 +341,11 @@ export class Raft {
   /** The leader this node follows (itself when leading), or null. */
   get leader(): string | null {
     return this.#leader;
+  }
+
+  /** The latest snapshot's position (index 0 before the first). */
+  get snapshot(): SnapshotMeta {
+    return this.#snapshot.meta;
   }
 
   /** A snapshot of this node's state. */
@@ -556,6 +587,33 @@ export class Raft {
   }
 
   /**
+   * Records a snapshot of the state machine at `index` (an applied index)
+   * and compacts the log behind it: the snapshot now stands for every entry
+   * up to `index`. The core keeps `data` to send to followers that need
+   * compacted entries; the driver saves it durably.
+   *
+   * @param index The index the snapshot covers, at most the applied index.
+   * @param data The snapshot's bytes.
+   * @param options `keepEntries`: entries before `index` to keep in memory
+   *   (default 0), so that a follower a little behind gets entries, not the
+   *   whole snapshot; without them a follower that falls behind while
+   *   snapshots are frequent can chase one snapshot after another.
+   * @returns The snapshot's metadata, to store beside `data`.
+   * @throws {AssertionError} For an index outside `(snapshot, applied]`.
+   */
+  compact(index: number, data: Uint8Array, options: { keepEntries?: number } = {}): SnapshotMeta {
+    assert(
+      index > this.#snapshot.meta.index && index <= this.log.applied,
+      `Cannot snapshot at ${index}: outside (${this.#snapshot.meta.index}, ${this.log.applied}]`,
+    );
+    const meta = this.log.metaAt(index);
+    this.#snapshot = { meta, data };
+    const to = index - Math.max(0, options.keepEntries ?? 0);
+    if (to > this.log.snapshot.index) this.log.compact(to);
+    return meta;
+  }
+
+  /**
    * Processes one message from a peer. Messages for another node, from an
    * unknown past, or of no use in this role are dropped, as Raft allows.
    *
@@ -576,13 +634,13 @@ export class Raft {
         // A PreVote never changes our term.
       } else if (m.type === "voteResponse" && m.preVote && m.granted) {
         // A granted PreVote carries the term we will campaign at, not a newer one.
-      } else if (m.type === "append" || m.type === "heartbeat") {
+      } else if (m.type === "append" || m.type === "heartbeat" || m.type === "snapshot") {
         this.#becomeFollower(m.term, m.from);
       } else {
         this.#becomeFollower(m.term, null);
       }
     } else if (m.term !== 0 && m.term < this.#term) {
-      if (m.type === "append" || m.type === "heartbeat") {
+      if (m.type === "append" || m.type === "heartbeat" || m.type === "snapshot") {
         // A stale leader: answer with our term so it steps down. Without this a
         // node that raised its term behind a partition (or campaigning under a
         // stale configuration that the leader's log has replaced) could never
@@ -633,7 +691,7 @@ export class Raft {
   hasReady(): boolean {
     // Asks without sending: appends are cut only in ready(), so polling here
     // between proposals does not split a batch.
-    return this.#messages.length > 0 || this.#owesAppends() ||
+    return this.#messages.length > 0 || this.#owesAppends() || this.#incomingSnapshot !== null ||
       this.#readStates.length > 0 ||
       this.log.stable < this.log.lastIndex() ||
       this.log.applied < this.log.committed ||
@@ -662,7 +720,9 @@ export class Raft {
       committed,
       readStates: this.#readStates,
       softState: sameSoftState(soft, this.#lastSoftState) ? null : soft,
+      snapshot: this.#incomingSnapshot,
     };
+    this.#incomingSnapshot = null;
     this.#lastHardState = hard;
     this.#lastSoftState = soft;
     this.#messages = [];
@@ -692,6 +752,8 @@ export class Raft {
     if (term !== this.#term) {
       this.#term = term;
       this.#vote = null;
+      // Chunks are only ever joined with chunks of the same leader and term.
+      this.#receiving = null;
     }
     this.#leader = null;
     this.#electionElapsed = 0;
@@ -801,6 +863,15 @@ export class Raft {
       this.#broadcastHeartbeat(this.#readQueue.at(-1)?.context ?? null);
     }
     if (this.#autoPromote) this.#maybePromote();
+    for (const pr of this.#progress.values()) {
+      // A chunk unanswered for an election timeout is taken as lost and sent again.
+      if (
+        pr.state === "snapshot" && pr.snapshotChunkSent &&
+        this.#ticks - pr.snapshotSentTick > this.#electionTicks
+      ) {
+        pr.snapshotChunkSent = false;
+      }
+    }
   }
 
   /** Whether a majority of voters was heard from since the last check; resets the marks. */
@@ -869,6 +940,12 @@ export class Raft {
         this.#leaderHeardTick = this.#ticks;
         this.#handleAppend(m);
         break;
+      case "snapshot":
+        this.#electionElapsed = 0;
+        this.#leader = m.from;
+        this.#leaderHeardTick = this.#ticks;
+        this.#handleSnapshot(m);
+        break;
       case "heartbeat":
         this.#electionElapsed = 0;
         this.#leader = m.from;
@@ -891,6 +968,10 @@ export class Raft {
       case "append":
         this.#becomeFollower(m.term, m.from);
         this.#handleAppend(m);
+        break;
+      case "snapshot":
+        this.#becomeFollower(m.term, m.from);
+        this.#handleSnapshot(m);
         break;
       case "heartbeat":
         this.#becomeFollower(m.term, m.from);
@@ -925,6 +1006,14 @@ export class Raft {
       case "heartbeatResponse":
         this.#handleHeartbeatResponse(m);
         break;
+      case "snapshotResponse": {
+        const pr = this.#progress.get(m.from);
+        if (pr === undefined) break;
+        pr.recentActive = true;
+        pr.lastHeardTick = this.#ticks;
+        pr.maybeAckSnapshot(m.index, m.received);
+        break;
+      }
       case "readIndex":
         this.#leaderReadIndex(m.context, m.from);
         break;
@@ -982,6 +1071,62 @@ export class Raft {
     reply(true, last);
   }
 
+  #handleSnapshot(m: SnapshotMessage): void {
+    const meta = m.meta;
+    const done = (index: number): void => {
+      this.#receiving = null;
+      this.#send({
+        type: "appendResponse",
+        to: m.from,
+        term: this.#term,
+        success: true,
+        index,
+        hintIndex: 0,
+        hintTerm: 0,
+      });
+    };
+    if (meta.index <= this.log.committed) {
+      done(this.log.committed);
+      return;
+    }
+    if (this.log.matches(meta.index, meta.term, meta.hash)) {
+      // We hold the snapshot's last entry, so our log already holds what it
+      // stands for: only the commit index moves.
+      this.log.commitTo(meta.index);
+      done(meta.index);
+      return;
+    }
+    let r = this.#receiving;
+    const same = r !== null && r.from === m.from && r.term === m.term &&
+      r.meta.index === meta.index && r.meta.hash === meta.hash && r.total === m.total;
+    if (!same && m.offset === 0) {
+      r = { from: m.from, term: m.term, meta, total: m.total, chunks: [], received: 0 };
+      this.#receiving = r;
+    } else if (!same || r === null) {
+      // Not the transfer we hold (we restarted, or a new one began): from the start.
+      this.#sendSnapshotResponse(m.from, meta.index, 0);
+      return;
+    }
+    if (m.offset === r.received && r.received + m.data.length <= r.total) {
+      r.chunks.push(m.data);
+      r.received += m.data.length;
+    }
+    if (r.received < r.total) {
+      this.#sendSnapshotResponse(m.from, meta.index, r.received);
+      return;
+    }
+    const data = concatChunks(r.chunks, r.total);
+    this.log.restore(meta);
+    this.#incomingSnapshot = { meta, data };
+    this.#snapshot = { meta, data };
+    // The driver makes the snapshot durable before it sends this answer.
+    done(meta.index);
+  }
+
+  #sendSnapshotResponse(to: string, index: number, received: number): void {
+    this.#send({ type: "snapshotResponse", to, term: this.#term, index, received });
+  }
+
   #handleHeartbeat(m: HeartbeatMessage): void {
     this.log.commitTo(m.commit);
     this.#seen = { tick: this.#ticks, ticksAgo: m.seen };
@@ -1007,8 +1152,9 @@ export class Raft {
       return;
     }
     if (!pr.maybeUpdate(m.index)) return;
-    if (pr.state === "probe") pr.becomeReplicate();
-    else pr.freeUpTo(m.index);
+    if (pr.state === "probe" || (pr.state === "snapshot" && pr.match >= pr.pendingSnapshot)) {
+      pr.becomeReplicate();
+    } else if (pr.state === "replicate") pr.freeUpTo(m.index);
     this.#maybeCommit();
     if (m.from === this.#transferee && pr.match === this.log.lastIndex()) {
       this.#send({ type: "timeoutNow", to: m.from, term: this.#term });
@@ -1064,7 +1210,8 @@ export class Raft {
       if (pr.isPaused()) continue;
       if (
         pr.next <= this.log.lastIndex() || this.#wantsAppend.has(id) ||
-        pr.sentCommit < this.log.committed
+        pr.sentCommit < this.log.committed || pr.state === "snapshot" ||
+        pr.next <= this.log.snapshot.index
       ) {
         return true;
       }
@@ -1083,6 +1230,11 @@ export class Raft {
       const forced = this.#wantsAppend.delete(id);
       let first = true;
       while (!pr.isPaused()) {
+        if (pr.state === "snapshot" || pr.next <= this.log.snapshot.index) {
+          // The entries it needs are compacted away: send the snapshot.
+          this.#sendSnapshotChunk(id, pr);
+          break;
+        }
         const last = this.log.lastIndex();
         const entries = pr.next <= last ? this.log.slice(pr.next, last + 1, this.#maxMsgBytes) : [];
         if (entries.length === 0 && !(first && (forced || pr.sentCommit < this.log.committed))) {
@@ -1090,7 +1242,6 @@ export class Raft {
         }
         first = false;
         const prevIndex = pr.next - 1;
-        assert(prevIndex >= this.log.snapshot.index, `Follower ${id} needs compacted entries`);
         this.#send({
           type: "append",
           to: id,
@@ -1108,6 +1259,29 @@ export class Raft {
         if (sentTo === undefined || pr.state === "probe") break;
       }
     }
+  }
+
+  /** Sends `id` the next chunk of the latest snapshot (from the start if the snapshot is new). */
+  #sendSnapshotChunk(id: string, pr: Progress): void {
+    const { meta, data } = this.#snapshot;
+    if (pr.state !== "snapshot" || pr.pendingSnapshot !== meta.index) pr.becomeSnapshot(meta.index);
+    const offset = pr.snapshotAcked;
+    // A floor on the chunk size keeps a tiny message bound (there to split
+    // append batches) from turning one snapshot into thousands of round trips.
+    const chunk = data.subarray(
+      offset,
+      offset + Math.max(SNAPSHOT_CHUNK_MIN_BYTES, this.#maxMsgBytes),
+    );
+    this.#send({
+      type: "snapshot",
+      to: id,
+      term: this.#term,
+      meta,
+      offset,
+      total: data.length,
+      data: chunk,
+    });
+    pr.sentSnapshotChunk(this.#ticks);
   }
 
   #broadcastHeartbeat(context: string | null): void {
@@ -1277,4 +1451,19 @@ function sameHardState(a: HardState, b: HardState): boolean {
 
 function sameSoftState(a: SoftState, b: SoftState): boolean {
   return a.role === b.role && a.leader === b.leader && a.term === b.term;
+}
+
+/** The smallest snapshot chunk sent, whatever the message size bound. */
+const SNAPSHOT_CHUNK_MIN_BYTES = 1024;
+
+/** Joins snapshot chunks into one array of `total` bytes. */
+function concatChunks(chunks: readonly Uint8Array[], total: number): Uint8Array {
+  if (chunks.length === 1 && chunks[0]!.length === total) return chunks[0]!;
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
+  return out;
 }

@@ -20,6 +20,7 @@
 import { z } from "zod";
 import { WaterCraftError } from "../core/errors.ts";
 import type { Entry } from "../core/entry.ts";
+import type { Member } from "../core/config.ts";
 import type { Message } from "../core/messages.ts";
 import type { ForwardedAnswer, ForwardedProposal } from "./transport.ts";
 
@@ -172,6 +173,18 @@ const entrySchema = z.object({
 
 const envelope = { from: peerIdSchema, to: peerIdSchema, term: count };
 
+const memberSchema = z.object({
+  id: peerIdSchema,
+  voter: z.boolean(),
+  readOnly: z.boolean().optional(),
+  url: z.string().max(2048).optional(),
+}).transform((m): Member => ({
+  id: m.id,
+  voter: m.voter,
+  ...(m.readOnly === undefined ? {} : { readOnly: m.readOnly }),
+  ...(m.url === undefined ? {} : { url: m.url }),
+}));
+
 const messageShape = z.discriminatedUnion("type", [
   z.object({
     ...envelope,
@@ -229,6 +242,22 @@ const messageShape = z.discriminatedUnion("type", [
     index: count,
   }),
   z.object({ ...envelope, type: z.literal("transferLeader"), target: peerIdSchema }),
+  z.object({
+    ...envelope,
+    type: z.literal("snapshot"),
+    meta: z.object({
+      index: count,
+      term: count,
+      hash,
+      config: z.object({
+        members: z.array(memberSchema).max(MAX_MEMBERS),
+      }),
+    }),
+    offset: count,
+    total: count,
+    data: base64Bytes,
+  }),
+  z.object({ ...envelope, type: z.literal("snapshotResponse"), index: count, received: count }),
 ]);
 
 /** The body of `POST /raft/messages`. */
@@ -324,7 +353,11 @@ function wireEntry(entry: Entry): WireEntry {
  */
 export function encodeMessages(messages: readonly Message[]): string {
   const wire = messages.map((m) =>
-    m.type === "append" ? { ...m, entries: m.entries.map(wireEntry) } : m
+    m.type === "append"
+      ? { ...m, entries: m.entries.map(wireEntry) }
+      : m.type === "snapshot"
+      ? { ...m, data: encodeBase64(m.data) }
+      : m
   );
   return JSON.stringify({ messages: wire });
 }

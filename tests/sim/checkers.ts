@@ -37,6 +37,13 @@ export class SafetyChecker {
   /** Hash of every applied index, as first applied. */
   readonly #applied: string[] = [GENESIS_HASH];
 
+  readonly #committedIndex = new Map<string, number>();
+
+  /** The index an entry committed at, if it did. */
+  committedIndex(hash: string): number | undefined {
+    return this.#committedIndex.get(hash);
+  }
+
   /** Highest index any node has reported committed. */
   get maxCommitted(): number {
     return this.committed.length - 1;
@@ -50,7 +57,16 @@ export class SafetyChecker {
       throw new Violation("election safety", `term ${term} has leaders ${previous} and ${raft.id}`);
     }
     this.leaders.set(term, raft.id);
-    for (let i = 1; i <= this.maxCommitted; i++) {
+    const snap = raft.log.snapshot;
+    if (
+      snap.index > 0 && snap.index <= this.maxCommitted && snap.hash !== this.committed[snap.index]
+    ) {
+      throw new Violation(
+        "leader completeness",
+        `${raft.id} leads term ${term} from a foreign snapshot at ${snap.index}`,
+      );
+    }
+    for (let i = snap.index + 1; i <= this.maxCommitted; i++) {
       if (raft.log.hash(i) !== this.committed[i]) {
         throw new Violation(
           "leader completeness",
@@ -104,6 +120,7 @@ export class SafetyChecker {
           );
         }
         this.committed.push(hash);
+        this.#committedIndex.set(hash, i);
       } else if (known !== hash) {
         throw new Violation(
           "committed entry changed",
@@ -188,10 +205,38 @@ export class SafetyChecker {
     }
   }
 
+  /**
+   * A snapshot a node installs stands for committed history: its hash is
+   * the committed head at its index, and its data is the state there.
+   */
+  snapshotInstalled(node: string, meta: { index: number; hash: string }, data: Uint8Array): void {
+    if (this.committed[meta.index] !== meta.hash) {
+      throw new Violation(
+        "snapshot",
+        `${node} installed a snapshot at ${meta.index} that is not the committed head`,
+      );
+    }
+    const want = simSnapshotData(meta.index);
+    if (data.length !== want.length || data.some((b, i) => b !== want[i])) {
+      throw new Violation(
+        "snapshot",
+        `${node} installed snapshot data of another index than ${meta.index}`,
+      );
+    }
+  }
+
   /** Linearizable reads: a read point covers every commit known before the read began. */
   readReleased(node: string, index: number, mustSee: number): void {
     if (index < mustSee) {
       throw new Violation("linearizable read", `${node} got read index ${index} below ${mustSee}`);
     }
   }
+}
+
+/**
+ * The simulated state machine's snapshot at `index`: it names the index, and
+ * its length varies (up to a few kB) so that transfers take many chunks.
+ */
+export function simSnapshotData(index: number): Uint8Array {
+  return new TextEncoder().encode(`${index}|${"s".repeat((index * 37) % 3000)}`);
 }

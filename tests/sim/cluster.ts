@@ -22,10 +22,11 @@ import {
   Raft,
   type Ready,
   seededPrng,
+  type SnapshotMeta,
   voterIds,
   WaterCraftError,
 } from "../../src/core/mod.ts";
-import { SafetyChecker, Violation } from "./checkers.ts";
+import { SafetyChecker, simSnapshotData, Violation } from "./checkers.ts";
 import { type NetworkFaults, SimNetwork } from "./network.ts";
 
 /**
@@ -73,10 +74,14 @@ export interface SimResult {
   leaders: number;
   /** Configuration entries committed after the first. */
   configChanges: number;
+  /** Snapshots installed from a leader. */
+  snapshotsInstalled: number;
 }
 
 interface DurableState {
   hardState: HardState;
+  /** The latest snapshot saved; `entries` follow it. */
+  snapshot: { meta: SnapshotMeta; data: Uint8Array } | null;
   entries: Entry[];
 }
 
@@ -126,9 +131,12 @@ class Simulation {
   readonly #leaderSendsFirst: boolean;
   #diskTicks: number;
   readonly #diskStallRate: number;
+  #compactRate: number;
+  readonly #keepEntries: number;
   readonly #checkQuorum: boolean;
   #now = 0;
   #proposals = 0;
+  #snapshotsInstalled = 0;
   #reads = new Map<string, PendingRead>();
   #readSeq = 0;
 
@@ -159,6 +167,10 @@ class Simulation {
     this.#net = new SimNetwork(seededPrng(opts.seed ^ 0x5eed), faults);
     this.#crashRate = pick(p, [0, 0.002, 0.01, 0.03]);
     this.#crashInReadyRate = pick(p, [0, 0.005, 0.02, 0.05, 0.2]);
+    // How often a node snapshots and compacts its log after applying, and
+    // how many entries before the snapshot it keeps for followers.
+    this.#compactRate = pick(p, [0, 0.02, 0.1, 0.5]);
+    this.#keepEntries = pick(p, [0, 3, 50]);
     // Tiny messages and windows split batches, so entries of old terms get
     // acknowledged apart from the new leader's no-op.
     this.#maxMsgBytes = pick(p, [1, 300, 1 << 20]);
@@ -174,7 +186,7 @@ class Simulation {
     this.#nodes = ids.map((id) => ({
       id,
       raft: null,
-      durable: { hardState: { term: 0, vote: null, commit: 0 }, entries: [] },
+      durable: { hardState: { term: 0, vote: null, commit: 0 }, snapshot: null, entries: [] },
       applied: 0,
       checkedCommit: 0,
       restarts: 0,
@@ -206,6 +218,7 @@ class Simulation {
       committed: this.#checker.maxCommitted,
       leaders: this.#checker.leaders.size,
       configChanges: this.#configsChecked.size,
+      snapshotsInstalled: this.#snapshotsInstalled,
     };
   }
 
@@ -237,6 +250,9 @@ class Simulation {
     );
     this.#net.faults = { lossRate: 0, duplicateRate: 0, maxDelayTicks: maxDelay, fifo: true };
     this.#diskTicks = Math.min(this.#diskTicks, this.#electionTicks >= 10 ? 1 : 0);
+    // Snapshots stay, but not one after every batch: a follower catching up
+    // through a snapshot must be able to finish before the next one.
+    this.#compactRate = Math.min(this.#compactRate, 0.02);
     for (const node of this.#nodes) if (node.raft === null) this.#start(node);
 
     // Split votes are possible but each round has a fair chance to succeed.
@@ -271,7 +287,12 @@ class Simulation {
       if (current !== null) {
         for (const [i, data] of probes.entries()) {
           const hash = hashes.get(i);
-          if (hash !== undefined && current.log.indexOfHash(hash) !== undefined) continue;
+          // Held by the leader, or committed (and maybe compacted away).
+          if (
+            hash !== undefined &&
+            (current.log.indexOfHash(hash) !== undefined ||
+              this.#checker.committedIndex(hash) !== undefined)
+          ) continue;
           try {
             hashes.set(i, current.propose(data, this.#now).hash);
           } catch (e) {
@@ -397,9 +418,14 @@ class Simulation {
       maxInflight: this.#maxInflight,
       hardState: d.hardState,
       entries: d.entries,
+      ...(d.snapshot === null ? {} : {
+        snapshot: d.snapshot.meta,
+        snapshotData: d.snapshot.data,
+        applied: d.snapshot.meta.index,
+      }),
       ...(this.#founders.has(node.id) ? { bootstrap: this.#bootstrap } : {}),
     });
-    node.applied = 0;
+    node.applied = d.snapshot?.meta.index ?? 0;
     node.checkedCommit = 0;
     this.#process(node);
   }
@@ -473,6 +499,14 @@ class Simulation {
       : -1;
     const downTicks = 1 + Math.floor(this.#prng.next() * 20);
     if (crashAt === 0) return this.#crash(node, downTicks);
+    if (rd.snapshot !== null) {
+      // The snapshot replaces the whole log, durably, before anything else.
+      node.durable.snapshot = rd.snapshot;
+      node.durable.entries = [];
+      this.#checker.snapshotInstalled(node.id, rd.snapshot.meta, rd.snapshot.data);
+      this.#snapshotsInstalled++;
+      node.applied = rd.snapshot.meta.index;
+    }
     this.#persist(node, rd.hardState, rd.entries);
     if (crashAt === 1) return this.#crash(node, downTicks);
     if (!sent) {
@@ -496,7 +530,20 @@ class Simulation {
     }
     raft.advance();
     this.#observe(node);
+    if (raft.log.applied > raft.snapshot.index && this.#prng.next() < this.#compactRate) {
+      this.#compact(node);
+    }
     return true;
+  }
+
+  /** Snapshots a node at its applied index (the "state machine" is the applied index) and compacts its log. */
+  #compact(node: SimNode): void {
+    const raft = node.raft!;
+    const data = simSnapshotData(raft.log.applied);
+    const meta = raft.compact(raft.log.applied, data, { keepEntries: this.#keepEntries });
+    const d = node.durable;
+    d.entries = d.entries.filter((e) => e.index > meta.index);
+    d.snapshot = { meta, data };
   }
 
   /** Checks what a node's last input changed: leadership and commits. */
@@ -545,7 +592,8 @@ class Simulation {
 
   /** Whether node `id` durably holds entry `e`. */
   #holds(id: string, e: Entry): boolean {
-    return this.#node(id).durable.entries[e.index - 1]?.hash === e.hash;
+    const d = this.#node(id).durable;
+    return d.entries[e.index - 1 - (d.snapshot?.meta.index ?? 0)]?.hash === e.hash;
   }
 
   #persist(node: SimNode, hard: HardState | null, entries: readonly Entry[]): void {
@@ -555,8 +603,13 @@ class Simulation {
     }
     const first = entries[0];
     if (first === undefined) return;
-    d.entries.length = Math.min(d.entries.length, first.index - 1);
-    this.#checker.persisted(node.id, d.entries.at(-1)?.hash ?? GENESIS_HASH, entries);
+    const base = d.snapshot?.meta.index ?? 0;
+    d.entries.length = Math.min(d.entries.length, first.index - 1 - base);
+    this.#checker.persisted(
+      node.id,
+      d.entries.at(-1)?.hash ?? d.snapshot?.meta.hash ?? GENESIS_HASH,
+      entries,
+    );
     d.entries.push(...entries);
   }
 
@@ -623,8 +676,9 @@ class Simulation {
     return this.#members(leader).every((node) => {
       const raft = node.raft;
       if (raft === null) return false;
+      // By the committed index: an applied entry may be compacted away.
       return hashes.every((h) => {
-        const index = raft.log.indexOfHash(h);
+        const index = this.#checker.committedIndex(h);
         return index !== undefined && index <= node.applied;
       });
     });

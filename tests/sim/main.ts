@@ -71,6 +71,7 @@ const seeds = args.seed === null
   : [args.seed];
 let violations = 0;
 let livenessFailures = 0;
+let snapshotsInstalled = 0;
 const started = performance.now();
 for (const seed of seeds) {
   const result: SimResult = runSeed({
@@ -79,6 +80,7 @@ for (const seed of seeds) {
     steps: args.steps,
     membership: args.membership,
   });
+  snapshotsInstalled += result.snapshotsInstalled;
   if (result.violation !== null || result.livenessFailure !== null) {
     if (result.violation !== null) violations++;
     else livenessFailures++;
@@ -95,6 +97,7 @@ console.log(JSON.stringify({
   steps: args.steps,
   violations,
   livenessFailures,
+  snapshotsInstalled,
   msPerSeed: Math.round((ms / Math.max(1, seeds.length)) * 10) / 10,
 }));
 if (violations + livenessFailures > 0) Deno.exit(1);

@@ -68,6 +68,22 @@ const MUTANTS: { name: string; rule: string; mutations: Mutation[]; membership?:
       to: "if (voters.length >= 1) {",
     }],
   },
+  {
+    name: "restoreOverMatchingLog",
+    rule: "a follower that holds a snapshot's last entry replaces its log with the snapshot (§7)",
+    mutations: [{
+      from: "if (this.log.matches(meta.index, meta.term, meta.hash)) {",
+      to: "if (false) {",
+    }],
+  },
+  {
+    name: "chunksOutOfOrder",
+    rule: "snapshot chunks are joined whatever their offset",
+    mutations: [{
+      from: "if (m.offset === r.received && r.received + m.data.length <= r.total) {",
+      to: "if (r.received + m.data.length <= r.total) {",
+    }],
+  },
 ];
 
 for (const { name, rule, mutations, membership } of MUTANTS) {

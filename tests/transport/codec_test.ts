@@ -162,6 +162,33 @@ const MESSAGES: { name: string; input: Message }[] = [
     name: "transferLeader",
     input: { type: "transferLeader", from: "n2", to: "n1", term: 0, target: "n3" },
   },
+  {
+    name: "snapshot",
+    input: {
+      type: "snapshot",
+      from: "n1",
+      to: "n2",
+      term: 4,
+      meta: {
+        index: 200,
+        term: 3,
+        hash: "c".repeat(64),
+        config: {
+          members: [
+            { id: "n1", voter: true, url: "http://127.0.0.1:6969" },
+            { id: "n2", voter: false, readOnly: true },
+          ],
+        },
+      },
+      offset: 1024,
+      total: 4000,
+      data: new Uint8Array([0, 1, 2, 253, 254, 255]),
+    },
+  },
+  {
+    name: "snapshotResponse",
+    input: { type: "snapshotResponse", from: "n2", to: "n1", term: 4, index: 200, received: 2048 },
+  },
 ];
 
 Deno.test("encodeMessages() and decodeMessages() round-trip every message type", async (t) => {
