@@ -33,7 +33,7 @@ import { joinCluster } from "./join.ts";
 import { Histogram, type MetricFamily, renderMetrics } from "./metrics.ts";
 import { type EntryMeta, RejectedError, type StateMachine } from "./state_machine.ts";
 import { memoryStorage } from "./storage/memory.ts";
-import type { Storage } from "./storage/storage.ts";
+import type { PersistedState, Storage } from "./storage/storage.ts";
 import type {
   ForwardedAnswer,
   ForwardedProposal,
@@ -318,6 +318,9 @@ export class WaterCraftNode implements PeerHandler {
     leaderChanges: 0,
     reads: 0,
     applied: 0,
+    snapshotsTaken: 0,
+    snapshotsInstalled: 0,
+    snapshotChunksSent: 0,
     replication: new Histogram(),
     diskSync: new Histogram(),
     apply: new Histogram(),
@@ -378,7 +381,7 @@ export class WaterCraftNode implements PeerHandler {
     }
     this.#durableHard = state.hardState;
     const force = options.forceNewCluster;
-    const forceConfig = force ? forcedConfig(this.id, state.entries, force) : null;
+    const forceConfig = force ? forcedConfig(this.id, state, force) : null;
     this.#raft = new Raft({
       id: this.id,
       prng: seededPrng(options.seed ?? crypto.getRandomValues(new Uint32Array(1))[0]!),
@@ -1003,6 +1006,24 @@ export class WaterCraftNode implements PeerHandler {
         value: s.applied,
       },
       {
+        name: "watercraft_snapshots_taken_total",
+        help: "Snapshots of the state machine taken (each compacts the log).",
+        type: "counter",
+        value: s.snapshotsTaken,
+      },
+      {
+        name: "watercraft_snapshots_installed_total",
+        help: "Snapshots received from a leader and installed.",
+        type: "counter",
+        value: s.snapshotsInstalled,
+      },
+      {
+        name: "watercraft_snapshot_chunks_sent_total",
+        help: "Snapshot chunks sent to followers behind the compacted log.",
+        type: "counter",
+        value: s.snapshotChunksSent,
+      },
+      {
         name: "watercraft_leader_changes_total",
         help: "Times the known leader changed.",
         type: "counter",
@@ -1103,12 +1124,14 @@ export class WaterCraftNode implements PeerHandler {
         const early = this.#raft.role === "leader" &&
           (rd.hardState === null || (rd.hardState.term === d.term && rd.hardState.vote === d.vote));
         if (early && rd.messages.length > 0) this.#transport.send(rd.messages);
+        for (const m of rd.messages) if (m.type === "snapshot") this.#stats.snapshotChunksSent++;
         if (rd.snapshot !== null) {
           // A snapshot from the leader replaces our log: durable first, then
           // the state machine; the answer goes out with this batch's messages.
           await this.#storage.saveSnapshot(rd.snapshot);
           await this.#restoreSnapshot(rd.snapshot.data);
           this.#applied = rd.snapshot.meta.index;
+          this.#stats.snapshotsInstalled++;
         }
         if (rd.hardState !== null || rd.entries.length > 0) {
           const started = this.#clock.now();
@@ -1210,6 +1233,7 @@ export class WaterCraftNode implements PeerHandler {
       keepEntries: this.#snapshotKeepEntries,
     });
     await this.#storage.saveSnapshot({ meta, data });
+    this.#stats.snapshotsTaken++;
   }
 
   async #restoreSnapshot(data: Uint8Array): Promise<void> {
@@ -1476,11 +1500,13 @@ function decodeSnapshot(data: Uint8Array): { machine: Uint8Array; keys: [string,
 /** The configuration `forceNewCluster` asks for: this node (and the named ids) as the only voters. */
 function forcedConfig(
   id: string,
-  entries: readonly Entry[],
+  state: PersistedState,
   force: true | readonly string[],
 ): Configuration {
-  const last = entries.findLast((e) => e.kind === "config");
-  const known = last === undefined ? [] : decodeConfig(last.data).members;
+  const last = state.entries.findLast((e) => e.kind === "config");
+  const known = last !== undefined
+    ? decodeConfig(last.data).members
+    : state.snapshot?.meta.config.members ?? [];
   const keep = new Set(force === true ? [id] : [id, ...force]);
   const members = known.filter((m) => keep.has(m.id)).map((m) => ({ ...m, voter: true }));
   if (!members.some((m) => m.id === id)) members.unshift({ id, voter: true });

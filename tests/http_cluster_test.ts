@@ -13,6 +13,7 @@ import {
   createNode,
   httpTransport,
   kvStateMachine,
+  type NodeOptions,
   serve,
   type Server,
   type WaterCraftNode,
@@ -27,7 +28,12 @@ interface Member {
 }
 
 /** Starts a node with its own loopback server. */
-async function start(id: string, join: string[] | null, readOnly = false): Promise<Member> {
+async function start(
+  id: string,
+  join: string[] | null,
+  readOnly = false,
+  extra: Partial<NodeOptions> = {},
+): Promise<Member> {
   let handler: (req: Request) => Response | Promise<Response> = () =>
     new Response("starting", { status: 503 });
   const server = await serve((req) => handler(req), { port: 0, hostname: "127.0.0.1" });
@@ -42,6 +48,7 @@ async function start(id: string, join: string[] | null, readOnly = false): Promi
     heartbeatMs: 20,
     electionMs: 200,
     onError: () => {},
+    ...extra,
   });
   const app = createApp(node, { secret: SECRET });
   handler = (req) => app.fetch(req);
@@ -190,5 +197,35 @@ Deno.test("createApp() mounts under a prefix next to the embedding app's own rou
   } finally {
     await server.shutdown();
     await node.stop();
+  }
+});
+
+Deno.test("HTTP cluster: a member joining after compaction receives the snapshot in chunks", async () => {
+  const members: Member[] = [];
+  try {
+    // No entries kept behind a snapshot: a newcomer can only catch up through one.
+    members.push(await start("n1", null, false, { snapshotEvery: 20, snapshotKeepEntries: 0 }));
+    const big = "z".repeat(30_000);
+    for (let i = 0; i < 60; i++) {
+      const put = await call(`${members[0]!.url}/v1/kv/k${i}`, "PUT", { value: `${i}:${big}` });
+      strictEqual(put.status, 200, JSON.stringify(put.body));
+    }
+    // 60 values of 30 kB: the snapshot is over the 1 MiB chunk size.
+    members.push(await start("n2", [members[0]!.url]));
+    const [n1, n2] = [members[0]!.node, members[1]!.node];
+    await waitFor("n2 to catch up", () => n2.status().appliedIndex >= n1.status().appliedIndex);
+    strictEqual(n2.head().head, n1.head().head);
+    for (const i of [0, 31, 59]) {
+      const got = await call(`${members[1]!.url}/v1/kv/k${i}?consistency=local`, "GET");
+      deepStrictEqual([got.status, got.body.value], [200, `${i}:${big}`]);
+    }
+    const counter = (text: string, name: string) =>
+      Number(text.match(new RegExp(`^${name} (\\d+)$`, "m"))?.[1] ?? NaN);
+    const m1 = await (await fetch(`${members[0]!.url}/metrics`)).text();
+    const m2 = await (await fetch(`${members[1]!.url}/metrics`)).text();
+    strictEqual(counter(m1, "watercraft_snapshot_chunks_sent_total") >= 2, true, m1);
+    strictEqual(counter(m2, "watercraft_snapshots_installed_total"), 1, m2);
+  } finally {
+    for (const m of members.reverse()) await stop(m);
   }
 });
