@@ -10,7 +10,13 @@
  */
 
 export * from "./src/core/mod.ts";
-export { type Clock, type ManualClock, manualClock, systemClock } from "./src/clock.ts";
+export {
+  type Clock,
+  type ManualClock,
+  manualClock,
+  systemClock,
+  type TimerId,
+} from "./src/clock.ts";
 export { type LeaderHint, LeaderHintError, ReadOnlyError, TimeoutError } from "./src/errors.ts";
 export { type EntryMeta, RejectedError, type StateMachine } from "./src/state_machine.ts";
 export {
@@ -27,7 +33,14 @@ export {
 export { type AppOptions, createApp } from "./src/http/app.ts";
 export {
   CasFailedError,
+  type JsonValue,
+  type KvAnswer,
   type KvCommand,
+  type KvGetAnswer,
+  type KvGetQuery,
+  type KvListAnswer,
+  type KvListItem,
+  type KvListQuery,
   type KvQuery,
   type KvResult,
   KvStateMachine,
@@ -38,12 +51,16 @@ export { memoryStorage } from "./src/storage/memory.ts";
 export type { PersistedState, Snapshot, Storage } from "./src/storage/storage.ts";
 export { MemoryNetwork, type MemoryNetworkOptions } from "./src/transport/memory.ts";
 export {
+  type HttpPeerStats,
   type HttpTransport,
   httpTransport,
   type HttpTransportOptions,
+  type HttpTransportStats,
+  type PeerFailure,
 } from "./src/transport/http.ts";
+export { type TrustingFetch, trustingFetch } from "./src/transport/tls_fetch.ts";
 export { peerRoutes, type PeerRoutesOptions } from "./src/http/peer_routes.ts";
-export { serve, type ServeOptions, type Server } from "./src/serve.ts";
+export { type FetchHandler, serve, type ServeOptions, type Server } from "./src/serve.ts";
 export type {
   ForwardedAnswer,
   ForwardedProposal,

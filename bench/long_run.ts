@@ -48,6 +48,43 @@ async function dirStats(dir: string): Promise<{ bytes: number; files: number }> 
   return { bytes, files };
 }
 
+const VALUE = "v".repeat(64);
+
+/** Proposes writes one after another until `writes` were started; reports at checkpoints. */
+async function worker(
+  leader: WaterCraftNode,
+  progress: { next: number; done: number },
+  started: number,
+): Promise<void> {
+  while (progress.next < writes) {
+    const i = progress.next++;
+    await leader.propose({ op: "put", key: `key-${i % KEYS}`, value: `${i}:${VALUE}` });
+    progress.done++;
+    if (checkpoints.includes(progress.done)) await report(progress.done, started);
+  }
+}
+
+/** Prints one checkpoint line. */
+async function report(at: number, started: number): Promise<void> {
+  const mem = Deno.memoryUsage();
+  const dataMiB: Record<string, number> = {};
+  const files: Record<string, number> = {};
+  for (const id of ids) {
+    const s = await dirStats(`${root}/${id}`);
+    dataMiB[id] = Math.round((s.bytes / (1 << 20)) * 10) / 10;
+    files[id] = s.files;
+  }
+  console.log(JSON.stringify({
+    writes: at,
+    rssMiB: Math.round(mem.rss / (1 << 20)),
+    heapMiB: Math.round(mem.heapUsed / (1 << 20)),
+    dataMiB,
+    files,
+    applied: Object.fromEntries(nodes.map((n) => [n.id, n.status().appliedIndex])),
+    writesPerSec: Math.round(at / ((performance.now() - started) / 1000)),
+  }));
+}
+
 const root = await Deno.makeTempDir({ prefix: "watercraft-long-run-" });
 const network = new MemoryNetwork();
 const ids = ["n1", "n2", "n3"];
@@ -79,42 +116,15 @@ try {
   if (leader === undefined) throw new Error("No leader within 30 s");
 
   const started = performance.now();
-  let next = 0;
-  let done = 0;
-  const value = "v".repeat(64);
-  async function worker(): Promise<void> {
-    while (next < writes) {
-      const i = next++;
-      await leader!.propose({ op: "put", key: `key-${i % KEYS}`, value: `${i}:${value}` });
-      done++;
-      if (checkpoints.includes(done)) await report(done);
-    }
-  }
-  async function report(at: number): Promise<void> {
-    const mem = Deno.memoryUsage();
-    const dataMiB: Record<string, number> = {};
-    const files: Record<string, number> = {};
-    for (const id of ids) {
-      const s = await dirStats(`${root}/${id}`);
-      dataMiB[id] = Math.round((s.bytes / (1 << 20)) * 10) / 10;
-      files[id] = s.files;
-    }
-    console.log(JSON.stringify({
-      writes: at,
-      rssMiB: Math.round(mem.rss / (1 << 20)),
-      heapMiB: Math.round(mem.heapUsed / (1 << 20)),
-      dataMiB,
-      files,
-      applied: Object.fromEntries(nodes.map((n) => [n.id, n.status().appliedIndex])),
-      writesPerSec: Math.round(at / ((performance.now() - started) / 1000)),
-    }));
-  }
-  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+  const progress = { next: 0, done: 0 };
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, () => worker(leader!, progress, started)),
+  );
   // Followers may trail the leader by a batch: wait (bounded) until all agree.
   const until = Date.now() + 30_000;
   const heads = () => new Set(nodes.map((n) => n.head().head));
   while (heads().size > 1 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
-  console.log(JSON.stringify({ writes: done, distinctHeads: heads().size }));
+  console.log(JSON.stringify({ writes: progress.done, distinctHeads: heads().size }));
 } finally {
   for (const n of nodes) await n.stop();
   await Deno.remove(root, { recursive: true });

@@ -28,7 +28,8 @@ import { type FetchHandler, serve, type Server } from "./serve.ts";
 import { fileStorage } from "./storage/file.ts";
 import { memoryStorage } from "./storage/memory.ts";
 import type { PersistedState, Storage } from "./storage/storage.ts";
-import { httpTransport } from "./transport/http.ts";
+import { httpTransport, type PeerFailure } from "./transport/http.ts";
+import { trustingFetch } from "./transport/tls_fetch.ts";
 
 /** Exit code of a run stopped by a signal (and of `--help`). */
 export const EXIT_OK = 0;
@@ -355,26 +356,39 @@ function randomId(): string {
   return `n-${Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("")}`;
 }
 
+/** The TLS material named by the flags. */
+interface TlsFiles {
+  /** PEM certificate and key to serve HTTPS with, or null for plain HTTP. */
+  readonly serve: { cert: string; key: string } | null;
+  /** PEM of the extra CA to trust when calling peers (`--ca`), or null. */
+  readonly ca: string | null;
+}
+
 /**
  * Reads the TLS files named by the options.
  *
  * @param options The parsed settings.
- * @returns The PEM certificate and key, or null when serving plain HTTP.
+ * @returns The PEM texts.
  * @throws {UsageError} When a file cannot be read or is not PEM.
  */
-function loadTls(options: CliOptions): { cert: string; key: string } | null {
-  if (options.ca !== null) {
-    // Only checked for now: trusting an extra CA for outgoing peer calls
-    // needs a runtime-specific fetch (Deno.createHttpClient, Bun's `tls`
-    // fetch option, an undici Agent on Node), a later issue. Until then
-    // HTTPS peers must present certificates the runtime already trusts.
-    readPem("--ca", options.ca, "CERTIFICATE");
-  }
-  if (options.tlsCert === null || options.tlsKey === null) return null;
+function loadTls(options: CliOptions): TlsFiles {
+  const ca = options.ca === null ? null : readPem("--ca", options.ca, "CERTIFICATE");
+  if (options.tlsCert === null || options.tlsKey === null) return { serve: null, ca };
   return {
-    cert: readPem("--tls-cert", options.tlsCert, "CERTIFICATE"),
-    key: readPem("--tls-key", options.tlsKey, "PRIVATE KEY"),
+    serve: {
+      cert: readPem("--tls-cert", options.tlsCert, "CERTIFICATE"),
+      key: readPem("--tls-key", options.tlsKey, "PRIVATE KEY"),
+    },
+    ca,
   };
+}
+
+/** The stderr line for a peer that this node's messages fail to reach. */
+function peerFailureLine(failure: PeerFailure): string {
+  const hint = failure.certificate ? " (its certificate is not trusted: check --ca)" : "";
+  return `watercraft: cannot send to peer ${failure.id} at ${failure.url}: ${
+    oneLine(failure.message)
+  }${hint}`;
 }
 
 function readPem(flag: string, path: string, kind: string): string {
@@ -399,6 +413,8 @@ interface RunningNode {
   readonly server: Server;
   /** The URL it advertises. */
   readonly url: string;
+  /** The fetch that trusts `--ca`, for joining; absent without it. */
+  readonly joinFetch?: typeof fetch;
   /** Stops the server and the node; safe to call twice. */
   stop(): Promise<void>;
 }
@@ -494,6 +510,9 @@ async function start(
   }
   const tls = loadTls(options);
   const { id, storage } = await openStorage(options);
+  // Joining calls the members' client API with its own fetch: it must trust
+  // --ca as the transport does.
+  const joinFetch = tls.ca === null ? null : trustingFetch(tls.ca);
   // Binds first: with --port 0 the advertised URL needs the real port, and a
   // taken port fails before anything else starts. Requests that arrive
   // before the node exists are told to retry.
@@ -506,9 +525,10 @@ async function start(
     server = await serve((request) => handler(request), {
       port: options.port,
       hostname: options.host,
-      ...(tls === null ? {} : { tls }),
+      ...(tls.serve === null ? {} : { tls: tls.serve }),
     });
   } catch (error) {
+    await joinFetch?.close();
     throw new Error(`Cannot listen on ${options.host}:${options.port}: ${oneLine(error)}`, {
       cause: error,
     });
@@ -520,7 +540,11 @@ async function start(
       id,
       url,
       stateMachine: kvStateMachine(),
-      transport: httpTransport(options.secret === null ? {} : { secret: options.secret }),
+      transport: httpTransport({
+        ...(options.secret === null ? {} : { secret: options.secret }),
+        ...(tls.ca === null ? {} : { ca: tls.ca }),
+        onPeerError: (failure) => console.error(peerFailureLine(failure)),
+      }),
       storage,
       ...(options.forceNewCluster ? { forceNewCluster: true } : {}),
       bootstrap: options.join.length === 0,
@@ -531,6 +555,7 @@ async function start(
     });
   } catch (error) {
     await server.shutdown();
+    await joinFetch?.close();
     throw error;
   }
   const app = createApp(node, {
@@ -543,6 +568,7 @@ async function start(
     node,
     server,
     url,
+    ...(joinFetch === null ? {} : { joinFetch: joinFetch.fetch }),
     stop() {
       stopping ??= (async () => {
         // Stops accepting first, then ends the node (which fails waiting
@@ -550,6 +576,7 @@ async function start(
         const closed = server.shutdown();
         await node.stop();
         await closed;
+        await joinFetch?.close();
       })();
       return stopping;
     },
@@ -662,6 +689,7 @@ function announce(
       // The joining node speaks to the members' client API (/v1/members),
       // so it carries the token it requires of its own clients.
       ...(options.clientToken === null ? {} : { clientToken: options.clientToken }),
+      ...(running.joinFetch === undefined ? {} : { fetch: running.joinFetch }),
     }).then(
       (added) => {
         if (ending()) return;

@@ -17,7 +17,9 @@ export { RejectedError } from "./state_machine.ts";
 
 /** Where the leader is, for clients to retry against. */
 export interface LeaderHint {
+  /** The leader's node id. */
   readonly id: string;
+  /** Its URL from the member list (the leader's own `url` on itself); null when unknown. */
   readonly url: string | null;
 }
 

@@ -4,12 +4,17 @@
  * listed URLs and the member URLs learned on the way until the addition is
  * committed.
  *
+ * A member whose HTTPS certificate this node refuses is not asked again (a
+ * setting to fix, such as `--ca`, which retrying cannot); when every known
+ * member is such, joining fails at once, saying why.
+ *
  * @module
  */
 
 import { WaterCraftError } from "./core/errors.ts";
 import type { Clock } from "./clock.ts";
 import { FROM_HEADER, signRequest } from "./transport/auth.ts";
+import { describeFetchError, isCertificateError } from "./transport/tls_fetch.ts";
 
 /** Options of {@linkcode joinCluster}. */
 export interface JoinOptions {
@@ -31,11 +36,18 @@ export interface JoinOptions {
   readonly clock: Clock;
   /** Where progress is reported. */
   readonly log?: (line: string) => void;
+  /**
+   * The `fetch` to call members with, e.g. one that trusts the cluster's CA
+   * (`trustingFetch()`). Default `globalThis.fetch`.
+   */
+  readonly fetch?: typeof fetch;
 }
 
 /** What a member answers on `GET /v1/members`. */
 export interface MembersAnswer {
+  /** The leader the member knows of, if any. */
   leader: { id: string; url: string | null } | null;
+  /** The members of its configuration. */
   members: { id: string; url: string | null }[];
 }
 
@@ -51,16 +63,23 @@ export interface MembersAnswer {
 export async function joinCluster(options: JoinOptions): Promise<MembersAnswer> {
   const deadline = options.clock.now() + options.timeoutMs;
   const candidates = [...new Set(options.seeds.map(trimSlash))];
+  /** Members whose certificate was refused: not asked again. */
+  const untrusted = new Set<string>();
   let backoffMs = 100;
   let lastProblem = "no member answered";
   for (let attempt = 0; attempt < 1000 && options.clock.now() < deadline; attempt++) {
-    const base = candidates[attempt % candidates.length]!;
+    const usable = candidates.filter((url) => !untrusted.has(url));
+    if (usable.length === 0) break;
+    const base = usable[attempt % usable.length]!;
+    /** The member being called, to blame the right one. */
+    let target = base;
     try {
       const members = await call<MembersAnswer>(options, base, "GET", "/v1/members");
       for (const m of members.members) if (m.url) addUnique(candidates, trimSlash(m.url));
       const leader = members.leader;
       if (leader?.url) {
-        await call(options, trimSlash(leader.url), "POST", "/v1/members", {
+        target = trimSlash(leader.url);
+        await call(options, target, "POST", "/v1/members", {
           id: options.id,
           url: options.url,
           ...(options.readOnly ? { readOnly: true } : {}),
@@ -72,7 +91,16 @@ export async function joinCluster(options: JoinOptions): Promise<MembersAnswer> 
       if (e instanceof WaterCraftError && (e.code === "conflict" || e.code === "unauthorized")) {
         throw e;
       }
-      lastProblem = `${base}: ${e instanceof Error ? e.message : String(e)}`;
+      const certificate = !(e instanceof WaterCraftError) && isCertificateError(e);
+      lastProblem = e instanceof WaterCraftError
+        ? `${target}: ${e.message}`
+        : certificate
+        ? `${target}: its certificate is not trusted (${describeFetchError(e)})`
+        : `${target}: ${describeFetchError(e)}`;
+      if (certificate) {
+        untrusted.add(target);
+        if (candidates.every((url) => untrusted.has(url))) break;
+      }
     }
     options.log?.(`watercraft: join attempt ${attempt + 1} failed (${lastProblem}); retrying`);
     await delay(options.clock, Math.min(backoffMs, Math.max(0, deadline - options.clock.now())));
@@ -100,7 +128,7 @@ async function call<T>(
       await signRequest({ secret: options.secret, from: options.id, method, path, body: text }),
     );
   }
-  const res = await fetch(base + path, {
+  const res = await (options.fetch ?? fetch)(base + path, {
     method,
     headers,
     ...(body === undefined ? {} : { body: text }),

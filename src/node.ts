@@ -128,8 +128,14 @@ export interface ProposeOptions {
 export interface ProposeResult {
   /** The entry's hash: its transaction id. */
   readonly id: string;
+  /** The entry's position in the log, from 1. */
   readonly index: number;
+  /** Term of the leader that created the entry. */
   readonly term: number;
+  /**
+   * `accepted`: in the leader's log, not yet known to be committed (with
+   * `wait: "accepted"`); `committed`: committed and applied on this node.
+   */
   readonly state: "accepted" | "committed";
   /** Hash of the latest entry this node has applied. */
   readonly head: string;
@@ -147,35 +153,68 @@ export interface ReadOptions {
 
 /** One member as `/v1/members` reports it. */
 export interface MemberStatus {
+  /** The member's node id. */
   readonly id: string;
+  /** Where peers and clients reach it, or null when it was added without one. */
   readonly url: string | null;
+  /** Whether it votes; false for learners, read-only members included. */
   readonly voter: boolean;
+  /** Whether it is a read-only member: a learner for good, refusing client writes. */
   readonly readOnly: boolean;
+  /** Whether `lastSeenMs` is at most the election timeout (`electionMs`). */
   readonly alive: boolean;
+  /**
+   * Time since it was last heard from, ms, counted in heartbeat intervals:
+   * by this node when it leads, else by the leader as its last heartbeat
+   * told. 0 for this node itself; null when never heard from.
+   */
   readonly lastSeenMs: number | null;
 }
 
 /** A node's state as `/v1/status` reports it. */
 export interface NodeStatus {
+  /** This node's id. */
   readonly id: string;
+  /** This node's advertised URL (`NodeOptions.url`), or null. */
   readonly url: string | null;
+  /**
+   * `learner` for any non-voter (catching up, or read-only); `candidate` also
+   * covers a PreVote round.
+   */
   readonly role: "leader" | "follower" | "candidate" | "learner";
+  /** Whether this node is a read-only member. */
   readonly readOnly: boolean;
+  /** Current Raft term. */
   readonly term: number;
+  /** The leader this node follows, or null when it knows none (e.g. during an election). */
   readonly leader: LeaderHint | null;
+  /** Highest log index known to be committed. */
   readonly commitIndex: number;
+  /** Highest log index the state machine reflects. */
   readonly appliedIndex: number;
+  /** Index of the last entry in this node's log, committed or not. */
   readonly lastIndex: number;
+  /** The head: hash of the entry at `appliedIndex`. */
   readonly head: string;
+  /** Log index of the configuration entry in force. */
   readonly configIndex: number;
+  /** Every member of that configuration, with the alive list. */
   readonly members: MemberStatus[];
 }
 
 /** Where an entry stands on this node. */
 export interface EntryStatus {
+  /** The entry's hash: its transaction id. */
   readonly id: string;
+  /** Its position in the log, from 1. */
   readonly index: number;
+  /** Term of the leader that created it. */
   readonly term: number;
+  /**
+   * `pending`: this node relayed the write to the leader and does not hold
+   * the entry yet; `accepted`: in this node's log, not known to be
+   * committed; `committed`: stored by a majority.
+   */
   readonly state: "pending" | "accepted" | "committed";
 }
 
@@ -799,7 +838,13 @@ export class WaterCraftNode implements PeerHandler {
    */
   async join(
     seeds: readonly string[],
-    options: { secret?: string; clientToken?: string; timeoutMs?: number } = {},
+    options: {
+      secret?: string;
+      clientToken?: string;
+      timeoutMs?: number;
+      /** The fetch to call members with, e.g. one that trusts the cluster's CA. */
+      fetch?: typeof fetch;
+    } = {},
   ): Promise<boolean> {
     this.#assertRunning();
     if (this.#raft.log.lastIndex() > 0 || this.#raft.term > 0) return false;
@@ -813,6 +858,7 @@ export class WaterCraftNode implements PeerHandler {
       clock: this.#clock,
       ...(options.secret === undefined ? {} : { secret: options.secret }),
       ...(options.clientToken === undefined ? {} : { clientToken: options.clientToken }),
+      ...(options.fetch === undefined ? {} : { fetch: options.fetch }),
     });
     // Until our log holds the configuration, this is how we answer the leader.
     for (const m of answer.members) {

@@ -34,11 +34,18 @@ export const EMPTY_SNAPSHOT: SnapshotMeta = {
 
 /** A term and index pair, as in conflict hints. */
 export interface TermIndex {
+  /** A log index: 1 for the first entry, 0 for none. */
   readonly index: number;
+  /** The term of the entry at `index`; 0 when it is unknown (none, or compacted away). */
   readonly term: number;
 }
 
-/** The replicated log as one node holds it. */
+/**
+ * The replicated log as one node holds it, as {@linkcode Raft.log} exposes
+ * it. Callers read it (getters and queries); only the core calls the
+ * methods that change it, since a change made from outside would bypass the
+ * core's invariants and its `ready()` bookkeeping.
+ */
 export class RaftLog {
   #snapshot: SnapshotMeta;
   #entries: Entry[] = [];

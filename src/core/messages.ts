@@ -8,8 +8,8 @@
 import type { Entry } from "./entry.ts";
 import type { SnapshotMeta } from "./log.ts";
 
-/** Fields every message has. */
-interface Envelope {
+/** Fields every message has: who sent it, to whom, and in which term. */
+export interface Envelope {
   /** Sender id. */
   readonly from: string;
   /** Recipient id. */
@@ -23,28 +23,42 @@ interface Envelope {
 
 /** RequestVote (§5.2), or a PreVote probe (thesis §9.6) when `preVote`. */
 export interface VoteMessage extends Envelope {
+  /** The message kind, which tells the members of {@linkcode Message} apart. */
   readonly type: "vote";
   /** A PreVote asks "would you vote for me at `term`?" without changing terms. */
   readonly preVote: boolean;
   /** Set when a leadership transfer asked for this election: bypasses the leader lease. */
   readonly transfer: boolean;
+  /** Index of the candidate's last log entry, for the up-to-date check (§5.4.1). */
   readonly lastIndex: number;
+  /** Term of the candidate's last log entry, for the up-to-date check (§5.4.1). */
   readonly lastTerm: number;
 }
 
 /** Answer to a {@linkcode VoteMessage}. */
 export interface VoteResponseMessage extends Envelope {
+  /** The message kind, which tells the members of {@linkcode Message} apart. */
   readonly type: "voteResponse";
+  /** Copied from the request: whether this answers a PreVote probe. */
   readonly preVote: boolean;
+  /**
+   * Whether the vote (or the would-be vote) is given. A granted answer
+   * carries the term asked about; a refusal carries the voter's own term.
+   */
   readonly granted: boolean;
 }
 
 /** AppendEntries (§5.3): the log-matching check covers index, term and hash. */
 export interface AppendMessage extends Envelope {
+  /** The message kind, which tells the members of {@linkcode Message} apart. */
   readonly type: "append";
+  /** Index of the entry just before `entries` (0 when they start the log). */
   readonly prevIndex: number;
+  /** Term of the entry at `prevIndex`, which the follower must hold. */
   readonly prevTerm: number;
+  /** Hash of the entry at `prevIndex`, which the follower must hold too. */
   readonly prevHash: string;
+  /** Entries from `prevIndex + 1` on, consecutive; empty for a probe. */
   readonly entries: readonly Entry[];
   /** Leader's commit index. */
   readonly commit: number;
@@ -52,7 +66,9 @@ export interface AppendMessage extends Envelope {
 
 /** Answer to an {@linkcode AppendMessage}. */
 export interface AppendResponseMessage extends Envelope {
+  /** The message kind, which tells the members of {@linkcode Message} apart. */
   readonly type: "appendResponse";
+  /** Whether the follower's log matched at `prevIndex` and took the entries. */
   readonly success: boolean;
   /**
    * On success, the index up to which the follower's log now matches the
@@ -65,6 +81,7 @@ export interface AppendResponseMessage extends Envelope {
    * skip a whole conflicting term in one round trip (thesis §5.3 optimisation).
    */
   readonly hintIndex: number;
+  /** The follower's term at `hintIndex`; 0 when it has none, or on success. */
   readonly hintTerm: number;
 }
 
@@ -74,8 +91,11 @@ export interface AppendResponseMessage extends Envelope {
  * pending ReadIndex round.
  */
 export interface HeartbeatMessage extends Envelope {
+  /** The message kind, which tells the members of {@linkcode Message} apart. */
   readonly type: "heartbeat";
+  /** The leader's commit index, capped at what the follower is known to hold. */
   readonly commit: number;
+  /** The ReadIndex round whose acknowledgement this heartbeat asks for, or null. */
   readonly context: string | null;
   /**
    * The leader's alive list: for each member, ticks since the leader last
@@ -86,7 +106,9 @@ export interface HeartbeatMessage extends Envelope {
 
 /** Answer to a {@linkcode HeartbeatMessage}. */
 export interface HeartbeatResponseMessage extends Envelope {
+  /** The message kind, which tells the members of {@linkcode Message} apart. */
   readonly type: "heartbeatResponse";
+  /** The heartbeat's `context`, echoed: acknowledges that ReadIndex round. */
   readonly context: string | null;
   /** Index of the configuration the follower has in force, so a leader notices a stale one. */
   readonly configIndex: number;
@@ -99,6 +121,7 @@ export interface HeartbeatResponseMessage extends Envelope {
  * the state machine.
  */
 export interface SnapshotMessage extends Envelope {
+  /** The message kind, which tells the members of {@linkcode Message} apart. */
   readonly type: "snapshot";
   /** The snapshot's position and configuration. */
   readonly meta: SnapshotMeta;
@@ -117,6 +140,7 @@ export interface SnapshotMessage extends Envelope {
  * snapshot is durable.
  */
 export interface SnapshotResponseMessage extends Envelope {
+  /** The message kind, which tells the members of {@linkcode Message} apart. */
   readonly type: "snapshotResponse";
   /** The snapshot's index. */
   readonly index: number;
@@ -126,25 +150,33 @@ export interface SnapshotResponseMessage extends Envelope {
 
 /** Tells a caught-up follower to start an election now (thesis §3.10). */
 export interface TimeoutNowMessage extends Envelope {
+  /** The message kind, which tells the members of {@linkcode Message} apart. */
   readonly type: "timeoutNow";
 }
 
 /** A follower asks the leader for a read index on behalf of a client. */
 export interface ReadIndexMessage extends Envelope {
+  /** The message kind, which tells the members of {@linkcode Message} apart. */
   readonly type: "readIndex";
+  /** The caller's read id, as passed to `Raft.readIndex()`; echoed in the answer. */
   readonly context: string;
 }
 
 /** The leader's answer: reads for `context` may be served once `index` is applied. */
 export interface ReadIndexResponseMessage extends Envelope {
+  /** The message kind, which tells the members of {@linkcode Message} apart. */
   readonly type: "readIndexResponse";
+  /** The `context` of the {@linkcode ReadIndexMessage} answered. */
   readonly context: string;
+  /** The leader's commit index when the read arrived: the read point. */
   readonly index: number;
 }
 
 /** A follower forwards a leadership-transfer request to the leader. */
 export interface TransferLeaderMessage extends Envelope {
+  /** The message kind, which tells the members of {@linkcode Message} apart. */
   readonly type: "transferLeader";
+  /** Id of the voter that should become leader. */
   readonly target: string;
 }
 

@@ -20,9 +20,10 @@ export {
   entryHash,
   type EntryKind,
   GENESIS_HASH,
+  type HashedFields,
 } from "./entry.ts";
 export { type ErrorCode, NotLeaderError, UnavailableError, WaterCraftError } from "./errors.ts";
-export { EMPTY_SNAPSHOT, type SnapshotMeta } from "./log.ts";
+export { EMPTY_SNAPSHOT, RaftLog, type SnapshotMeta, type TermIndex } from "./log.ts";
 export type * from "./messages.ts";
 export { type Prng, seededPrng } from "./prng.ts";
 export {

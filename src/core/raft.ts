@@ -45,8 +45,11 @@ export interface HardState {
 
 /** Volatile state the driver may want to report; changes come out of `ready()`. */
 export interface SoftState {
+  /** This node's role now. */
   readonly role: Role;
+  /** Id of the leader this node follows (itself when leading), or null when unknown. */
   readonly leader: string | null;
+  /** Current term. */
   readonly term: number;
 }
 
@@ -150,18 +153,30 @@ export type MembershipChange =
 
 /** A point-in-time view of a node, for status reports and tests. */
 export interface RaftStatus {
+  /** This node's id. */
   readonly id: string;
+  /** Its role (a learner is a `follower`; see `voter`). */
   readonly role: Role;
+  /** Current term. */
   readonly term: number;
+  /** Who this node voted for in `term`, or null. */
   readonly vote: string | null;
+  /** Id of the leader this node follows (itself when leading), or null when unknown. */
   readonly leader: string | null;
+  /** Highest log index known to be committed. */
   readonly commitIndex: number;
+  /** Highest index handed out in `Ready.committed` for applying. */
   readonly appliedIndex: number;
+  /** Index of the last entry in the log, durable or not. */
   readonly lastIndex: number;
   /** Hash of the last committed entry. */
   readonly head: string;
   /** Configuration in force, and the index of the entry that set it. */
   readonly config: Configuration;
+  /**
+   * Index of the `config` entry that set `config`; when that entry came with a
+   * snapshot and its index is unknown, the snapshot's index.
+   */
   readonly configIndex: number;
   /** Whether this node votes in the configuration in force. */
   readonly voter: boolean;
@@ -169,11 +184,21 @@ export interface RaftStatus {
 
 /** A leader's view of one follower's replication. */
 export interface FollowerView {
+  /** Highest index known to match the leader's log (0 before the first answer). */
   readonly match: number;
+  /** Index of the next entry the leader will send it. */
   readonly next: number;
+  /**
+   * Flow control: `probe` sends one append at a time until the follower's
+   * position is known, `replicate` pipelines appends, `snapshot` sends a
+   * snapshot and nothing else.
+   */
   readonly state: "probe" | "replicate" | "snapshot";
+  /** Whether the leader holds further appends back (probe or chunk in flight, or window full). */
   readonly paused: boolean;
+  /** Appends in flight, unacknowledged (replicate state), at most `maxInflight`. */
   readonly inflight: number;
+  /** Whether the follower was heard from since the last CheckQuorum round. */
   readonly recentActive: boolean;
 }
 
@@ -185,7 +210,45 @@ interface ReadRequest {
   readonly acks: Set<string>;
 }
 
-/** The Raft consensus state machine of one node. */
+/**
+ * The Raft consensus state machine of one node. Drive it: feed it
+ * {@linkcode Raft.step}, {@linkcode Raft.tick} and proposals, then take each
+ * {@linkcode Ready} batch with `ready()`, persist it, send its messages, apply
+ * its committed entries, and acknowledge it with `advance()`.
+ *
+ * @example A one-voter cluster commits a command
+ * ```ts
+ * import { deepStrictEqual, strictEqual } from "node:assert/strict";
+ * import { type Entry, Raft, seededPrng } from "./mod.ts";
+ *
+ * const raft = new Raft({
+ *   id: "n1",
+ *   prng: seededPrng(1),
+ *   bootstrap: { members: [{ id: "n1", voter: true }] },
+ * });
+ * const applied: Entry[] = [];
+ * function drain(): void {
+ *   while (raft.hasReady()) {
+ *     const rd = raft.ready();
+ *     // A driver persists rd.hardState and rd.entries, then sends rd.messages.
+ *     applied.push(...rd.committed);
+ *     raft.advance();
+ *   }
+ * }
+ *
+ * raft.campaign(); // alone in its cluster, it wins at once
+ * drain();
+ * strictEqual(raft.role, "leader");
+ *
+ * const entry = raft.propose(new TextEncoder().encode("set x=1"));
+ * drain();
+ * deepStrictEqual(
+ *   applied.filter((e) => e.kind === "command").map((e) => e.hash),
+ *   [entry.hash],
+ * );
+ * strictEqual(raft.status().head, entry.hash);
+ * ```
+ */
 export class Raft {
   /** This node's id. */
   readonly id: string;

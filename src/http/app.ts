@@ -5,6 +5,12 @@
  * @module
  */
 
+/**
+ * `Hono` is public in its own package, but doc lint reports every type from
+ * a dependency as private (denoland/deno#27364); the tag silences that.
+ *
+ * @ignore
+ */
 import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { WaterCraftError } from "../core/errors.ts";

@@ -20,6 +20,12 @@
  * @module
  */
 
+/**
+ * `Hono` is public in its own package, but doc lint reports every type from
+ * a dependency as private (denoland/deno#27364); the tag silences that.
+ *
+ * @ignore
+ */
 import { Hono } from "hono";
 import type { Context } from "hono";
 import { WaterCraftError } from "../core/errors.ts";

@@ -14,7 +14,15 @@
  * 1 s, reset on success); its lost messages are not retried, Raft resends.
  *
  * Only Web standards are used (`fetch`, `AbortController`, Web Crypto), so
- * the same code runs on Deno, Bun, Node 20 and edge runtimes.
+ * the same code runs on Deno, Bun, Node 20 and edge runtimes. The one
+ * exception is the `ca` option (HTTPS peers whose certificates come from a
+ * private CA): each runtime takes a CA its own way, which `tls_fetch.ts`
+ * knows, and loads only then.
+ *
+ * When a peer's requests start failing, `onPeerError` hears why, once per
+ * streak of failures (the error's causes included: an untrusted
+ * certificate, a refused connection, a 401 for a wrong secret), and the
+ * peer's `lastError` in {@linkcode HttpTransport.stats} keeps it.
  *
  * @module
  */
@@ -23,6 +31,7 @@ import { WaterCraftError } from "../core/errors.ts";
 import type { Message } from "../core/messages.ts";
 import { FROM_HEADER, signRequest } from "./auth.ts";
 import { decodeForwardedAnswer, encodeMessages, MAX_MESSAGES_PER_BATCH } from "./codec.ts";
+import { describeFetchError, isCertificateError, trustingFetch } from "./tls_fetch.ts";
 import type { ForwardedAnswer, ForwardedProposal, PeerHandler, Transport } from "./transport.ts";
 
 /** Path of the Raft message route, relative to a node's base URL. */
@@ -53,6 +62,33 @@ export interface HttpTransportOptions {
   readonly backoffMaxMs?: number;
   /** The `fetch` to use, e.g. one with a custom TLS client. Default `globalThis.fetch`. */
   readonly fetch?: typeof fetch;
+  /**
+   * PEM text of CA certificates to trust, besides the runtime's defaults,
+   * when calling peers over HTTPS (what the CLI's `--ca FILE` holds). Not
+   * together with `fetch`.
+   */
+  readonly ca?: string | readonly string[];
+  /**
+   * Hears why a peer's message requests fail: called at the first failure
+   * after a success (or after the peer became known), not on every retry.
+   * It must not throw.
+   */
+  readonly onPeerError?: (failure: PeerFailure) => void;
+}
+
+/** Why requests to a peer fail, for {@linkcode HttpTransportOptions.onPeerError}. */
+export interface PeerFailure {
+  /** The peer's id. */
+  readonly id: string;
+  /** The peer's base URL. */
+  readonly url: string;
+  /**
+   * What went wrong, with the underlying causes, e.g. "fetch failed: ...
+   * invalid peer certificate: UnknownIssuer" or "answered 401 unauthorized: ...".
+   */
+  readonly message: string;
+  /** Whether the peer's certificate was refused (fix `ca` or the peer's certificate). */
+  readonly certificate: boolean;
 }
 
 /** What one peer's queue holds now. */
@@ -67,6 +103,8 @@ export interface HttpPeerStats {
   readonly inFlight: boolean;
   /** Current back-off after failures, ms (0 when healthy). */
   readonly backoffMs: number;
+  /** Why the latest message request failed, while it keeps failing; null when healthy. */
+  readonly lastError: string | null;
 }
 
 /** Counters of an {@linkcode HttpTransport} since it was created. */
@@ -179,6 +217,8 @@ interface Peer {
   /** A flush is scheduled in a microtask. */
   scheduled: boolean;
   removed: boolean;
+  /** Why the latest request failed, while failing. */
+  lastError: string | null;
 }
 
 const encoder = new TextEncoder();
@@ -193,6 +233,9 @@ class HttpTransportImpl implements HttpTransport {
   readonly #backoffMinMs: number;
   readonly #backoffMaxMs: number;
   readonly #fetch: typeof fetch;
+  /** Releases the CA-trusting fetch, when `ca` made one. */
+  readonly #closeFetch: () => Promise<void>;
+  readonly #onPeerError: ((failure: PeerFailure) => void) | undefined;
 
   #id: string | null = null;
   #closed = false;
@@ -230,7 +273,18 @@ class HttpTransportImpl implements HttpTransport {
     if (this.#backoffMaxMs < this.#backoffMinMs) {
       throw new RangeError("backoffMaxMs must be at least backoffMinMs");
     }
-    this.#fetch = options.fetch ?? ((input, init) => fetch(input, init));
+    if (options.fetch !== undefined && options.ca !== undefined) {
+      throw new TypeError("Give the transport either a fetch or a ca, not both");
+    }
+    if (options.ca !== undefined) {
+      const tls = trustingFetch(options.ca);
+      this.#fetch = tls.fetch;
+      this.#closeFetch = () => tls.close();
+    } else {
+      this.#fetch = options.fetch ?? ((input, init) => fetch(input, init));
+      this.#closeFetch = () => Promise.resolve();
+    }
+    this.#onPeerError = options.onPeerError;
   }
 
   start(id: string, _handler: PeerHandler): void {
@@ -260,6 +314,7 @@ class HttpTransportImpl implements HttpTransport {
         backoffMs: 0,
         scheduled: false,
         removed: false,
+        lastError: null,
       });
     }
   }
@@ -356,13 +411,13 @@ class HttpTransportImpl implements HttpTransport {
       if (!signal.aborted && isConnectFailure(e)) {
         throw new WaterCraftError(
           "unavailable",
-          `Cannot forward the write to ${to}: ${describe(e)}`,
+          `Cannot forward the write to ${to}: ${describeFetchError(e)}`,
         );
       }
       throw new WaterCraftError(
         "timeout",
         `Cannot learn the outcome of the write forwarded to ${to}: ${
-          describe(signal.aborted ? signal.reason : e)
+          describeFetchError(signal.aborted ? signal.reason : e)
         }`,
       );
     }
@@ -373,7 +428,7 @@ class HttpTransportImpl implements HttpTransport {
       throw new WaterCraftError(
         "timeout",
         `Cannot read the answer to the write forwarded to ${to}: ${
-          describe(signal.aborted ? signal.reason : e)
+          describeFetchError(signal.aborted ? signal.reason : e)
         }`,
       );
     }
@@ -383,7 +438,7 @@ class HttpTransportImpl implements HttpTransport {
       } catch (e) {
         throw new WaterCraftError(
           "timeout",
-          `Cannot read the answer to the write forwarded to ${to}: ${describe(e)}`,
+          `Cannot read the answer to the write forwarded to ${to}: ${describeFetchError(e)}`,
         );
       }
     }
@@ -397,6 +452,7 @@ class HttpTransportImpl implements HttpTransport {
     for (const peer of this.#peers.values()) this.#removePeer(peer);
     this.#peers.clear();
     while (this.#pending.size > 0) await Promise.allSettled([...this.#pending]);
+    await this.#closeFetch();
   }
 
   stats(): HttpTransportStats {
@@ -408,6 +464,7 @@ class HttpTransportImpl implements HttpTransport {
         queuedBytes: peer.queuedBytes,
         inFlight: peer.inFlight !== null,
         backoffMs: peer.backoffMs,
+        lastError: peer.lastError,
       };
     }
     return {
@@ -473,6 +530,7 @@ class HttpTransportImpl implements HttpTransport {
       this.#timeoutMs,
     );
     let ok = false;
+    let problem: { message: string; certificate: boolean } | null = null;
     try {
       const body = encoder.encode(encodeMessages(batch));
       const headers = await this.#headers(MESSAGES_PATH, body);
@@ -483,10 +541,13 @@ class HttpTransportImpl implements HttpTransport {
         body,
         signal: controller.signal,
       });
-      await discard(response);
       ok = response.ok;
-    } catch {
+      if (ok) await discard(response);
+      else problem = { message: await refusal(response), certificate: false };
+    } catch (e) {
       ok = false;
+      const reason = controller.signal.aborted ? controller.signal.reason : e;
+      problem = { message: describeFetchError(reason), certificate: isCertificateError(reason) };
     } finally {
       clearTimeout(timer);
       peer.abort = null;
@@ -495,11 +556,17 @@ class HttpTransportImpl implements HttpTransport {
     if (ok) {
       this.#messagesSent += batch.length;
       peer.backoffMs = 0;
+      peer.lastError = null;
     } else {
       this.#failures++;
       this.#messagesFailed += batch.length;
     }
     if (this.#closed || peer.removed) return;
+    if (problem !== null) {
+      const first = peer.lastError === null;
+      peer.lastError = problem.message;
+      if (first) this.#reportPeerError({ id: peer.id, url: peer.url, ...problem });
+    }
     if (ok) {
       this.#flush(peer);
       return;
@@ -511,6 +578,14 @@ class HttpTransportImpl implements HttpTransport {
       peer.timer = null;
       this.#flush(peer);
     }, peer.backoffMs);
+  }
+
+  #reportPeerError(failure: PeerFailure): void {
+    try {
+      this.#onPeerError?.(failure);
+    } catch {
+      // A reporting hook must not break sending.
+    }
   }
 
   async #headers(path: string, body: Uint8Array): Promise<Record<string, string>> {
@@ -536,12 +611,66 @@ function estimateBytes(message: Message): number {
     for (const entry of message.entries) {
       bytes += 160 + entry.proposer.length + Math.ceil(entry.data.length / 3) * 4;
     }
+  } else if (message.type === "snapshot") {
+    bytes += 512 * message.meta.config.members.length + Math.ceil(message.data.length / 3) * 4;
   } else if (message.type === "heartbeat") {
     bytes += (message.context?.length ?? 0) + 80 * Object.keys(message.seen).length;
   } else if ("context" in message && message.context !== null) {
     bytes += message.context.length;
   }
   return bytes;
+}
+
+/** Most characters of a refusing peer's answer kept in a failure message. */
+const REFUSAL_CHARS_MAX = 300;
+/** Most bytes read of a refusing peer's answer: an error body is small, anything else is cut. */
+const REFUSAL_BYTES_MAX = 4096;
+
+/** Reads the start of a body as text, at most `limit` bytes, and cancels the rest. */
+async function readAtMost(response: Response, limit: number): Promise<string> {
+  const reader = response.body?.getReader();
+  if (reader === undefined) return "";
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  try {
+    while (size < limit) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      chunks.push(value);
+      size += value.byteLength;
+    }
+  } catch {
+    // What arrived still says something; the status too.
+  } finally {
+    reader.cancel().catch(() => {});
+  }
+  const bytes = new Uint8Array(Math.min(size, limit));
+  let offset = 0;
+  for (const chunk of chunks) {
+    const part = chunk.subarray(0, bytes.byteLength - offset);
+    bytes.set(part, offset);
+    offset += part.byteLength;
+  }
+  return new TextDecoder().decode(bytes);
+}
+
+/**
+ * Words a non-2xx answer to a message request: the status, and the code and
+ * message of an API.md error body (such as why a signature was refused).
+ */
+async function refusal(response: Response): Promise<string> {
+  const text = await readAtMost(response, REFUSAL_BYTES_MAX);
+  let detail = text.trim().slice(0, REFUSAL_CHARS_MAX).replace(/\s*\n\s*/g, " ");
+  try {
+    const error = (JSON.parse(text) as { error?: { code?: unknown; message?: unknown } }).error;
+    if (typeof error?.code === "string" || typeof error?.message === "string") {
+      detail = [error.code, error.message].filter((p) => typeof p === "string").join(": ")
+        .slice(0, REFUSAL_CHARS_MAX);
+    }
+  } catch {
+    // Not JSON: keep the text.
+  }
+  return `answered ${response.status}${detail === "" ? "" : ` ${detail}`}`;
 }
 
 /** Consumes or cancels a response body, so no resource outlives the request. */
@@ -575,11 +704,13 @@ function linkAbort(target: AbortController, sources: readonly AbortSignal[]): ()
  * DNS, TLS handshake), before any byte of the request was sent. Runtimes
  * word this differently (Deno: "tcp connect error", Node: `ECONNREFUSED` in
  * `cause.code`, Bun: `ConnectionRefused`), so the error and its causes are
- * searched; anything unrecognised counts as "maybe sent".
+ * searched; anything unrecognised counts as "maybe sent". Of certificate
+ * failures, only this side's refusal of the peer's certificate counts: it
+ * happens in the handshake, before the request is written.
  */
 function isConnectFailure(error: unknown): boolean {
   const connect =
-    /ECONNREFUSED|ConnectionRefused|Connection refused|tcp connect error|client error \(Connect\)|ENOTFOUND|EAI_AGAIN|dns error|failed to lookup|EHOSTUNREACH|ENETUNREACH|EADDRNOTAVAIL|UND_ERR_CONNECT|FailedToOpenSocket|UnableToConnect/i;
+    /ECONNREFUSED|ConnectionRefused|Connection refused|tcp connect error|client error \(Connect\)|ENOTFOUND|EAI_AGAIN|dns error|failed to lookup|EHOSTUNREACH|ENETUNREACH|EADDRNOTAVAIL|UND_ERR_CONNECT|FailedToOpenSocket|UnableToConnect|invalid peer certificate|UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT|SELF_SIGNED_CERT_IN_CHAIN|DEPTH_ZERO_SELF_SIGNED_CERT|CERT_HAS_EXPIRED|CERT_NOT_YET_VALID|ERR_TLS_CERT_ALTNAME_INVALID/i;
   let e: unknown = error;
   for (let depth = 0; depth < 5 && e !== undefined && e !== null; depth++) {
     if (typeof e === "object") {
@@ -593,17 +724,6 @@ function isConnectFailure(error: unknown): boolean {
     }
   }
   return false;
-}
-
-/** The error's message, with its causes' (Node says only "fetch failed" at the top). */
-function describe(error: unknown): string {
-  const parts: string[] = [];
-  let e: unknown = error;
-  for (let depth = 0; depth < 3 && e !== undefined && e !== null; depth++) {
-    parts.push(e instanceof Error ? e.message : String(e));
-    e = e instanceof Error ? e.cause : undefined;
-  }
-  return parts.join(": ");
 }
 
 /**

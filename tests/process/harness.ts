@@ -9,6 +9,7 @@
  */
 
 import { fileURLToPath } from "node:url";
+import { createTestPki, type TestCert, type TestPki } from "./tls/pki.ts";
 
 /**
  * Turns a `file:` URL into a path.
@@ -332,8 +333,11 @@ export interface StartOptions {
   readonly args?: readonly string[];
   /** Environment variables. */
   readonly env?: Record<string, string>;
-  /** Serve HTTPS with the test certificate of `tests/process/tls/`. */
-  readonly tls?: boolean;
+  /**
+   * Serve HTTPS: `true` with the shared test certificate of
+   * {@linkcode TLS_FILES}, or with the given files.
+   */
+  readonly tls?: boolean | TestCert;
   /** How long to wait for the listening line. Default 30 s. */
   readonly timeoutMs?: number;
   /** Durable file storage in this directory; default memory storage. */
@@ -342,11 +346,32 @@ export interface StartOptions {
   readonly port?: number;
 }
 
-/** The test certificate's files (see `tests/process/tls/README.md`). */
+let sharedPki: TestPki | null = null;
+
+/** The shared test PKI, made on first use and deleted when the test module unloads. */
+function pki(): TestPki {
+  if (sharedPki === null) {
+    sharedPki = createTestPki();
+    const made = sharedPki;
+    globalThis.addEventListener("unload", () => made.remove());
+  }
+  return sharedPki;
+}
+
+/**
+ * The files of a throwaway CA and a node certificate it signed, made with
+ * openssl in a temporary directory on first use (see `tls/pki.ts`).
+ */
 export const TLS_FILES: { readonly ca: string; readonly cert: string; readonly key: string } = {
-  ca: `${REPO_ROOT}tests/process/tls/ca.pem`,
-  cert: `${REPO_ROOT}tests/process/tls/cert.pem`,
-  key: `${REPO_ROOT}tests/process/tls/key.pem`,
+  get ca() {
+    return pki().ca.cert;
+  },
+  get cert() {
+    return pki().cert.cert;
+  },
+  get key() {
+    return pki().cert.key;
+  },
 };
 
 /**
@@ -378,7 +403,7 @@ export async function startNode(options: StartOptions): Promise<CliNode> {
         ? ["--storage", "memory"]
         : ["--storage", "file", "--data", options.data]),
       ...(options.join ? ["--join", options.join.join(",")] : []),
-      ...(options.tls ? ["--tls-cert", TLS_FILES.cert, "--tls-key", TLS_FILES.key] : []),
+      ...(options.tls ? tlsArgs(options.tls === true ? TLS_FILES : options.tls) : []),
       ...(options.args ?? []),
     ];
     const proc = new CliProcess(command, args, {
@@ -397,7 +422,24 @@ export async function startNode(options: StartOptions): Promise<CliNode> {
   throw lastError;
 }
 
+function tlsArgs(files: TestCert): string[] {
+  return ["--tls-cert", files.cert, "--tls-key", files.key];
+}
+
 // ----------------------------------------------------------------- HTTP
+
+let defaultClient: Deno.HttpClient | null = null;
+
+/**
+ * Sets the HTTP client {@linkcode request} uses when its options name none,
+ * e.g. one that trusts a test CA, so that helpers built on it (such as
+ * `scenario.ts`'s) reach HTTPS nodes. The caller still owns and closes it.
+ *
+ * @param client The client, or null for the runtime's default.
+ */
+export function useHttpClient(client: Deno.HttpClient | null): void {
+  defaultClient = client;
+}
 
 /** An HTTP answer with its body read. */
 export interface Reply {
@@ -432,12 +474,13 @@ export async function request(
 ): Promise<Reply> {
   const headers: Record<string, string> = { ...options.headers };
   if (options.json !== undefined) headers["content-type"] = "application/json";
+  const client = options.client ?? defaultClient;
   const res = await fetch(url, {
     method,
     headers,
     ...(options.json !== undefined ? { body: JSON.stringify(options.json) } : {}),
     signal: AbortSignal.timeout(options.timeoutMs ?? 10_000),
-    ...(options.client ? { client: options.client } : {}),
+    ...(client ? { client } : {}),
   });
   const text = await res.text();
   let body: unknown = undefined;

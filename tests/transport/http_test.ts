@@ -6,19 +6,25 @@
  * @module
  */
 
-import { deepStrictEqual, match, ok, rejects, strictEqual } from "node:assert/strict";
+import { deepStrictEqual, match, ok, rejects, strictEqual, throws } from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { Hono } from "hono";
 import { WaterCraftError } from "../../src/core/errors.ts";
 import type { HeartbeatMessage, Message } from "../../src/core/messages.ts";
 import { peerRoutes, type PeerRoutesOptions } from "../../src/http/peer_routes.ts";
 import { signRequest } from "../../src/transport/auth.ts";
 import { encodeMessages } from "../../src/transport/codec.ts";
-import { httpTransport, type HttpTransportOptions } from "../../src/transport/http.ts";
+import {
+  httpTransport,
+  type HttpTransportOptions,
+  type PeerFailure,
+} from "../../src/transport/http.ts";
 import type {
   ForwardedAnswer,
   ForwardedProposal,
   PeerHandler,
 } from "../../src/transport/transport.ts";
+import { createTestPki, type TestCert } from "../process/tls/pki.ts";
 
 // ------------------------------------------------------------------ helpers
 
@@ -580,4 +586,157 @@ Deno.test("httpTransport.forward() throws timeout when the leader may have the w
     await transport.close();
     await peer.server.shutdown();
   }
+});
+
+// ------------------------------------------------------------------ HTTPS and the ca option
+
+/** A peer like {@linkcode servePeer}, over HTTPS with `cert`. */
+function serveTlsPeer(cert: TestCert, options: PeerRoutesOptions = {}) {
+  const rec = recorder();
+  const app = new Hono();
+  app.route("/", peerRoutes(rec.handler, options));
+  const server = Deno.serve({
+    port: 0,
+    hostname: "127.0.0.1",
+    cert: readFileSync(cert.cert, "utf8"),
+    key: readFileSync(cert.key, "utf8"),
+    onListen() {},
+  }, app.fetch);
+  return { rec, server, url: `https://127.0.0.1:${server.addr.port}` };
+}
+
+Deno.test("httpTransport({ ca }) sends messages and forwards writes to an HTTPS peer of that CA", async () => {
+  const pki = createTestPki("transport-ca");
+  const peer = serveTlsPeer(pki.cert);
+  const failures: PeerFailure[] = [];
+  const transport = transportTo({ n2: peer.url }, {
+    ca: pki.ca.pem,
+    onPeerError: (failure) => failures.push(failure),
+  });
+  try {
+    transport.send([heartbeat("n2", 1), heartbeat("n2", 2)]);
+    await waitFor(() => transport.stats().messagesSent === 2, "the messages");
+    deepStrictEqual(commits(peer.rec.messages), [1, 2]);
+    deepStrictEqual(await transport.forward("n2", PROPOSAL, new AbortController().signal), {
+      ok: true,
+      value: { echo: PROPOSAL.command },
+    });
+    strictEqual(transport.stats().peers.n2!.lastError, null);
+    deepStrictEqual(failures, []);
+  } finally {
+    await transport.close();
+    await peer.server.shutdown();
+    pki.remove();
+  }
+});
+
+Deno.test("httpTransport refuses an HTTPS peer of an untrusted CA and reports why, once per streak", async (t) => {
+  const pki = createTestPki("transport-untrusted");
+  const peer = serveTlsPeer(pki.cert);
+  try {
+    for (
+      const [name, options] of [
+        ["without ca", {}],
+        ["with another CA", { ca: pki.otherCa.pem }],
+      ] as const
+    ) {
+      await t.step(name, async () => {
+        const failures: PeerFailure[] = [];
+        const transport = transportTo({ n2: peer.url }, {
+          ...options,
+          backoffMinMs: 1,
+          backoffMaxMs: 2,
+          onPeerError: (failure) => failures.push(failure),
+        });
+        try {
+          for (let i = 1; i <= 3; i++) {
+            transport.send([heartbeat("n2", i)]);
+            await waitFor(() => transport.stats().failures >= i, `failure ${i}`);
+          }
+          strictEqual(peer.rec.messages.length, 0);
+          strictEqual(failures.length, 1, "one report for the streak, not one per retry");
+          const [failure] = failures;
+          strictEqual(failure!.id, "n2");
+          strictEqual(failure!.url, peer.url);
+          strictEqual(failure!.certificate, true);
+          match(failure!.message, /invalid peer certificate: UnknownIssuer/);
+          strictEqual(transport.stats().peers.n2!.lastError, failure!.message);
+          // Nothing reached the leader: a forwarded write is safe to retry elsewhere.
+          await rejects(
+            transport.forward("n2", PROPOSAL, new AbortController().signal),
+            (e: unknown) => {
+              ok(e instanceof WaterCraftError);
+              strictEqual(e.code, "unavailable");
+              match(e.message, /UnknownIssuer/);
+              return true;
+            },
+          );
+          strictEqual(peer.rec.forwards.length, 0);
+        } finally {
+          await transport.close();
+        }
+      });
+    }
+  } finally {
+    await peer.server.shutdown();
+    pki.remove();
+  }
+});
+
+Deno.test("httpTransport reports a peer's 401 with the peer's reason", async () => {
+  const peer = servePeer({ secret: "s3cret" });
+  const failures: PeerFailure[] = [];
+  const transport = transportTo({ n2: peer.url }, {
+    secret: "guess",
+    onPeerError: (failure) => failures.push(failure),
+  });
+  try {
+    transport.send([heartbeat("n2", 1)]);
+    await waitFor(() => failures.length === 1, "the report");
+    strictEqual(failures[0]!.certificate, false);
+    match(failures[0]!.message, /^answered 401 unauthorized: \S/);
+  } finally {
+    await transport.close();
+    await peer.server.shutdown();
+  }
+});
+
+Deno.test("httpTransport reports a failing peer again only after a success in between", async () => {
+  const healthy = servePeer();
+  const dead = `http://127.0.0.1:${deadPort()}`;
+  const failures: PeerFailure[] = [];
+  const transport = transportTo({ n2: dead }, {
+    backoffMinMs: 1,
+    backoffMaxMs: 2,
+    onPeerError: (failure) => failures.push(failure),
+  });
+  try {
+    transport.send([heartbeat("n2", 1)]);
+    await waitFor(() => failures.length === 1, "the first report");
+    match(failures[0]!.message, /Connection refused|ECONNREFUSED|tcp connect error/i);
+    transport.send([heartbeat("n2", 2)]);
+    await waitFor(() => transport.stats().failures >= 2, "the second failure");
+    strictEqual(failures.length, 1, "one streak, one report");
+
+    transport.setPeers(new Map([["n2", healthy.url]]));
+    transport.send([heartbeat("n2", 3)]);
+    await waitFor(() => transport.stats().messagesSent === 1, "a success");
+    strictEqual(transport.stats().peers.n2!.lastError, null);
+
+    transport.setPeers(new Map([["n2", dead]]));
+    transport.send([heartbeat("n2", 4)]);
+    await waitFor(() => failures.length === 2, "the report of the new streak");
+  } finally {
+    await transport.close();
+    await healthy.server.shutdown();
+  }
+});
+
+Deno.test("httpTransport refuses a ca that is not PEM, and a ca together with a fetch", () => {
+  throws(() => httpTransport({ ca: "not a certificate" }), TypeError);
+  throws(() => httpTransport({ ca: [] }), TypeError);
+  throws(
+    () => httpTransport({ ca: "-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----", fetch }),
+    /either a fetch or a ca/,
+  );
 });
