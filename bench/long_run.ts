@@ -42,7 +42,10 @@ async function dirStats(dir: string): Promise<{ bytes: number; files: number }> 
   let files = 0;
   for await (const e of Deno.readDir(dir)) {
     if (!e.isFile) continue;
-    bytes += (await Deno.stat(`${dir}/${e.name}`)).size;
+    // A snapshot's temporary file may be renamed between the listing and the stat.
+    const stat = await Deno.stat(`${dir}/${e.name}`).catch(() => null);
+    if (stat === null) continue;
+    bytes += stat.size;
     files++;
   }
   return { bytes, files };
