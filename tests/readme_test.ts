@@ -6,7 +6,8 @@
  */
 
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
-import { CliProcess, waitFor } from "./process/harness.ts";
+import { CliProcess, fromFileUrl, waitFor } from "./process/harness.ts";
+import { ensureTools } from "./process/tools.ts";
 
 const root = new URL("../", import.meta.url);
 
@@ -144,30 +145,52 @@ Deno.test("README: the simulator and benchmark commands run as written and repor
   }
 });
 
-Deno.test("README: the embedding example runs as written", async () => {
+Deno.test("README: the embedding example runs as written on Deno, Bun and Node", async (t) => {
   const readme = await Deno.readTextFile(new URL("README.md", root));
   const section = readme.slice(readme.indexOf("\n## Embedding it as a library\n"));
   const code = section.match(/```ts ignore\n([\s\S]*?)```/)?.[1];
   if (code === undefined || !code.includes('from "@watercraft/raft"')) {
     throw new Error("README has no embedding example importing @watercraft/raft");
   }
-  // Run with the repository's mod.ts for the published name, then end the process.
-  const file = await Deno.makeTempFile({ prefix: "watercraft-readme-embed-", suffix: ".ts" });
-  try {
-    await Deno.writeTextFile(
+  const tools = await ensureTools();
+  // The repository's mod.ts stands for the published name; the process then ends itself.
+  const dir = await Deno.makeTempDir({ prefix: "watercraft-readme-embed-" });
+  // .mts: an ES module wherever it lies (top-level await), on every runtime.
+  const file = `${dir}/embed.mts`;
+  await Deno.writeTextFile(
+    file,
+    code.replace('"@watercraft/raft"', JSON.stringify(new URL("mod.ts", root).href)) +
+      '\nconsole.log("embedded example done");\n' +
+      "// deno-lint-ignore no-explicit-any\n" +
+      "const g = globalThis as any;\n" +
+      "if (g.Deno) g.Deno.exit(0);\nelse g.process.exit(0);\n",
+  );
+  const runs: [string, string, string[]][] = [
+    ["Deno", Deno.execPath(), [
+      "run",
+      "-A",
+      `--config=${new URL("deno.json", root).pathname}`,
       file,
-      code.replace('"@watercraft/raft"', JSON.stringify(new URL("mod.ts", root).href)) +
-        '\nconsole.log("embedded example done");\nDeno.exit(0);\n',
-    );
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", `--config=${new URL("deno.json", root).pathname}`, file],
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const text = new TextDecoder().decode(out.stdout);
-    strictEqual(out.code, 0, new TextDecoder().decode(out.stderr));
-    ok(text.includes("embedded example done"), text);
+    ]],
+    ["Bun", tools.bun, [file]],
+    ["Node", tools.node, ["--import", tools.tsxLoader, file]],
+  ];
+  try {
+    for (const [runtime, command, args] of runs) {
+      await t.step(runtime, async () => {
+        const out = await new Deno.Command(command, {
+          args,
+          cwd: fromFileUrl(root),
+          stdout: "piped",
+          stderr: "piped",
+          signal: AbortSignal.timeout(30_000),
+        }).output();
+        const text = new TextDecoder().decode(out.stdout);
+        strictEqual(out.code, 0, new TextDecoder().decode(out.stderr));
+        ok(text.includes("embedded example done"), text);
+      });
+    }
   } finally {
-    await Deno.remove(file);
+    await Deno.remove(dir, { recursive: true });
   }
 });
