@@ -995,24 +995,25 @@ export class Raft {
     }
   }
 
+  /** A message from the current leader: it is alive, so no election yet. */
+  #heardFromLeader(from: string): void {
+    this.#electionElapsed = 0;
+    this.#leader = from;
+    this.#leaderHeardTick = this.#ticks;
+  }
+
   #stepFollower(m: Message): void {
     switch (m.type) {
       case "append":
-        this.#electionElapsed = 0;
-        this.#leader = m.from;
-        this.#leaderHeardTick = this.#ticks;
+        this.#heardFromLeader(m.from);
         this.#handleAppend(m);
         break;
       case "snapshot":
-        this.#electionElapsed = 0;
-        this.#leader = m.from;
-        this.#leaderHeardTick = this.#ticks;
+        this.#heardFromLeader(m.from);
         this.#handleSnapshot(m);
         break;
       case "heartbeat":
-        this.#electionElapsed = 0;
-        this.#leader = m.from;
-        this.#leaderHeardTick = this.#ticks;
+        this.#heardFromLeader(m.from);
         this.#handleHeartbeat(m);
         break;
       case "timeoutNow":

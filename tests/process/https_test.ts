@@ -125,10 +125,7 @@ async function httpsCluster(
         deepStrictEqual(refused, [], `${node.id} refused a certificate`);
       }
     } catch (error) {
-      throw new Error(
-        `${(error as Error).message}\n${nodes.map((n) => n.process.describe()).join("\n")}`,
-        { cause: error },
-      );
+      throw withOutput(error, nodes);
     } finally {
       await closeAll(nodes.map((n) => n.process));
     }
@@ -220,10 +217,7 @@ Deno.test("cli nodes that do not trust their peers' certificate are refused and 
             "the refusal is reported once, not on every retry",
           );
         } catch (error) {
-          throw new Error(
-            `${(error as Error).message}\n${nodes.map((n) => n.process.describe()).join("\n")}`,
-            { cause: error },
-          );
+          throw withOutput(error, nodes);
         } finally {
           await closeAll(nodes.map((n) => n.process));
         }
@@ -291,3 +285,11 @@ Deno.test("trustingFetch() trusts the CA on Deno, Bun and Node; the fetch failur
     pki.remove();
   }
 });
+
+/** The error of a failed step with every node's output appended, for the report. */
+function withOutput(error: unknown, nodes: readonly CliNode[]): Error {
+  return new Error(
+    `${(error as Error).message}\n${nodes.map((n) => n.process.describe()).join("\n")}`,
+    { cause: error },
+  );
+}
