@@ -8,6 +8,31 @@
 
 import { assert } from "./assert.ts";
 
+/** What a node id looks like: 1 to 64 letters, digits, `.`, `_` or `-`. */
+export const NODE_ID_PATTERN: RegExp = /^[A-Za-z0-9._-]{1,64}$/;
+
+/** The same rule, as words for error messages. */
+export const NODE_ID_RULE = "[A-Za-z0-9._-]{1,64}";
+
+/**
+ * Returns whether `id` is a valid node id.
+ *
+ * @param id The candidate id.
+ * @returns True when it matches {@linkcode NODE_ID_PATTERN}.
+ *
+ * @example
+ * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * import { isNodeId } from "./config.ts";
+ *
+ * strictEqual(isNodeId("n1"), true);
+ * strictEqual(isNodeId("n 1"), false);
+ * ```
+ */
+export function isNodeId(id: unknown): id is string {
+  return typeof id === "string" && NODE_ID_PATTERN.test(id);
+}
+
 /** One member of the cluster. */
 export interface Member {
   /** The node's id. */
