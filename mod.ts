@@ -2,23 +2,34 @@
  * WaterCraft: an embeddable Raft consensus module with a hash-chained log.
  *
  * - {@linkcode createNode} runs a node: the Raft core wired to storage, a
- *   transport, your state machine and timers.
- * - `src/core` (re-exported here) is the pure, deterministic Raft state
- *   machine, for those who drive it themselves.
+ *   transport, your {@linkcode StateMachine} and timers.
+ * - {@linkcode createApp} gives it an HTTP surface (a Hono app, fit for an
+ *   edge function), and {@linkcode serve} serves that on Deno, Bun or Node.
+ * - Storage adapters ({@linkcode memoryStorage}, {@linkcode fileStorage};
+ *   Deno KV at `@watercraft/raft/deno-kv`) and the HTTP transport
+ *   ({@linkcode httpTransport}) plug into it.
+ *
+ * Fewer users need the rest, at sub-paths: `./core` (the pure Raft state
+ * machine, to drive yourself), `./kv` (the built-in key-value state
+ * machine's types), `./testing` (an in-memory network and a manual clock),
+ * `./cli` and `./deno-kv`.
  *
  * @module
  */
 
-export * from "./src/core/mod.ts";
+export type { Member } from "./src/core/config.ts";
+export type { Clock, TimerId } from "./src/clock.ts";
 export {
-  type Clock,
-  type ManualClock,
-  manualClock,
-  systemClock,
-  type TimerId,
-} from "./src/clock.ts";
-export { type LeaderHint, LeaderHintError, ReadOnlyError, TimeoutError } from "./src/errors.ts";
-export { type EntryMeta, RejectedError, type StateMachine } from "./src/state_machine.ts";
+  type ErrorCode,
+  errorFromCode,
+  type LeaderHint,
+  ReadOnlyError,
+  RejectedError,
+  TimeoutError,
+  UnavailableError,
+  WaterCraftError,
+} from "./src/errors.ts";
+export type { EntryMeta, StateMachine } from "./src/state_machine.ts";
 export {
   createNode,
   type EntryStatus,
@@ -31,25 +42,10 @@ export {
   WaterCraftNode,
 } from "./src/node.ts";
 export { type AppOptions, createApp } from "./src/http/app.ts";
-export {
-  CasFailedError,
-  type JsonValue,
-  type KvAnswer,
-  type KvCommand,
-  type KvGetAnswer,
-  type KvGetQuery,
-  type KvListAnswer,
-  type KvListItem,
-  type KvListQuery,
-  type KvQuery,
-  type KvResult,
-  KvStateMachine,
-  kvStateMachine,
-} from "./src/kv.ts";
+export { CasFailedError, KvStateMachine, kvStateMachine } from "./src/kv.ts";
 export { CorruptLogError, fileStorage, type FileStorageOptions } from "./src/storage/file.ts";
 export { memoryStorage } from "./src/storage/memory.ts";
 export type { PersistedState, Snapshot, Storage } from "./src/storage/storage.ts";
-export { MemoryNetwork, type MemoryNetworkOptions } from "./src/transport/memory.ts";
 export {
   type HttpPeerStats,
   type HttpTransport,
@@ -57,13 +53,14 @@ export {
   type HttpTransportOptions,
   type HttpTransportStats,
   type PeerFailure,
-} from "./src/transport/http.ts";
-export { type TrustingFetch, trustingFetch } from "./src/transport/tls_fetch.ts";
-export { peerRoutes, type PeerRoutesOptions } from "./src/http/peer_routes.ts";
+} from "./src/transport/http/sender.ts";
+export { type TrustingFetch, trustingFetch } from "./src/transport/http/tls.ts";
 export { type FetchHandler, serve, type ServeOptions, type Server } from "./src/serve.ts";
 export type {
   ForwardedAnswer,
   ForwardedProposal,
+  JoinAnswer,
+  JoinRequest,
   PeerHandler,
   Transport,
 } from "./src/transport/transport.ts";

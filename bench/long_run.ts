@@ -21,9 +21,9 @@ import {
   fileStorage,
   kvStateMachine,
   type Member,
-  MemoryNetwork,
   type WaterCraftNode,
 } from "../mod.ts";
+import { MemoryNetwork } from "../src/testing.ts";
 
 function flag(name: string, fallback: string): string {
   const at = Deno.args.indexOf(`--${name}`);

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { type Message, Raft, seededPrng } from "../mod.ts";
+import { type Message, Raft, seededPrng } from "../src/core/mod.ts";
 
 const ids = ["n1", "n2", "n3"];
 const members = ids.map((id) => ({ id, voter: true }));

@@ -18,14 +18,8 @@ import { deepStrictEqual, ok, rejects, strictEqual } from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import {
-  createApp,
-  createNode,
-  fileStorage,
-  MemoryNetwork,
-  RejectedError,
-  type StateMachine,
-} from "../mod.ts";
+import { createApp, createNode, fileStorage, RejectedError, type StateMachine } from "../mod.ts";
+import { MemoryNetwork } from "../src/testing.ts";
 
 /** What clients send; amounts are whole cents. */
 type LedgerCommand =

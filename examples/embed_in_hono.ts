@@ -53,7 +53,7 @@ async function startService(id: string, prefix: string, join?: string): Promise<
   app.get("/hello", (c) => c.text(`hello from ${id}'s own route`));
   app.route(prefix, createApp(node, { secret: SECRET }));
   handler = app.fetch;
-  if (join !== undefined) await node.join([join], { secret: SECRET, timeoutMs: 10_000 });
+  if (join !== undefined) await node.join([join], { timeoutMs: 10_000 });
   return { origin, prefix, node, server };
 }
 

@@ -13,13 +13,8 @@
  */
 
 import { deepStrictEqual, strictEqual } from "node:assert/strict";
-import {
-  createNode,
-  kvStateMachine,
-  type Member,
-  MemoryNetwork,
-  type WaterCraftNode,
-} from "../mod.ts";
+import { createNode, kvStateMachine, type Member, type WaterCraftNode } from "../mod.ts";
+import { MemoryNetwork } from "../src/testing.ts";
 
 /** Polls `check` every 10 ms until it returns a value; gives up after `timeoutMs`. */
 async function waitFor<T>(what: string, check: () => T | undefined, timeoutMs = 5000): Promise<T> {

@@ -28,8 +28,7 @@ import { type FetchHandler, serve, type Server } from "./serve.ts";
 import { fileStorage } from "./storage/file.ts";
 import { memoryStorage } from "./storage/memory.ts";
 import type { PersistedState, Storage } from "./storage/storage.ts";
-import { httpTransport, type PeerFailure } from "./transport/http.ts";
-import { trustingFetch } from "./transport/tls_fetch.ts";
+import { httpTransport, type PeerFailure } from "./transport/http/sender.ts";
 
 /** Exit code of a run stopped by a signal (and of `--help`). */
 export const EXIT_OK = 0;
@@ -413,8 +412,6 @@ interface RunningNode {
   readonly server: Server;
   /** The URL it advertises. */
   readonly url: string;
-  /** The fetch that trusts `--ca`, for joining; absent without it. */
-  readonly joinFetch?: typeof fetch;
   /** Stops the server and the node; safe to call twice. */
   stop(): Promise<void>;
 }
@@ -510,9 +507,6 @@ async function start(
   }
   const tls = loadTls(options);
   const { id, storage } = await openStorage(options);
-  // Joining calls the members' client API with its own fetch: it must trust
-  // --ca as the transport does.
-  const joinFetch = tls.ca === null ? null : trustingFetch(tls.ca);
   // Binds first: with --port 0 the advertised URL needs the real port, and a
   // taken port fails before anything else starts. Requests that arrive
   // before the node exists are told to retry.
@@ -528,7 +522,6 @@ async function start(
       ...(tls.serve === null ? {} : { tls: tls.serve }),
     });
   } catch (error) {
-    await joinFetch?.close();
     throw new Error(`Cannot listen on ${options.host}:${options.port}: ${oneLine(error)}`, {
       cause: error,
     });
@@ -542,6 +535,9 @@ async function start(
       stateMachine: kvStateMachine(),
       transport: httpTransport({
         ...(options.secret === null ? {} : { secret: options.secret }),
+        // Joining calls the members' client API, which takes the token this
+        // node requires of its own clients.
+        ...(options.clientToken === null ? {} : { clientToken: options.clientToken }),
         ...(tls.ca === null ? {} : { ca: tls.ca }),
         onPeerError: (failure) => console.error(peerFailureLine(failure)),
       }),
@@ -555,7 +551,6 @@ async function start(
     });
   } catch (error) {
     await server.shutdown();
-    await joinFetch?.close();
     throw error;
   }
   const app = createApp(node, {
@@ -568,7 +563,6 @@ async function start(
     node,
     server,
     url,
-    ...(joinFetch === null ? {} : { joinFetch: joinFetch.fetch }),
     stop() {
       stopping ??= (async () => {
         // Stops accepting first, then ends the node (which fails waiting
@@ -576,7 +570,6 @@ async function start(
         const closed = server.shutdown();
         await node.stop();
         await closed;
-        await joinFetch?.close();
       })();
       return stopping;
     },
@@ -684,13 +677,7 @@ function announce(
 
   if (options.join.length > 0) {
     const via = options.join.join(",");
-    node.join([...options.join], {
-      ...(options.secret === null ? {} : { secret: options.secret }),
-      // The joining node speaks to the members' client API (/v1/members),
-      // so it carries the token it requires of its own clients.
-      ...(options.clientToken === null ? {} : { clientToken: options.clientToken }),
-      ...(running.joinFetch === undefined ? {} : { fetch: running.joinFetch }),
-    }).then(
+    node.join([...options.join]).then(
       (added) => {
         if (ending()) return;
         if (!added) {

@@ -21,10 +21,10 @@
  * @module
  */
 
+import { RejectedError, WaterCraftError } from "./errors.ts";
 import { z } from "zod";
 import { assert } from "./core/assert.ts";
-import { WaterCraftError } from "./core/errors.ts";
-import { type EntryMeta, RejectedError, type StateMachine } from "./state_machine.ts";
+import type { EntryMeta, StateMachine } from "./state_machine.ts";
 
 /** Largest key, in UTF-8 bytes (API.md: keys are 1 to 1024 bytes). */
 export const KV_KEY_BYTES_MAX = 1024;
@@ -209,7 +209,7 @@ export class KvStateMachine implements StateMachine<KvCommand, KvResult, KvQuery
    * ```ts
    * import { throws } from "node:assert/strict";
    * import { kvStateMachine } from "./kv.ts";
-   * import { RejectedError } from "./state_machine.ts";
+   * import { RejectedError } from "./errors.ts";
    *
    * throws(() => kvStateMachine().validate({ op: "incr", key: "a" }), RejectedError);
    * ```

@@ -16,7 +16,7 @@
 import { AssertionError } from "./core/assert.ts";
 import { type Configuration, decodeConfig, type Member } from "./core/config.ts";
 import type { Entry } from "./core/entry.ts";
-import { NotLeaderError, UnavailableError, WaterCraftError } from "./core/errors.ts";
+import { NotLeaderError, ProposalDroppedError } from "./core/errors.ts";
 import type { Message } from "./core/messages.ts";
 import { seededPrng } from "./core/prng.ts";
 import {
@@ -28,10 +28,18 @@ import {
   type SoftState,
 } from "./core/raft.ts";
 import { type Clock, systemClock, type TimerId } from "./clock.ts";
-import { type LeaderHint, LeaderHintError, ReadOnlyError, TimeoutError } from "./errors.ts";
-import { joinCluster } from "./join.ts";
+import {
+  type ErrorCode,
+  errorFromCode,
+  fromRaftError,
+  type LeaderHint,
+  ReadOnlyError,
+  TimeoutError,
+  UnavailableError,
+  WaterCraftError,
+} from "./errors.ts";
 import { Histogram, type MetricFamily, renderMetrics } from "./metrics.ts";
-import { type EntryMeta, RejectedError, type StateMachine } from "./state_machine.ts";
+import type { EntryMeta, StateMachine } from "./state_machine.ts";
 import { memoryStorage } from "./storage/memory.ts";
 import type { PersistedState, Storage } from "./storage/storage.ts";
 import type {
@@ -274,7 +282,8 @@ const decoder = new TextDecoder();
  * @example A one-node cluster in memory
  * ```ts
  * import { strictEqual } from "node:assert/strict";
- * import { createNode, kvStateMachine, MemoryNetwork } from "../mod.ts";
+ * import { createNode, kvStateMachine } from "../mod.ts";
+ * import { MemoryNetwork } from "./testing.ts";
  *
  * const node = await createNode({
  *   id: "n1",
@@ -549,7 +558,12 @@ export class WaterCraftNode implements PeerHandler {
     const data = encoder.encode(
       JSON.stringify(key === undefined ? { c: validated } : { c: validated, k: key }),
     );
-    const entry = this.#raft.propose(data, this.#clock.now());
+    let entry: Entry;
+    try {
+      entry = this.#raft.propose(data, this.#clock.now());
+    } catch (e) {
+      throw fromRaftError(e, this.#leaderHint());
+    }
     const promise = this.#awaitEntry(entry, wait, deadline);
     if (key !== undefined) {
       this.#keysInFlight.set(key, promise);
@@ -592,8 +606,7 @@ export class WaterCraftNode implements PeerHandler {
     try {
       this.#assertRunning();
       if (this.#raft.role !== "leader") {
-        throw new LeaderHintError(
-          "unavailable",
+        throw new UnavailableError(
           "Cannot write: this node is no longer the leader",
           this.#leaderHint(),
         );
@@ -734,11 +747,7 @@ export class WaterCraftNode implements PeerHandler {
     let to = target;
     if (to === undefined) {
       if (leader !== this.id) {
-        throw new LeaderHintError(
-          "unavailable",
-          "Cannot pick a target: ask the leader",
-          this.#leaderHint(),
-        );
+        throw new UnavailableError("Cannot pick a target: ask the leader", this.#leaderHint());
       }
       const best = [...this.#raft.followers()].filter(([id]) =>
         this.#isVoter(id)
@@ -749,7 +758,11 @@ export class WaterCraftNode implements PeerHandler {
       to = best[0];
     }
     if (leader === to) return;
-    this.#raft.transferLeader(to);
+    try {
+      this.#raft.transferLeader(to);
+    } catch (e) {
+      throw fromRaftError(e, this.#leaderHint());
+    }
     this.#schedule();
     await new Promise<void>((resolve, reject) => {
       const waiter = {
@@ -774,7 +787,7 @@ export class WaterCraftNode implements PeerHandler {
    * @param member Who joins.
    * @param options How long to wait.
    * @throws {WaterCraftError} `conflict` (409) when the id exists at another URL.
-   * @throws {LeaderHintError} `unavailable` on a follower, with the leader.
+   * @throws {UnavailableError} On a follower, with the leader.
    */
   addMember(
     member: { id: string; url: string; readOnly?: boolean },
@@ -814,7 +827,7 @@ export class WaterCraftNode implements PeerHandler {
    * @param id The member to remove.
    * @param options How long to wait.
    * @throws {WaterCraftError} `not_found` for an unknown member.
-   * @throws {LeaderHintError} `unavailable` on a follower, with the leader.
+   * @throws {UnavailableError} On a follower, with the leader.
    */
   removeMember(id: string, options: { timeoutMs?: number } = {}): Promise<void> {
     return this.#changeMembership((members) => {
@@ -831,34 +844,27 @@ export class WaterCraftNode implements PeerHandler {
    * member rejoins through its own log.
    *
    * @param seeds URLs of members to ask first.
-   * @param options Secrets and patience.
+   * @param options How long to keep trying (default 60 s).
    * @returns True when this node was added, false when it already had state.
    * @throws {WaterCraftError} `conflict` when the id is taken at another URL,
    *   `unavailable` when no member accepted in time.
    */
-  async join(
-    seeds: readonly string[],
-    options: {
-      secret?: string;
-      clientToken?: string;
-      timeoutMs?: number;
-      /** The fetch to call members with, e.g. one that trusts the cluster's CA. */
-      fetch?: typeof fetch;
-    } = {},
-  ): Promise<boolean> {
+  async join(seeds: readonly string[], options: { timeoutMs?: number } = {}): Promise<boolean> {
     this.#assertRunning();
     if (this.#raft.log.lastIndex() > 0 || this.#raft.term > 0) return false;
     if (this.url === null) throw new TypeError("A node needs a url to join a cluster");
-    const answer = await joinCluster({
+    if (this.#transport.join === undefined) {
+      throw new TypeError(
+        "This node's transport cannot join a cluster: it reaches no member by URL",
+      );
+    }
+    const answer = await this.#transport.join({
       id: this.id,
       url: this.url,
       readOnly: this.readOnly,
       seeds,
       timeoutMs: options.timeoutMs ?? 60_000,
       clock: this.#clock,
-      ...(options.secret === undefined ? {} : { secret: options.secret }),
-      ...(options.clientToken === undefined ? {} : { clientToken: options.clientToken }),
-      ...(options.fetch === undefined ? {} : { fetch: options.fetch }),
     });
     // Until our log holds the configuration, this is how we answer the leader.
     for (const m of answer.members) {
@@ -878,11 +884,7 @@ export class WaterCraftNode implements PeerHandler {
       for (let attempt = 0; attempt < 10_000; attempt++) {
         const leader = await this.#awaitLeader(deadline);
         if (leader !== this.id) {
-          throw new LeaderHintError(
-            "unavailable",
-            "Membership changes go to the leader",
-            this.#leaderHint(),
-          );
+          throw new UnavailableError("Membership changes go to the leader", this.#leaderHint());
         }
         // Decide against a committed configuration only: a retry must not
         // answer "done" (or "no such member") for a change still pending.
@@ -903,7 +905,9 @@ export class WaterCraftNode implements PeerHandler {
         } catch (e) {
           // Another change (an automatic promotion) or the new leader's first
           // commit is pending: try again shortly.
-          if (!(e instanceof UnavailableError) || this.#clock.now() >= deadline) throw e;
+          if (!(e instanceof ProposalDroppedError) || this.#clock.now() >= deadline) {
+            throw fromRaftError(e, this.#leaderHint());
+          }
           await new Promise((r) => this.#clock.setTimer(() => r(undefined), this.#heartbeatMs));
           continue;
         }
@@ -1533,8 +1537,8 @@ function decodeSnapshot(data: Uint8Array): { machine: Uint8Array; keys: [string,
     term: k.term,
     outcome: k.outcome.ok ? { ok: true, value: k.outcome.value } : {
       ok: false,
-      error: new WaterCraftError(
-        k.outcome.code as WaterCraftError["code"],
+      error: errorFromCode(
+        k.outcome.code as ErrorCode,
         k.outcome.message ?? "",
         k.outcome.details ?? {},
       ),
@@ -1587,7 +1591,9 @@ function settleKept(kept: KeptResult, head: string): Promise<ProposeResult> {
 function answerFromError(e: unknown): ForwardedAnswer {
   if (e instanceof WaterCraftError) {
     const details: Record<string, unknown> = { ...e.details };
-    if (e instanceof LeaderHintError && e.leader !== null) details.leader = e.leader;
+    if ((e instanceof UnavailableError || e instanceof ReadOnlyError) && e.leader !== null) {
+      details.leader = e.leader;
+    }
     return { ok: false, code: e.code, message: e.message, details };
   }
   return { ok: false, code: "unavailable", message: `The leader failed: ${String(e)}` };
@@ -1595,21 +1601,5 @@ function answerFromError(e: unknown): ForwardedAnswer {
 
 /** Rebuilds the error a forwarded answer stands for. */
 function errorFromAnswer(answer: Extract<ForwardedAnswer, { ok: false }>): WaterCraftError {
-  const { leader, ...details } = answer.details ?? {};
-  const code = answer.code as WaterCraftError["code"];
-  const hint = (leader ?? null) as LeaderHint | null;
-  switch (code) {
-    case "rejected":
-      return new RejectedError(answer.message);
-    case "timeout":
-      return new TimeoutError(answer.message);
-    case "read_only":
-      return new ReadOnlyError(hint);
-    case "unavailable":
-      return hint === null
-        ? new UnavailableError(answer.message)
-        : new LeaderHintError(code, answer.message, hint);
-    default:
-      return new WaterCraftError(code, answer.message, details);
-  }
+  return errorFromCode(answer.code as ErrorCode, answer.message, answer.details ?? {});
 }

@@ -5,8 +5,6 @@
  * @module
  */
 
-import { WaterCraftError } from "./core/errors.ts";
-
 /** What the state machine learns about the entry it applies. */
 export interface EntryMeta {
   /** Log index of the entry. */
@@ -27,7 +25,7 @@ export interface EntryMeta {
  * Contract: `apply` must be deterministic (same commands in the same order
  * give the same state and results on every node) and must not depend on
  * clocks, randomness or I/O. To refuse a command, `validate` or `apply`
- * throws a {@linkcode RejectedError}; a refusal from `apply` happens on every
+ * throws a `RejectedError`; a refusal from `apply` happens on every
  * node alike, so the entry stays in the log without effect. Any other error
  * from `apply` is a bug: the node stops rather than diverge.
  *
@@ -45,7 +43,7 @@ export interface StateMachine<
   /**
    * Checks a client's command before it is proposed, and returns the command
    * to log (possibly normalised). Runs on the leader against its applied
-   * state; throw {@linkcode RejectedError} to refuse (HTTP 422).
+   * state; throw `RejectedError` to refuse (HTTP 422).
    */
   validate?(command: unknown): Command;
   /** Applies a committed command and returns the client's result. */
@@ -56,17 +54,4 @@ export interface StateMachine<
   snapshot(): Uint8Array | Promise<Uint8Array>;
   /** Replaces the whole state with a snapshot's. */
   restore(data: Uint8Array): void | Promise<void>;
-}
-
-/** The state machine refused a command (HTTP 422 `rejected`). */
-export class RejectedError extends WaterCraftError {
-  /**
-   * Creates the error.
-   *
-   * @param message Why the command was refused, for the client.
-   */
-  constructor(message: string) {
-    super("rejected", message);
-    this.name = "RejectedError";
-  }
 }

@@ -52,7 +52,7 @@ async function start(
   });
   const app = createApp(node, { secret: SECRET });
   handler = (req) => app.fetch(req);
-  if (join !== null) await node.join(join, { secret: SECRET, timeoutMs: 10_000 });
+  if (join !== null) await node.join(join, { timeoutMs: 10_000 });
   return { node, server, url };
 }
 

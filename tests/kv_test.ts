@@ -6,8 +6,8 @@
  * @module
  */
 
+import { RejectedError, WaterCraftError } from "../src/errors.ts";
 import { deepStrictEqual, ok, strictEqual, throws } from "node:assert/strict";
-import { WaterCraftError } from "../src/core/errors.ts";
 import {
   CasFailedError,
   type KvCommand,
@@ -15,7 +15,6 @@ import {
   type KvStateMachine,
   kvStateMachine,
 } from "../src/kv.ts";
-import { RejectedError } from "../src/state_machine.ts";
 
 /** A machine that has applied `commands` in order. */
 function machineWith(commands: readonly KvCommand[]): KvStateMachine {

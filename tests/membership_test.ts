@@ -11,9 +11,6 @@ import { deepStrictEqual, rejects, strictEqual } from "node:assert/strict";
 import {
   createNode,
   kvStateMachine,
-  type ManualClock,
-  manualClock,
-  MemoryNetwork,
   memoryStorage,
   type NodeOptions,
   ReadOnlyError,
@@ -21,6 +18,7 @@ import {
   WaterCraftError,
   type WaterCraftNode,
 } from "../mod.ts";
+import { type ManualClock, manualClock, MemoryNetwork } from "../src/testing.ts";
 
 /** Lets promise chains run (no time passes). */
 async function settle(): Promise<void> {

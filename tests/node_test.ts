@@ -9,10 +9,7 @@
 import { deepStrictEqual, rejects, strictEqual } from "node:assert/strict";
 import {
   createNode,
-  type ManualClock,
-  manualClock,
   type Member,
-  MemoryNetwork,
   memoryStorage,
   ReadOnlyError,
   RejectedError,
@@ -23,6 +20,7 @@ import {
   WaterCraftError,
   type WaterCraftNode,
 } from "../mod.ts";
+import { type ManualClock, manualClock, MemoryNetwork } from "../src/testing.ts";
 
 /** A register machine: `{add: n}` adds, `{fail: true}` is refused by apply, `{bad: true}` by validate. */
 function counter(): StateMachine<{ add?: number; fail?: boolean }, number, null, number> & {
@@ -233,6 +231,20 @@ Deno.test("a read-only member refuses writes with a leader hint and serves linea
   await during(c, leader.propose({ add: 4 }));
   strictEqual((await during(c, ro.read(null))).value, 4);
   strictEqual(ro.status().role, "learner");
+  await c.stop();
+});
+
+Deno.test("refusals relayed for the leader are UnavailableError and name it (membership, transfer)", async () => {
+  const c = await cluster(["a", "b", "c"]);
+  const leader = await electLeader(c);
+  const follower = [...c.nodes.values()].find((n) => n !== leader)!;
+  const relayed = (e: unknown) => e instanceof UnavailableError && e.leader?.id === leader.id;
+  await rejects(during(c, follower.removeMember(leader.id)), relayed);
+  await rejects(during(c, follower.transferLeader()), relayed);
+  await rejects(
+    during(c, leader.removeMember("nobody")),
+    (e: unknown) => e instanceof WaterCraftError && e.code === "not_found",
+  );
   await c.stop();
 });
 

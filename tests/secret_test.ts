@@ -12,21 +12,21 @@
  * @module
  */
 
+import { WaterCraftError } from "../src/errors.ts";
 import { deepStrictEqual, rejects, strictEqual } from "node:assert/strict";
-import { WaterCraftError } from "../src/core/errors.ts";
-import { signRequest } from "../src/transport/auth.ts";
-import { encodeMessages } from "../src/transport/codec.ts";
-import { FORWARD_PATH, MESSAGES_PATH } from "../src/transport/http.ts";
+import { signRequest } from "../src/transport/http/auth.ts";
+import { encodeMessages } from "../src/transport/http/codec.ts";
+import { FORWARD_PATH, MESSAGES_PATH } from "../src/transport/http/sender.ts";
 import {
   createApp,
   createNode,
   httpTransport,
   kvStateMachine,
-  type Message,
   serve,
   type Server,
   type WaterCraftNode,
 } from "../mod.ts";
+import type { Message } from "../src/core/mod.ts";
 
 const SECRET = "the-cluster-secret";
 const WRONG = "a-guess";
@@ -188,10 +188,7 @@ Deno.test("with --secret set, a node without it or with a wrong one gets 401 and
         });
         try {
           await rejects(
-            intruder.join([target.url], {
-              ...(secret === null ? {} : { secret }),
-              timeoutMs: 10_000,
-            }),
+            intruder.join([target.url], { timeoutMs: 10_000 }),
             (e: unknown) => e instanceof WaterCraftError && e.code === "unauthorized",
           );
         } finally {

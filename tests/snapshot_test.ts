@@ -14,15 +14,13 @@ import {
   fileStorage,
   type KvStateMachine,
   kvStateMachine,
-  type ManualClock,
-  manualClock,
   type Member,
-  MemoryNetwork,
   memoryStorage,
   type NodeOptions,
   type Storage,
   type WaterCraftNode,
 } from "../mod.ts";
+import { type ManualClock, manualClock, MemoryNetwork } from "../src/testing.ts";
 
 /** Lets queued promise chains run (no simulated time passes). */
 async function settle(): Promise<void> {

@@ -20,7 +20,8 @@
  * @module
  */
 
-import { type Clock, systemClock } from "../../mod.ts";
+import type { Clock } from "../../mod.ts";
+import { systemClock } from "../../src/clock.ts";
 
 /** A timer handle, as the {@linkcode Clock} interface has it. */
 type TimerId = ReturnType<Clock["setTimer"]>;

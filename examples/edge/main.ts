@@ -94,7 +94,10 @@ async function startEdge(origin: string | null, previous: Edge | null): Promise<
     id: config.id,
     url,
     stateMachine: kvStateMachine(),
-    transport: httpTransport(config.secret === null ? {} : { secret: config.secret }),
+    transport: httpTransport({
+      ...(config.secret === null ? {} : { secret: config.secret }),
+      ...(config.clientToken === null ? {} : { clientToken: config.clientToken }),
+    }),
     storage: denoKvStorage(kv, { prefix: ["watercraft", config.id] }),
     bootstrap: config.join.length === 0,
     readOnly: config.readOnly,
@@ -158,11 +161,7 @@ function ensureJoined(edge: Edge): void {
   if (edge.joined || edge.joining !== null) return;
   const { config, node } = edge;
   const via = config.join.join(",");
-  edge.joining = node.join(config.join, {
-    timeoutMs: JOIN_TIMEOUT_MS,
-    ...(config.secret === null ? {} : { secret: config.secret }),
-    ...(config.clientToken === null ? {} : { clientToken: config.clientToken }),
-  }).then(
+  edge.joining = node.join(config.join, { timeoutMs: JOIN_TIMEOUT_MS }).then(
     (added) => {
       edge.joined = true;
       const leader = node.status().leader;

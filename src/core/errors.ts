@@ -1,43 +1,21 @@
 /**
- * Expected failures, each with a stable `code` that the HTTP layer maps to a
- * status (see API.md section 2).
+ * Why the core refused an input, in Raft's words. The core knows nothing of
+ * HTTP or of the wire contract's codes: the driver turns these into the
+ * errors its callers see (`src/errors.ts`).
  *
  * @module
  */
 
-/** Stable error codes, as in the wire contract. */
-export type ErrorCode =
-  | "invalid_request"
-  | "unauthorized"
-  | "read_only"
-  | "not_found"
-  | "not_leader"
-  | "cas_failed"
-  | "conflict"
-  | "too_large"
-  | "rejected"
-  | "unavailable"
-  | "timeout";
-
-/** Base class of every expected WaterCraft failure. */
-export class WaterCraftError extends Error {
-  /** The stable code callers and the HTTP layer switch on. */
-  readonly code: ErrorCode;
-  /** Extra fields for the client, e.g. `current` of a failed compare-and-set. */
-  readonly details: Readonly<Record<string, unknown>>;
-
+/** Base class of every refusal of the Raft core. */
+export class RaftError extends Error {
   /**
    * Creates the error.
    *
-   * @param code The stable code.
-   * @param message A human-readable sentence naming the action that failed.
-   * @param details Extra fields for the client's error body.
+   * @param message What was refused, and why.
    */
-  constructor(code: ErrorCode, message: string, details: Readonly<Record<string, unknown>> = {}) {
+  constructor(message: string) {
     super(message);
-    this.name = "WaterCraftError";
-    this.code = code;
-    this.details = details;
+    this.name = "RaftError";
   }
 }
 
@@ -45,7 +23,7 @@ export class WaterCraftError extends Error {
  * A proposal, read or transfer was sent to a node that is not the leader.
  * `leader` is the id of the leader this node knows of, or null.
  */
-export class NotLeaderError extends WaterCraftError {
+export class NotLeaderError extends RaftError {
   /** The leader this node follows, or null when none is known. */
   readonly leader: string | null;
 
@@ -57,7 +35,6 @@ export class NotLeaderError extends WaterCraftError {
    */
   constructor(action: string, leader: string | null) {
     super(
-      "not_leader",
       `Cannot ${action} as this node is not the leader: ` +
         (leader === null ? "no leader is known" : `leader is ${leader}`),
     );
@@ -70,14 +47,41 @@ export class NotLeaderError extends WaterCraftError {
  * The leader cannot take the proposal now (a leadership transfer is under
  * way, or the uncommitted log is over its bound). Nothing was appended.
  */
-export class UnavailableError extends WaterCraftError {
+export class ProposalDroppedError extends RaftError {
   /**
    * Creates the error.
    *
-   * @param message Why the proposal was refused.
+   * @param message Why the proposal was dropped.
    */
   constructor(message: string) {
-    super("unavailable", message);
-    this.name = "UnavailableError";
+    super(message);
+    this.name = "ProposalDroppedError";
+  }
+}
+
+/** Why a membership change is not allowed (see {@linkcode MembershipError}). */
+export type MembershipProblem =
+  /** The node to add is a member already. */
+  | "already_member"
+  /** The node to change, remove or hand leadership to is not a member (or not a voter). */
+  | "not_member"
+  /** The change is malformed: promoting a read-only member, removing the last voter. */
+  | "not_allowed";
+
+/** A membership change or leadership transfer that the configuration does not allow. */
+export class MembershipError extends RaftError {
+  /** Which rule refused it. */
+  readonly problem: MembershipProblem;
+
+  /**
+   * Creates the error.
+   *
+   * @param problem Which rule refused the change.
+   * @param message The change and the rule, for people.
+   */
+  constructor(problem: MembershipProblem, message: string) {
+    super(message);
+    this.name = "MembershipError";
+    this.problem = problem;
   }
 }

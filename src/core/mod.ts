@@ -22,7 +22,13 @@ export {
   GENESIS_HASH,
   type HashedFields,
 } from "./entry.ts";
-export { type ErrorCode, NotLeaderError, UnavailableError, WaterCraftError } from "./errors.ts";
+export {
+  MembershipError,
+  type MembershipProblem,
+  NotLeaderError,
+  ProposalDroppedError,
+  RaftError,
+} from "./errors.ts";
 export { EMPTY_SNAPSHOT, RaftLog, type SnapshotMeta, type TermIndex } from "./log.ts";
 export type * from "./messages.ts";
 export { type Prng, seededPrng } from "./prng.ts";

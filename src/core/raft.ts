@@ -14,7 +14,7 @@
 import { assert } from "./assert.ts";
 import { type Configuration, encodeConfig, type Member, voterIds } from "./config.ts";
 import { chainFault, createEntry, type Entry, type EntryKind } from "./entry.ts";
-import { NotLeaderError, UnavailableError, WaterCraftError } from "./errors.ts";
+import { MembershipError, NotLeaderError, ProposalDroppedError } from "./errors.ts";
 import { EMPTY_SNAPSHOT, RaftLog, type SnapshotMeta } from "./log.ts";
 import type {
   AppendMessage,
@@ -501,18 +501,20 @@ export class Raft {
    * @param timeMs The proposal time to stamp on the entry.
    * @returns The new entry (its hash is the transaction id).
    * @throws {NotLeaderError} When this node is not the leader.
-   * @throws {UnavailableError} During a leadership transfer, or when the
+   * @throws {ProposalDroppedError} During a leadership transfer, or when the
    *   uncommitted log would exceed its bound.
    */
   propose(data: Uint8Array, timeMs?: number): Entry {
     if (timeMs !== undefined) this.#timeMs = Math.max(this.#timeMs, timeMs);
     if (this.#role !== "leader") throw new NotLeaderError("propose", this.#leader);
     if (this.#transferee !== null) {
-      throw new UnavailableError(`Cannot propose while leadership moves to ${this.#transferee}`);
+      throw new ProposalDroppedError(
+        `Cannot propose while leadership moves to ${this.#transferee}`,
+      );
     }
     const bytes = data.length;
     if (this.#uncommittedBytes > 0 && this.#uncommittedBytes + bytes > this.#maxUncommittedBytes) {
-      throw new UnavailableError(
+      throw new ProposalDroppedError(
         `Cannot propose as the uncommitted log is full (${this.#uncommittedBytes} bytes)`,
       );
     }
@@ -546,12 +548,12 @@ export class Raft {
    *
    * @param target The voter to hand leadership to.
    * @throws {NotLeaderError} When no leader is known.
-   * @throws {WaterCraftError} `not_found` when `target` is not a voter.
+   * @throws {MembershipError} `not_member` when `target` is not a voter.
    */
   transferLeader(target: string): void {
     if (!voterIds(this.log.config().config).includes(target)) {
-      throw new WaterCraftError(
-        "not_found",
+      throw new MembershipError(
+        "not_member",
         `Cannot transfer leadership to ${target}: it is not a voter`,
       );
     }
@@ -573,17 +575,17 @@ export class Raft {
    * @param timeMs The time to stamp on the entry.
    * @returns The configuration entry, or null when the change is already in force.
    * @throws {NotLeaderError} When this node is not the leader.
-   * @throws {UnavailableError} Before this leader committed an entry of its
+   * @throws {ProposalDroppedError} Before this leader committed an entry of its
    *   term, while another change is uncommitted, or during a transfer.
-   * @throws {WaterCraftError} `conflict` when adding an existing id,
-   *   `not_found` for an unknown id, `invalid_request` when removing the last
+   * @throws {MembershipError} `already_member` when adding an existing id,
+   *   `not_member` for an unknown id, `not_allowed` when removing the last
    *   voter or promoting a read-only member.
    */
   changeMembers(change: MembershipChange, timeMs?: number): Entry | null {
     if (timeMs !== undefined) this.#timeMs = Math.max(this.#timeMs, timeMs);
     if (this.#role !== "leader") throw new NotLeaderError("change membership", this.#leader);
     if (this.#transferee !== null) {
-      throw new UnavailableError(
+      throw new ProposalDroppedError(
         `Cannot change membership while leadership moves to ${this.#transferee}`,
       );
     }
@@ -591,12 +593,14 @@ export class Raft {
     // it makes could be lost beside one an earlier leader made (the known
     // pitfall of single-server changes, fixed in Ongaro's thesis errata).
     if (this.log.term(this.log.committed) !== this.#term) {
-      throw new UnavailableError(
+      throw new ProposalDroppedError(
         "Cannot change membership before the leader commits an entry of its term",
       );
     }
     if (this.log.config().index > this.log.committed) {
-      throw new UnavailableError("Cannot change membership while another change is in progress");
+      throw new ProposalDroppedError(
+        "Cannot change membership while another change is in progress",
+      );
     }
     const members = this.log.config().config.members;
     const id = change.type === "add" ? change.member.id : change.id;
@@ -604,21 +608,21 @@ export class Raft {
     let next: Member[];
     if (change.type === "add") {
       if (current !== undefined) {
-        throw new WaterCraftError("conflict", `Cannot add ${id}: it is already a member`);
+        throw new MembershipError("already_member", `Cannot add ${id}: it is already a member`);
       }
       next = [...members, { ...change.member, voter: false }];
     } else if (current === undefined) {
-      throw new WaterCraftError("not_found", `Cannot change member ${id}: no such member`);
+      throw new MembershipError("not_member", `Cannot change member ${id}: no such member`);
     } else if (change.type === "promote") {
       if (current.voter) return null;
       if (current.readOnly) {
-        throw new WaterCraftError("invalid_request", `Cannot promote read-only member ${id}`);
+        throw new MembershipError("not_allowed", `Cannot promote read-only member ${id}`);
       }
       next = members.map((m) => m.id === id ? { ...m, voter: true } : m);
     } else {
       next = members.filter((m) => m.id !== id);
       if (!next.some((m) => m.voter)) {
-        throw new WaterCraftError("invalid_request", `Cannot remove ${id}: it is the last voter`);
+        throw new MembershipError("not_allowed", `Cannot remove ${id}: it is the last voter`);
       }
     }
     const entry = this.#appendOwn("config", encodeConfig({ members: next }));

@@ -11,13 +11,13 @@
  *
  * @ignore
  */
+import { WaterCraftError } from "../errors.ts";
 import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
-import { WaterCraftError } from "../core/errors.ts";
 import type { WaterCraftNode } from "../node.ts";
 import { errorResponse } from "./errors.ts";
-import { createRequestVerifier } from "../transport/auth.ts";
-import { peerRoutes } from "./peer_routes.ts";
+import { createRequestVerifier } from "../transport/http/auth.ts";
+import { peerRoutes } from "../transport/http/routes.ts";
 import {
   casBody,
   consistencyQuery,
@@ -59,7 +59,8 @@ export interface AppOptions {
  * @example
  * ```ts
  * import { strictEqual } from "node:assert/strict";
- * import { createApp, createNode, kvStateMachine, MemoryNetwork } from "../../mod.ts";
+ * import { createApp, createNode, kvStateMachine } from "../../mod.ts";
+ * import { MemoryNetwork } from "../testing.ts";
  *
  * const node = await createNode({ id: "n1", stateMachine: kvStateMachine(), transport: new MemoryNetwork().transport() });
  * const app = createApp(node);

@@ -7,8 +7,7 @@
 
 import type { Context } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
-import { type ErrorCode, WaterCraftError } from "../core/errors.ts";
-import { LeaderHintError } from "../errors.ts";
+import { type ErrorCode, ReadOnlyError, UnavailableError, WaterCraftError } from "../errors.ts";
 
 /** HTTP status of each error code. */
 export const STATUS_OF: Readonly<Record<ErrorCode, ContentfulStatusCode>> = {
@@ -20,7 +19,6 @@ export const STATUS_OF: Readonly<Record<ErrorCode, ContentfulStatusCode>> = {
   conflict: 409,
   too_large: 413,
   rejected: 422,
-  not_leader: 503,
   unavailable: 503,
   timeout: 504,
 };
@@ -48,7 +46,9 @@ export function errorResponse(c: Context, error: unknown): Response {
     const body: ErrorBody = {
       error: { ...error.details, code: error.code, message: error.message },
     };
-    if (error instanceof LeaderHintError) body.error.leader = error.leader;
+    if (error instanceof UnavailableError || error instanceof ReadOnlyError) {
+      body.error.leader = error.leader;
+    }
     if ("current" in error && !("current" in body.error)) {
       body.error.current = (error as { current: unknown }).current;
     }

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { WaterCraftError } from "../core/errors.ts";
+import { WaterCraftError } from "../errors.ts";
 import { type Prng, seededPrng } from "../core/prng.ts";
 import type { Message } from "../core/messages.ts";
 import type { ForwardedAnswer, ForwardedProposal, PeerHandler, Transport } from "./transport.ts";

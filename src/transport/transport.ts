@@ -8,6 +8,7 @@
  */
 
 import type { Message } from "../core/messages.ts";
+import type { Clock } from "../clock.ts";
 
 /** A client write forwarded by a follower to the leader. */
 export interface ForwardedProposal {
@@ -42,6 +43,30 @@ export interface PeerHandler {
   forwarded(from: string, proposal: ForwardedProposal): Promise<ForwardedAnswer>;
 }
 
+/** A node's request to be added to a running cluster. */
+export interface JoinRequest {
+  /** The joining node's id. */
+  readonly id: string;
+  /** The URL the cluster will reach it at. */
+  readonly url: string;
+  /** Join as a read-only member. */
+  readonly readOnly: boolean;
+  /** Members to contact first (their URLs). */
+  readonly seeds: readonly string[];
+  /** Give up after this long, ms. */
+  readonly timeoutMs: number;
+  /** Time and timers, for back-off and the deadline. */
+  readonly clock: Clock;
+}
+
+/** The cluster as the member that accepted a join knew it. */
+export interface JoinAnswer {
+  /** The leader, if known. */
+  readonly leader: { readonly id: string; readonly url: string | null } | null;
+  /** The members of its configuration. */
+  readonly members: readonly { readonly id: string; readonly url: string | null }[];
+}
+
 /** Moves messages between nodes. */
 export interface Transport {
   /**
@@ -65,6 +90,16 @@ export interface Transport {
    *   before anything was sent, `timeout` when the outcome is unknown.
    */
   forward(to: string, proposal: ForwardedProposal, signal: AbortSignal): Promise<ForwardedAnswer>;
+  /**
+   * Gets this node added to a running cluster through any of
+   * `request.seeds`, retrying until the addition is committed. Transports
+   * that cannot reach members by URL leave it out.
+   *
+   * @throws {WaterCraftError} `conflict` when the id is taken by a member at
+   *   another URL, `unauthorized` for a wrong secret, `unavailable` when no
+   *   member accepted before the deadline.
+   */
+  join?(request: JoinRequest): Promise<JoinAnswer>;
   /** Stops sending and frees resources. */
   close(): Promise<void>;
 }

@@ -7,12 +7,12 @@
 
 import { strictEqual, throws } from "node:assert/strict";
 import {
+  MembershipError,
+  ProposalDroppedError,
   Raft,
   type RaftOptions,
   seededPrng,
-  UnavailableError,
   voterIds,
-  WaterCraftError,
 } from "../../src/core/mod.ts";
 import { buildLog, Cluster } from "./_harness.ts";
 
@@ -31,7 +31,7 @@ function cluster(
   ]);
 }
 
-const codeOf = (e: unknown) => e instanceof WaterCraftError ? e.code : "?";
+const problemOf = (e: unknown) => e instanceof MembershipError ? e.problem : "?";
 
 Deno.test("changeMembers() waits until the new leader commits an entry of its term", () => {
   const c = cluster(["a", "b", "c"], ["d"], { preVote: false });
@@ -41,7 +41,7 @@ Deno.test("changeMembers() waits until the new leader commits an entry of its te
   strictEqual(a.role, "leader");
   throws(
     () => a.changeMembers({ type: "add", member: { id: "d", voter: false } }),
-    UnavailableError,
+    ProposalDroppedError,
   );
   for (let i = 0; i < 5 && a.log.term(a.log.committed) !== a.term; i++) c.tick(["a"]);
   strictEqual(a.changeMembers({ type: "add", member: { id: "d", voter: false } })?.kind, "config");
@@ -51,7 +51,7 @@ Deno.test("changeMembers() refuses a second change while one is uncommitted", ()
   const c = cluster(["a", "b", "c"], ["d"]);
   const a = c.elect("a");
   a.changeMembers({ type: "add", member: { id: "d", voter: false } });
-  throws(() => a.changeMembers({ type: "remove", id: "c" }), UnavailableError);
+  throws(() => a.changeMembers({ type: "remove", id: "c" }), ProposalDroppedError);
   c.settle();
   a.changeMembers({ type: "remove", id: "c" });
   c.settle();
@@ -66,16 +66,16 @@ Deno.test("changeMembers() adds as learner, refuses duplicates, unknown ids and 
   strictEqual(a.status().config.members.find((m) => m.id === "r")?.voter, false);
   throws(
     () => a.changeMembers({ type: "add", member: { id: "r", voter: false } }),
-    (e) => codeOf(e) === "conflict",
+    (e) => problemOf(e) === "already_member",
   );
-  throws(() => a.changeMembers({ type: "remove", id: "zz" }), (e) => codeOf(e) === "not_found");
+  throws(() => a.changeMembers({ type: "remove", id: "zz" }), (e) => problemOf(e) === "not_member");
   throws(
     () => a.changeMembers({ type: "promote", id: "r" }),
-    (e) => codeOf(e) === "invalid_request",
+    (e) => problemOf(e) === "not_allowed",
   );
   throws(
     () => a.changeMembers({ type: "remove", id: "a" }),
-    (e) => codeOf(e) === "invalid_request",
+    (e) => problemOf(e) === "not_allowed",
   );
 });
 

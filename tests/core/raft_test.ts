@@ -7,9 +7,9 @@
  * @module
  */
 
+import { MembershipError, ProposalDroppedError } from "../../src/core/errors.ts";
 import { deepStrictEqual, ok, strictEqual, throws } from "node:assert/strict";
 import { createEntry, type Entry } from "../../src/core/entry.ts";
-import { UnavailableError, WaterCraftError } from "../../src/core/errors.ts";
 import type {
   AppendMessage,
   AppendResponseMessage,
@@ -488,7 +488,7 @@ Deno.test("thesis §3.10 leadership transfer", async (t) => {
     cluster.isolated.delete("n3");
 
     n1.transferLeader("n3");
-    throws(() => n1.propose(encoder.encode("d")), UnavailableError);
+    throws(() => n1.propose(encoder.encode("d")), ProposalDroppedError);
     const rd = n1.ready();
     strictEqual(ofType(rd.messages, "timeoutNow").length, 0, "not before n3 has the log");
     cluster.deliver(rd.messages);
@@ -511,7 +511,7 @@ Deno.test("thesis §3.10 leadership transfer", async (t) => {
     cluster.isolated.add("n2");
     n1.transferLeader("n2");
     for (let i = 1; i < ELECTION_TICKS; i++) cluster.tick();
-    throws(() => n1.propose(encoder.encode("x")), UnavailableError);
+    throws(() => n1.propose(encoder.encode("x")), ProposalDroppedError);
     cluster.tick();
     const entry = n1.propose(encoder.encode("x"));
     strictEqual(entry.term, 2);
@@ -544,7 +544,7 @@ Deno.test("thesis §3.10 leadership transfer", async (t) => {
     const n1 = cluster.elect("n1");
     throws(
       () => n1.transferLeader("n9"),
-      (e) => e instanceof WaterCraftError && e.code === "not_found",
+      (e) => e instanceof MembershipError && e.problem === "not_member",
     );
   });
 });

@@ -20,11 +20,11 @@ import {
   NotLeaderError,
   type Prng,
   Raft,
+  RaftError,
   type Ready,
   seededPrng,
   type SnapshotMeta,
   voterIds,
-  WaterCraftError,
 } from "../../src/core/mod.ts";
 import { SafetyChecker, simSnapshotData, Violation } from "./checkers.ts";
 import { type NetworkFaults, SimNetwork } from "./network.ts";
@@ -296,7 +296,7 @@ class Simulation {
           try {
             hashes.set(i, current.propose(data, this.#now).hash);
           } catch (e) {
-            if (!(e instanceof WaterCraftError)) throw e;
+            if (!(e instanceof RaftError)) throw e;
           }
         }
       }
@@ -341,7 +341,7 @@ class Simulation {
       node.raft.propose(encoder.encode(`cmd-${this.#opts.seed}-${this.#proposals++}`), this.#now);
       this.#process(node);
     } catch (e) {
-      if (!(e instanceof WaterCraftError)) throw e;
+      if (!(e instanceof RaftError)) throw e;
     }
   }
 
@@ -381,7 +381,7 @@ class Simulation {
       raft.changeMembers(change, this.#now);
       this.#process(node);
     } catch (e) {
-      if (!(e instanceof WaterCraftError)) throw e;
+      if (!(e instanceof RaftError)) throw e;
     }
   }
 
@@ -392,7 +392,7 @@ class Simulation {
       node.raft.transferLeader(pickOne(this.#prng, this.#nodes).id);
       this.#process(node);
     } catch (e) {
-      if (!(e instanceof WaterCraftError)) throw e;
+      if (!(e instanceof RaftError)) throw e;
     }
   }
 

@@ -31,9 +31,8 @@ const MUTANTS: { name: string; rule: string; mutations: Mutation[]; membership?:
     membership: true,
     mutations: [{
       from:
-        'if (this.log.config().index > this.log.committed) {\n      throw new UnavailableError("Cannot change membership while another change is in progress");',
-      to:
-        'if (false) {\n      throw new UnavailableError("Cannot change membership while another change is in progress");',
+        "if (this.log.config().index > this.log.committed) {\n      throw new ProposalDroppedError(",
+      to: "if (false) {\n      throw new ProposalDroppedError(",
     }],
   },
   {

@@ -1,5 +1,5 @@
 /**
- * Checks `src/transport/tls_fetch.ts` on the runtime that runs this script
+ * Checks `src/transport/http/tls.ts` on the runtime that runs this script
  * (`deno run -A`, `bun`, `node --import tsx`): it serves HTTPS on loopback
  * with the given certificate and prints one JSON line of what each way of
  * calling it gave. `https_test.ts` runs it on every runtime and asserts.
@@ -18,7 +18,7 @@ import {
   nodeHttpsFetch,
   type TrustingFetch,
   trustingFetch,
-} from "../../../src/transport/tls_fetch.ts";
+} from "../../../src/transport/http/tls.ts";
 
 /** What one way of fetching gave. */
 export interface Outcome {

@@ -65,7 +65,7 @@ interface NodeTls {
  *
  * @example A fetch that trusts a CA, for an HTTPS peer with a private CA
  * ```ts ignore
- * import { trustingFetch } from "./tls_fetch.ts";
+ * import { trustingFetch } from "./tls.ts";
  *
  * const tls = trustingFetch(await Deno.readTextFile("ca.pem"));
  * const res = await tls.fetch("https://127.0.0.1:6969/healthz");
@@ -242,7 +242,7 @@ export function nodeHttpsFetch(ca: string | readonly string[]): TrustingFetch {
  * @example
  * ```ts
  * import { strictEqual } from "node:assert/strict";
- * import { describeFetchError } from "./tls_fetch.ts";
+ * import { describeFetchError } from "./tls.ts";
  *
  * const cause = Object.assign(new Error("unable to verify the first certificate"), {
  *   code: "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
@@ -284,7 +284,7 @@ export function describeFetchError(error: unknown): string {
  * @example
  * ```ts
  * import { strictEqual } from "node:assert/strict";
- * import { isCertificateError } from "./tls_fetch.ts";
+ * import { isCertificateError } from "./tls.ts";
  *
  * const deno = new TypeError("fetch failed", {
  *   cause: new Error("client error (Connect): invalid peer certificate: UnknownIssuer"),

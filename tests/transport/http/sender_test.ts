@@ -6,25 +6,25 @@
  * @module
  */
 
+import { WaterCraftError } from "../../../src/errors.ts";
 import { deepStrictEqual, match, ok, rejects, strictEqual, throws } from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { Hono } from "hono";
-import { WaterCraftError } from "../../src/core/errors.ts";
-import type { HeartbeatMessage, Message } from "../../src/core/messages.ts";
-import { peerRoutes, type PeerRoutesOptions } from "../../src/http/peer_routes.ts";
-import { signRequest } from "../../src/transport/auth.ts";
-import { encodeMessages } from "../../src/transport/codec.ts";
+import type { HeartbeatMessage, Message } from "../../../src/core/messages.ts";
+import { peerRoutes, type PeerRoutesOptions } from "../../../src/transport/http/routes.ts";
+import { signRequest } from "../../../src/transport/http/auth.ts";
+import { encodeMessages } from "../../../src/transport/http/codec.ts";
 import {
   httpTransport,
   type HttpTransportOptions,
   type PeerFailure,
-} from "../../src/transport/http.ts";
+} from "../../../src/transport/http/sender.ts";
 import type {
   ForwardedAnswer,
   ForwardedProposal,
   PeerHandler,
-} from "../../src/transport/transport.ts";
-import { createTestPki, type TestCert } from "../process/tls/pki.ts";
+} from "../../../src/transport/transport.ts";
+import { createTestPki, type TestCert } from "../../process/tls/pki.ts";
 
 // ------------------------------------------------------------------ helpers
 

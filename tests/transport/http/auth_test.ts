@@ -13,7 +13,7 @@ import {
   signRequest,
   TIME_HEADER,
   type VerifyResult,
-} from "../../src/transport/auth.ts";
+} from "../../../src/transport/http/auth.ts";
 
 const SECRET = "correct horse battery staple";
 const NOW = 1_700_000_000_000;

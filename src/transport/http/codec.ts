@@ -17,12 +17,12 @@
  * @module
  */
 
+import { WaterCraftError } from "../../errors.ts";
 import { z } from "zod";
-import { WaterCraftError } from "../core/errors.ts";
-import type { Entry } from "../core/entry.ts";
-import type { Member } from "../core/config.ts";
-import type { Message } from "../core/messages.ts";
-import type { ForwardedAnswer, ForwardedProposal } from "./transport.ts";
+import type { Entry } from "../../core/entry.ts";
+import type { Member } from "../../core/config.ts";
+import type { Message } from "../../core/messages.ts";
+import type { ForwardedAnswer, ForwardedProposal } from "../transport.ts";
 
 /** Most messages one `POST /raft/messages` body may carry. */
 export const MAX_MESSAGES_PER_BATCH: number = 10_000;
@@ -345,7 +345,7 @@ function wireEntry(entry: Entry): WireEntry {
  * ```ts
  * import { deepStrictEqual } from "node:assert/strict";
  * import { decodeMessages, encodeMessages } from "./codec.ts";
- * import type { Message } from "../core/messages.ts";
+ * import type { Message } from "../../core/messages.ts";
  *
  * const messages: Message[] = [{ type: "timeoutNow", from: "n1", to: "n2", term: 3 }];
  * deepStrictEqual(decodeMessages(JSON.parse(encodeMessages(messages))), messages);

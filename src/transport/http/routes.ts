@@ -2,14 +2,14 @@
  * The peer routes of API.md section 4, as a Hono sub-app:
  *
  * - `POST /raft/messages`, body `{"messages": [...]}` (see
- *   `src/transport/codec.ts`): steps the messages, answers `204`.
+ *   `codec.ts`): steps the messages, answers `204`.
  * - `POST /raft/forward`, body a forwarded proposal: runs it as leader,
  *   answers `200` with the forwarded answer (`{"ok": true, "value"}` or
  *   `{"ok": false, "code", "message", "details"?}`).
  *
  * Every request needs `X-Raft-From` with a valid node id (else `400
  * invalid_request`). With a cluster secret, the signature headers of
- * `src/transport/auth.ts` are verified over the exact raw body before
+ * `auth.ts` are verified over the exact raw body before
  * anything is parsed or done (else `401 unauthorized`). Bodies over the limit
  * (default 4 MiB) get `413 too_large`; malformed ones `400 invalid_request`
  * naming the field. A batch holding a message whose `from` differs from
@@ -26,19 +26,19 @@
  *
  * @ignore
  */
+import { WaterCraftError } from "../../errors.ts";
 import { Hono } from "hono";
 import type { Context } from "hono";
-import { WaterCraftError } from "../core/errors.ts";
 import {
   createRequestVerifier,
   FROM_HEADER,
   type RequestVerifier,
   SIGNATURE_HEADER,
-} from "../transport/auth.ts";
-import { decodeForwardedProposal, decodeMessages } from "../transport/codec.ts";
-import { FORWARD_PATH, MESSAGES_PATH } from "../transport/http.ts";
-import type { PeerHandler } from "../transport/transport.ts";
-import { errorResponse } from "./errors.ts";
+} from "./auth.ts";
+import { decodeForwardedProposal, decodeMessages } from "./codec.ts";
+import { FORWARD_PATH, MESSAGES_PATH } from "./sender.ts";
+import type { PeerHandler } from "../transport.ts";
+import { errorResponse } from "../../http/errors.ts";
 
 /** Options of {@linkcode peerRoutes}. */
 export interface PeerRoutesOptions {
@@ -67,7 +67,7 @@ const ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
  * @example Unsigned requests are refused when a secret is set
  * ```ts
  * import { strictEqual } from "node:assert/strict";
- * import { peerRoutes } from "./peer_routes.ts";
+ * import { peerRoutes } from "./routes.ts";
  *
  * let received = 0;
  * const app = peerRoutes({

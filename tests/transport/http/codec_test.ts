@@ -5,10 +5,10 @@
  * @module
  */
 
+import { WaterCraftError } from "../../../src/errors.ts";
 import { deepStrictEqual, ok, strictEqual, throws } from "node:assert/strict";
-import { createEntry, type Entry, GENESIS_HASH } from "../../src/core/entry.ts";
-import { WaterCraftError } from "../../src/core/errors.ts";
-import type { Message } from "../../src/core/messages.ts";
+import { createEntry, type Entry, GENESIS_HASH } from "../../../src/core/entry.ts";
+import type { Message } from "../../../src/core/messages.ts";
 import {
   decodeBase64,
   decodeForwardedAnswer,
@@ -18,7 +18,7 @@ import {
   encodeMessages,
   MAX_MESSAGES_PER_BATCH,
   messageSchema,
-} from "../../src/transport/codec.ts";
+} from "../../../src/transport/http/codec.ts";
 
 const HASH = "ab".repeat(32);
 

@@ -1,7 +1,7 @@
 /**
  * The HTTP transport: Raft messages and forwarded writes travel as JSON
  * `POST`s (`fetch`) to the peer routes of each node's Hono app
- * (`src/http/peer_routes.ts`), which also receives them; this side only
+ * (`routes.ts`), which also receives them; this side only
  * sends.
  *
  * Per peer, one `POST {url}/raft/messages` is in flight at a time, and
@@ -16,7 +16,7 @@
  * Only Web standards are used (`fetch`, `AbortController`, Web Crypto), so
  * the same code runs on Deno, Bun, Node 20 and edge runtimes. The one
  * exception is the `ca` option (HTTPS peers whose certificates come from a
- * private CA): each runtime takes a CA its own way, which `tls_fetch.ts`
+ * private CA): each runtime takes a CA its own way, which `tls.ts`
  * knows, and loads only then.
  *
  * When a peer's requests start failing, `onPeerError` hears why, once per
@@ -27,12 +27,20 @@
  * @module
  */
 
-import { WaterCraftError } from "../core/errors.ts";
-import type { Message } from "../core/messages.ts";
+import { WaterCraftError } from "../../errors.ts";
+import type { Message } from "../../core/messages.ts";
 import { FROM_HEADER, signRequest } from "./auth.ts";
 import { decodeForwardedAnswer, encodeMessages, MAX_MESSAGES_PER_BATCH } from "./codec.ts";
-import { describeFetchError, isCertificateError, trustingFetch } from "./tls_fetch.ts";
-import type { ForwardedAnswer, ForwardedProposal, PeerHandler, Transport } from "./transport.ts";
+import { describeFetchError, isCertificateError, trustingFetch } from "./tls.ts";
+import type {
+  ForwardedAnswer,
+  ForwardedProposal,
+  JoinAnswer,
+  JoinRequest,
+  PeerHandler,
+  Transport,
+} from "../transport.ts";
+import { joinCluster } from "./join.ts";
 
 /** Path of the Raft message route, relative to a node's base URL. */
 export const MESSAGES_PATH = "/raft/messages";
@@ -43,6 +51,8 @@ export const FORWARD_PATH = "/raft/forward";
 export interface HttpTransportOptions {
   /** Cluster secret: every request is signed with it (see `auth.ts`). */
   readonly secret?: string;
+  /** Client token the cluster's members require, sent when joining. */
+  readonly clientToken?: string;
   /** Timeout of one message request, ms. Default 2000. */
   readonly timeoutMs?: number;
   /** Most messages queued per peer; the oldest are dropped past it. Default 10 000. */
@@ -149,7 +159,7 @@ export interface HttpTransport extends Transport {
  * @example Messages to an unknown peer are dropped and counted
  * ```ts
  * import { strictEqual } from "node:assert/strict";
- * import { httpTransport } from "./http.ts";
+ * import { httpTransport } from "./sender.ts";
  *
  * const transport = httpTransport({ timeoutMs: 500 });
  * await transport.start("n1", { receive() {}, forwarded: () => Promise.resolve({ ok: true, value: null }) });
@@ -225,6 +235,7 @@ const encoder = new TextEncoder();
 
 class HttpTransportImpl implements HttpTransport {
   readonly #secret: string | undefined;
+  readonly #clientToken: string | undefined;
   readonly #timeoutMs: number;
   readonly #maxQueuedMessages: number;
   readonly #maxQueuedBytes: number;
@@ -260,6 +271,7 @@ class HttpTransportImpl implements HttpTransport {
       throw new TypeError("The cluster secret must be a non-empty string");
     }
     this.#secret = options.secret;
+    this.#clientToken = options.clientToken;
     this.#timeoutMs = positive("timeoutMs", options.timeoutMs ?? 2000);
     this.#maxQueuedMessages = positive("maxQueuedMessages", options.maxQueuedMessages ?? 10_000);
     this.#maxQueuedBytes = positive("maxQueuedBytes", options.maxQueuedBytes ?? 32 << 20);
@@ -443,6 +455,15 @@ class HttpTransportImpl implements HttpTransport {
       }
     }
     return errorAnswer(response.status, text, to);
+  }
+
+  join(request: JoinRequest): Promise<JoinAnswer> {
+    return joinCluster({
+      ...request,
+      fetch: this.#fetch,
+      ...(this.#secret === undefined ? {} : { secret: this.#secret }),
+      ...(this.#clientToken === undefined ? {} : { clientToken: this.#clientToken }),
+    });
   }
 
   async close(): Promise<void> {

@@ -11,44 +11,22 @@
  * @module
  */
 
-import { WaterCraftError } from "./core/errors.ts";
-import type { Clock } from "./clock.ts";
-import { FROM_HEADER, signRequest } from "./transport/auth.ts";
-import { describeFetchError, isCertificateError } from "./transport/tls_fetch.ts";
+import { type ErrorCode, errorFromCode, UnavailableError, WaterCraftError } from "../../errors.ts";
+import type { Clock } from "../../clock.ts";
+import type { JoinAnswer, JoinRequest } from "../transport.ts";
+import { FROM_HEADER, signRequest } from "./auth.ts";
+import { describeFetchError, isCertificateError } from "./tls.ts";
 
-/** Options of {@linkcode joinCluster}. */
-export interface JoinOptions {
-  /** The joining node's id. */
-  readonly id: string;
-  /** The URL the cluster will reach it at. */
-  readonly url: string;
-  /** Join as a read-only member. */
-  readonly readOnly: boolean;
-  /** Members to contact first. */
-  readonly seeds: readonly string[];
+/** Options of {@linkcode joinCluster}: the request, and how the transport calls members. */
+export interface JoinOptions extends JoinRequest {
   /** Cluster secret: membership requests are signed with it. */
   readonly secret?: string;
   /** Client token, sent as a bearer token. */
   readonly clientToken?: string;
-  /** Give up after this long, ms. */
-  readonly timeoutMs: number;
-  /** Time and timers. */
-  readonly clock: Clock;
   /** Where progress is reported. */
   readonly log?: (line: string) => void;
-  /**
-   * The `fetch` to call members with, e.g. one that trusts the cluster's CA
-   * (`trustingFetch()`). Default `globalThis.fetch`.
-   */
+  /** The `fetch` to call members with. Default `globalThis.fetch`. */
   readonly fetch?: typeof fetch;
-}
-
-/** What a member answers on `GET /v1/members`. */
-export interface MembersAnswer {
-  /** The leader the member knows of, if any. */
-  leader: { id: string; url: string | null } | null;
-  /** The members of its configuration. */
-  members: { id: string; url: string | null }[];
 }
 
 /**
@@ -60,7 +38,7 @@ export interface MembersAnswer {
  * @throws {WaterCraftError} `conflict` when the id is taken by a member at
  *   another URL; `unavailable` when no member accepted before the deadline.
  */
-export async function joinCluster(options: JoinOptions): Promise<MembersAnswer> {
+export async function joinCluster(options: JoinOptions): Promise<JoinAnswer> {
   const deadline = options.clock.now() + options.timeoutMs;
   const candidates = [...new Set(options.seeds.map(trimSlash))];
   /** Members whose certificate was refused: not asked again. */
@@ -74,7 +52,7 @@ export async function joinCluster(options: JoinOptions): Promise<MembersAnswer> 
     /** The member being called, to blame the right one. */
     let target = base;
     try {
-      const members = await call<MembersAnswer>(options, base, "GET", "/v1/members");
+      const members = await call<JoinAnswer>(options, base, "GET", "/v1/members");
       for (const m of members.members) if (m.url) addUnique(candidates, trimSlash(m.url));
       const leader = members.leader;
       if (leader?.url) {
@@ -106,7 +84,7 @@ export async function joinCluster(options: JoinOptions): Promise<MembersAnswer> 
     await delay(options.clock, Math.min(backoffMs, Math.max(0, deadline - options.clock.now())));
     backoffMs = Math.min(backoffMs * 2, 2000);
   }
-  throw new WaterCraftError("unavailable", `Cannot join the cluster: ${lastProblem}`);
+  throw new UnavailableError(`Cannot join the cluster: ${lastProblem}`);
 }
 
 async function call<T>(
@@ -137,8 +115,8 @@ async function call<T>(
   const answer = await res.json().catch(() => null);
   if (res.ok) return answer as T;
   const error = (answer as { error?: { code?: string; message?: string } } | null)?.error;
-  throw new WaterCraftError(
-    (error?.code ?? "unavailable") as WaterCraftError["code"],
+  throw errorFromCode(
+    (error?.code ?? "unavailable") as ErrorCode,
     error?.message ?? `${method} ${base}${path} answered ${res.status}`,
   );
 }
