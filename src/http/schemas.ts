@@ -7,6 +7,7 @@
 
 import type { Context } from "hono";
 import { z } from "zod";
+import { NODE_ID_PATTERN, NODE_ID_RULE } from "../core/config.ts";
 import { invalidRequest } from "./errors.ts";
 
 const encoder = new TextEncoder();
@@ -24,7 +25,7 @@ export const kvKey = z.string().refine((k) => {
 }, "must be 1 to 1024 bytes");
 
 /** A node id. */
-export const nodeId = z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, "must match [A-Za-z0-9._-]{1,64}");
+export const nodeId = z.string().regex(NODE_ID_PATTERN, `must match ${NODE_ID_RULE}`);
 
 /** An entry id: lowercase hex SHA-256. */
 export const entryId = z.string().regex(/^[0-9a-f]{64}$/, "must be 64 lowercase hex digits");

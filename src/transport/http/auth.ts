@@ -32,6 +32,9 @@
  * @module
  */
 
+import { bytesToHex, hexToBytes } from "@noble/hashes/utils.js";
+import { isNodeId } from "../../core/config.ts";
+
 /** Header naming the sender of a peer request. */
 export const FROM_HEADER = "X-Raft-From";
 /** Header with the sender's clock, ms since the epoch. */
@@ -47,7 +50,6 @@ export const AUTH_WINDOW_MS: number = 5 * 60_000;
 /** Default bound on the nonces a verifier remembers. */
 export const NONCE_CACHE_MAX: number = 100_000;
 
-const ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
 const TIME_PATTERN = /^\d{1,16}$/;
 const NONCE_PATTERN = /^[0-9a-f]{32}$/;
 const SIGNATURE_PATTERN = /^[0-9a-f]{64}$/;
@@ -91,7 +93,7 @@ export interface SignRequestOptions {
 export async function signRequest(options: SignRequestOptions): Promise<Record<string, string>> {
   const key = await hmacKey(options.secret);
   const time = String(Math.floor(options.nowMs ?? Date.now()));
-  const nonce = toHex(crypto.getRandomValues(new Uint8Array(16)));
+  const nonce = bytesToHex(crypto.getRandomValues(new Uint8Array(16)));
   const bodyHash = await sha256Hex(options.body);
   const mac = await crypto.subtle.sign(
     "HMAC",
@@ -102,7 +104,7 @@ export async function signRequest(options: SignRequestOptions): Promise<Record<s
     [FROM_HEADER]: options.from,
     [TIME_HEADER]: time,
     [NONCE_HEADER]: nonce,
-    [SIGNATURE_HEADER]: toHex(new Uint8Array(mac)),
+    [SIGNATURE_HEADER]: bytesToHex(new Uint8Array(mac)),
   };
 }
 
@@ -213,7 +215,7 @@ export function createRequestVerifier(options: RequestVerifierOptions): RequestV
     const time = input.headers.get(TIME_HEADER);
     const nonce = input.headers.get(NONCE_HEADER);
     const signature = input.headers.get(SIGNATURE_HEADER);
-    if (from === null || !ID_PATTERN.test(from)) {
+    if (from === null || !isNodeId(from)) {
       return refuse(`missing or malformed ${FROM_HEADER}`);
     }
     if (time === null || !TIME_PATTERN.test(time)) {
@@ -243,7 +245,7 @@ export function createRequestVerifier(options: RequestVerifierOptions): RequestV
         encoder.encode(canonical(input.method, input.path, from, time, nonce, bodyHash)),
       ),
     );
-    if (!equalHex(expected, signature)) return refuse("wrong signature");
+    if (!equalBytes(expected, hexToBytes(signature))) return refuse("wrong signature");
 
     // Checked again: a concurrent request with this nonce may have been
     // accepted while this one awaited the digest. From here on nothing awaits,
@@ -300,34 +302,18 @@ function hmacKey(secret: string): Promise<CryptoKey> {
 
 async function sha256Hex(body: string | Uint8Array): Promise<string> {
   const bytes = typeof body === "string" ? encoder.encode(body) : body;
-  return toHex(
+  return bytesToHex(
     new Uint8Array(await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>)),
   );
 }
 
-const HEX = "0123456789abcdef";
-
-function toHex(bytes: Uint8Array): string {
-  let out = "";
-  for (const b of bytes) out += HEX[b >> 4]! + HEX[b & 15]!;
-  return out;
-}
-
 /**
- * Compares bytes with lowercase hex in time that depends only on the length,
- * not on where they differ.
+ * Compares two byte strings in time that depends only on their length, not
+ * on where they differ.
  */
-function equalHex(bytes: Uint8Array, hex: string): boolean {
-  if (hex.length !== bytes.length * 2) return false;
+function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
   let diff = 0;
-  for (let i = 0; i < bytes.length; i++) {
-    diff |= bytes[i]! ^ ((nibble(hex.charCodeAt(2 * i)) << 4) | nibble(hex.charCodeAt(2 * i + 1)));
-  }
+  for (let i = 0; i < a.length; i++) diff |= a[i]! ^ b[i]!;
   return diff === 0;
-}
-
-/** Value of a lowercase hex digit (already checked by the pattern), branch-free. */
-function nibble(code: number): number {
-  // '0'..'9' = 48..57, 'a'..'f' = 97..102.
-  return (code & 15) + 9 * (code >> 6);
 }

@@ -20,7 +20,7 @@
 import { WaterCraftError } from "../../errors.ts";
 import { z } from "zod";
 import type { Entry } from "../../core/entry.ts";
-import type { Member } from "../../core/config.ts";
+import { type Member, NODE_ID_PATTERN, NODE_ID_RULE } from "../../core/config.ts";
 import type { Message } from "../../core/messages.ts";
 import type { ForwardedAnswer, ForwardedProposal } from "../transport.ts";
 
@@ -137,10 +137,10 @@ export function decodeBase64(text: string): Uint8Array | null {
 
 // ------------------------------------------------------------------ schemas
 
-/** A node id: `[A-Za-z0-9._-]{1,64}`. */
+/** A node id: {@linkcode NODE_ID_PATTERN}. */
 export const peerIdSchema: z.ZodString = z.string().regex(
-  /^[A-Za-z0-9._-]{1,64}$/,
-  "must match [A-Za-z0-9._-]{1,64}",
+  NODE_ID_PATTERN,
+  `must match ${NODE_ID_RULE}`,
 );
 
 const count = z.int("must be a non-negative safe integer").min(
@@ -165,7 +165,7 @@ const entrySchema = z.object({
   term: count,
   kind: z.enum(["command", "noop", "config"]),
   // The bootstrap entry has no proposer.
-  proposer: z.union([z.literal(""), peerIdSchema], 'must be "" or match [A-Za-z0-9._-]{1,64}'),
+  proposer: z.union([z.literal(""), peerIdSchema], `must be "" or match ${NODE_ID_RULE}`),
   timeMs: z.number().min(0).refine(Number.isFinite, "must be finite"),
   data: base64Bytes,
   hash,

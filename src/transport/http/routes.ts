@@ -26,9 +26,10 @@
  *
  * @ignore
  */
-import { WaterCraftError } from "../../errors.ts";
 import { Hono } from "hono";
 import type { Context } from "hono";
+import { isNodeId, NODE_ID_RULE } from "../../core/config.ts";
+import { WaterCraftError } from "../../errors.ts";
 import {
   createRequestVerifier,
   FROM_HEADER,
@@ -50,8 +51,6 @@ export interface PeerRoutesOptions {
 
 /** Default body limit of peer requests: 4 MiB. */
 export const PEER_BODY_LIMIT_BYTES: number = 4 << 20;
-
-const ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
 
 /**
  * Creates the peer routes. Mount them at the root of a node's app
@@ -132,10 +131,10 @@ async function admit(
   verifier: RequestVerifier | null,
 ): Promise<{ from: string; body: Uint8Array }> {
   const from = c.req.header(FROM_HEADER);
-  if (from === undefined || !ID_PATTERN.test(from)) {
+  if (from === undefined || !isNodeId(from)) {
     throw new WaterCraftError(
       "invalid_request",
-      `Invalid header ${FROM_HEADER}: must be the sender's id, matching [A-Za-z0-9._-]{1,64}`,
+      `Invalid header ${FROM_HEADER}: must be the sender's id, matching ${NODE_ID_RULE}`,
     );
   }
   // Cheap refusal before reading a body that could not be verified anyway.
