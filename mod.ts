@@ -45,7 +45,7 @@ export {
   type KvResult,
   KvStateMachine,
   kvStateMachine,
-} from "./src/kv.ts";
+} from "./src/kv/mod.ts";
 export { CorruptLogError, fileStorage, type FileStorageOptions } from "./src/storage/file.ts";
 export { memoryStorage } from "./src/storage/memory.ts";
 export type { PersistedState, Snapshot, Storage } from "./src/storage/storage.ts";
