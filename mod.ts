@@ -42,7 +42,7 @@ export {
   WaterCraftNode,
 } from "./src/node.ts";
 export { type AppOptions, createApp } from "./src/http/app.ts";
-export { CasFailedError, KvStateMachine, kvStateMachine } from "./src/kv.ts";
+export { CasFailedError, KvStateMachine, kvStateMachine } from "./src/kv/mod.ts";
 export { CorruptLogError, fileStorage, type FileStorageOptions } from "./src/storage/file.ts";
 export { memoryStorage } from "./src/storage/memory.ts";
 export type { PersistedState, Snapshot, Storage } from "./src/storage/storage.ts";

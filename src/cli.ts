@@ -22,7 +22,7 @@ import { resolve as resolvePath } from "node:path";
 import process from "node:process";
 import { pathToFileURL } from "node:url";
 import { createApp } from "./http/app.ts";
-import { kvStateMachine } from "./kv.ts";
+import { kvStateMachine } from "./kv/mod.ts";
 import { createNode, type WaterCraftNode } from "./node.ts";
 import { type FetchHandler, serve, type Server } from "./serve.ts";
 import { fileStorage } from "./storage/file.ts";

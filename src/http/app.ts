@@ -19,21 +19,17 @@ import { errorResponse } from "./errors.ts";
 import { createRequestVerifier } from "../transport/http/auth.ts";
 import { peerRoutes } from "../transport/http/routes.ts";
 import {
-  casBody,
-  consistencyQuery,
   entryBody,
   entryId,
   idempotencyKey,
-  kvKey,
-  limitQuery,
   memberBody,
   nodeId,
   parse,
   parseBody,
-  putBody,
   transferBody,
   waitQuery,
 } from "./schemas.ts";
+import { kvRoutes } from "../kv/routes.ts";
 
 /** Options of {@linkcode createApp}. */
 export interface AppOptions {
@@ -189,62 +185,8 @@ export function createApp(node: WaterCraftNode, options: AppOptions = {}): Hono 
     return c.json(entry);
   });
 
-  if (options.kv !== false) mountKv(app, node);
+  if (options.kv !== false) app.route("/", kvRoutes(node));
   return app;
-}
-
-/** The key-value routes, for nodes that run the built-in KV state machine. */
-function mountKv(app: Hono, node: WaterCraftNode): void {
-  const write = async (
-    c: { req: { header(name: string): string | undefined } },
-    command: unknown,
-  ) => {
-    const key = parse(idempotencyKey, c.req.header("idempotency-key"), "header Idempotency-Key");
-    const r = await node.propose(command, key === undefined ? {} : { idempotencyKey: key });
-    return { index: r.index, term: r.term, id: r.id, head: r.head, ...(r.result as object) };
-  };
-
-  app.get("/v1/kv", async (c) => {
-    const prefix = c.req.query("prefix") ?? "";
-    const limit = parse(limitQuery, c.req.query("limit"), "query parameter limit");
-    const consistency = parse(
-      consistencyQuery,
-      c.req.query("consistency"),
-      "query parameter consistency",
-    );
-    const r = await node.read({ op: "list", prefix, limit }, { consistency });
-    return c.json({ items: (r.value as { items: unknown[] }).items, index: r.index });
-  });
-
-  app.get("/v1/kv/:key", async (c) => {
-    const key = parse(kvKey, c.req.param("key"), "path parameter key");
-    const consistency = parse(
-      consistencyQuery,
-      c.req.query("consistency"),
-      "query parameter consistency",
-    );
-    const r = await node.read({ op: "get", key }, { consistency });
-    const answer = r.value as { found: boolean; value: unknown };
-    if (!answer.found) throw new WaterCraftError("not_found", `No key ${JSON.stringify(key)}`);
-    return c.json({ value: answer.value, index: r.index });
-  });
-
-  app.put("/v1/kv/:key", async (c) => {
-    const key = parse(kvKey, c.req.param("key"), "path parameter key");
-    const body = await parseBody(c, putBody);
-    return c.json(await write(c, { op: "put", key, value: body.value }));
-  });
-
-  app.delete("/v1/kv/:key", async (c) => {
-    const key = parse(kvKey, c.req.param("key"), "path parameter key");
-    return c.json(await write(c, { op: "delete", key }));
-  });
-
-  app.post("/v1/kv/:key/cas", async (c) => {
-    const key = parse(kvKey, c.req.param("key"), "path parameter key");
-    const body = await parseBody(c, casBody);
-    return c.json(await write(c, { op: "cas", key, expect: body.expect, value: body.value }));
-  });
 }
 
 function parseJsonText(text: string): unknown {

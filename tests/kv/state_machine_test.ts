@@ -6,15 +6,15 @@
  * @module
  */
 
-import { RejectedError, WaterCraftError } from "../src/errors.ts";
 import { deepStrictEqual, ok, strictEqual, throws } from "node:assert/strict";
+import { RejectedError, WaterCraftError } from "../../src/errors.ts";
 import {
   CasFailedError,
   type KvCommand,
   type KvResult,
   type KvStateMachine,
   kvStateMachine,
-} from "../src/kv.ts";
+} from "../../src/kv/state_machine.ts";
 
 /** A machine that has applied `commands` in order. */
 function machineWith(commands: readonly KvCommand[]): KvStateMachine {
@@ -364,82 +364,6 @@ Deno.test("kv.query() lists keys in byte order, by prefix, up to a limit", async
       { key: "k1491", value: 1491 },
     ]);
   });
-});
-
-Deno.test("kv.query() list agrees with a byte-ordered model through many inserts and deletes", () => {
-  // Enough keys to split and merge the internal chunks many times over.
-  const encoder = new TextEncoder();
-  const byteOrder = (a: string, b: string): number => {
-    const x = encoder.encode(a);
-    const y = encoder.encode(b);
-    for (let i = 0; i < Math.min(x.length, y.length); i++) {
-      if (x[i] !== y[i]) return x[i]! - y[i]!;
-    }
-    return x.length - y.length;
-  };
-  let seed = 0x9e3779b9;
-  const next = (n: number): number => {
-    seed ^= seed << 13;
-    seed ^= seed >>> 17;
-    seed ^= seed << 5;
-    return (seed >>> 0) % n;
-  };
-  const alphabet = ["a", "b", "/", "é", "\uFFFD", "\u{1F600}", "\uE000", "Z"];
-  const randomKey = (): string => {
-    let key = "";
-    for (let n = 1 + next(6); n > 0; n--) key += alphabet[next(alphabet.length)];
-    return key;
-  };
-  const kv = kvStateMachine();
-  const model = new Map<string, number>();
-  const listAll = (prefix: string): string[] => {
-    const keys: string[] = [];
-    for (;;) {
-      const after = keys.at(-1);
-      const page = kv.query({
-        op: "list",
-        prefix,
-        limit: 1000,
-        ...(after === undefined ? {} : { after }),
-      });
-      keys.push(...page.items.map((item) => item.key));
-      if (page.items.length < 1000) return keys;
-    }
-  };
-  const check = (): void => {
-    strictEqual(kv.size, model.size);
-    deepStrictEqual(listAll(""), [...model.keys()].sort(byteOrder));
-    const prefix = alphabet[next(alphabet.length)]! + alphabet[next(alphabet.length)]!;
-    deepStrictEqual(
-      listAll(prefix),
-      [...model.keys()].filter((k) => k.startsWith(prefix)).sort(byteOrder),
-    );
-  };
-  for (let round = 0; round < 4; round++) {
-    // Grow, then shrink to a sparse remainder, so chunks split then merge.
-    for (let i = 0; i < 6000; i++) {
-      const key = randomKey();
-      kv.apply({ op: "put", key, value: i });
-      model.set(key, i);
-    }
-    check();
-    for (const key of [...model.keys()]) {
-      if (next(10) !== 0) {
-        deepStrictEqual(kv.apply({ op: "delete", key }), { prev: model.get(key)! });
-        model.delete(key);
-      }
-    }
-    check();
-  }
-  const copy = kvStateMachine();
-  copy.restore(kv.snapshot());
-  deepStrictEqual(copy.snapshot(), kv.snapshot());
-  copy.apply({ op: "put", key: "\u{10FFFF}", value: 0 });
-  strictEqual(
-    copy.query({ op: "list", after: "\u{1F600}\u{1F600}\u{1F600}\u{1F600}\u{1F600}\u{1F600}" })
-      .items.at(-1)?.key,
-    "\u{10FFFF}",
-  );
 });
 
 Deno.test("kv.query() answers get and refuses malformed queries with invalid_request", async (t) => {

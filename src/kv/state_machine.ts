@@ -10,7 +10,7 @@
  * @example Put, compare-and-set and read back
  * ```ts
  * import { deepStrictEqual as assertEquals } from "node:assert/strict";
- * import { kvStateMachine } from "./kv.ts";
+ * import { kvStateMachine } from "./state_machine.ts";
  *
  * const kv = kvStateMachine();
  * kv.apply(kv.validate({ op: "put", key: "a", value: { n: 1 } }));
@@ -21,31 +21,24 @@
  * @module
  */
 
-import { RejectedError, WaterCraftError } from "./errors.ts";
-import { z } from "zod";
-import { assert } from "./core/assert.ts";
-import type { EntryMeta, StateMachine } from "./state_machine.ts";
-
-/** Largest key, in UTF-8 bytes (API.md: keys are 1 to 1024 bytes). */
-export const KV_KEY_BYTES_MAX = 1024;
-
-/** Deepest nesting of arrays and objects accepted in a value. */
-export const KV_VALUE_DEPTH_MAX = 64;
+import { assert } from "../core/assert.ts";
+import { WaterCraftError } from "../errors.ts";
+import type { EntryMeta, StateMachine } from "../state_machine.ts";
+import {
+  decodeCanonical,
+  encodeCanonical,
+  isPlainObject,
+  type JsonValue,
+  NotJsonError,
+} from "./canonical_json.ts";
+import { compareKeys, keyProblem, quoteKey, SortedKeys } from "./index.ts";
+import { formatPath, parseCommand, parseQuery } from "./schemas.ts";
 
 /** Items a `list` query returns when it gives no `limit`. */
 export const KV_LIST_LIMIT_DEFAULT = 100;
 
 /** Most items one `list` query returns; larger limits are lowered to it. */
 export const KV_LIST_LIMIT_MAX = 1000;
-
-/** Any JSON value: what keys map to. */
-export type JsonValue =
-  | null
-  | boolean
-  | number
-  | string
-  | JsonValue[]
-  | { [key: string]: JsonValue };
 
 /**
  * A command of the key-value machine, as logged (API.md section 3).
@@ -130,7 +123,7 @@ export type KvAnswer = KvGetAnswer | KvListAnswer;
  * @example Catching a failed compare-and-set
  * ```ts
  * import { throws } from "node:assert/strict";
- * import { CasFailedError, kvStateMachine } from "./kv.ts";
+ * import { CasFailedError, kvStateMachine } from "./state_machine.ts";
  *
  * const kv = kvStateMachine();
  * kv.apply({ op: "put", key: "a", value: 1 });
@@ -177,7 +170,7 @@ export class CasFailedError extends WaterCraftError {
  * @example Listing by prefix
  * ```ts
  * import { deepStrictEqual as assertEquals } from "node:assert/strict";
- * import { KvStateMachine } from "./kv.ts";
+ * import { KvStateMachine } from "./state_machine.ts";
  *
  * const kv = new KvStateMachine();
  * for (const key of ["b/2", "a", "b/1"]) kv.apply({ op: "put", key, value: key });
@@ -208,8 +201,8 @@ export class KvStateMachine implements StateMachine<KvCommand, KvResult, KvQuery
    * @example Refusing an unknown op
    * ```ts
    * import { throws } from "node:assert/strict";
-   * import { kvStateMachine } from "./kv.ts";
-   * import { RejectedError } from "./errors.ts";
+   * import { kvStateMachine } from "./state_machine.ts";
+   * import { RejectedError } from "../errors.ts";
    *
    * throws(() => kvStateMachine().validate({ op: "incr", key: "a" }), RejectedError);
    * ```
@@ -218,15 +211,15 @@ export class KvStateMachine implements StateMachine<KvCommand, KvResult, KvQuery
     const parsed = parseCommand(command);
     switch (parsed.op) {
       case "put":
-        return { op: "put", key: parsed.key, value: decode(parsed.value) };
+        return { op: "put", key: parsed.key, value: decodeCanonical(parsed.value) };
       case "delete":
         return { op: "delete", key: parsed.key };
       case "cas":
         return {
           op: "cas",
           key: parsed.key,
-          expect: decode(parsed.expect),
-          value: decode(parsed.value),
+          expect: decodeCanonical(parsed.expect),
+          value: decodeCanonical(parsed.value),
         };
     }
   }
@@ -246,7 +239,7 @@ export class KvStateMachine implements StateMachine<KvCommand, KvResult, KvQuery
    * @example Put returns the previous value
    * ```ts
    * import { deepStrictEqual as assertEquals } from "node:assert/strict";
-   * import { kvStateMachine } from "./kv.ts";
+   * import { kvStateMachine } from "./state_machine.ts";
    *
    * const kv = kvStateMachine();
    * assertEquals(kv.apply({ op: "put", key: "a", value: 1 }), { prev: null });
@@ -259,10 +252,10 @@ export class KvStateMachine implements StateMachine<KvCommand, KvResult, KvQuery
     switch (parsed.op) {
       case "put":
         this.#set(parsed.key, parsed.value, current === undefined);
-        return { prev: current === undefined ? null : decode(current) };
+        return { prev: current === undefined ? null : decodeCanonical(current) };
       case "delete":
         if (current !== undefined) this.#delete(parsed.key);
-        return { prev: current === undefined ? null : decode(current) };
+        return { prev: current === undefined ? null : decodeCanonical(current) };
       case "cas": {
         const matches = parsed.expect === "null"
           ? current === undefined
@@ -270,7 +263,7 @@ export class KvStateMachine implements StateMachine<KvCommand, KvResult, KvQuery
         if (!matches) {
           throw new CasFailedError(
             parsed.key,
-            current === undefined ? null : decode(current),
+            current === undefined ? null : decodeCanonical(current),
             current !== undefined,
           );
         }
@@ -294,7 +287,7 @@ export class KvStateMachine implements StateMachine<KvCommand, KvResult, KvQuery
    * @example Get of an absent key
    * ```ts
    * import { deepStrictEqual as assertEquals } from "node:assert/strict";
-   * import { kvStateMachine } from "./kv.ts";
+   * import { kvStateMachine } from "./state_machine.ts";
    *
    * assertEquals(kvStateMachine().query({ op: "get", key: "a" }), { found: false, value: null });
    * ```
@@ -303,19 +296,12 @@ export class KvStateMachine implements StateMachine<KvCommand, KvResult, KvQuery
   query(query: KvListQuery): KvListAnswer;
   query(query: KvQuery): KvAnswer;
   query(query: KvQuery): KvAnswer {
-    const result = QUERY_SCHEMA.safeParse(query);
-    if (!result.success) {
-      throw new WaterCraftError(
-        "invalid_request",
-        `Cannot answer the key-value query: ${formatIssues(result.error.issues, "query")}`,
-      );
-    }
-    const parsed = result.data;
+    const parsed = parseQuery(query);
     if (parsed.op === "get") {
       const value = this.#values.get(parsed.key);
       return value === undefined
         ? { found: false, value: null }
-        : { found: true, value: decode(value) };
+        : { found: true, value: decodeCanonical(value) };
     }
     const prefix = parsed.prefix ?? "";
     const limit = Math.min(parsed.limit ?? KV_LIST_LIMIT_DEFAULT, KV_LIST_LIMIT_MAX);
@@ -326,7 +312,7 @@ export class KvStateMachine implements StateMachine<KvCommand, KvResult, KvQuery
     if (limit === 0) return { items };
     this.#keys.scan(after ? parsed.after! : prefix, after, (key) => {
       if (!key.startsWith(prefix)) return false;
-      items.push({ key, value: decode(this.#values.get(key)!) });
+      items.push({ key, value: decodeCanonical(this.#values.get(key)!) });
       return items.length < limit;
     });
     return { items };
@@ -343,7 +329,7 @@ export class KvStateMachine implements StateMachine<KvCommand, KvResult, KvQuery
    * @example Round trip
    * ```ts
    * import { deepStrictEqual as assertEquals } from "node:assert/strict";
-   * import { kvStateMachine } from "./kv.ts";
+   * import { kvStateMachine } from "./state_machine.ts";
    *
    * const kv = kvStateMachine();
    * kv.apply({ op: "put", key: "a", value: [1, 2] });
@@ -396,7 +382,7 @@ export class KvStateMachine implements StateMachine<KvCommand, KvResult, KvQuery
       );
       let value: string;
       try {
-        value = encode(pair[1]);
+        value = encodeCanonical(pair[1]);
       } catch (error) {
         if (!(error instanceof NotJsonError)) throw error;
         assert(
@@ -434,7 +420,7 @@ export class KvStateMachine implements StateMachine<KvCommand, KvResult, KvQuery
  * @example Applying commands and reading
  * ```ts
  * import { deepStrictEqual as assertEquals } from "node:assert/strict";
- * import { kvStateMachine } from "./kv.ts";
+ * import { kvStateMachine } from "./state_machine.ts";
  *
  * const kv = kvStateMachine();
  * assertEquals(kv.apply({ op: "put", key: "a", value: "x" }), { prev: null });
@@ -448,339 +434,3 @@ export function kvStateMachine(): KvStateMachine {
 
 const SNAPSHOT_FORMAT = "watercraft-kv/1";
 const ENCODER = new TextEncoder();
-
-/** A value is not JSON: `path` says where in it, `reason` why. */
-class NotJsonError extends Error {
-  readonly path: (string | number)[] = [];
-  constructor(readonly reason: string) {
-    super(reason);
-  }
-}
-
-/**
- * Returns what is wrong with a key (or prefix, from `minBytes` 0), or
- * undefined when it is fine. Counts UTF-8 bytes without encoding, and
- * refuses lone surrogates, which have no UTF-8 form.
- */
-function keyProblem(key: string, minBytes: number): string | undefined {
-  let bytes = 0;
-  for (let i = 0; i < key.length; i++) {
-    const c = key.charCodeAt(i);
-    if (c < 0x80) bytes += 1;
-    else if (c < 0x800) bytes += 2;
-    else if (c >= 0xd800 && c <= 0xdfff) {
-      const next = key.charCodeAt(i + 1);
-      if (c > 0xdbff || !(next >= 0xdc00 && next <= 0xdfff)) {
-        return `must be valid Unicode: lone surrogate at index ${i}`;
-      }
-      bytes += 4;
-      i++;
-    } else bytes += 3;
-  }
-  if (bytes < minBytes || bytes > KV_KEY_BYTES_MAX) {
-    return `must be ${minBytes} to ${KV_KEY_BYTES_MAX} UTF-8 bytes, got ${bytes}`;
-  }
-  return undefined;
-}
-
-/**
- * Compares keys in UTF-8 byte order, which is code point order. Differs
- * from `<` (UTF-16 code unit order) only where a surrogate meets a code
- * unit from U+E000 up: moving surrogates above them fixes that.
- */
-function compareKeys(a: string, b: string): number {
-  if (a === b) return 0;
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) {
-    const x = a.charCodeAt(i);
-    const y = b.charCodeAt(i);
-    if (x !== y) return codePointRank(x) - codePointRank(y);
-  }
-  return a.length - b.length;
-}
-
-function codePointRank(unit: number): number {
-  if (unit < 0xd800) return unit;
-  return unit < 0xe000 ? unit + 0x2000 : unit - 0x800;
-}
-
-/** The first index in sorted `keys` whose key is not below `key`. */
-function lowerBound(keys: readonly string[], key: string): number {
-  let lo = 0;
-  let hi = keys.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (compareKeys(keys[mid]!, key) < 0) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
-}
-
-/** Most keys in one chunk of a {@linkcode SortedKeys}. */
-const CHUNK_MAX = 512;
-
-/**
- * A set of keys in {@linkcode compareKeys} order, kept as a sorted list of
- * sorted chunks of at most {@linkcode CHUNK_MAX} keys. Inserting into one flat
- * array moves O(n) elements (about 30 µs per insert at 100k keys); here an
- * insert or delete moves at most one chunk plus, on a split or merge, the
- * chunk list.
- */
-class SortedKeys {
-  /** Non-empty chunks; every key of a chunk is below every key of the next. */
-  #chunks: string[][] = [];
-  #size = 0;
-
-  /** Builds the set from keys already in strictly ascending order. */
-  static fromSorted(keys: readonly string[]): SortedKeys {
-    const set = new SortedKeys();
-    for (let i = 0; i < keys.length; i += CHUNK_MAX / 2) {
-      set.#chunks.push(keys.slice(i, i + CHUNK_MAX / 2));
-    }
-    set.#size = keys.length;
-    return set;
-  }
-
-  get size(): number {
-    return this.#size;
-  }
-
-  /** Inserts a key that is absent. */
-  insert(key: string): void {
-    if (this.#chunks.length === 0) {
-      this.#chunks.push([key]);
-      this.#size = 1;
-      return;
-    }
-    const c = this.#chunkFor(key);
-    const chunk = this.#chunks[c]!;
-    const i = lowerBound(chunk, key);
-    assert(chunk[i] !== key, `Key ${quoteKey(key)} is already in the sorted keys`);
-    chunk.splice(i, 0, key);
-    this.#size++;
-    if (chunk.length > CHUNK_MAX) this.#chunks.splice(c + 1, 0, chunk.splice(CHUNK_MAX / 2));
-  }
-
-  /** Deletes a key that is present. */
-  delete(key: string): void {
-    const c = this.#chunkFor(key);
-    const chunk = this.#chunks[c];
-    const i = chunk === undefined ? -1 : lowerBound(chunk, key);
-    assert(chunk?.[i] === key, `Key ${quoteKey(key)} is missing from the sorted keys`);
-    chunk.splice(i, 1);
-    this.#size--;
-    if (chunk.length === 0) {
-      this.#chunks.splice(c, 1);
-      return;
-    }
-    // Merges sparse neighbours, so that deletes cannot leave n tiny chunks.
-    const next = this.#chunks[c + 1];
-    if (
-      chunk.length < CHUNK_MAX / 4 && next !== undefined && chunk.length + next.length <= CHUNK_MAX
-    ) {
-      chunk.push(...next);
-      this.#chunks.splice(c + 1, 1);
-    }
-  }
-
-  /**
-   * Calls `visit` on each key from `start` (or after it, when `exclusive`)
-   * in ascending order, until `visit` returns false or the keys run out.
-   */
-  scan(start: string, exclusive: boolean, visit: (key: string) => boolean): void {
-    if (this.#chunks.length === 0) return;
-    let c = this.#chunkFor(start);
-    let i = lowerBound(this.#chunks[c]!, start);
-    if (exclusive && this.#chunks[c]![i] === start) i++;
-    for (; c < this.#chunks.length; c++, i = 0) {
-      const chunk = this.#chunks[c]!;
-      for (; i < chunk.length; i++) {
-        if (!visit(chunk[i]!)) return;
-      }
-    }
-  }
-
-  /** Every key, in ascending order. */
-  *all(): Generator<string> {
-    for (const chunk of this.#chunks) yield* chunk;
-  }
-
-  /**
-   * The chunk where `key` is or belongs: the first whose last key is not
-   * below it, or the last chunk when every key is below it.
-   */
-  #chunkFor(key: string): number {
-    let lo = 0;
-    let hi = this.#chunks.length - 1;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (compareKeys(this.#chunks[mid]!.at(-1)!, key) < 0) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
-  }
-}
-
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  if (typeof value !== "object" || value === null || Array.isArray(value)) return false;
-  const proto = Object.getPrototypeOf(value);
-  return proto === Object.prototype || proto === null;
-}
-
-function pathOf(parent: string, key: string | number): string {
-  if (typeof key === "number") return `${parent}[${key}]`;
-  return /^[A-Za-z_$][\w$]*$/.test(key) ? `${parent}.${key}` : `${parent}[${JSON.stringify(key)}]`;
-}
-
-/**
- * Encodes a JSON value canonically: object keys in {@linkcode compareKeys}
- * order, no whitespace, numbers as `JSON.stringify` writes them (exactly
- * specified by ECMAScript, so equal on every runtime).
- *
- * @throws {NotJsonError} When `value` is not JSON, or nests deeper than
- *   {@linkcode KV_VALUE_DEPTH_MAX} (which also stops cycles).
- */
-function encode(value: unknown, depth = 0): string {
-  switch (typeof value) {
-    case "string":
-    case "boolean":
-      return JSON.stringify(value);
-    case "number":
-      if (!Number.isFinite(value)) throw new NotJsonError("must be a finite number");
-      return JSON.stringify(value);
-    case "undefined":
-      throw new NotJsonError(depth === 0 ? "is required" : "must be a JSON value, got undefined");
-    case "object":
-      break;
-    default:
-      throw new NotJsonError(`must be a JSON value, got ${typeof value}`);
-  }
-  if (value === null) return "null";
-  if (depth >= KV_VALUE_DEPTH_MAX) {
-    throw new NotJsonError(`nests deeper than ${KV_VALUE_DEPTH_MAX} levels`);
-  }
-  const isArray = Array.isArray(value);
-  if (!isArray && !isPlainObject(value)) {
-    const name = (value as object).constructor?.name ?? "unknown";
-    throw new NotJsonError(`must be a plain JSON object, got ${name}`);
-  }
-  const parts: string[] = [];
-  let at: string | number = 0;
-  try {
-    if (isArray) {
-      for (; at < value.length; at++) parts.push(encode(value[at], depth + 1));
-      return `[${parts.join(",")}]`;
-    }
-    for (at of Object.keys(value).sort(compareKeys)) {
-      parts.push(`${JSON.stringify(at)}:${encode(value[at], depth + 1)}`);
-    }
-    return `{${parts.join(",")}}`;
-  } catch (error) {
-    // Builds the path on the way out, so that success costs nothing for it.
-    if (error instanceof NotJsonError) error.path.unshift(at);
-    throw error;
-  }
-}
-
-/** Decodes a stored canonical encoding into a fresh value. */
-function decode(encoded: string): JsonValue {
-  return JSON.parse(encoded) as JsonValue;
-}
-
-/** Shortens a key for messages; keys may be 1024 bytes long. */
-function quoteKey(key: string): string {
-  const quoted = JSON.stringify(key);
-  return quoted.length > 80 ? `${quoted.slice(0, 76)}..."` : quoted;
-}
-
-function keySchema(minBytes: number) {
-  return z.string({
-    error: (issue) => issue.input === undefined ? "is required" : "must be a string",
-  })
-    .check((ctx) => {
-      const problem = keyProblem(ctx.value, minBytes);
-      if (problem !== undefined) {
-        ctx.issues.push({ code: "custom", message: problem, input: ctx.value });
-      }
-    });
-}
-
-/** A JSON value, parsed to its canonical encoding. */
-const VALUE_SCHEMA = z.custom<unknown>().transform((value, ctx): string => {
-  try {
-    return encode(value);
-  } catch (error) {
-    if (!(error instanceof NotJsonError)) throw error;
-    ctx.issues.push({ code: "custom", message: error.reason, path: error.path, input: value });
-    return z.NEVER;
-  }
-});
-
-function objectError(issue: z.core.$ZodRawIssue): string | undefined {
-  if (issue.code === "unrecognized_keys") {
-    return `has unknown field${issue.keys.length === 1 ? "" : "s"} ${
-      issue.keys.map((key) => JSON.stringify(key)).join(", ")
-    }`;
-  }
-  return issue.code === "invalid_type" ? "must be a JSON object" : undefined;
-}
-
-function opError(ops: readonly string[]) {
-  return (issue: z.core.$ZodRawIssue): string | undefined => {
-    if (issue.code === "invalid_union") {
-      return `must be one of ${ops.map((op) => JSON.stringify(op)).join(", ")}`;
-    }
-    return issue.code === "invalid_type" ? "must be a JSON object" : undefined;
-  };
-}
-
-const COMMAND_SCHEMA = z.discriminatedUnion("op", [
-  z.strictObject({ op: z.literal("put"), key: keySchema(1), value: VALUE_SCHEMA }, {
-    error: objectError,
-  }),
-  z.strictObject({ op: z.literal("delete"), key: keySchema(1) }, { error: objectError }),
-  z.strictObject(
-    { op: z.literal("cas"), key: keySchema(1), expect: VALUE_SCHEMA, value: VALUE_SCHEMA },
-    { error: objectError },
-  ),
-], { error: opError(["put", "delete", "cas"]) });
-
-const QUERY_SCHEMA = z.discriminatedUnion("op", [
-  z.strictObject({ op: z.literal("get"), key: keySchema(1) }, { error: objectError }),
-  z.strictObject({
-    op: z.literal("list"),
-    prefix: keySchema(0).optional(),
-    limit: z.int({ error: "must be a whole number" }).min(0, { error: "must be at least 0" })
-      .optional(),
-    after: keySchema(1).optional(),
-  }, { error: objectError }),
-], { error: opError(["get", "list"]) });
-
-/** A command with its values in canonical encoding. */
-type ParsedCommand = z.output<typeof COMMAND_SCHEMA>;
-
-/** Writes a path as JavaScript would, e.g. `value.a[0]`. */
-function formatPath(root: string, path: readonly PropertyKey[]): string {
-  let out = "";
-  for (const key of path) {
-    if (typeof key !== "symbol") out = pathOf(out, key);
-  }
-  out = out.replace(/^\./, "");
-  if (out === "") return root;
-  return out.length > 100 ? `${out.slice(0, 97)}...` : out;
-}
-
-function formatIssues(issues: readonly z.core.$ZodIssue[], root: string): string {
-  return issues.map((issue) => `${formatPath(root, issue.path)} ${issue.message}`).join("; ");
-}
-
-/** Parses a command, refusing it with a message naming every problem. */
-function parseCommand(command: unknown): ParsedCommand {
-  const result = COMMAND_SCHEMA.safeParse(command);
-  if (!result.success) {
-    throw new RejectedError(
-      `Cannot accept the key-value command: ${formatIssues(result.error.issues, "command")}`,
-    );
-  }
-  return result.data;
-}

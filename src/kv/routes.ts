@@ -1,0 +1,160 @@
+/**
+ * The key-value routes of API.md section 3, as a Hono sub-app, for nodes
+ * that run the built-in {@linkcode KvStateMachine}:
+ *
+ * - `GET /v1/kv?prefix=&limit=&consistency=`: `{ items, index }`.
+ * - `GET /v1/kv/:key?consistency=`: `{ value, index }`, or `404 not_found`.
+ * - `PUT /v1/kv/:key`, body `{ value }`: `{ index, term, id, head, prev }`.
+ * - `DELETE /v1/kv/:key`: `{ index, term, id, head, prev }`.
+ * - `POST /v1/kv/:key/cas`, body `{ expect, value }`: `{ index, term, id,
+ *   head }`, or `409 cas_failed` with `current`.
+ *
+ * Writes take an `Idempotency-Key` header. The sub-app has no middleware and
+ * no error handler of its own: `createApp` mounts it after the client token
+ * guard and the body limit, and renders its errors.
+ *
+ * @module
+ */
+
+/**
+ * `Hono` is public in its own package, but doc lint reports every type from
+ * a dependency as private (denoland/deno#27364); the tag silences that.
+ *
+ * @ignore
+ */
+import { type Context, Hono } from "hono";
+import { assert } from "../core/assert.ts";
+import { WaterCraftError } from "../errors.ts";
+import {
+  casBody,
+  consistencyQuery,
+  idempotencyKey,
+  kvKey,
+  limitQuery,
+  parse,
+  parseBody,
+  putBody,
+} from "../http/schemas.ts";
+import type { WaterCraftNode } from "../node.ts";
+import type {
+  KvGetAnswer,
+  KvGetQuery,
+  KvListAnswer,
+  KvListQuery,
+  KvResult,
+} from "./state_machine.ts";
+
+/**
+ * Creates the key-value routes of a node. `createApp` mounts them unless
+ * its `kv` option is false.
+ *
+ * @param node The node to serve; its state machine must be a
+ *   {@linkcode KvStateMachine} (anything else answers `500 internal`).
+ * @returns A Hono app with the `/v1/kv` routes.
+ *
+ * @example A write and a read
+ * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * import { createNode, kvStateMachine, MemoryNetwork } from "../../mod.ts";
+ * import { kvRoutes } from "./routes.ts";
+ *
+ * const node = await createNode({ id: "n1", stateMachine: kvStateMachine(), transport: new MemoryNetwork().transport() });
+ * const app = kvRoutes(node);
+ * const put = await app.request("/v1/kv/a", { method: "PUT", body: JSON.stringify({ value: 1 }) });
+ * strictEqual((await put.json()).prev, null);
+ * strictEqual((await (await app.request("/v1/kv/a")).json()).value, 1);
+ * await node.stop();
+ * ```
+ */
+export function kvRoutes(node: WaterCraftNode): Hono {
+  const app = new Hono();
+
+  // The command is typed `unknown` as the client sent its values: the
+  // leader's `validate` checks it before it is logged.
+  async function write(c: Context, command: unknown) {
+    const key = parse(idempotencyKey, c.req.header("idempotency-key"), "header Idempotency-Key");
+    const r = await node.propose(command, key === undefined ? {} : { idempotencyKey: key });
+    return { index: r.index, term: r.term, id: r.id, head: r.head, ...asKv(r.result, isKvResult) };
+  }
+
+  app.get("/v1/kv", async (c) => {
+    const prefix = c.req.query("prefix") ?? "";
+    const limit = parse(limitQuery, c.req.query("limit"), "query parameter limit");
+    const consistency = parse(
+      consistencyQuery,
+      c.req.query("consistency"),
+      "query parameter consistency",
+    );
+    const query: KvListQuery = { op: "list", prefix, limit };
+    const r = await node.read(query, { consistency });
+    return c.json({ items: asKv(r.value, isKvListAnswer).items, index: r.index });
+  });
+
+  app.get("/v1/kv/:key", async (c) => {
+    const key = parse(kvKey, c.req.param("key"), "path parameter key");
+    const consistency = parse(
+      consistencyQuery,
+      c.req.query("consistency"),
+      "query parameter consistency",
+    );
+    const query: KvGetQuery = { op: "get", key };
+    const r = await node.read(query, { consistency });
+    const answer = asKv(r.value, isKvGetAnswer);
+    if (!answer.found) throw new WaterCraftError("not_found", `No key ${JSON.stringify(key)}`);
+    return c.json({ value: answer.value, index: r.index });
+  });
+
+  app.put("/v1/kv/:key", async (c) => {
+    const key = parse(kvKey, c.req.param("key"), "path parameter key");
+    const body = await parseBody(c, putBody);
+    return c.json(await write(c, { op: "put", key, value: body.value }));
+  });
+
+  app.delete("/v1/kv/:key", async (c) => {
+    const key = parse(kvKey, c.req.param("key"), "path parameter key");
+    return c.json(await write(c, { op: "delete", key }));
+  });
+
+  app.post("/v1/kv/:key/cas", async (c) => {
+    const key = parse(kvKey, c.req.param("key"), "path parameter key");
+    const body = await parseBody(c, casBody);
+    return c.json(await write(c, { op: "cas", key, expect: body.expect, value: body.value }));
+  });
+
+  return app;
+}
+
+/**
+ * Narrows what the node's state machine returned to a key-value type. The
+ * node types results and answers as `unknown`, since it runs any state
+ * machine; a shape other than the KV one means these routes were mounted
+ * over another machine, a setup bug that no client can fix.
+ *
+ * @throws {AssertionError} When `value` fails `is` (rendered `500 internal`).
+ */
+function asKv<T>(value: unknown, is: (value: unknown) => value is T): T {
+  assert(
+    is(value),
+    "The key-value routes got an answer of another shape from the state machine: they " +
+      "need a node that runs the key-value state machine (else create the app with kv: false)",
+  );
+  return value;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** `{ prev }` of a `put` or `delete`, or `{}` of a `cas`. */
+function isKvResult(value: unknown): value is KvResult {
+  return isRecord(value) && Object.keys(value).every((field) => field === "prev");
+}
+
+function isKvGetAnswer(value: unknown): value is KvGetAnswer {
+  return isRecord(value) && typeof value.found === "boolean" && "value" in value;
+}
+
+function isKvListAnswer(value: unknown): value is KvListAnswer {
+  return isRecord(value) && Array.isArray(value.items) &&
+    value.items.every((item) => isRecord(item) && typeof item.key === "string");
+}

@@ -1,0 +1,444 @@
+/**
+ * Tests of the key-value routes (`/v1/kv`) through `createApp`, driven with
+ * `app.request()` (no sockets) against a one-node cluster on a manual clock:
+ * every route's success shape and each error code, the middleware that runs
+ * before them, and the check that the node runs the key-value machine.
+ *
+ * @module
+ */
+
+import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
+import {
+  type AppOptions,
+  createApp,
+  createNode,
+  kvStateMachine,
+  type StateMachine,
+  type WaterCraftNode,
+} from "../../mod.ts";
+import type { KvCommand } from "../../src/kv/mod.ts";
+import { manualClock, MemoryNetwork } from "../../src/testing.ts";
+
+/** Fields every write answers with, besides the machine's result. */
+const WRITE_FIELDS = ["head", "id", "index", "term"];
+
+/** A one-node cluster that leads at once, with `setup` applied through the log. */
+async function soloNode(
+  setup: readonly KvCommand[],
+  stateMachine: StateMachine = kvStateMachine(),
+): Promise<WaterCraftNode> {
+  const node = await createNode({
+    id: "n1",
+    stateMachine,
+    transport: new MemoryNetwork().transport(),
+    clock: manualClock(1_000_000),
+    seed: 1,
+    onError: () => {},
+  });
+  for (const command of setup) await node.propose(command);
+  return node;
+}
+
+interface Row {
+  readonly name: string;
+  readonly setup?: readonly KvCommand[];
+  readonly options?: AppOptions;
+  readonly method: string;
+  readonly path: string;
+  /** A JSON value to send, or a string sent as is. */
+  readonly body?: unknown;
+  readonly headers?: Record<string, string>;
+  readonly status: number;
+  /**
+   * Success: the answer's fields besides `index` (reads) or `index`, `term`,
+   * `id` and `head` (writes), all of them. Failure: fields of `error` that
+   * must be there, `code` included.
+   */
+  readonly want: Record<string, unknown>;
+  /** What the message must say (failures only). */
+  readonly message?: RegExp;
+}
+
+const KEY_1025_BYTES = "é".repeat(512) + "a";
+
+const rows: Row[] = [
+  {
+    name: "PUT of a new key answers prev null",
+    method: "PUT",
+    path: "/v1/kv/a",
+    body: { value: { n: 1 } },
+    status: 200,
+    want: { prev: null },
+  },
+  {
+    name: "PUT over a value answers the previous value",
+    setup: [{ op: "put", key: "a", value: [1] }],
+    method: "PUT",
+    path: "/v1/kv/a",
+    body: { value: 2 },
+    status: 200,
+    want: { prev: [1] },
+  },
+  {
+    name: "PUT with an Idempotency-Key",
+    method: "PUT",
+    path: "/v1/kv/a",
+    body: { value: 1 },
+    headers: { "idempotency-key": "once" },
+    status: 200,
+    want: { prev: null },
+  },
+  {
+    name: "GET of a present key answers its value",
+    setup: [{ op: "put", key: "a/b", value: { x: [1, null] } }],
+    method: "GET",
+    path: "/v1/kv/a%2Fb",
+    status: 200,
+    want: { value: { x: [1, null] } },
+  },
+  {
+    name: "GET of a key holding null answers null",
+    setup: [{ op: "put", key: "n", value: null }],
+    method: "GET",
+    path: "/v1/kv/n?consistency=local",
+    status: 200,
+    want: { value: null },
+  },
+  {
+    name: "GET /v1/kv lists by prefix up to the limit",
+    setup: ["a/2", "b", "a/1", "a/3"].map((key) => ({ op: "put", key, value: key })),
+    method: "GET",
+    path: "/v1/kv?prefix=a/&limit=2",
+    status: 200,
+    want: { items: [{ key: "a/1", value: "a/1" }, { key: "a/2", value: "a/2" }] },
+  },
+  {
+    name: "GET /v1/kv of an empty machine lists nothing",
+    method: "GET",
+    path: "/v1/kv?consistency=linearizable",
+    status: 200,
+    want: { items: [] },
+  },
+  {
+    name: "DELETE of a present key answers the previous value",
+    setup: [{ op: "put", key: "a", value: "x" }],
+    method: "DELETE",
+    path: "/v1/kv/a",
+    status: 200,
+    want: { prev: "x" },
+  },
+  {
+    name: "DELETE of an absent key answers prev null",
+    method: "DELETE",
+    path: "/v1/kv/a",
+    status: 200,
+    want: { prev: null },
+  },
+  {
+    name: "cas on a structurally equal value succeeds with no prev",
+    setup: [{ op: "put", key: "a", value: { p: 1, q: 2 } }],
+    method: "POST",
+    path: "/v1/kv/a/cas",
+    body: { expect: { q: 2, p: 1 }, value: 3 },
+    status: 200,
+    want: {},
+  },
+  {
+    name: "cas with expect null on an absent key succeeds",
+    method: "POST",
+    path: "/v1/kv/a/cas",
+    body: { expect: null, value: 1 },
+    status: 200,
+    want: {},
+  },
+  {
+    name: "400 for a key over 1024 bytes",
+    method: "GET",
+    path: `/v1/kv/${encodeURIComponent(KEY_1025_BYTES)}`,
+    status: 400,
+    want: { code: "invalid_request" },
+    message: /^Invalid path parameter key: /,
+  },
+  {
+    name: "400 for a PUT body that is not JSON",
+    method: "PUT",
+    path: "/v1/kv/a",
+    body: "{not json",
+    status: 400,
+    want: { code: "invalid_request" },
+    message: /not valid JSON/,
+  },
+  {
+    name: "400 for a PUT body without value",
+    method: "PUT",
+    path: "/v1/kv/a",
+    body: {},
+    status: 400,
+    want: { code: "invalid_request" },
+    message: /^Invalid body field value: /,
+  },
+  {
+    name: "400 for a PUT body with an unknown field",
+    method: "PUT",
+    path: "/v1/kv/a",
+    body: { value: 1, ttl: 5 },
+    status: 400,
+    want: { code: "invalid_request" },
+    message: /^Invalid body: /,
+  },
+  {
+    name: "400 for a cas body without expect",
+    method: "POST",
+    path: "/v1/kv/a/cas",
+    body: { value: 1 },
+    status: 400,
+    want: { code: "invalid_request" },
+    message: /^Invalid body field expect: /,
+  },
+  {
+    name: "400 for a list limit of 0",
+    method: "GET",
+    path: "/v1/kv?limit=0",
+    status: 400,
+    want: { code: "invalid_request" },
+    message: /^Invalid query parameter limit: /,
+  },
+  {
+    name: "400 for an unknown consistency",
+    method: "GET",
+    path: "/v1/kv/a?consistency=eventual",
+    status: 400,
+    want: { code: "invalid_request" },
+    message: /^Invalid query parameter consistency: /,
+  },
+  {
+    name: "400 for an Idempotency-Key over 256 characters",
+    method: "DELETE",
+    path: "/v1/kv/a",
+    headers: { "idempotency-key": "k".repeat(257) },
+    status: 400,
+    want: { code: "invalid_request" },
+    message: /^Invalid header Idempotency-Key: /,
+  },
+  {
+    name: "404 for a GET of an absent key",
+    setup: [{ op: "put", key: "a", value: 1 }, { op: "delete", key: "a" }],
+    method: "GET",
+    path: "/v1/kv/a",
+    status: 404,
+    want: { code: "not_found" },
+    message: /^No key "a"$/,
+  },
+  {
+    name: "409 with current for a cas that does not match",
+    setup: [{ op: "put", key: "a", value: { n: 1 } }],
+    method: "POST",
+    path: "/v1/kv/a/cas",
+    body: { expect: { n: 2 }, value: 3 },
+    status: 409,
+    want: { code: "cas_failed", current: { n: 1 } },
+    message: /differs/,
+  },
+  {
+    name: "409 with current null for a cas on an absent key",
+    method: "POST",
+    path: "/v1/kv/a/cas",
+    body: { expect: 1, value: 2 },
+    status: 409,
+    want: { code: "cas_failed", current: null },
+    message: /absent/,
+  },
+  {
+    name: "409 with current null for expect null on a key holding null",
+    setup: [{ op: "put", key: "a", value: null }],
+    method: "POST",
+    path: "/v1/kv/a/cas",
+    body: { expect: null, value: 2 },
+    status: 409,
+    want: { code: "cas_failed", current: null },
+    message: /holds null/,
+  },
+  {
+    name: "413 for a PUT body over the limit",
+    options: { bodyLimitBytes: 64 },
+    method: "PUT",
+    path: "/v1/kv/a",
+    body: { value: "x".repeat(100) },
+    status: 413,
+    want: { code: "too_large" },
+    message: /over 64 bytes/,
+  },
+  {
+    name: "422 for a command the machine refuses through POST /v1/entries",
+    method: "POST",
+    path: "/v1/entries",
+    body: { data: { op: "incr", key: "a" } },
+    status: 422,
+    want: { code: "rejected" },
+    message: /op must be one of "put", "delete", "cas"/,
+  },
+  {
+    name: "422 for a PUT of a value nested deeper than the machine takes",
+    method: "PUT",
+    path: "/v1/kv/a",
+    body: { value: JSON.parse("[".repeat(65) + "]".repeat(65)) },
+    status: 422,
+    want: { code: "rejected" },
+    message: /nests deeper than 64 levels/,
+  },
+  {
+    name: "401 before anything else without the client token",
+    options: { clientToken: "t0ken" },
+    method: "GET",
+    path: `/v1/kv/${encodeURIComponent(KEY_1025_BYTES)}`,
+    status: 401,
+    want: { code: "unauthorized" },
+  },
+  {
+    name: "200 with the client token",
+    options: { clientToken: "t0ken" },
+    setup: [{ op: "put", key: "a", value: 1 }],
+    method: "GET",
+    path: "/v1/kv/a",
+    headers: { authorization: "Bearer t0ken" },
+    status: 200,
+    want: { value: 1 },
+  },
+  {
+    name: "413 before the handler parses the key",
+    options: { bodyLimitBytes: 64 },
+    method: "PUT",
+    path: `/v1/kv/${encodeURIComponent(KEY_1025_BYTES)}`,
+    body: { value: "x".repeat(100) },
+    status: 413,
+    want: { code: "too_large" },
+  },
+  {
+    name: "404 for every KV route with kv: false",
+    options: { kv: false },
+    setup: [{ op: "put", key: "a", value: 1 }],
+    method: "GET",
+    path: "/v1/kv/a",
+    status: 404,
+    want: { code: "not_found" },
+    message: /^No route for GET \/v1\/kv\/a$/,
+  },
+];
+
+/** Sends a row's request, with `Content-Length` set as clients set it. */
+function send(app: ReturnType<typeof createApp>, row: Row): Promise<Response> {
+  const headers = new Headers(row.headers);
+  let body: string | undefined;
+  if (row.body !== undefined) {
+    body = typeof row.body === "string" ? row.body : JSON.stringify(row.body);
+    headers.set("content-type", "application/json");
+    headers.set("content-length", String(new TextEncoder().encode(body).length));
+  }
+  return Promise.resolve(
+    app.request(row.path, { method: row.method, headers, ...(body === undefined ? {} : { body }) }),
+  );
+}
+
+Deno.test("the /v1/kv routes answer each request as API.md section 3 says", async (t) => {
+  for (const row of rows) {
+    await t.step(row.name, async () => {
+      const node = await soloNode(row.setup ?? []);
+      try {
+        const res = await send(createApp(node, row.options), row);
+        const body = await res.json();
+        strictEqual(res.status, row.status, JSON.stringify(body));
+        if (row.status === 200) {
+          const isWrite = row.method !== "GET";
+          deepStrictEqual(
+            Object.keys(body).sort(),
+            [...(isWrite ? WRITE_FIELDS : ["index"]), ...Object.keys(row.want)].sort(),
+          );
+          for (const [field, value] of Object.entries(row.want)) {
+            deepStrictEqual(body[field], value, field);
+          }
+          strictEqual(body.index, node.status().appliedIndex);
+          if (isWrite) strictEqual(body.head, node.head().head);
+          return;
+        }
+        for (const [field, value] of Object.entries(row.want)) {
+          deepStrictEqual(body.error[field], value, field);
+        }
+        if (row.message !== undefined) ok(row.message.test(body.error.message), body.error.message);
+      } finally {
+        await node.stop();
+      }
+    });
+  }
+});
+
+Deno.test("the /v1/kv routes write through the log and read back what they wrote", async () => {
+  const node = await soloNode([]);
+  const app = createApp(node);
+  const json = async (path: string, init?: RequestInit) => {
+    const res = await app.request(path, init);
+    return { status: res.status, body: await res.json() };
+  };
+  const put = await json("/v1/kv/k", { method: "PUT", body: JSON.stringify({ value: { a: 1 } }) });
+  strictEqual(put.status, 200);
+  deepStrictEqual(node.entry(put.body.id), {
+    id: put.body.id,
+    index: put.body.index,
+    term: put.body.term,
+    state: "committed",
+  });
+  const cas = await json("/v1/kv/k/cas", {
+    method: "POST",
+    body: JSON.stringify({ expect: { a: 1 }, value: "b" }),
+  });
+  strictEqual(cas.status, 200);
+  strictEqual(cas.body.index, put.body.index + 1);
+  deepStrictEqual((await json("/v1/kv/k")).body, { value: "b", index: cas.body.index });
+  deepStrictEqual((await json("/v1/kv")).body, {
+    items: [{ key: "k", value: "b" }],
+    index: cas.body.index,
+  });
+  const del = await json("/v1/kv/k", { method: "DELETE" });
+  deepStrictEqual(del.body.prev, "b");
+  strictEqual((await json("/v1/kv/k")).status, 404);
+  await node.stop();
+});
+
+Deno.test("the /v1/kv routes answer 500 internal on a node that runs another state machine", async (t) => {
+  // A counter: its results and answers are numbers, not the KV shapes.
+  let total = 0;
+  const counter: StateMachine = {
+    apply: () => ++total,
+    query: () => total,
+    snapshot: () => new Uint8Array(),
+    restore: () => {},
+  };
+  const requests: { name: string; method: string; path: string; body?: string }[] = [
+    { name: "a write", method: "PUT", path: "/v1/kv/a", body: JSON.stringify({ value: 1 }) },
+    { name: "a get", method: "GET", path: "/v1/kv/a" },
+    { name: "a list", method: "GET", path: "/v1/kv" },
+  ];
+  const node = await soloNode([], counter);
+  const app = createApp(node);
+  const logged: unknown[][] = [];
+  const consoleError = console.error;
+  console.error = (...args: unknown[]) => logged.push(args);
+  try {
+    for (const request of requests) {
+      await t.step(request.name, async () => {
+        logged.length = 0;
+        const res = await app.request(request.path, request);
+        strictEqual(res.status, 500);
+        deepStrictEqual(await res.json(), {
+          error: { code: "internal", message: "Internal error" },
+        });
+        strictEqual(logged.length, 1);
+        const error = logged[0]!.at(-1);
+        ok(error instanceof Error && error.name === "AssertionError", String(error));
+        ok(/need a node that runs the key-value state machine/.test(error.message), error.message);
+      });
+    }
+  } finally {
+    console.error = consoleError;
+    await node.stop();
+  }
+});
