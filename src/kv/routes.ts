@@ -55,7 +55,8 @@ import type {
  * @example A write and a read
  * ```ts
  * import { strictEqual } from "node:assert/strict";
- * import { createNode, kvStateMachine, MemoryNetwork } from "../../mod.ts";
+ * import { createNode, kvStateMachine } from "../../mod.ts";
+ * import { MemoryNetwork } from "../testing.ts";
  * import { kvRoutes } from "./routes.ts";
  *
  * const node = await createNode({ id: "n1", stateMachine: kvStateMachine(), transport: new MemoryNetwork().transport() });
