@@ -1,6 +1,8 @@
 /**
- * Tests of the command-line node: its flag parser in process, then the
- * real program (`deno run -A src/cli.ts`) on loopback.
+ * Tests of the command-line program (`src/cli/main.ts` behind
+ * `src/cli.ts`): the real process (`deno run -A src/cli.ts`) on loopback,
+ * its exit codes, its stderr lines, and its flags on Bun and Node, whose
+ * `node:util` parses them too.
  *
  * @module
  */
@@ -9,7 +11,7 @@ import { deepStrictEqual as assertEquals, match, ok, strictEqual } from "node:as
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type CliOptions, HELP, parseArgs, UsageError } from "../src/cli.ts";
+import { HELP } from "../../src/cli.ts";
 import {
   type CliNode,
   closeAll,
@@ -18,199 +20,8 @@ import {
   startNode,
   TLS_FILES,
   waitFor,
-} from "./process/harness.ts";
-
-// ----------------------------------------------------------------- parser
-
-Deno.test("parseArgs() applies the defaults of API.md section 1", () => {
-  const got = parseArgs(["--id", "n1"], {});
-  assertEquals(
-    got,
-    {
-      id: "n1",
-      port: 6969,
-      host: "0.0.0.0",
-      advertise: null,
-      data: "./watercraft-data/n1",
-      storage: "file",
-      join: [],
-      readOnly: false,
-      idGiven: true,
-      forceNewCluster: false,
-      secret: null,
-      clientToken: null,
-      tlsCert: null,
-      tlsKey: null,
-      ca: null,
-      heartbeatMs: 50,
-      electionMs: 500,
-    } satisfies CliOptions,
-  );
-});
-
-Deno.test("parseArgs() picks a random valid id when none is given", () => {
-  const a = parseArgs([], {});
-  const b = parseArgs([], {});
-  ok(a !== "help" && b !== "help");
-  match(a.id, /^[A-Za-z0-9._-]{1,64}$/);
-  ok(a.id !== b.id, "two random ids are equal");
-  strictEqual(a.data, `./watercraft-data/${a.id}`);
-});
-
-Deno.test("parseArgs() reads every flag", async (t) => {
-  const rows: {
-    name: string;
-    args: string[];
-    env?: Record<string, string>;
-    want: Partial<CliOptions>;
-  }[] = [
-    {
-      name: "--flag=value form",
-      args: ["--port=7000", "--host=127.0.0.1"],
-      want: { port: 7000, host: "127.0.0.1" },
-    },
-    { name: "port 0 picks a free port", args: ["--port", "0"], want: { port: 0 } },
-    {
-      name: "advertise loses its trailing slash",
-      args: ["--advertise", "http://a.example:7000/"],
-      want: { advertise: "http://a.example:7000" },
-    },
-    {
-      name: "join takes a comma list and may repeat",
-      args: ["--join", "http://a:1,http://b:2/", "--join=https://c:3"],
-      want: { join: ["http://a:1", "http://b:2", "https://c:3"] },
-    },
-    {
-      name: "read-only with join",
-      args: ["--join", "http://a:1", "--read-only"],
-      want: { readOnly: true, join: ["http://a:1"] },
-    },
-    { name: "data dir", args: ["--id", "x", "--data", "/tmp/d"], want: { data: "/tmp/d" } },
-    { name: "storage memory", args: ["--storage", "memory"], want: { storage: "memory" } },
-    {
-      name: "storage file parses (start refuses it)",
-      args: ["--storage", "file"],
-      want: { storage: "file" },
-    },
-    {
-      name: "secrets from flags win over the environment",
-      args: ["--secret", "s1", "--client-token", "t1"],
-      env: { WATERCRAFT_SECRET: "s2", WATERCRAFT_CLIENT_TOKEN: "t2" },
-      want: { secret: "s1", clientToken: "t1" },
-    },
-    {
-      name: "secrets from the environment",
-      args: [],
-      env: { WATERCRAFT_SECRET: "s2", WATERCRAFT_CLIENT_TOKEN: "t2" },
-      want: { secret: "s2", clientToken: "t2" },
-    },
-    {
-      name: "an empty environment variable is unset",
-      args: [],
-      env: { WATERCRAFT_SECRET: "" },
-      want: { secret: null },
-    },
-    {
-      name: "a value starting with -- uses the = form",
-      args: ["--secret=--odd"],
-      want: { secret: "--odd" },
-    },
-    {
-      name: "tls files and ca",
-      args: ["--tls-cert", "c.pem", "--tls-key", "k.pem", "--ca", "ca.pem"],
-      want: { tlsCert: "c.pem", tlsKey: "k.pem", ca: "ca.pem" },
-    },
-    {
-      name: "timings",
-      args: ["--heartbeat-ms", "20", "--election-ms", "300"],
-      want: { heartbeatMs: 20, electionMs: 300 },
-    },
-  ];
-  for (const row of rows) {
-    await t.step(row.name, () => {
-      const got = parseArgs(row.args, row.env ?? {});
-      ok(got !== "help");
-      for (const [key, value] of Object.entries(row.want)) {
-        assertEquals(got[key as keyof CliOptions], value, key);
-      }
-    });
-  }
-});
-
-Deno.test("parseArgs() returns help for --help and -h", () => {
-  strictEqual(parseArgs(["--help"], {}), "help");
-  strictEqual(parseArgs(["--port", "1", "-h"], {}), "help");
-});
-
-/** Bad flags: each must fail with a message that names the problem. */
-const BAD_FLAGS: { name: string; args: string[]; want: RegExp }[] = [
-  { name: "unknown flag", args: ["--nope"], want: /Unknown flag --nope/ },
-  { name: "positional argument", args: ["serve"], want: /Unexpected argument "serve"/ },
-  { name: "missing value at the end", args: ["--port"], want: /--port needs a value/ },
-  {
-    name: "missing value before a flag",
-    args: ["--id", "--port", "1"],
-    want: /--id needs a value/,
-  },
-  { name: "non-numeric port", args: ["--port", "http"], want: /--port must be a whole number/ },
-  { name: "port out of range", args: ["--port", "70000"], want: /--port must be a whole number/ },
-  { name: "negative port", args: ["--port=-1"], want: /--port must be a whole number/ },
-  { name: "id with a space", args: ["--id", "a b"], want: /--id must match/ },
-  { name: "id too long", args: ["--id", "x".repeat(65)], want: /--id must match/ },
-  { name: "flag given twice", args: ["--port", "1", "--port", "2"], want: /--port is given twice/ },
-  { name: "switch with a value", args: ["--read-only=yes"], want: /--read-only takes no value/ },
-  {
-    name: "unknown storage",
-    args: ["--storage", "disk"],
-    want: /--storage must be memory, file or kv/,
-  },
-  {
-    name: "advertise not a URL",
-    args: ["--advertise", "node1:6969"],
-    want: /--advertise must be an http/,
-  },
-  { name: "join not http", args: ["--join", "ftp://a"], want: /--join must be an http/ },
-  { name: "read-only without join", args: ["--read-only"], want: /--read-only needs --join/ },
-  {
-    name: "tls-cert without tls-key",
-    args: ["--tls-cert", "c.pem"],
-    want: /--tls-cert and --tls-key go together/,
-  },
-  { name: "empty secret", args: ["--secret="], want: /--secret must not be empty/ },
-  {
-    name: "zero heartbeat",
-    args: ["--heartbeat-ms", "0"],
-    want: /--heartbeat-ms must be a whole number/,
-  },
-  {
-    name: "election below two heartbeats",
-    args: ["--heartbeat-ms", "100", "--election-ms", "150"],
-    want: /--election-ms \(150\) must be at least twice --heartbeat-ms \(100\)/,
-  },
-  {
-    name: "https advertise without tls",
-    args: ["--advertise", "https://a:1"],
-    want: /HTTPS needs --tls-cert and --tls-key/,
-  },
-];
-
-Deno.test("parseArgs() refuses bad flags with a one-line UsageError", async (t) => {
-  for (const row of BAD_FLAGS) {
-    await t.step(row.name, () => {
-      let thrown: unknown = null;
-      try {
-        parseArgs(row.args, {});
-      } catch (error) {
-        thrown = error;
-      }
-      ok(thrown instanceof UsageError, `no UsageError for ${row.args.join(" ")}`);
-      match(thrown.message, row.want);
-      ok(!thrown.message.includes("\n"), "the message spans several lines");
-    });
-  }
-});
-
-// ----------------------------------------------------------------- program
+} from "../process/harness.ts";
+import { ensureTools } from "../process/tools.ts";
 
 Deno.test("cli exits 2 with one stderr line on bad flags and unusable files", async (t) => {
   const dir = mkdtempSync(join(tmpdir(), "watercraft-cli-"));
@@ -225,6 +36,20 @@ Deno.test("cli exits 2 with one stderr line on bad flags and unusable files", as
       { name: "missing value", args: ["--port"], want: /--port needs a value/ },
       { name: "non-numeric port", args: ["--port", "http"], want: /--port must be a whole number/ },
       { name: "bad id", args: ["--id", "no/slash"], want: /--id must match/ },
+      // Where node:util's parseArgs alone would differ: it takes unknown
+      // flags, keeps the last of two values, and takes "--x" as a value.
+      { name: "unknown short flag", args: ["-x"], want: /^watercraft: Unexpected argument "-x"/ },
+      {
+        name: "flag given twice",
+        args: ["--port=1", "--port", "2"],
+        want: /^watercraft: Flag --port is given twice$/,
+      },
+      {
+        name: "a value starting with -- given apart",
+        args: ["--secret", "--odd"],
+        want: /^watercraft: Flag --secret needs a value$/,
+      },
+      { name: "option terminator", args: ["--", "x"], want: /Unexpected argument "--"/ },
       { name: "tls-cert without tls-key", args: ["--tls-cert", notPem], want: /go together/ },
       {
         name: "unreadable tls files",
@@ -270,6 +95,63 @@ Deno.test("cli exits 2 with one stderr line on bad flags and unusable files", as
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/** Flags that Bun's and Node's `node:util` must parse as Deno's does. */
+const RUNTIME_ROWS: { name: string; args: string[]; code: number; stderr: RegExp }[] = [
+  { name: "--help", args: ["--help"], code: 0, stderr: /^$/ },
+  {
+    name: "unknown flag",
+    args: ["--nope=1"],
+    code: 2,
+    stderr: /^watercraft: Unknown flag --nope /,
+  },
+  { name: "short flag", args: ["-hx"], code: 2, stderr: /Unexpected argument "-hx"/ },
+  { name: "positional", args: ["serve"], code: 2, stderr: /Unexpected argument "serve"/ },
+  { name: "missing value", args: ["--id", "--port", "1"], code: 2, stderr: /--id needs a value/ },
+  { name: "given twice", args: ["--id=a", "--id", "b"], code: 2, stderr: /--id is given twice/ },
+  {
+    name: "switch with a value",
+    args: ["--read-only=yes"],
+    code: 2,
+    stderr: /--read-only takes no value/,
+  },
+  {
+    name: "a value starting with a single - is a value",
+    args: ["--port", "-1"],
+    code: 2,
+    stderr: /--port must be a whole number from 0 to 65535, got "-1"/,
+  },
+];
+
+/** How many Bun or Node processes run at once. */
+const RUNTIME_RUNS_MAX = 4;
+
+Deno.test("cli on Bun and on Node parses flags as on Deno", async (t) => {
+  const launchers = await ensureTools();
+  const runs = (["bun", "node"] as const).flatMap((runtime) =>
+    RUNTIME_ROWS.map((row) => ({ runtime, row }))
+  );
+  // A few at a time: tsx compiles the source in every Node process.
+  const results: Awaited<ReturnType<typeof runCli>>[] = [];
+  for (let i = 0; i < runs.length; i += RUNTIME_RUNS_MAX) {
+    results.push(
+      ...await Promise.all(
+        runs.slice(i, i + RUNTIME_RUNS_MAX).map(({ runtime, row }) =>
+          runCli(["--host", "127.0.0.1", ...row.args], { runtime, launchers })
+        ),
+      ),
+    );
+  }
+  for (const [i, { runtime, row }] of runs.entries()) {
+    await t.step(`${runtime}: ${row.name}`, () => {
+      const { code, stdout, stderr } = results[i]!;
+      strictEqual(code, row.code, `exit code for ${row.args.join(" ")}; stderr: ${stderr}`);
+      match(stderr.trimEnd(), row.stderr);
+      ok(!stderr.trimEnd().includes("\n"), `stderr has several lines: ${stderr}`);
+      strictEqual(stdout, row.code === 0 ? HELP : "");
+    });
   }
 });
 
