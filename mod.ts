@@ -46,9 +46,14 @@ export {
   KvStateMachine,
   kvStateMachine,
 } from "./src/kv.ts";
-export { CorruptLogError, fileStorage, type FileStorageOptions } from "./src/storage/file.ts";
+export { fileStorage, type FileStorageOptions } from "./src/storage/file/storage.ts";
 export { memoryStorage } from "./src/storage/memory.ts";
-export type { PersistedState, Snapshot, Storage } from "./src/storage/storage.ts";
+export {
+  CorruptLogError,
+  type PersistedState,
+  type Snapshot,
+  type Storage,
+} from "./src/storage/storage.ts";
 export { MemoryNetwork, type MemoryNetworkOptions } from "./src/transport/memory.ts";
 export {
   type HttpPeerStats,

@@ -25,7 +25,7 @@ import { createApp } from "./http/app.ts";
 import { kvStateMachine } from "./kv.ts";
 import { createNode, type WaterCraftNode } from "./node.ts";
 import { type FetchHandler, serve, type Server } from "./serve.ts";
-import { fileStorage } from "./storage/file.ts";
+import { fileStorage } from "./storage/file/storage.ts";
 import { memoryStorage } from "./storage/memory.ts";
 import type { PersistedState, Storage } from "./storage/storage.ts";
 import { httpTransport, type PeerFailure } from "./transport/http.ts";
