@@ -43,9 +43,14 @@ export {
 } from "./src/node.ts";
 export { type AppOptions, createApp } from "./src/http/app.ts";
 export { CasFailedError, KvStateMachine, kvStateMachine } from "./src/kv/mod.ts";
-export { CorruptLogError, fileStorage, type FileStorageOptions } from "./src/storage/file.ts";
+export { fileStorage, type FileStorageOptions } from "./src/storage/file/storage.ts";
 export { memoryStorage } from "./src/storage/memory.ts";
-export type { PersistedState, Snapshot, Storage } from "./src/storage/storage.ts";
+export {
+  CorruptLogError,
+  type PersistedState,
+  type Snapshot,
+  type Storage,
+} from "./src/storage/storage.ts";
 export {
   type HttpPeerStats,
   type HttpTransport,

@@ -14,7 +14,7 @@
 import { open } from "node:fs/promises";
 import type { Entry } from "../src/core/entry.ts";
 import { denoKvStorage } from "../src/storage/deno_kv.ts";
-import { fileStorage } from "../src/storage/file.ts";
+import { fileStorage } from "../src/storage/file/storage.ts";
 import { memoryStorage } from "../src/storage/memory.ts";
 import type { Storage } from "../src/storage/storage.ts";
 

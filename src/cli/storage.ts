@@ -6,7 +6,7 @@
  * @module
  */
 
-import { fileStorage } from "../storage/file.ts";
+import { fileStorage } from "../storage/file/storage.ts";
 import { memoryStorage } from "../storage/memory.ts";
 import type { PersistedState, Storage } from "../storage/storage.ts";
 import { type CliOptions, oneLine, UsageError } from "./flags.ts";

@@ -46,13 +46,18 @@
  * SQLite database: a committed write survives the process crashing; whether
  * it survives power loss depends on the SQLite synchronisation Deno uses.
  *
+ * ## Damage
+ *
+ * `load` throws a {@linkcode CorruptLogError} naming the key when a key the
+ * marker covers is missing or the log does not hash-chain from the snapshot.
+ *
  * @module
  */
 
 import type { Configuration } from "../core/config.ts";
 import { chainFault, type Entry, type EntryKind, GENESIS_HASH } from "../core/entry.ts";
 import type { HardState } from "../core/raft.ts";
-import type { PersistedState, Snapshot, Storage } from "./storage.ts";
+import { CorruptLogError, type PersistedState, type Snapshot, type Storage } from "./storage.ts";
 
 /** Options of {@linkcode denoKvStorage}. */
 export interface DenoKvStorageOptions {
@@ -343,8 +348,10 @@ class DenoKvStorage implements Storage {
     const entries = last > snapIndex ? await this.#readEntries(snapIndex + 1, last) : [];
     const fault = chainFault(snapIndex, snapHash, entries);
     if (fault !== null) {
-      throw new Error(
-        `Cannot load the log under ${formatKey(this.#prefix)}: it does not chain from ${
+      throw new CorruptLogError(
+        formatKey(this.#prefix),
+        null,
+        `the log does not chain from ${
           snapIndex === 0 ? "the start" : `the snapshot at index ${snapIndex}`
         }: ${fault}`,
       );
@@ -370,21 +377,20 @@ class DenoKvStorage implements Storage {
       if (n === record.parts) break;
       const expected = [...this.#snapKey, record.gen, n];
       if (chunk.key.at(-1) !== n || !(chunk.value instanceof Uint8Array)) {
-        throw new Error(`Cannot load snapshot chunk ${formatKey(expected)}: it is missing`);
+        throw new CorruptLogError(formatKey(expected), null, "the snapshot chunk is missing");
       }
       if (at + chunk.value.length > data.length) {
-        throw new Error(`Cannot load snapshot chunk ${formatKey(expected)}: it is too long`);
+        throw new CorruptLogError(formatKey(expected), null, "the snapshot chunk is too long");
       }
       data.set(chunk.value, at);
       at += chunk.value.length;
       n++;
     }
     if (n !== record.parts || at !== record.bytes) {
-      throw new Error(
-        `Cannot load the snapshot at ${
-          formatKey(this.#snapKey)
-        }: found ${n} chunks and ${at} bytes, ` +
-          `expected ${record.parts} and ${record.bytes}`,
+      throw new CorruptLogError(
+        formatKey(this.#snapKey),
+        null,
+        `the snapshot has ${n} chunks and ${at} bytes, not ${record.parts} and ${record.bytes}`,
       );
     }
     const { index, term, hash, config } = record;
@@ -410,11 +416,7 @@ class DenoKvStorage implements Storage {
       if (item.key.length === headLength) {
         finish();
         const expected = first + entries.length;
-        if (index !== expected) {
-          throw new Error(
-            `Cannot load entry ${formatKey([...this.#prefix, "log", expected])}: it is missing`,
-          );
-        }
+        if (index !== expected) throw this.#missingEntry(expected);
         head = { index, record: item.value as EntryRecord, parts: [] };
       } else if (head !== null && head.index === index) {
         // Sub-keys past `parts` are left by a larger entry this one replaced.
@@ -425,14 +427,14 @@ class DenoKvStorage implements Storage {
       }
     }
     finish();
-    if (entries.length !== last - first + 1) {
-      throw new Error(
-        `Cannot load entry ${
-          formatKey([...this.#prefix, "log", first + entries.length])
-        }: it is missing`,
-      );
-    }
+    if (entries.length !== last - first + 1) throw this.#missingEntry(first + entries.length);
     return entries;
+  }
+
+  /** The error for a hole in the log: the marker covers `index`, yet its key is gone. */
+  #missingEntry(index: number): CorruptLogError {
+    const key = formatKey([...this.#prefix, "log", index]);
+    return new CorruptLogError(key, null, "the entry is missing");
   }
 
   #assemble(index: number, record: EntryRecord, parts: readonly Uint8Array[]): Entry {
@@ -440,7 +442,7 @@ class DenoKvStorage implements Storage {
     if (record.parts > 0) {
       if (parts.length !== record.parts) {
         const key = [...this.#prefix, "log", index, parts.length + 1];
-        throw new Error(`Cannot load entry chunk ${formatKey(key)}: it is missing`);
+        throw new CorruptLogError(formatKey(key), null, "the entry chunk is missing");
       }
       data = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
       let at = 0;

@@ -41,8 +41,9 @@ export interface PersistedState {
  * - Calls are not concurrent: the node awaits each before the next.
  * - A rejected promise leaves the node unable to continue safely: the node
  *   stops. An adapter must not report success for a write it is unsure of.
- * - `load` fails loudly (naming the file/key and offset) on corruption other
- *   than a torn tail, rather than return a log with a hole.
+ * - `load` fails loudly with a {@linkcode CorruptLogError} (naming the
+ *   file/key and offset) on corruption other than a torn tail, rather than
+ *   return a log with a hole.
  */
 export interface Storage {
   /** Reads the recovered state. Called once, before any write. */
@@ -62,4 +63,47 @@ export interface Storage {
   saveSnapshot(snapshot: Snapshot): Promise<void>;
   /** Releases the storage (files, locks, handles). */
   close(): Promise<void>;
+}
+
+/**
+ * Thrown by `load` when the stored state is damaged in a way a crash cannot
+ * explain (a bad record before the tail, a missing segment or key, a broken
+ * hash chain). The node must not start: repair or restore the storage, or
+ * wipe it and let the node catch up from its peers.
+ *
+ * @example Telling damage from other failures
+ * ```ts
+ * import { ok } from "node:assert/strict";
+ * import { CorruptLogError } from "./storage.ts";
+ *
+ * const error: unknown = new CorruptLogError("log-0000000000000001.wal", 12, "bad checksum");
+ * ok(error instanceof CorruptLogError && error.offset === 12);
+ * ```
+ */
+export class CorruptLogError extends Error {
+  /**
+   * The damaged file or KV key (or the directory or key prefix, for a missing
+   * segment or a broken chain).
+   */
+  readonly path: string;
+  /** Byte offset of the bad record in `path`, or null when no one record is at fault. */
+  readonly offset: number | null;
+
+  /**
+   * Creates the error.
+   *
+   * @param path The file, directory or KV key at fault.
+   * @param offset The byte offset of the bad record, or null.
+   * @param reason What is wrong.
+   */
+  constructor(path: string, offset: number | null, reason: string) {
+    super(
+      offset === null
+        ? `Cannot load ${path}: ${reason}`
+        : `Cannot load ${path}: bad record at offset ${offset}: ${reason}`,
+    );
+    this.name = "CorruptLogError";
+    this.path = path;
+    this.offset = offset;
+  }
 }

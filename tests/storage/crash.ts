@@ -17,14 +17,11 @@
 import { deepStrictEqual, ok, rejects, strictEqual } from "node:assert/strict";
 import { createEntry, type Entry, GENESIS_HASH } from "../../src/core/entry.ts";
 import type { HardState } from "../../src/core/raft.ts";
-import {
-  CorruptLogError,
-  fileStorage,
-  RECORD_HEADER_BYTES,
-  SNAPSHOT_FILE,
-} from "../../src/storage/file.ts";
+import { RECORD_HEADER_BYTES } from "../../src/storage/file/records.ts";
+import { SNAPSHOT_FILE } from "../../src/storage/file/segments.ts";
+import { fileStorage } from "../../src/storage/file/storage.ts";
 import { memoryStorage } from "../../src/storage/memory.ts";
-import type { PersistedState } from "../../src/storage/storage.ts";
+import { CorruptLogError, type PersistedState } from "../../src/storage/storage.ts";
 import { assertSameState } from "./conformance.ts";
 
 /** A seeded PRNG (mulberry32): one seed decides the whole scenario. */

@@ -2,7 +2,7 @@
  * Tests for `denoKvStorage` (src/storage/deno_kv.ts): the conformance suite on
  * an in-memory KV and on a KV file reopened from disk, then what is specific to
  * KV: prefixes, batches larger than one atomic commit, leftovers beyond the
- * marker, and two writers on one prefix.
+ * marker, two writers on one prefix, and damage reported as `CorruptLogError`.
  *
  * @module
  */
@@ -10,7 +10,7 @@
 import { deepStrictEqual, ok, rejects, strictEqual } from "node:assert/strict";
 import { createEntry, type Entry, GENESIS_HASH } from "../../src/core/entry.ts";
 import { denoKvStorage } from "../../src/storage/deno_kv.ts";
-import type { Storage } from "../../src/storage/storage.ts";
+import { CorruptLogError, type Storage } from "../../src/storage/storage.ts";
 import { runStorageConformance } from "./conformance.ts";
 
 runStorageConformance("denoKvStorage in memory", async () => {
@@ -254,4 +254,58 @@ Deno.test("denoKvStorage() saveSnapshot() is all or nothing after a crash at any
     });
   }
   ok(completed, "the snapshot never completed");
+});
+
+Deno.test("denoKvStorage() load() throws CorruptLogError naming the key on damage", async (t) => {
+  const log = entries(5, 10);
+  const rows: { name: string; damage: (kv: Deno.Kv) => Promise<unknown>; path: string }[] = [
+    {
+      name: "an entry whose data changed breaks the hash chain",
+      damage: async (kv) => {
+        const stored = await kv.get<Record<string, unknown>>(["p", "log", 3]);
+        await kv.set(["p", "log", 3], { ...stored.value, data: new Uint8Array([1, 2, 3]) });
+      },
+      path: '["p"]',
+    },
+    {
+      name: "an entry the marker covers is missing",
+      damage: (kv) => kv.delete(["p", "log", 3]),
+      path: '["p", "log", 3]',
+    },
+    {
+      name: "the last entry the marker covers is missing",
+      damage: (kv) => kv.delete(["p", "log", 5]),
+      path: '["p", "log", 5]',
+    },
+    {
+      name: "a chunk of a large entry is missing",
+      damage: (kv) => kv.delete(["p", "log", 6, 1]),
+      path: '["p", "log", 6, 1]',
+    },
+    {
+      name: "a snapshot chunk is missing",
+      damage: (kv) => kv.delete(["p", "snap", 1, 0]),
+      path: '["p", "snap", 1, 0]',
+    },
+  ];
+  for (const row of rows) {
+    await t.step(row.name, () =>
+      withKv(async (kv) => {
+        const storage = denoKvStorage(kv, { prefix: ["p"] });
+        await storage.load();
+        await storage.save({ term: 1, vote: null, commit: 0 }, log);
+        await storage.save(null, entries(1, 100_000, log[4]));
+        await storage.saveSnapshot({
+          meta: { index: 1, term: 1, hash: log[0]!.hash, config: { members: [] } },
+          data: new Uint8Array(100_000).fill(3),
+        });
+        await row.damage(kv);
+        await rejects(denoKvStorage(kv, { prefix: ["p"] }).load(), (error: unknown) => {
+          ok(error instanceof CorruptLogError, `not a CorruptLogError: ${error}`);
+          strictEqual(error.path, row.path);
+          ok(error.message.includes(row.path), error.message);
+          return true;
+        });
+      }));
+  }
 });

@@ -1,5 +1,5 @@
 /**
- * Tests for `fileStorage` (src/storage/file.ts): the conformance suite with
+ * Tests for `fileStorage` (src/storage/file/storage.ts): the conformance suite with
  * default and tiny segments, the crash tests, the lock, segment rotation and
  * compaction, one fsync per save, and the hash-chain check on load.
  *
@@ -7,17 +7,12 @@
  */
 
 import { deepStrictEqual, ok, rejects, strictEqual } from "node:assert/strict";
-import { createEntry, type Entry, GENESIS_HASH } from "../../src/core/entry.ts";
-import {
-  CorruptLogError,
-  crc32c,
-  fileStorage,
-  type FileStorageOptions,
-  LOCK_FILE,
-} from "../../src/storage/file.ts";
-import type { Storage } from "../../src/storage/storage.ts";
-import { type OpenedStorage, runStorageConformance } from "./conformance.ts";
-import { runFileCrashTests } from "./crash.ts";
+import { createEntry, type Entry, GENESIS_HASH } from "../../../src/core/entry.ts";
+import { LOCK_FILE } from "../../../src/storage/file/lock.ts";
+import { fileStorage, type FileStorageOptions } from "../../../src/storage/file/storage.ts";
+import { CorruptLogError, type Storage } from "../../../src/storage/storage.ts";
+import { type OpenedStorage, runStorageConformance } from "../conformance.ts";
+import { runFileCrashTests } from "../crash.ts";
 
 /** Opens a file storage in a new temporary directory, with a crash that copies the directory. */
 async function openFile(segmentBytes?: number): Promise<OpenedStorage> {
@@ -92,18 +87,6 @@ async function segmentFiles(dir: string): Promise<string[]> {
 runStorageConformance("fileStorage", () => openFile());
 runStorageConformance("fileStorage with 4 KiB segments", () => openFile(4096));
 runFileCrashTests("fileStorage");
-
-Deno.test("crc32c() gives the CRC-32C check values", async (t) => {
-  const rows = [
-    { name: "empty", input: new Uint8Array(0), want: 0 },
-    { name: "123456789", input: new TextEncoder().encode("123456789"), want: 0xe3069283 },
-    { name: "32 zeros", input: new Uint8Array(32), want: 0x8a9136aa },
-    { name: "32 0xff", input: new Uint8Array(32).fill(0xff), want: 0x62a8ab43 },
-  ];
-  for (const row of rows) {
-    await t.step(row.name, () => strictEqual(crc32c(row.input), row.want));
-  }
-});
 
 Deno.test("fileStorage() refuses a directory another storage has open, until it closes", () =>
   withDir(async (dir) => {

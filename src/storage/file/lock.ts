@@ -1,0 +1,111 @@
+/**
+ * The pid lock that keeps two nodes off one file storage directory.
+ *
+ * `LOCK` is created with the exclusive `wx` flag and removed on release. A
+ * second open, from this process or another, fails while the owner runs. After
+ * a crash the file stays behind: it is stale when its pid is not running
+ * (`process.kill(pid, 0)` fails with `ESRCH`) or is this process's own pid
+ * while this process does not hold it (a restarted container is often pid 1
+ * again); a stale lock is taken over with a warning. If an unrelated process
+ * has since reused the pid, the directory looks locked: delete `LOCK` by hand
+ * once sure no node runs on it.
+ *
+ * @module
+ */
+
+import { type FileHandle, open, readFile, rm } from "node:fs/promises";
+import { join } from "node:path";
+import process from "node:process";
+
+/** Name of the lock file inside the directory. */
+export const LOCK_FILE = "LOCK";
+
+/**
+ * Directories this process holds the lock of: the pid in their `LOCK` is
+ * ours, so only this set tells a second open here from a stale lock.
+ */
+const heldLocks = new Set<string>();
+
+/**
+ * Takes the lock of `dir`, which must exist, taking over a stale one.
+ *
+ * @param dir The directory, as an absolute path (the key of the held set).
+ * @param warn Told when a stale lock is taken over.
+ * @returns When this process holds the lock.
+ * @throws {Error} When this process already holds it, or a running process does.
+ */
+export async function acquireLock(dir: string, warn: (message: string) => void): Promise<void> {
+  const path = join(dir, LOCK_FILE);
+  if (heldLocks.has(dir)) {
+    throw new Error(`Cannot open storage in ${dir}: this process already has it open`);
+  }
+  // Two attempts: the second follows the removal of a stale lock.
+  for (let attempt = 0; attempt < 2; attempt++) {
+    if (await tryCreateLock(path)) {
+      heldLocks.add(dir);
+      return;
+    }
+    const owner = await lockOwner(path);
+    if (owner !== null && owner !== process.pid && pidAlive(owner)) {
+      throw new Error(
+        `Cannot open storage in ${dir}: it is locked by running process ${owner} (${path})`,
+      );
+    }
+    warn(
+      `Taking over the stale lock ${path} of process ${owner ?? "unknown"}, which is not running`,
+    );
+    await rm(path, { force: true });
+  }
+  throw new Error(`Cannot open storage in ${dir}: another process keeps taking ${path}`);
+}
+
+/**
+ * Gives up the lock of `dir` if this process holds it; does nothing if not.
+ *
+ * @param dir The directory, as passed to {@linkcode acquireLock}.
+ * @returns When the lock file is gone.
+ */
+export async function releaseLock(dir: string): Promise<void> {
+  if (heldLocks.delete(dir)) await rm(join(dir, LOCK_FILE), { force: true });
+}
+
+async function tryCreateLock(path: string): Promise<boolean> {
+  let handle: FileHandle;
+  try {
+    handle = await open(path, "wx");
+  } catch (error) {
+    if (errorCode(error) === "EEXIST") return false;
+    throw error;
+  }
+  try {
+    await handle.writeFile(`${process.pid}\n`);
+  } finally {
+    await handle.close();
+  }
+  return true;
+}
+
+/** The pid in a lock file; null if unreadable (a crash between create and write). */
+async function lockOwner(path: string): Promise<number | null> {
+  try {
+    const pid = Number.parseInt(await readFile(path, "utf8"), 10);
+    return Number.isSafeInteger(pid) && pid > 0 ? pid : null;
+  } catch (error) {
+    if (errorCode(error) === "ENOENT") return null;
+    throw error;
+  }
+}
+
+function errorCode(error: unknown): string | undefined {
+  return (error as { code?: string } | null)?.code;
+}
+
+/** Whether process `pid` runs (EPERM: it exists but belongs to someone else). */
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return errorCode(error) === "EPERM";
+  }
+}

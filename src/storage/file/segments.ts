@@ -1,0 +1,171 @@
+/**
+ * The files of a file storage's directory and the few operations every part
+ * of the storage performs on them: naming, writing all of a buffer, reading
+ * a whole file, and fsyncing a file or the directory.
+ *
+ * A directory holds:
+ *
+ * - `log-<seq>.wal`, where `<seq>` is a 16-digit decimal counting up from 1:
+ *   the log segments. Sequence numbers of the segments present are
+ *   consecutive; the highest is the active segment, the only one appended to.
+ * - `snapshot.bin`: the latest snapshot, one record. It is written as
+ *   `snapshot.bin.tmp`, fsynced, renamed into place and the directory fsynced,
+ *   so it is either the old or the new snapshot, never a mix. A leftover
+ *   `.tmp` file is deleted on load.
+ * - `LOCK`: the decimal pid of the process that has the directory open.
+ *
+ * @module
+ */
+
+import { type FileHandle, open, readFile } from "node:fs/promises";
+import process from "node:process";
+import { CorruptLogError } from "../storage.ts";
+
+/** Name of the snapshot file inside the directory. */
+export const SNAPSHOT_FILE = "snapshot.bin";
+/** Name under which the next snapshot is written before it is renamed into place. */
+export const SNAPSHOT_TMP_FILE = `${SNAPSHOT_FILE}.tmp`;
+
+const SEGMENT_NAME = /^log-(\d{16})\.wal$/;
+
+/** One segment as the storage tracks it. */
+export interface Segment {
+  /** Its sequence number, as in its file name. */
+  readonly seq: number;
+  /** Absolute path of its file. */
+  readonly path: string;
+  /** Bytes of intact records: where the next append goes. */
+  bytes: number;
+  /** Highest entry index any batch in it wrote (0: none), to know when it may be deleted. */
+  maxIndex: number;
+  /** Whether it holds a batch yet (a segment never rotates before its first batch). */
+  hasBatch: boolean;
+}
+
+/** The directory and the storage's resolved options, shared by its parts. */
+export interface Settings {
+  /** Absolute path of the directory. */
+  readonly dir: string;
+  /** Size past which the next save starts a new segment. */
+  readonly segmentBytes: number;
+  /** Receives warnings about recoverable surprises. */
+  readonly warn: (message: string) => void;
+  /** Told the path of every file or directory after it is fsynced. */
+  readonly synced: (path: string) => void;
+}
+
+/**
+ * Names the file of segment `seq`; the zero padding makes names sort as
+ * numbers do.
+ *
+ * @param seq The sequence number, from 1.
+ * @returns The file name, without a directory.
+ */
+export function segmentName(seq: number): string {
+  return `log-${String(seq).padStart(16, "0")}.wal`;
+}
+
+/**
+ * Finds the segment files among a directory's names and checks that they
+ * are consecutive: a gap means a segment was lost.
+ *
+ * @param dir The directory, named in the error.
+ * @param names The names of its files.
+ * @returns Their sequence numbers, ascending.
+ * @throws {CorruptLogError} When a segment is missing.
+ */
+export function segmentSeqs(dir: string, names: readonly string[]): number[] {
+  const seqs = names
+    .map((name) => SEGMENT_NAME.exec(name)?.[1])
+    .filter((seq) => seq !== undefined)
+    .map(Number)
+    .sort((a, b) => a - b);
+  for (let i = 1; i < seqs.length; i++) {
+    if (seqs[i] !== seqs[i - 1]! + 1) {
+      throw new CorruptLogError(dir, null, `segment ${segmentName(seqs[i - 1]! + 1)} is missing`);
+    }
+  }
+  return seqs;
+}
+
+/**
+ * Writes all of `bytes` at `position`: one `write` may take fewer bytes.
+ *
+ * @param handle The open file.
+ * @param bytes What to write.
+ * @param options `position`, the file offset of the first byte (default 0).
+ * @returns When every byte is written (not yet synced).
+ * @throws {Error} When the file takes no bytes, or the write fails.
+ */
+export async function writeAll(
+  handle: FileHandle,
+  bytes: Uint8Array,
+  options: { readonly position?: number } = {},
+): Promise<void> {
+  const position = options.position ?? 0;
+  let done = 0;
+  while (done < bytes.length) {
+    const { bytesWritten } = await handle.write(bytes, done, bytes.length - done, position + done);
+    if (bytesWritten <= 0) throw new Error(`Cannot write: the file took ${bytesWritten} bytes`);
+    done += bytesWritten;
+  }
+}
+
+/**
+ * Reads a whole file.
+ *
+ * @param path The file.
+ * @returns Its bytes, as a plain `Uint8Array` (not a Node `Buffer`).
+ */
+export async function readBytes(path: string): Promise<Uint8Array> {
+  const buffer = await readFile(path);
+  return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+}
+
+/** A file to fsync. */
+export interface SyncTarget {
+  /** The open file. */
+  readonly handle: FileHandle;
+  /** Its path, for `Settings.synced`. */
+  readonly path: string;
+  /**
+   * Whether `fdatasync` is enough: it skips metadata such as timestamps yet
+   * still syncs the size an append changed. Default false (`fsync`).
+   */
+  readonly dataOnly?: boolean;
+}
+
+/**
+ * Fsyncs a file and tells `settings.synced`.
+ *
+ * @param settings Where to report the sync.
+ * @param target The file, its path, and whether `fdatasync` is enough.
+ * @returns When the file is durable.
+ */
+export async function syncFile(settings: Settings, target: SyncTarget): Promise<void> {
+  if (target.dataOnly === true) await target.handle.datasync();
+  else await target.handle.sync();
+  settings.synced(target.path);
+}
+
+/**
+ * Makes creations, renames and deletions in the directory durable.
+ *
+ * @param settings The directory, and where to report the sync.
+ * @returns When the directory's entries are durable.
+ */
+export async function syncDir(settings: Settings): Promise<void> {
+  let handle: FileHandle;
+  try {
+    handle = await open(settings.dir, "r");
+  } catch (error) {
+    // Windows cannot open a directory; its file system orders metadata itself.
+    if (process.platform === "win32") return;
+    throw error;
+  }
+  try {
+    await syncFile(settings, { handle, path: settings.dir });
+  } finally {
+    await handle.close();
+  }
+}

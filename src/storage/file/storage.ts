@@ -1,0 +1,375 @@
+/**
+ * Storage in a directory of files: an append-only, segmented, checksummed
+ * log plus one snapshot file, written with `node:fs/promises` only so that the
+ * same code runs on Deno, Bun and Node.
+ *
+ * This file holds the adapter and its write path. The directory's files are
+ * described in `segments.ts`, the record format in `records.ts`, recovery in
+ * `replay.ts` and the pid lock in `lock.ts`.
+ *
+ * ## Durability
+ *
+ * One `save` is one record and one `fdatasync` of the active segment (group
+ * commit): when it resolves, the whole batch is on disk; a crash before that
+ * leaves at most a torn final record, which load discards, so a batch is all
+ * or nothing. When a save starts a new segment (the active one reached
+ * `segmentBytes`), the segment's header and the batch go out in one write,
+ * followed by an fsync of the file and one of the directory, since a new
+ * file's name is only durable once its directory is. `saveSnapshot` fsyncs the
+ * snapshot file and the directory, then deletes the oldest segments that hold
+ * only entries at or below the snapshot (oldest first, with a directory fsync
+ * after each, so that what survives a crash is always a run of consecutive
+ * segments); when the entries do not continue the snapshot it starts a fresh
+ * segment and deletes all older ones.
+ *
+ * @module
+ */
+
+import { type FileHandle, mkdir, open, rename, unlink } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { type Entry, GENESIS_HASH } from "../../core/entry.ts";
+import type { HardState } from "../../core/raft.ts";
+import type { PersistedState, Snapshot, Storage } from "../storage.ts";
+import { acquireLock, releaseLock } from "./lock.ts";
+import { encodeBatch, encodeSegmentHeader, encodeSnapshot } from "./records.ts";
+import { replayDir } from "./replay.ts";
+import {
+  type Segment,
+  segmentName,
+  type Settings,
+  SNAPSHOT_FILE,
+  SNAPSHOT_TMP_FILE,
+  syncDir,
+  syncFile,
+  writeAll,
+} from "./segments.ts";
+
+/** Options of {@linkcode fileStorage}. */
+export interface FileStorageOptions {
+  /**
+   * A segment is closed, and the next save starts a new one, once appending
+   * would take it past this many bytes. A single batch larger than this gets a
+   * segment of its own. Default {@linkcode SEGMENT_BYTES_DEFAULT}.
+   */
+  readonly segmentBytes?: number;
+  /**
+   * Told about recoverable surprises: a torn tail discarded, a stale lock
+   * taken over. Default `console.warn`.
+   */
+  readonly onWarning?: (message: string) => void;
+  /**
+   * Called after every fsync with the path of the file or directory synced;
+   * for tests and metrics.
+   */
+  readonly onSync?: (path: string) => void;
+}
+
+/** Default segment size: 64 MiB. */
+export const SEGMENT_BYTES_DEFAULT: number = 64 * 1024 * 1024;
+
+/**
+ * Creates a storage in directory `dir` (created if missing): see the module
+ * doc for what is durable when, and `records.ts` for the format. Nothing is
+ * touched until the first call; `load` (or the first write) takes the lock
+ * and replays the log.
+ *
+ * @param dir The directory; one node per directory.
+ * @param options Segment size, warning and fsync hooks.
+ * @returns The storage.
+ * @throws {RangeError} When `segmentBytes` is not a positive integer.
+ *
+ * @example Save, close, reopen
+ * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * import { fileStorage } from "./storage.ts";
+ *
+ * const dir = await Deno.makeTempDir();
+ * const storage = fileStorage(dir);
+ * await storage.load();
+ * await storage.save({ term: 3, vote: "n2", commit: 0 }, []);
+ * await storage.close();
+ *
+ * const again = fileStorage(dir);
+ * strictEqual((await again.load()).hardState.vote, "n2");
+ * await again.close();
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export function fileStorage(dir: string, options: FileStorageOptions = {}): Storage {
+  const segmentBytes = options.segmentBytes ?? SEGMENT_BYTES_DEFAULT;
+  if (!Number.isSafeInteger(segmentBytes) || segmentBytes < 1) {
+    throw new RangeError(`segmentBytes must be a positive integer: ${segmentBytes}`);
+  }
+  return new FileStorage({
+    dir: resolve(dir),
+    segmentBytes,
+    warn: options.onWarning ?? ((message) => console.warn(message)),
+    synced: options.onSync ?? (() => {}),
+  });
+}
+
+/** The adapter: one call at a time, and no write after a failed one. */
+class FileStorage implements Storage {
+  readonly #dir: string;
+  readonly #settings: Settings;
+  #state: "new" | "locked" | "ready" | "closed" = "new";
+  #failure: unknown = null;
+  #busy = false;
+
+  #segments: Segment[] = [];
+  #active: FileHandle | null = null;
+  #hard: HardState = { term: 0, vote: null, commit: 0 };
+  #snapIndex = 0;
+  #snapHash = GENESIS_HASH;
+  /** Hashes of the entries `first..last`, to decide what a snapshot keeps. */
+  #hashes: string[] = [];
+
+  constructor(settings: Settings) {
+    this.#dir = settings.dir;
+    this.#settings = settings;
+  }
+
+  load(): Promise<PersistedState> {
+    return this.#exclusive("load", () => this.#open());
+  }
+
+  save(hardState: HardState | null, entries: readonly Entry[]): Promise<void> {
+    return this.#exclusive("save", async () => {
+      await this.#ready();
+      this.#checkWritable();
+      if (hardState === null && entries.length === 0) return;
+      this.#checkBatch(entries);
+      const record = encodeBatch(hardState, entries);
+      await this.#guard(() => this.#append(record, hardState, entries));
+    });
+  }
+
+  saveSnapshot(snapshot: Snapshot): Promise<void> {
+    return this.#exclusive("save a snapshot", async () => {
+      await this.#ready();
+      this.#checkWritable();
+      const { index } = snapshot.meta;
+      if (index < this.#snapIndex) {
+        throw new RangeError(
+          `Cannot save a snapshot at index ${index}: the storage holds one at ${this.#snapIndex}`,
+        );
+      }
+      const record = encodeSnapshot(snapshot);
+      await this.#guard(() => this.#installSnapshot(record, snapshot));
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.#state === "closed") return;
+    await this.#release("closed");
+  }
+
+  /** Closes the active segment and gives up the lock. */
+  async #release(next: "new" | "closed"): Promise<void> {
+    this.#state = next;
+    const active = this.#active;
+    this.#active = null;
+    await active?.close();
+    await releaseLock(this.#dir);
+  }
+
+  // ------------------------------------------------------------- plumbing
+
+  /** Runs one call at a time: the contract says calls never overlap, so overlap is a bug. */
+  async #exclusive<T>(action: string, fn: () => Promise<T>): Promise<T> {
+    if (this.#state === "closed") throw new Error(`Cannot ${action}: ${this.#dir} is closed`);
+    if (this.#busy) {
+      throw new Error(`Cannot ${action} while another call on ${this.#dir} is in progress`);
+    }
+    this.#busy = true;
+    try {
+      return await fn();
+    } finally {
+      this.#busy = false;
+    }
+  }
+
+  /** Takes the lock (if not yet held) and replays the files. */
+  async #open(): Promise<PersistedState> {
+    const fresh = this.#state === "new";
+    await this.#lock();
+    try {
+      const state = await this.#replay();
+      this.#state = "ready";
+      return state;
+    } catch (error) {
+      // A node that fails to start may be retried in this process: do not keep the lock.
+      if (fresh) await this.#release("new");
+      throw error;
+    }
+  }
+
+  /** Lets a write come before `load`, which the contract does not promise. */
+  async #ready(): Promise<void> {
+    if (this.#state !== "ready") await this.#open();
+  }
+
+  #checkWritable(): void {
+    if (this.#failure !== null) {
+      throw new Error(`Cannot write to ${this.#dir} after an earlier write failed`, {
+        cause: this.#failure,
+      });
+    }
+  }
+
+  /** A failed write leaves the files in an unknown state: refuse every later write. */
+  async #guard(write: () => Promise<void>): Promise<void> {
+    try {
+      await write();
+    } catch (error) {
+      this.#failure = error;
+      throw error;
+    }
+  }
+
+  /** Takes the lock unless this instance already holds it (a second `load`). */
+  async #lock(): Promise<void> {
+    if (this.#state !== "new") return;
+    await mkdir(this.#dir, { recursive: true });
+    await acquireLock(this.#dir, this.#settings.warn);
+    this.#state = "locked";
+  }
+
+  /** Replays the directory into this instance's view of the log; reopens the active segment. */
+  async #replay(): Promise<PersistedState> {
+    const active = this.#active;
+    this.#active = null;
+    await active?.close();
+    const { state, segments } = await replayDir(this.#settings);
+    this.#segments = segments;
+    this.#hard = state.hardState;
+    this.#snapIndex = state.snapshot?.meta.index ?? 0;
+    this.#snapHash = state.snapshot?.meta.hash ?? GENESIS_HASH;
+    this.#hashes = state.entries.map((e) => e.hash);
+    const last = segments.at(-1);
+    if (last !== undefined) this.#active = await open(last.path, "r+");
+    return state;
+  }
+
+  // ---------------------------------------------------------------- write
+
+  #first(): number {
+    return this.#snapIndex + 1;
+  }
+
+  #last(): number {
+    return this.#snapIndex + this.#hashes.length;
+  }
+
+  #checkBatch(entries: readonly Entry[]): void {
+    const head = entries[0];
+    if (head === undefined) return;
+    if (head.index < this.#first() || head.index > this.#last() + 1) {
+      throw new RangeError(
+        `Cannot save entry ${head.index}: the log holds ${this.#first()}..${this.#last()}`,
+      );
+    }
+    for (let i = 1; i < entries.length; i++) {
+      if (entries[i]!.index !== head.index + i) {
+        throw new RangeError(`Cannot save entries that are not consecutive at ${head.index + i}`);
+      }
+    }
+  }
+
+  async #append(
+    record: Uint8Array,
+    hard: HardState | null,
+    entries: readonly Entry[],
+  ): Promise<void> {
+    let segment = this.#segments.at(-1);
+    if (
+      segment === undefined || this.#active === null ||
+      (segment.hasBatch && segment.bytes + record.length > this.#settings.segmentBytes)
+    ) {
+      segment = await this.#rotate(record);
+    } else {
+      await writeAll(this.#active, record, { position: segment.bytes });
+      await syncFile(this.#settings, { handle: this.#active, path: segment.path, dataOnly: true });
+      segment.bytes += record.length;
+    }
+    segment.hasBatch = true;
+    const head = entries[0];
+    if (head !== undefined) {
+      this.#hashes.length = head.index - this.#first();
+      for (const e of entries) this.#hashes.push(e.hash);
+      segment.maxIndex = Math.max(segment.maxIndex, entries.at(-1)!.index);
+    }
+    if (hard !== null) this.#hard = hard;
+  }
+
+  /**
+   * Starts the next segment with its header (restating the hard state) and
+   * `record` in one write, then fsyncs it and the directory.
+   */
+  async #rotate(record: Uint8Array | null): Promise<Segment> {
+    const seq = (this.#segments.at(-1)?.seq ?? 0) + 1;
+    const path = join(this.#dir, segmentName(seq));
+    const header = encodeSegmentHeader(seq, this.#hard);
+    const bytes = new Uint8Array(header.length + (record?.length ?? 0));
+    bytes.set(header);
+    if (record !== null) bytes.set(record, header.length);
+    const handle = await open(path, "wx");
+    try {
+      await writeAll(handle, bytes);
+      await syncFile(this.#settings, { handle, path });
+      await syncDir(this.#settings);
+    } catch (error) {
+      await handle.close();
+      throw error;
+    }
+    const previous = this.#active;
+    this.#active = handle;
+    await previous?.close();
+    const segment: Segment = { seq, path, bytes: bytes.length, maxIndex: 0, hasBatch: false };
+    this.#segments.push(segment);
+    return segment;
+  }
+
+  async #installSnapshot(record: Uint8Array, snapshot: Snapshot): Promise<void> {
+    const { index, hash } = snapshot.meta;
+    const hashAt = index === this.#snapIndex ? this.#snapHash : this.#hashes[index - this.#first()];
+    const continues = hashAt === hash;
+    await this.#writeSnapshotFile(record);
+    this.#hashes = continues ? this.#hashes.slice(index - this.#snapIndex) : [];
+    this.#snapIndex = index;
+    this.#snapHash = hash;
+    // Only a prefix of segments may go: a later segment's truncation may
+    // depend on an earlier one's entries being there to cut.
+    let drop = 0;
+    if (continues) {
+      while (drop < this.#segments.length && this.#segments[drop]!.maxIndex <= index) drop++;
+    } else {
+      drop = this.#segments.length;
+    }
+    if (drop === 0) return;
+    // The active segment is among them: start a new one to carry the hard state.
+    if (drop === this.#segments.length) await this.#rotate(null);
+    for (const segment of this.#segments.slice(0, drop)) {
+      await unlink(segment.path);
+      await syncDir(this.#settings);
+    }
+    this.#segments = this.#segments.slice(drop);
+  }
+
+  /**
+   * Writes the snapshot to a temporary file, fsyncs it, renames it into place
+   * and fsyncs the directory, so that a crash leaves the old or the new one.
+   */
+  async #writeSnapshotFile(record: Uint8Array): Promise<void> {
+    const tmp = join(this.#dir, SNAPSHOT_TMP_FILE);
+    const handle = await open(tmp, "w");
+    try {
+      await writeAll(handle, record);
+      await syncFile(this.#settings, { handle, path: tmp });
+    } finally {
+      await handle.close();
+    }
+    await rename(tmp, join(this.#dir, SNAPSHOT_FILE));
+    await syncDir(this.#settings);
+  }
+}
