@@ -11,13 +11,17 @@
  *
  * @ignore
  */
-import { WaterCraftError } from "../errors.ts";
 import { type Context, Hono } from "hono";
+import { bearerAuth } from "hono/bearer-auth";
 import { bodyLimit } from "hono/body-limit";
+import { timingSafeEqual } from "hono/utils/buffer";
+import { WaterCraftError } from "../errors.ts";
+import { kvRoutes } from "../kv/routes.ts";
 import type { WaterCraftNode } from "../node.ts";
-import { errorResponse } from "./errors.ts";
 import { createRequestVerifier } from "../transport/http/auth.ts";
 import { peerRoutes } from "../transport/http/routes.ts";
+import { parseJson } from "../validation.ts";
+import { errorBody, errorResponse } from "./errors.ts";
 import {
   entryBody,
   entryId,
@@ -29,7 +33,6 @@ import {
   transferBody,
   waitQuery,
 } from "./schemas.ts";
-import { kvRoutes } from "../kv/routes.ts";
 
 /** Options of {@linkcode createApp}. */
 export interface AppOptions {
@@ -88,24 +91,20 @@ export function createApp(node: WaterCraftNode, options: AppOptions = {}): Hono 
       );
     },
   });
-  const token = options.clientToken;
-  const guard = async (
-    c: { req: { header(name: string): string | undefined } },
-    next: () => Promise<void>,
-  ) => {
-    if (
-      token !== undefined &&
-      !(await sameSecret(c.req.header("authorization") ?? "", `Bearer ${token}`))
-    ) {
-      throw new WaterCraftError(
-        "unauthorized",
-        "Missing or wrong client token (Authorization: Bearer ...)",
-      );
-    }
-    await next();
-  };
-  app.use("/v1/*", guard, limit);
-  app.use("/metrics", guard);
+  // Only the client routes take the token: peer routes carry the cluster's
+  // proof instead, and /healthz stays open for load balancers.
+  const guard = options.clientToken === undefined ? [] : [bearerAuth({
+    token: options.clientToken,
+    noAuthenticationHeader: {
+      message: errorBody("unauthorized", "Missing client token (Authorization: Bearer ...)"),
+    },
+    invalidAuthenticationHeader: {
+      message: errorBody("invalid_request", "Invalid header Authorization: must be Bearer <token>"),
+    },
+    invalidToken: { message: errorBody("unauthorized", "Wrong client token") },
+  })];
+  app.use("/v1/*", ...guard, limit);
+  if (guard.length > 0) app.use("/metrics", ...guard);
 
   app.get(
     "/metrics",
@@ -123,7 +122,7 @@ export function createApp(node: WaterCraftNode, options: AppOptions = {}): Hono 
   const proveSecret = async (c: Context, path: string, body: string): Promise<void> => {
     if (verifier === null) return;
     const given = c.req.header("x-watercraft-secret");
-    if (given !== undefined && await sameSecret(given, options.secret!)) return;
+    if (given !== undefined && await timingSafeEqual(given, options.secret!)) return;
     const result = await verifier.verifyRequest({
       method: c.req.method,
       path,
@@ -141,7 +140,7 @@ export function createApp(node: WaterCraftNode, options: AppOptions = {}): Hono 
   app.post("/v1/members", async (c) => {
     const text = await c.req.text();
     await proveSecret(c, "/v1/members", text);
-    const body = parse(memberBody, parseJsonText(text), "body");
+    const body = parse(memberBody, parseJson(text), "body");
     await node.addMember({ id: body.id, url: body.url, readOnly: body.readOnly ?? false });
     return c.json(node.members());
   });
@@ -187,26 +186,4 @@ export function createApp(node: WaterCraftNode, options: AppOptions = {}): Hono 
 
   if (options.kv !== false) app.route("/", kvRoutes(node));
   return app;
-}
-
-function parseJsonText(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw new WaterCraftError("invalid_request", "Invalid body: not valid JSON");
-  }
-}
-
-/** Compares two secrets in time independent of where they differ. */
-async function sameSecret(given: string, expected: string): Promise<boolean> {
-  const enc = new TextEncoder();
-  const [a, b] = await Promise.all([
-    crypto.subtle.digest("SHA-256", enc.encode(given)),
-    crypto.subtle.digest("SHA-256", enc.encode(expected)),
-  ]);
-  const x = new Uint8Array(a);
-  const y = new Uint8Array(b);
-  let diff = 0;
-  for (let i = 0; i < x.length; i++) diff |= x[i]! ^ y[i]!;
-  return diff === 0;
 }

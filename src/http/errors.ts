@@ -6,6 +6,7 @@
  */
 
 import type { Context } from "hono";
+import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { type ErrorCode, ReadOnlyError, UnavailableError, WaterCraftError } from "../errors.ts";
 
@@ -42,6 +43,9 @@ export interface ErrorBody {
  * @returns The JSON error response.
  */
 export function errorResponse(c: Context, error: unknown): Response {
+  // Hono's own middleware (bearer auth) answers with a ready response, built
+  // with errorBody() so it has this module's shape.
+  if (error instanceof HTTPException) return error.getResponse();
   if (error instanceof WaterCraftError) {
     const body: ErrorBody = {
       error: { ...error.details, code: error.code, message: error.message },
@@ -59,11 +63,12 @@ export function errorResponse(c: Context, error: unknown): Response {
 }
 
 /**
- * Creates an `invalid_request` error naming what is wrong.
+ * The JSON body of an error, for middleware that builds its own response.
  *
- * @param message Which field failed, and how.
- * @returns The error.
+ * @param code The stable code.
+ * @param message What went wrong.
+ * @returns The body, as in API.md section 2.
  */
-export function invalidRequest(message: string): WaterCraftError {
-  return new WaterCraftError("invalid_request", message);
+export function errorBody(code: ErrorCode, message: string): ErrorBody {
+  return { error: { code, message } };
 }

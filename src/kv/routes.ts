@@ -23,18 +23,10 @@
  * @ignore
  */
 import { type Context, Hono } from "hono";
+import { z } from "zod";
 import { assert } from "../core/assert.ts";
 import { WaterCraftError } from "../errors.ts";
-import {
-  casBody,
-  consistencyQuery,
-  idempotencyKey,
-  kvKey,
-  limitQuery,
-  parse,
-  parseBody,
-  putBody,
-} from "../http/schemas.ts";
+import { consistencyQuery, idempotencyKey, jsonValue, parse, parseBody } from "../http/schemas.ts";
 import type { WaterCraftNode } from "../node.ts";
 import type {
   KvGetAnswer,
@@ -43,6 +35,25 @@ import type {
   KvListQuery,
   KvResult,
 } from "./state_machine.ts";
+import { keyProblem } from "./index.ts";
+import { KV_LIST_LIMIT_DEFAULT, KV_LIST_LIMIT_MAX } from "./state_machine.ts";
+
+/** A key in a path: 1 to {@linkcode KV_KEY_BYTES_MAX} UTF-8 bytes, valid Unicode. */
+const kvKey = z.string().superRefine((key, ctx) => {
+  const problem = keyProblem(key, 1);
+  if (problem !== undefined) ctx.addIssue({ code: "custom", message: problem });
+});
+
+/** `?limit=` of `GET /v1/kv`. */
+const limitQuery = z.coerce.number().int().min(1).max(KV_LIST_LIMIT_MAX).default(
+  KV_LIST_LIMIT_DEFAULT,
+);
+
+/** `PUT /v1/kv/:key` body. */
+const putBody = z.object({ value: jsonValue }).strict();
+
+/** `POST /v1/kv/:key/cas` body. */
+const casBody = z.object({ expect: jsonValue, value: jsonValue }).strict();
 
 /**
  * Creates the key-value routes of a node. `createApp` mounts them unless

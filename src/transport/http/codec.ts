@@ -17,8 +17,8 @@
  * @module
  */
 
-import { WaterCraftError } from "../../errors.ts";
 import { z } from "zod";
+import { parseWith } from "../../validation.ts";
 import type { Entry } from "../../core/entry.ts";
 import { type Member, NODE_ID_PATTERN, NODE_ID_RULE } from "../../core/config.ts";
 import type { Message } from "../../core/messages.ts";
@@ -302,19 +302,6 @@ export const forwardedProposalSchema: z.ZodType<ForwardedProposal, unknown> = pr
 /** zod schema of the `POST /raft/forward` answer (see {@linkcode decodeForwardedAnswer}). */
 export const forwardedAnswerSchema: z.ZodType<ForwardedAnswer, unknown> = answerShape;
 
-/**
- * Parses `value` or throws `invalid_request` naming the first bad field.
- *
- * @throws {WaterCraftError} `invalid_request`.
- */
-function parseOrThrow<S extends z.ZodType>(schema: S, value: unknown, what: string): z.output<S> {
-  const result = schema.safeParse(value);
-  if (result.success) return result.data;
-  const issue = result.error.issues[0]!;
-  const where = issue.path.length > 0 ? `${what} field ${issue.path.map(String).join(".")}` : what;
-  throw new WaterCraftError("invalid_request", `Invalid ${where}: ${issue.message}`);
-}
-
 // ------------------------------------------------------------------ messages
 
 /** An entry as it travels: `data` in base64. */
@@ -382,7 +369,7 @@ export function encodeMessages(messages: readonly Message[]): string {
  * ```
  */
 export function decodeMessages(body: unknown): Message[] {
-  return parseOrThrow(batchShape, body, "body").messages;
+  return parseWith(batchShape, body, "body").messages;
 }
 
 // ------------------------------------------------------------------ forwarding
@@ -404,7 +391,7 @@ export function decodeMessages(body: unknown): Message[] {
  * ```
  */
 export function decodeForwardedProposal(body: unknown): ForwardedProposal {
-  const p = parseOrThrow(proposalShape, body, "body");
+  const p = parseWith(proposalShape, body, "body");
   return {
     command: p.command,
     wait: p.wait,
@@ -431,5 +418,5 @@ export function decodeForwardedProposal(body: unknown): ForwardedProposal {
  * ```
  */
 export function decodeForwardedAnswer(body: unknown): ForwardedAnswer {
-  return parseOrThrow(answerShape, body, "answer");
+  return parseWith(answerShape, body, "answer");
 }

@@ -30,6 +30,7 @@ import { Hono } from "hono";
 import type { Context } from "hono";
 import { isNodeId, NODE_ID_RULE } from "../../core/config.ts";
 import { WaterCraftError } from "../../errors.ts";
+import { parseJson } from "../../validation.ts";
 import {
   createRequestVerifier,
   FROM_HEADER,
@@ -200,19 +201,4 @@ async function readBody(c: Context, limit: number): Promise<Uint8Array> {
     at += chunk.length;
   }
   return body;
-}
-
-const utf8 = new TextDecoder("utf-8", { fatal: true });
-
-/**
- * Parses a JSON body.
- *
- * @throws {WaterCraftError} `invalid_request` when it is not UTF-8 JSON.
- */
-function parseJson(body: Uint8Array): unknown {
-  try {
-    return JSON.parse(utf8.decode(body));
-  } catch {
-    throw new WaterCraftError("invalid_request", "Invalid body: not valid UTF-8 JSON");
-  }
 }
