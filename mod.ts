@@ -40,7 +40,7 @@ export {
   type ProposeResult,
   type ReadOptions,
   WaterCraftNode,
-} from "./src/node.ts";
+} from "./src/node/node.ts";
 export { type AppOptions, createApp } from "./src/http/app.ts";
 export { CasFailedError, KvStateMachine, kvStateMachine } from "./src/kv/mod.ts";
 export { fileStorage, type FileStorageOptions } from "./src/storage/file/storage.ts";

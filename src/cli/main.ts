@@ -13,7 +13,7 @@ import process from "node:process";
 import { pathToFileURL } from "node:url";
 import { createApp } from "../http/app.ts";
 import { kvStateMachine } from "../kv/mod.ts";
-import { createNode, type WaterCraftNode } from "../node.ts";
+import { createNode, type WaterCraftNode } from "../node/node.ts";
 import { type FetchHandler, serve, type Server } from "../serve.ts";
 import { httpTransport, type PeerFailure } from "../transport/http/sender.ts";
 import {

@@ -17,7 +17,7 @@ import { bodyLimit } from "hono/body-limit";
 import { timingSafeEqual } from "hono/utils/buffer";
 import { WaterCraftError } from "../errors.ts";
 import { kvRoutes } from "../kv/routes.ts";
-import type { WaterCraftNode } from "../node.ts";
+import type { WaterCraftNode } from "../node/node.ts";
 import { createRequestVerifier } from "../transport/http/auth.ts";
 import { peerRoutes } from "../transport/http/routes.ts";
 import { parseJson } from "../validation.ts";

@@ -27,7 +27,7 @@ import { z } from "zod";
 import { assert } from "../core/assert.ts";
 import { WaterCraftError } from "../errors.ts";
 import { consistencyQuery, idempotencyKey, jsonValue, parse, parseBody } from "../http/schemas.ts";
-import type { WaterCraftNode } from "../node.ts";
+import type { WaterCraftNode } from "../node/node.ts";
 import type {
   KvGetAnswer,
   KvGetQuery,

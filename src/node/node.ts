@@ -13,12 +13,12 @@
  * @module
  */
 
-import { AssertionError } from "./core/assert.ts";
-import { type Configuration, decodeConfig, type Member } from "./core/config.ts";
-import type { Entry } from "./core/entry.ts";
-import { NotLeaderError, ProposalDroppedError } from "./core/errors.ts";
-import type { Message } from "./core/messages.ts";
-import { seededPrng } from "./core/prng.ts";
+import { AssertionError } from "../core/assert.ts";
+import { type Configuration, decodeConfig, type Member } from "../core/config.ts";
+import type { Entry } from "../core/entry.ts";
+import { NotLeaderError, ProposalDroppedError } from "../core/errors.ts";
+import type { Message } from "../core/messages.ts";
+import { seededPrng } from "../core/prng.ts";
 import {
   type HardState,
   type MembershipChange,
@@ -26,8 +26,8 @@ import {
   type ReadState,
   type Role,
   type SoftState,
-} from "./core/raft.ts";
-import { type Clock, systemClock, type TimerId } from "./clock.ts";
+} from "../core/raft.ts";
+import { type Clock, systemClock, type TimerId } from "../clock.ts";
 import {
   type ErrorCode,
   errorFromCode,
@@ -37,17 +37,17 @@ import {
   TimeoutError,
   UnavailableError,
   WaterCraftError,
-} from "./errors.ts";
+} from "../errors.ts";
 import { Histogram, type MetricFamily, renderMetrics } from "./metrics.ts";
-import type { EntryMeta, StateMachine } from "./state_machine.ts";
-import { memoryStorage } from "./storage/memory.ts";
-import type { PersistedState, Storage } from "./storage/storage.ts";
+import type { EntryMeta, StateMachine } from "../state_machine.ts";
+import { memoryStorage } from "../storage/memory.ts";
+import type { PersistedState, Storage } from "../storage/storage.ts";
 import type {
   ForwardedAnswer,
   ForwardedProposal,
   PeerHandler,
   Transport,
-} from "./transport/transport.ts";
+} from "../transport/transport.ts";
 
 /** Options of {@linkcode createNode}. */
 export interface NodeOptions {
@@ -282,8 +282,8 @@ const decoder = new TextDecoder();
  * @example A one-node cluster in memory
  * ```ts
  * import { strictEqual } from "node:assert/strict";
- * import { createNode, kvStateMachine } from "../mod.ts";
- * import { MemoryNetwork } from "./testing.ts";
+ * import { createNode, kvStateMachine } from "../../mod.ts";
+ * import { MemoryNetwork } from "../testing.ts";
  *
  * const node = await createNode({
  *   id: "n1",
