@@ -6,6 +6,8 @@
  * @module
  */
 
+import { SnapshotSender } from "./snapshot_transfer.ts";
+
 /**
  * `probe`: position unknown, one append in flight at a time.
  * `replicate`: position known, appends are pipelined up to the window.
@@ -19,8 +21,8 @@ export class Progress {
   match = 0;
   /** Next index to send. */
   next: number;
-  /** Flow-control state. */
-  state: ProgressState = "probe";
+  /** Flow-control state; changed only by the `becomeX()` methods. */
+  #state: ProgressState = "probe";
   /** In probe state: a probe is in flight, wait for its answer or a heartbeat. */
   probeSent = false;
   /** Heard from since the last CheckQuorum round. */
@@ -29,17 +31,11 @@ export class Progress {
   lastHeardTick = -1;
   /** Last commit index sent to this follower. */
   sentCommit = 0;
-  /** In snapshot state: the index of the snapshot being sent. */
-  pendingSnapshot = 0;
-  /** In snapshot state: bytes of it the follower acknowledged (where the next chunk starts). */
-  snapshotAcked = 0;
-  /** In snapshot state: a chunk is in flight. */
-  snapshotChunkSent = false;
-  /** In snapshot state: the leader tick the last chunk left at. */
-  snapshotSentTick = 0;
   /** Last index of each in-flight append, oldest first (replicate state). */
   readonly inflight: number[] = [];
   readonly #maxInflight: number;
+  /** The snapshot being sent: set exactly in snapshot state. */
+  #snapshot: SnapshotSender | null = null;
 
   /**
    * Creates the progress of a follower about to be probed.
@@ -52,57 +48,50 @@ export class Progress {
     this.#maxInflight = maxInflight;
   }
 
+  /** Flow-control state. */
+  get state(): ProgressState {
+    return this.#state;
+  }
+
+  /** In snapshot state, the snapshot on its way; null in the other states. */
+  get snapshot(): SnapshotSender | null {
+    return this.#snapshot;
+  }
+
   /** Whether the leader must hold further appends back. */
   isPaused(): boolean {
-    if (this.state === "snapshot") return this.snapshotChunkSent;
-    return this.state === "probe" ? this.probeSent : this.inflight.length >= this.#maxInflight;
-  }
-
-  /** Switches to sending the snapshot at `index`, from its first byte. */
-  becomeSnapshot(index: number): void {
-    this.state = "snapshot";
-    this.probeSent = false;
-    this.pendingSnapshot = index;
-    this.snapshotAcked = 0;
-    this.snapshotChunkSent = false;
-    this.inflight.length = 0;
-  }
-
-  /** Records a snapshot chunk sent at leader tick `tick`. */
-  sentSnapshotChunk(tick: number): void {
-    this.snapshotChunkSent = true;
-    this.snapshotSentTick = tick;
+    if (this.#state === "snapshot") return this.#snapshot!.inFlight;
+    return this.#state === "probe" ? this.probeSent : this.inflight.length >= this.#maxInflight;
   }
 
   /**
-   * Records that the follower holds the first `received` bytes of the
-   * snapshot at `index`.
+   * Switches to sending the snapshot at `index`, from its first byte.
    *
-   * @returns Whether the leader may send the next chunk.
+   * @param index The snapshot's index.
+   * @returns Its sender, also {@linkcode Progress.snapshot} from now on.
    */
-  maybeAckSnapshot(index: number, received: number): boolean {
-    if (this.state !== "snapshot" || index !== this.pendingSnapshot) return false;
-    // A smaller count is a stale answer (dropped: honouring it would start a
-    // second stream of chunks), except 0, which only a follower that lost its
-    // partial snapshot sends (it restarted, or a new transfer replaced it).
-    if (received < this.snapshotAcked && received !== 0) return false;
-    this.snapshotAcked = received;
-    this.snapshotChunkSent = false;
-    return true;
+  becomeSnapshot(index: number): SnapshotSender {
+    this.#state = "snapshot";
+    this.probeSent = false;
+    this.#snapshot = new SnapshotSender(index);
+    this.inflight.length = 0;
+    return this.#snapshot;
   }
 
   /** Switches to probing from just after the match index. */
   becomeProbe(): void {
-    this.state = "probe";
+    this.#state = "probe";
     this.probeSent = false;
+    this.#snapshot = null;
     this.next = this.match + 1;
     this.inflight.length = 0;
   }
 
   /** Switches to pipelined replication from just after the match index. */
   becomeReplicate(): void {
-    this.state = "replicate";
+    this.#state = "replicate";
     this.probeSent = false;
+    this.#snapshot = null;
     this.next = this.match + 1;
     this.inflight.length = 0;
   }
@@ -130,8 +119,8 @@ export class Progress {
    * @returns Whether the rejection was current (not a stale duplicate).
    */
   maybeDecrease(rejected: number, hint: number): boolean {
-    if (this.state === "snapshot") return false;
-    if (this.state === "replicate") {
+    if (this.#state === "snapshot") return false;
+    if (this.#state === "replicate") {
       // In replicate state only a rejection above the match index is news.
       if (rejected <= this.match) return false;
       this.next = this.match + 1;
@@ -150,7 +139,7 @@ export class Progress {
 
   /** Records an append sent with entries ending at `lastIndex`. */
   sentEntries(lastIndex: number): void {
-    if (this.state === "replicate") {
+    if (this.#state === "replicate") {
       this.next = lastIndex + 1;
       this.inflight.push(lastIndex);
     } else {

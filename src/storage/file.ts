@@ -97,7 +97,7 @@ import { join, resolve } from "node:path";
 import process from "node:process";
 import type { Configuration } from "../core/config.ts";
 import { chainFault, type Entry, entryHash, type EntryKind, GENESIS_HASH } from "../core/entry.ts";
-import type { HardState } from "../core/raft.ts";
+import type { HardState } from "../core/types.ts";
 import type { PersistedState, Snapshot, Storage } from "./storage.ts";
 
 /** Options of {@linkcode fileStorage}. */

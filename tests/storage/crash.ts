@@ -16,7 +16,7 @@
 
 import { deepStrictEqual, ok, rejects, strictEqual } from "node:assert/strict";
 import { createEntry, type Entry, GENESIS_HASH } from "../../src/core/entry.ts";
-import type { HardState } from "../../src/core/raft.ts";
+import type { HardState } from "../../src/core/types.ts";
 import {
   CorruptLogError,
   fileStorage,
