@@ -27,9 +27,9 @@ import type {
   VoteMessage,
   VoteResponseMessage,
 } from "./messages.ts";
-import { Progress } from "./progress.ts";
+import { type Progress, ProgressTracker } from "./progress.ts";
 import { type Prng, randomInt } from "./prng.ts";
-import { hasQuorum, quorumIndex, tallyVotes } from "./quorum.ts";
+import { tallyVotes } from "./quorum.ts";
 import { ReadIndexQueue, type ReadRequest } from "./read_only.ts";
 import { SnapshotReceiver } from "./snapshot_transfer.ts";
 import type {
@@ -101,7 +101,6 @@ export class Raft {
   readonly #heartbeatTicks: number;
   readonly #preVote: boolean;
   readonly #checkQuorum: boolean;
-  readonly #maxInflight: number;
   readonly #maxMsgBytes: number;
   readonly #maxApplyBytes: number;
   readonly #maxUncommittedBytes: number;
@@ -130,7 +129,7 @@ export class Raft {
   #randomizedElectionTimeout = 0;
   #timeMs = 0;
 
-  #progress = new Map<string, Progress>();
+  readonly #progress: ProgressTracker;
   /** Followers owed an append even if it carries nothing (a heartbeat saw them behind). */
   #wantsAppend = new Set<string>();
   #votes = new Map<string, boolean>();
@@ -158,7 +157,6 @@ export class Raft {
     this.#heartbeatTicks = options.heartbeatTicks ?? 1;
     this.#preVote = options.preVote ?? true;
     this.#checkQuorum = options.checkQuorum ?? true;
-    this.#maxInflight = options.maxInflight ?? 64;
     this.#maxMsgBytes = options.maxMsgBytes ?? 1 << 20;
     this.#maxApplyBytes = options.maxApplyBytes ?? 4 << 20;
     this.#maxUncommittedBytes = options.maxUncommittedBytes ?? 64 << 20;
@@ -174,9 +172,11 @@ export class Raft {
         `electionTicks must be an integer above heartbeatTicks (${this.#heartbeatTicks}): ${this.#electionTicks}`,
       );
     }
-    if (!(this.#maxInflight >= 1)) {
-      throw new RangeError(`maxInflight must be at least 1: ${this.#maxInflight}`);
+    const maxInflight = options.maxInflight ?? 64;
+    if (!(maxInflight >= 1)) {
+      throw new RangeError(`maxInflight must be at least 1: ${maxInflight}`);
     }
+    this.#progress = new ProgressTracker(this.id, maxInflight);
 
     const snapshot = options.snapshot ?? EMPTY_SNAPSHOT;
     const entries = options.entries ?? [];
@@ -274,18 +274,7 @@ export class Raft {
    *   appends in flight.
    */
   followers(): Map<string, FollowerView> {
-    const out = new Map<string, FollowerView>();
-    for (const [id, pr] of this.#progress) {
-      out.set(id, {
-        match: pr.match,
-        next: pr.next,
-        state: pr.state,
-        paused: pr.isPaused(),
-        inflight: pr.inflight.length,
-        recentActive: pr.recentActive,
-      });
-    }
-    return out;
+    return this.#progress.views();
   }
 
   /**
@@ -386,7 +375,7 @@ export class Raft {
    * @throws {WaterCraftError} `not_found` when `target` is not a voter.
    */
   transferLeader(target: string): void {
-    if (!voterIds(this.#log.config().config).includes(target)) {
+    if (!this.#voters().includes(target)) {
       throw new WaterCraftError(
         "not_found",
         `Cannot transfer leadership to ${target}: it is not a voter`,
@@ -449,12 +438,7 @@ export class Raft {
    */
   seenTicks(): Map<string, number> {
     const out = new Map<string, number>([[this.id, 0]]);
-    if (this.#role === "leader") {
-      for (const [id, pr] of this.#progress) {
-        if (pr.lastHeardTick >= 0) out.set(id, this.#ticks - pr.lastHeardTick);
-      }
-      return out;
-    }
+    if (this.#role === "leader") return new Map([...out, ...this.#progress.seenTicks(this.#ticks)]);
     const since = this.#ticks - this.#seen.tick;
     for (const [id, ago] of Object.entries(this.#seen.ticksAgo)) {
       if (id !== this.id) out.set(id, ago + since);
@@ -696,7 +680,7 @@ export class Raft {
       else this.#becomeLeader();
       return;
     }
-    for (const id of voterIds(this.#log.config().config)) {
+    for (const id of this.#voters()) {
       if (id === this.id) continue;
       this.#send({
         type: "vote",
@@ -711,7 +695,7 @@ export class Raft {
   }
 
   #tally(): "won" | "lost" | "pending" {
-    return tallyVotes(voterIds(this.#log.config().config), this.#votes);
+    return tallyVotes(this.#voters(), this.#votes);
   }
 
   // ------------------------------------------------------------------ ticks
@@ -729,7 +713,7 @@ export class Raft {
     this.#electionElapsed++;
     if (this.#electionElapsed >= this.#electionTicks) {
       this.#electionElapsed = 0;
-      if (this.#checkQuorum && !this.#quorumActive()) {
+      if (this.#checkQuorum && !this.#progress.quorumActive(this.#voters())) {
         this.#becomeFollower(this.#term, null);
         return;
       }
@@ -741,19 +725,7 @@ export class Raft {
     }
     if (this.#autoPromote) this.#maybePromote();
     // A chunk unanswered for an election timeout is taken as lost and sent again.
-    for (const pr of this.#progress.values()) {
-      pr.snapshot?.maybeExpire(this.#ticks, this.#electionTicks);
-    }
-  }
-
-  /** Whether a majority of voters was heard from since the last check; resets the marks. */
-  #quorumActive(): boolean {
-    const active = new Set([this.id]);
-    for (const [id, pr] of this.#progress) {
-      if (pr.recentActive) active.add(id);
-      pr.recentActive = false;
-    }
-    return hasQuorum(voterIds(this.#log.config().config), active);
+    for (const [, pr] of this.#progress) pr.snapshot?.maybeExpire(this.#ticks, this.#electionTicks);
   }
 
   #resetRandomizedElectionTimeout(): void {
@@ -761,7 +733,7 @@ export class Raft {
     // Seniority needs PreVote: without it a senior node with a stale log would
     // time out first again and again, raising everyone's term and resetting
     // their timers, and no one else could ever win.
-    const voters = this.#seniority && this.#preVote ? voterIds(this.#log.config().config) : [];
+    const voters = this.#seniority && this.#preVote ? this.#voters() : [];
     const rank = voters.indexOf(this.id);
     if (rank >= 0 && voters.length > 1) {
       // Each rank draws from its own slice of [e, 2e): seniors time out first.
@@ -880,18 +852,14 @@ export class Raft {
         this.#handleHeartbeatResponse(m);
         break;
       case "snapshotResponse": {
-        const pr = this.#progress.get(m.from);
-        if (pr === undefined) break;
-        pr.recentActive = true;
-        pr.lastHeardTick = this.#ticks;
-        pr.snapshot?.maybeAck(m.index, m.received);
+        this.#progress.heard(m.from, this.#ticks)?.snapshot?.maybeAck(m.index, m.received);
         break;
       }
       case "readIndex":
         this.#leaderReadIndex(m.context, m.from);
         break;
       case "transferLeader":
-        if (voterIds(this.#log.config().config).includes(m.target)) this.#leaderTransfer(m.target);
+        if (this.#voters().includes(m.target)) this.#leaderTransfer(m.target);
         break;
       default:
         break;
@@ -1001,10 +969,8 @@ export class Raft {
   }
 
   #handleAppendResponse(m: AppendResponseMessage): void {
-    const pr = this.#progress.get(m.from);
+    const pr = this.#progress.heard(m.from, this.#ticks);
     if (pr === undefined) return;
-    pr.recentActive = true;
-    pr.lastHeardTick = this.#ticks;
     if (!m.success) {
       const hint = m.hintTerm > 0
         ? this.#log.findConflictByTerm(m.hintIndex, m.hintTerm).index
@@ -1023,10 +989,8 @@ export class Raft {
   }
 
   #handleHeartbeatResponse(m: HeartbeatResponseMessage): void {
-    const pr = this.#progress.get(m.from);
+    const pr = this.#progress.heard(m.from, this.#ticks);
     if (pr === undefined) return;
-    pr.recentActive = true;
-    pr.lastHeardTick = this.#ticks;
     pr.probeSent = false;
     // A full window may be all lost appends: free one slot so the follower
     // cannot stall for ever.
@@ -1036,7 +1000,7 @@ export class Raft {
       this.#wantsAppend.add(m.from);
     }
     if (m.context !== null) {
-      const voters = voterIds(this.#log.config().config);
+      const voters = this.#voters();
       for (const r of this.#reads.recvAck(m.context, m.from, voters)) this.#releaseRead(r);
     }
   }
@@ -1055,16 +1019,9 @@ export class Raft {
     return entry;
   }
 
-  /** Creates progress for new members and drops it for departed ones. */
+  /** Tracks the progress of exactly the members in force. */
   #syncProgress(): void {
-    const members = this.#log.config().config.members;
-    const ids = new Set(members.map((m) => m.id));
-    for (const id of this.#progress.keys()) if (!ids.has(id)) this.#progress.delete(id);
-    for (const id of ids) {
-      if (id === this.id || this.#progress.has(id)) continue;
-      const pr = new Progress(this.#log.lastIndex() + 1, this.#maxInflight);
-      this.#progress.set(id, pr);
-    }
+    this.#progress.sync(this.#log.config().config.members, this.#log.lastIndex() + 1);
   }
 
   /** Whether `#flushAppends()` would send anything. */
@@ -1155,12 +1112,9 @@ export class Raft {
 
   /** Commits the highest index a majority stores, if it is of this term (§5.4.2). */
   #maybeCommit(): void {
-    const voters = voterIds(this.#log.config().config);
+    const voters = this.#voters();
     if (voters.length === 0) return;
-    const matches = voters.map((id) =>
-      id === this.id ? this.#log.stable : this.#progress.get(id)?.match ?? 0
-    );
-    const index = quorumIndex(matches);
+    const index = this.#progress.quorumMatch(voters, this.#log.stable);
     if (index <= this.#log.committed || this.#log.term(index) !== this.#term) return;
     const firstOfTerm = this.#log.term(this.#log.committed) !== this.#term;
     for (let i = this.#log.committed + 1; i <= index; i++) {
@@ -1195,7 +1149,7 @@ export class Raft {
   /** A leader removed from the configuration hands over to the best voter and steps down. */
   #stepDownRemoved(): void {
     const best = handoverTarget(
-      voterIds(this.#log.config().config),
+      this.#voters(),
       Array.from(this.#progress, ([id, pr]) => [id, pr.match] as const),
     );
     if (best !== null) this.#send({ type: "timeoutNow", to: best, term: this.#term });
@@ -1211,7 +1165,7 @@ export class Raft {
       this.#reads.defer({ context, from });
       return;
     }
-    const voters = voterIds(this.#log.config().config);
+    const voters = this.#voters();
     if (voters.length === 1 && voters[0] === this.id) {
       this.#releaseRead({ context, from, index: this.#log.committed });
       return;
@@ -1267,8 +1221,13 @@ export class Raft {
     return voterIds(this.#log.previousConfig() ?? { members: [] }).includes(this.id);
   }
 
+  /** The voters of the configuration in force. */
+  #voters(): string[] {
+    return voterIds(this.#log.config().config);
+  }
+
   #isVoter(): boolean {
-    return voterIds(this.#log.config().config).includes(this.id);
+    return this.#voters().includes(this.id);
   }
 
   #send(m: DistributiveOmit<Message, "from">): void {
