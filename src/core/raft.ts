@@ -851,10 +851,9 @@ export class Raft {
       case "heartbeatResponse":
         this.#handleHeartbeatResponse(m);
         break;
-      case "snapshotResponse": {
+      case "snapshotResponse":
         this.#progress.heard(m.from, this.#ticks)?.snapshot?.maybeAck(m.index, m.received);
         break;
-      }
       case "readIndex":
         this.#leaderReadIndex(m.context, m.from);
         break;
