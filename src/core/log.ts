@@ -41,12 +41,138 @@ export interface TermIndex {
 }
 
 /**
- * The replicated log as one node holds it, as {@linkcode Raft.log} exposes
- * it. Callers read it (getters and queries); only the core calls the
- * methods that change it, since a change made from outside would bypass the
- * core's invariants and its `ready()` bookkeeping.
+ * What the core lets others see of its log: reads only. The core hands out
+ * this view (`Raft.log`) rather than the log itself, since a change made
+ * from outside would bypass its invariants and its `ready()` bookkeeping.
+ * Every value is current as of the call: the view follows the log as it
+ * grows, commits, applies and compacts.
  */
-export class RaftLog {
+export interface LogView {
+  /** The snapshot the in-memory entries follow. */
+  readonly snapshot: SnapshotMeta;
+  /** Highest index known to be committed. */
+  readonly committed: number;
+  /** Highest index handed out for applying. */
+  readonly applied: number;
+  /** Highest index known to be durable on this node. */
+  readonly stable: number;
+  /**
+   * Index of the last entry (the snapshot index when there is none after it).
+   *
+   * @returns The index.
+   */
+  lastIndex(): number;
+  /**
+   * Term of the last entry.
+   *
+   * @returns The term (the snapshot's when there is no entry after it).
+   */
+  lastTerm(): number;
+  /**
+   * Hash of the last entry.
+   *
+   * @returns The hash (the snapshot's when there is no entry after it).
+   */
+  lastHash(): string;
+  /**
+   * Returns the term at `index`. Index 0 has term 0.
+   *
+   * @param index A log index.
+   * @returns The term, or undefined when the index is compacted away or past the end.
+   */
+  term(index: number): number | undefined;
+  /**
+   * Returns the hash at `index`.
+   *
+   * @param index A log index.
+   * @returns The hash, or undefined outside `[snapshot.index, lastIndex]`.
+   */
+  hash(index: number): string | undefined;
+  /**
+   * Returns the entry at `index` if it is in memory.
+   *
+   * @param index A log index.
+   * @returns The entry, or undefined when it is compacted away or past the end.
+   */
+  entry(index: number): Entry | undefined;
+  /**
+   * Returns the index of the entry with this hash, if it is in memory.
+   *
+   * @param hash An entry's hash.
+   * @returns Its index, or undefined.
+   */
+  indexOfHash(hash: string): number | undefined;
+  /**
+   * The configuration of the latest config entry in the log (or of the
+   * snapshot): the one in force, committed or not (thesis §4.1).
+   *
+   * @returns The configuration and the index of the entry that set it.
+   */
+  config(): { readonly index: number; readonly config: Configuration };
+}
+
+/**
+ * Returns a view of `log` that can only read it, for the core to hand out.
+ *
+ * @param log The log to show.
+ * @returns A frozen object whose getters and methods read `log` at each call.
+ *
+ * @example
+ * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * import { EMPTY_SNAPSHOT, RaftLog, readOnlyLog } from "./log.ts";
+ *
+ * const view = readOnlyLog(new RaftLog(EMPTY_SNAPSHOT, [], 0));
+ * strictEqual(view.lastIndex(), 0);
+ * strictEqual("append" in view, false);
+ * ```
+ */
+export function readOnlyLog(log: RaftLog): LogView {
+  return Object.freeze({
+    get snapshot(): SnapshotMeta {
+      return log.snapshot;
+    },
+    get committed(): number {
+      return log.committed;
+    },
+    get applied(): number {
+      return log.applied;
+    },
+    get stable(): number {
+      return log.stable;
+    },
+    lastIndex(): number {
+      return log.lastIndex();
+    },
+    lastTerm(): number {
+      return log.lastTerm();
+    },
+    lastHash(): string {
+      return log.lastHash();
+    },
+    term(index: number): number | undefined {
+      return log.term(index);
+    },
+    hash(index: number): string | undefined {
+      return log.hash(index);
+    },
+    entry(index: number): Entry | undefined {
+      return log.entry(index);
+    },
+    indexOfHash(hash: string): number | undefined {
+      return log.indexOfHash(hash);
+    },
+    config(): { readonly index: number; readonly config: Configuration } {
+      return log.config();
+    },
+  });
+}
+
+/**
+ * The replicated log as one node holds it. Only the core holds one and
+ * changes it; others get a {@linkcode LogView} of it.
+ */
+export class RaftLog implements LogView {
   #snapshot: SnapshotMeta;
   #entries: Entry[] = [];
   #byHash = new Map<string, number>();

@@ -29,18 +29,18 @@ export {
   ProposalDroppedError,
   RaftError,
 } from "./errors.ts";
-export { EMPTY_SNAPSHOT, RaftLog, type SnapshotMeta, type TermIndex } from "./log.ts";
+export { EMPTY_SNAPSHOT, type LogView, type SnapshotMeta, type TermIndex } from "./log.ts";
 export type * from "./messages.ts";
 export { type Prng, seededPrng } from "./prng.ts";
-export {
-  type FollowerView,
-  type HardState,
-  type MembershipChange,
-  Raft,
-  type RaftOptions,
-  type RaftStatus,
-  type ReadState,
-  type Ready,
-  type Role,
-  type SoftState,
-} from "./raft.ts";
+export { Raft } from "./raft.ts";
+export type {
+  FollowerView,
+  HardState,
+  MembershipChange,
+  RaftOptions,
+  RaftStatus,
+  ReadState,
+  Ready,
+  Role,
+  SoftState,
+} from "./types.ts";

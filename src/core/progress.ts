@@ -1,10 +1,17 @@
 /**
  * What a leader knows of each follower's log, and the flow control that
  * bounds what it sends: one probe at a time until the follower's position is
- * known, then a bounded window of pipelined appends.
+ * known, then a bounded window of pipelined appends. {@linkcode ProgressTracker}
+ * keeps one {@linkcode Progress} per member and answers the questions asked
+ * of all of them at once: is a quorum alive, what does a majority store.
  *
  * @module
  */
+
+import type { Member } from "./config.ts";
+import { hasQuorum, quorumIndex } from "./quorum.ts";
+import { SnapshotSender } from "./snapshot_transfer.ts";
+import type { FollowerView } from "./types.ts";
 
 /**
  * `probe`: position unknown, one append in flight at a time.
@@ -19,27 +26,21 @@ export class Progress {
   match = 0;
   /** Next index to send. */
   next: number;
-  /** Flow-control state. */
-  state: ProgressState = "probe";
+  /** Flow-control state; changed only by the `becomeX()` methods. */
+  #state: ProgressState = "probe";
   /** In probe state: a probe is in flight, wait for its answer or a heartbeat. */
   probeSent = false;
   /** Heard from since the last CheckQuorum round. */
   recentActive = false;
   /** Leader tick at which this follower was last heard from; -1 before that. */
-  lastHeardTick = -1;
+  lastHeardTick: number = -1;
   /** Last commit index sent to this follower. */
   sentCommit = 0;
-  /** In snapshot state: the index of the snapshot being sent. */
-  pendingSnapshot = 0;
-  /** In snapshot state: bytes of it the follower acknowledged (where the next chunk starts). */
-  snapshotAcked = 0;
-  /** In snapshot state: a chunk is in flight. */
-  snapshotChunkSent = false;
-  /** In snapshot state: the leader tick the last chunk left at. */
-  snapshotSentTick = 0;
   /** Last index of each in-flight append, oldest first (replicate state). */
   readonly inflight: number[] = [];
   readonly #maxInflight: number;
+  /** The snapshot being sent: set exactly in snapshot state. */
+  #snapshot: SnapshotSender | null = null;
 
   /**
    * Creates the progress of a follower about to be probed.
@@ -52,57 +53,50 @@ export class Progress {
     this.#maxInflight = maxInflight;
   }
 
+  /** Flow-control state. */
+  get state(): ProgressState {
+    return this.#state;
+  }
+
+  /** In snapshot state, the snapshot on its way; null in the other states. */
+  get snapshot(): SnapshotSender | null {
+    return this.#snapshot;
+  }
+
   /** Whether the leader must hold further appends back. */
   isPaused(): boolean {
-    if (this.state === "snapshot") return this.snapshotChunkSent;
-    return this.state === "probe" ? this.probeSent : this.inflight.length >= this.#maxInflight;
-  }
-
-  /** Switches to sending the snapshot at `index`, from its first byte. */
-  becomeSnapshot(index: number): void {
-    this.state = "snapshot";
-    this.probeSent = false;
-    this.pendingSnapshot = index;
-    this.snapshotAcked = 0;
-    this.snapshotChunkSent = false;
-    this.inflight.length = 0;
-  }
-
-  /** Records a snapshot chunk sent at leader tick `tick`. */
-  sentSnapshotChunk(tick: number): void {
-    this.snapshotChunkSent = true;
-    this.snapshotSentTick = tick;
+    if (this.#state === "snapshot") return this.#snapshot!.inFlight;
+    return this.#state === "probe" ? this.probeSent : this.inflight.length >= this.#maxInflight;
   }
 
   /**
-   * Records that the follower holds the first `received` bytes of the
-   * snapshot at `index`.
+   * Switches to sending the snapshot at `index`, from its first byte.
    *
-   * @returns Whether the leader may send the next chunk.
+   * @param index The snapshot's index.
+   * @returns Its sender, also {@linkcode Progress.snapshot} from now on.
    */
-  maybeAckSnapshot(index: number, received: number): boolean {
-    if (this.state !== "snapshot" || index !== this.pendingSnapshot) return false;
-    // A smaller count is a stale answer (dropped: honouring it would start a
-    // second stream of chunks), except 0, which only a follower that lost its
-    // partial snapshot sends (it restarted, or a new transfer replaced it).
-    if (received < this.snapshotAcked && received !== 0) return false;
-    this.snapshotAcked = received;
-    this.snapshotChunkSent = false;
-    return true;
+  becomeSnapshot(index: number): SnapshotSender {
+    this.#state = "snapshot";
+    this.probeSent = false;
+    this.#snapshot = new SnapshotSender(index);
+    this.inflight.length = 0;
+    return this.#snapshot;
   }
 
   /** Switches to probing from just after the match index. */
   becomeProbe(): void {
-    this.state = "probe";
+    this.#state = "probe";
     this.probeSent = false;
+    this.#snapshot = null;
     this.next = this.match + 1;
     this.inflight.length = 0;
   }
 
   /** Switches to pipelined replication from just after the match index. */
   becomeReplicate(): void {
-    this.state = "replicate";
+    this.#state = "replicate";
     this.probeSent = false;
+    this.#snapshot = null;
     this.next = this.match + 1;
     this.inflight.length = 0;
   }
@@ -130,8 +124,8 @@ export class Progress {
    * @returns Whether the rejection was current (not a stale duplicate).
    */
   maybeDecrease(rejected: number, hint: number): boolean {
-    if (this.state === "snapshot") return false;
-    if (this.state === "replicate") {
+    if (this.#state === "snapshot") return false;
+    if (this.#state === "replicate") {
       // In replicate state only a rejection above the match index is news.
       if (rejected <= this.match) return false;
       this.next = this.match + 1;
@@ -150,7 +144,7 @@ export class Progress {
 
   /** Records an append sent with entries ending at `lastIndex`. */
   sentEntries(lastIndex: number): void {
-    if (this.state === "replicate") {
+    if (this.#state === "replicate") {
       this.next = lastIndex + 1;
       this.inflight.push(lastIndex);
     } else {
@@ -163,5 +157,162 @@ export class Progress {
     let n = 0;
     while (n < this.inflight.length && this.inflight[n]! <= index) n++;
     this.inflight.splice(0, n);
+  }
+}
+
+/**
+ * A leader's {@linkcode Progress} of every other member, voters and learners
+ * alike, in member order (etcd `tracker.ProgressTracker`). Iterating it
+ * yields `[id, progress]` pairs.
+ *
+ * @example A quorum of three, counting the leader itself
+ * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * import { ProgressTracker } from "./progress.ts";
+ *
+ * const voters = ["a", "b", "c"];
+ * const tracker = new ProgressTracker("a", 64);
+ * tracker.sync(voters.map((id) => ({ id, voter: true })), 8);
+ * tracker.heard("b", 3)!.maybeUpdate(6);
+ * strictEqual(tracker.quorumMatch(voters, 7), 6);
+ * strictEqual(tracker.quorumActive(voters), true);
+ * strictEqual(tracker.quorumActive(voters), false, "nobody was heard from since");
+ * ```
+ */
+export class ProgressTracker implements Iterable<[string, Progress]> {
+  /** The leader's id: it never tracks itself. */
+  readonly #self: string;
+  readonly #maxInflight: number;
+  /** One entry per member but the leader, once `sync()` ran. */
+  readonly #byId = new Map<string, Progress>();
+
+  /**
+   * Creates a tracker that follows no one yet.
+   *
+   * @param self The leader's id.
+   * @param maxInflight The pipelining window of each follower, in messages.
+   */
+  constructor(self: string, maxInflight: number) {
+    this.#self = self;
+    this.#maxInflight = maxInflight;
+  }
+
+  /**
+   * Iterates the followers.
+   *
+   * @returns `[id, progress]` pairs, in the order members were first tracked.
+   */
+  [Symbol.iterator](): Iterator<[string, Progress]> {
+    return this.#byId.entries();
+  }
+
+  /**
+   * Returns a follower's progress.
+   *
+   * @param id The follower's id.
+   * @returns Its progress, or undefined when it is not tracked.
+   */
+  get(id: string): Progress | undefined {
+    return this.#byId.get(id);
+  }
+
+  /** Forgets every follower: a new term, a new role. */
+  clear(): void {
+    this.#byId.clear();
+  }
+
+  /**
+   * Tracks exactly the members other than the leader: new ones are probed
+   * from `next`, departed ones are dropped, the others keep their progress.
+   *
+   * @param members The configuration in force.
+   * @param next The first index to offer a new member (the leader's last index + 1).
+   */
+  sync(members: readonly Member[], next: number): void {
+    const ids = new Set(members.map((m) => m.id));
+    for (const id of this.#byId.keys()) if (!ids.has(id)) this.#byId.delete(id);
+    for (const id of ids) {
+      if (id === this.#self || this.#byId.has(id)) continue;
+      this.#byId.set(id, new Progress(next, this.#maxInflight));
+    }
+  }
+
+  /**
+   * Records that a follower answered.
+   *
+   * @param id The follower.
+   * @param tick The leader's tick now.
+   * @returns Its progress, or undefined when it is not tracked (its answer is then ignored).
+   */
+  heard(id: string, tick: number): Progress | undefined {
+    const pr = this.#byId.get(id);
+    if (pr === undefined) return undefined;
+    pr.recentActive = true;
+    pr.lastHeardTick = tick;
+    return pr;
+  }
+
+  /**
+   * Whether a majority of voters, the leader included, was heard from since
+   * the last call (CheckQuorum, thesis §6.2); starts a new round.
+   *
+   * @param voters The voters in force.
+   * @returns True when the leader may go on leading.
+   */
+  quorumActive(voters: readonly string[]): boolean {
+    const active = new Set([this.#self]);
+    for (const [id, pr] of this.#byId) {
+      if (pr.recentActive) active.add(id);
+      pr.recentActive = false;
+    }
+    return hasQuorum(voters, active);
+  }
+
+  /**
+   * Returns the highest index a majority of voters store.
+   *
+   * @param voters The voters in force, at least one.
+   * @param ownMatch What the leader itself stores durably.
+   * @returns The index; untracked voters count as storing nothing.
+   * @throws {AssertionError} When `voters` is empty.
+   */
+  quorumMatch(voters: readonly string[], ownMatch: number): number {
+    return quorumIndex(
+      voters.map((id) => id === this.#self ? ownMatch : this.#byId.get(id)?.match ?? 0),
+    );
+  }
+
+  /**
+   * Ticks since each follower was last heard from.
+   *
+   * @param tick The leader's tick now.
+   * @returns Ticks per follower; followers never heard from are absent.
+   */
+  seenTicks(tick: number): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const [id, pr] of this.#byId) {
+      if (pr.lastHeardTick >= 0) out.set(id, tick - pr.lastHeardTick);
+    }
+    return out;
+  }
+
+  /**
+   * A read-only report of every follower.
+   *
+   * @returns A view per follower.
+   */
+  views(): Map<string, FollowerView> {
+    const out = new Map<string, FollowerView>();
+    for (const [id, pr] of this.#byId) {
+      out.set(id, {
+        match: pr.match,
+        next: pr.next,
+        state: pr.state,
+        paused: pr.isPaused(),
+        inflight: pr.inflight.length,
+        recentActive: pr.recentActive,
+      });
+    }
+    return out;
   }
 }

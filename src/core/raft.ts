@@ -12,10 +12,11 @@
  */
 
 import { assert } from "./assert.ts";
-import { type Configuration, encodeConfig, type Member, voterIds } from "./config.ts";
+import { encodeConfig, voterIds } from "./config.ts";
 import { chainFault, createEntry, type Entry, type EntryKind } from "./entry.ts";
 import { MembershipError, NotLeaderError, ProposalDroppedError } from "./errors.ts";
-import { EMPTY_SNAPSHOT, RaftLog, type SnapshotMeta } from "./log.ts";
+import { EMPTY_SNAPSHOT, type LogView, RaftLog, readOnlyLog, type SnapshotMeta } from "./log.ts";
+import { applyMembershipChange, handoverTarget, promotionCandidate } from "./membership.ts";
 import type {
   AppendMessage,
   AppendResponseMessage,
@@ -26,189 +27,22 @@ import type {
   VoteMessage,
   VoteResponseMessage,
 } from "./messages.ts";
-import { Progress } from "./progress.ts";
+import { type Progress, ProgressTracker } from "./progress.ts";
 import { type Prng, randomInt } from "./prng.ts";
-import { hasQuorum, quorumIndex, tallyVotes } from "./quorum.ts";
-
-/** A node's role. A learner (non-voter) is always a `follower` here. */
-export type Role = "follower" | "preCandidate" | "candidate" | "leader";
-
-/** What must be durable before messages that depend on it are sent. */
-export interface HardState {
-  /** Current term. */
-  readonly term: number;
-  /** Who this node voted for in `term`, or null. */
-  readonly vote: string | null;
-  /** Highest index known committed. */
-  readonly commit: number;
-}
-
-/** Volatile state the driver may want to report; changes come out of `ready()`. */
-export interface SoftState {
-  /** This node's role now. */
-  readonly role: Role;
-  /** Id of the leader this node follows (itself when leading), or null when unknown. */
-  readonly leader: string | null;
-  /** Current term. */
-  readonly term: number;
-}
-
-/** A released linearizable read: serve it once `index` is applied. */
-export interface ReadState {
-  /** Commit index at the time the leader confirmed its leadership. */
-  readonly index: number;
-  /** The caller's context, as passed to `readIndex()`. */
-  readonly context: string;
-}
-
-/** One batch of work for the driver. */
-export interface Ready {
-  /** New hard state to persist, or null when unchanged. */
-  readonly hardState: HardState | null;
-  /**
-   * Entries to persist. When `entries[0].index` is at or below the last index
-   * persisted earlier, everything from there on is replaced.
-   */
-  readonly entries: readonly Entry[];
-  /** Messages to send once `hardState` and `entries` are durable. */
-  readonly messages: readonly Message[];
-  /** Committed entries to apply, in order, exactly once. */
-  readonly committed: readonly Entry[];
-  /** Linearizable reads released by this batch. */
-  readonly readStates: readonly ReadState[];
-  /** New role, leader or term, or null when unchanged. */
-  readonly softState: SoftState | null;
-  /**
-   * A snapshot from the leader to install: persist it and restore the state
-   * machine from it before `entries`, `messages` and `committed` (which
-   * follow it).
-   */
-  readonly snapshot: { readonly meta: SnapshotMeta; readonly data: Uint8Array } | null;
-}
-
-/** Options of a Raft node. */
-export interface RaftOptions {
-  /** This node's id. */
-  readonly id: string;
-  /** Source of randomness for election timeouts. */
-  readonly prng: Prng;
-  /** Base election timeout in ticks; the real one is drawn from `[n, 2n)`. Default 10. */
-  readonly electionTicks?: number;
-  /** Heartbeat interval in ticks; must be below `electionTicks`. Default 1. */
-  readonly heartbeatTicks?: number;
-  /** Probe with PreVote before starting an election (thesis §9.6). Default true. */
-  readonly preVote?: boolean;
-  /** Leader steps down without a live quorum; followers honour a leader lease. Default true. */
-  readonly checkQuorum?: boolean;
-  /** Appends in flight per follower in replicate state. Default 64. */
-  readonly maxInflight?: number;
-  /** Soft cap on the entry bytes of one append. Default 1 MiB. */
-  readonly maxMsgBytes?: number;
-  /** Soft cap on the entry bytes of one `committed` batch. Default 4 MiB. */
-  readonly maxApplyBytes?: number;
-  /** Bound on the leader's uncommitted entry bytes; proposals past it fail. Default 64 MiB. */
-  readonly maxUncommittedBytes?: number;
-  /** Recompute the hash of every entry received from a leader. Default true. */
-  readonly verifyHashes?: boolean;
-  /** Recovered hard state. */
-  readonly hardState?: HardState;
-  /** Recovered snapshot point. */
-  readonly snapshot?: SnapshotMeta;
-  /** The recovered snapshot's bytes, sent to followers that need them. */
-  readonly snapshotData?: Uint8Array;
-  /** Recovered durable entries following the snapshot. */
-  readonly entries?: readonly Entry[];
-  /** Highest index the state machine already reflects (e.g. from a snapshot). */
-  readonly applied?: number;
-  /** Promote a caught-up learner (not read-only) to voter automatically. Default true. */
-  readonly autoPromote?: boolean;
-  /** A learner is caught up when its log is at most this many entries behind the leader's. Default 16. */
-  readonly promoteLagEntries?: number;
-  /**
-   * Among voters, the longest-standing (earliest in the member list) times out
-   * first, so it tends to win elections. Timing only: no safety rule changes.
-   * Applies only with PreVote on. Default true.
-   */
-  readonly seniority?: boolean;
-  /**
-   * Disaster recovery: after loading, append this configuration and commit
-   * the whole local log, whatever the old cluster says. Only for a node whose
-   * cluster permanently lost its majority: entries that never committed
-   * become committed, and the old members must never rejoin as they are.
-   */
-  readonly forceConfig?: Configuration;
-  /**
-   * For a node with empty state: start a new cluster with this configuration.
-   * Every node bootstrapped with the same configuration gets the same first
-   * entry (term 1, index 1), committed. Ignored when state was recovered.
-   */
-  readonly bootstrap?: Configuration;
-}
-
-/** A single-server membership change; see `Raft.changeMembers()`. */
-export type MembershipChange =
-  | { readonly type: "add"; readonly member: Member }
-  | { readonly type: "promote"; readonly id: string }
-  | { readonly type: "remove"; readonly id: string };
-
-/** A point-in-time view of a node, for status reports and tests. */
-export interface RaftStatus {
-  /** This node's id. */
-  readonly id: string;
-  /** Its role (a learner is a `follower`; see `voter`). */
-  readonly role: Role;
-  /** Current term. */
-  readonly term: number;
-  /** Who this node voted for in `term`, or null. */
-  readonly vote: string | null;
-  /** Id of the leader this node follows (itself when leading), or null when unknown. */
-  readonly leader: string | null;
-  /** Highest log index known to be committed. */
-  readonly commitIndex: number;
-  /** Highest index handed out in `Ready.committed` for applying. */
-  readonly appliedIndex: number;
-  /** Index of the last entry in the log, durable or not. */
-  readonly lastIndex: number;
-  /** Hash of the last committed entry. */
-  readonly head: string;
-  /** Configuration in force, and the index of the entry that set it. */
-  readonly config: Configuration;
-  /**
-   * Index of the `config` entry that set `config`; when that entry came with a
-   * snapshot and its index is unknown, the snapshot's index.
-   */
-  readonly configIndex: number;
-  /** Whether this node votes in the configuration in force. */
-  readonly voter: boolean;
-}
-
-/** A leader's view of one follower's replication. */
-export interface FollowerView {
-  /** Highest index known to match the leader's log (0 before the first answer). */
-  readonly match: number;
-  /** Index of the next entry the leader will send it. */
-  readonly next: number;
-  /**
-   * Flow control: `probe` sends one append at a time until the follower's
-   * position is known, `replicate` pipelines appends, `snapshot` sends a
-   * snapshot and nothing else.
-   */
-  readonly state: "probe" | "replicate" | "snapshot";
-  /** Whether the leader holds further appends back (probe or chunk in flight, or window full). */
-  readonly paused: boolean;
-  /** Appends in flight, unacknowledged (replicate state), at most `maxInflight`. */
-  readonly inflight: number;
-  /** Whether the follower was heard from since the last CheckQuorum round. */
-  readonly recentActive: boolean;
-}
-
-/** What a leader keeps of a pending ReadIndex round (thesis §6.4). */
-interface ReadRequest {
-  readonly context: string;
-  readonly from: string;
-  readonly index: number;
-  readonly acks: Set<string>;
-}
+import { tallyVotes } from "./quorum.ts";
+import { ReadIndexQueue, type ReadRequest } from "./read_only.ts";
+import { SnapshotReceiver } from "./snapshot_transfer.ts";
+import type {
+  FollowerView,
+  HardState,
+  MembershipChange,
+  RaftOptions,
+  RaftStatus,
+  ReadState,
+  Ready,
+  Role,
+  SoftState,
+} from "./types.ts";
 
 /**
  * The Raft consensus state machine of one node. Drive it: feed it
@@ -252,8 +86,10 @@ interface ReadRequest {
 export class Raft {
   /** This node's id. */
   readonly id: string;
-  /** The replicated log. */
-  readonly log: RaftLog;
+  /** The replicated log: only this class changes it. */
+  readonly #log: RaftLog;
+  /** What others see of `#log`. */
+  readonly #logView: LogView;
 
   #term = 0;
   #vote: string | null = null;
@@ -265,7 +101,6 @@ export class Raft {
   readonly #heartbeatTicks: number;
   readonly #preVote: boolean;
   readonly #checkQuorum: boolean;
-  readonly #maxInflight: number;
   readonly #maxMsgBytes: number;
   readonly #maxApplyBytes: number;
   readonly #maxUncommittedBytes: number;
@@ -277,15 +112,8 @@ export class Raft {
   #snapshot: { meta: SnapshotMeta; data: Uint8Array };
   /** A snapshot received and not yet handed out by `ready()`. */
   #incomingSnapshot: { meta: SnapshotMeta; data: Uint8Array } | null = null;
-  /** The chunks of a snapshot arriving from a leader, in order. */
-  #receiving: {
-    from: string;
-    term: number;
-    meta: SnapshotMeta;
-    total: number;
-    chunks: Uint8Array[];
-    received: number;
-  } | null = null;
+  /** The chunks of a snapshot arriving from a leader. */
+  readonly #receiver = new SnapshotReceiver();
   readonly #autoPromote: boolean;
   readonly #promoteLagEntries: number;
   readonly #seniority: boolean;
@@ -301,15 +129,14 @@ export class Raft {
   #randomizedElectionTimeout = 0;
   #timeMs = 0;
 
-  #progress = new Map<string, Progress>();
+  readonly #progress: ProgressTracker;
   /** Followers owed an append even if it carries nothing (a heartbeat saw them behind). */
   #wantsAppend = new Set<string>();
   #votes = new Map<string, boolean>();
   #transferee: string | null = null;
   #uncommittedBytes = 0;
-  #readQueue: ReadRequest[] = [];
-  /** Reads that arrived before this leader committed an entry of its term. */
-  #readsWaitingForCommit: { context: string; from: string }[] = [];
+  /** This leader's pending linearizable reads. */
+  readonly #reads = new ReadIndexQueue();
 
   #messages: Message[] = [];
   #readStates: ReadState[] = [];
@@ -330,7 +157,6 @@ export class Raft {
     this.#heartbeatTicks = options.heartbeatTicks ?? 1;
     this.#preVote = options.preVote ?? true;
     this.#checkQuorum = options.checkQuorum ?? true;
-    this.#maxInflight = options.maxInflight ?? 64;
     this.#maxMsgBytes = options.maxMsgBytes ?? 1 << 20;
     this.#maxApplyBytes = options.maxApplyBytes ?? 4 << 20;
     this.#maxUncommittedBytes = options.maxUncommittedBytes ?? 64 << 20;
@@ -346,25 +172,28 @@ export class Raft {
         `electionTicks must be an integer above heartbeatTicks (${this.#heartbeatTicks}): ${this.#electionTicks}`,
       );
     }
-    if (!(this.#maxInflight >= 1)) {
-      throw new RangeError(`maxInflight must be at least 1: ${this.#maxInflight}`);
+    const maxInflight = options.maxInflight ?? 64;
+    if (!(maxInflight >= 1)) {
+      throw new RangeError(`maxInflight must be at least 1: ${maxInflight}`);
     }
+    this.#progress = new ProgressTracker(this.id, maxInflight);
 
     const snapshot = options.snapshot ?? EMPTY_SNAPSHOT;
     const entries = options.entries ?? [];
     const fault = chainFault(snapshot.index, snapshot.hash, entries);
     assert(fault === null, `Recovered log is corrupt: ${fault}`);
     const hard = options.hardState ?? { term: 0, vote: null, commit: 0 };
-    this.log = new RaftLog(snapshot, entries, hard.commit);
+    this.#log = new RaftLog(snapshot, entries, hard.commit);
+    this.#logView = readOnlyLog(this.#log);
     this.#snapshot = { meta: snapshot, data: options.snapshotData ?? new Uint8Array(0) };
     this.#term = hard.term;
     this.#vote = hard.vote;
     if (options.applied !== undefined) {
-      this.log.appliedTo(Math.min(options.applied, this.log.committed));
+      this.#log.appliedTo(Math.min(options.applied, this.#log.committed));
     }
-    this.#lastHardState = { term: this.#term, vote: this.#vote, commit: this.log.committed };
+    this.#lastHardState = { term: this.#term, vote: this.#vote, commit: this.#log.committed };
 
-    if (options.bootstrap && this.log.lastIndex() === 0 && this.#term === 0) {
+    if (options.bootstrap && this.#log.lastIndex() === 0 && this.#term === 0) {
       const first = createEntry(1, snapshot.hash, {
         term: 1,
         kind: "config",
@@ -372,18 +201,18 @@ export class Raft {
         timeMs: 0,
         data: encodeConfig(options.bootstrap),
       });
-      this.log.append([first]);
-      this.log.commitTo(1);
+      this.#log.append([first]);
+      this.#log.commitTo(1);
       this.#term = 1;
     }
     if (options.forceConfig) {
       // A fresh term makes the forced log more up to date than any other
       // node's, so no one can win an election under the old configuration
       // with an entry that conflicts with it.
-      this.#term = Math.max(this.#term, this.log.lastTerm()) + 1;
+      this.#term = Math.max(this.#term, this.#log.lastTerm()) + 1;
       this.#vote = null;
       this.#appendOwn("config", encodeConfig(options.forceConfig));
-      this.log.commitTo(this.log.lastIndex());
+      this.#log.commitTo(this.#log.lastIndex());
     }
     this.#resetRandomizedElectionTimeout();
     this.#lastSoftState = this.#softState();
@@ -406,6 +235,14 @@ export class Raft {
     return this.#leader;
   }
 
+  /**
+   * The replicated log, read-only: every change goes through this node's
+   * methods, so that each one reaches the driver in a `ready()` batch.
+   */
+  get log(): LogView {
+    return this.#logView;
+  }
+
   /** The latest snapshot's position (index 0 before the first). */
   get snapshot(): SnapshotMeta {
     return this.#snapshot.meta;
@@ -413,17 +250,17 @@ export class Raft {
 
   /** A snapshot of this node's state. */
   status(): RaftStatus {
-    const { index, config } = this.log.config();
+    const { index, config } = this.#log.config();
     return {
       id: this.id,
       role: this.#role,
       term: this.#term,
       vote: this.#vote,
       leader: this.#leader,
-      commitIndex: this.log.committed,
-      appliedIndex: this.log.applied,
-      lastIndex: this.log.lastIndex(),
-      head: this.log.hash(this.log.committed)!,
+      commitIndex: this.#log.committed,
+      appliedIndex: this.#log.applied,
+      lastIndex: this.#log.lastIndex(),
+      head: this.#log.hash(this.#log.committed)!,
       config,
       configIndex: index,
       voter: this.#isVoter(),
@@ -437,18 +274,7 @@ export class Raft {
    *   appends in flight.
    */
   followers(): Map<string, FollowerView> {
-    const out = new Map<string, FollowerView>();
-    for (const [id, pr] of this.#progress) {
-      out.set(id, {
-        match: pr.match,
-        next: pr.next,
-        state: pr.state,
-        paused: pr.isPaused(),
-        inflight: pr.inflight.length,
-        recentActive: pr.recentActive,
-      });
-    }
-    return out;
+    return this.#progress.views();
   }
 
   /**
@@ -461,12 +287,12 @@ export class Raft {
   entryState(
     hash: string,
   ): { state: "accepted" | "committed"; index: number; term: number } | null {
-    const index = this.log.indexOfHash(hash);
+    const index = this.#log.indexOfHash(hash);
     if (index === undefined) return null;
     return {
-      state: index <= this.log.committed ? "committed" : "accepted",
+      state: index <= this.#log.committed ? "committed" : "accepted",
       index,
-      term: this.log.term(index)!,
+      term: this.#log.term(index)!,
     };
   }
 
@@ -551,7 +377,7 @@ export class Raft {
    * @throws {MembershipError} `not_member` when `target` is not a voter.
    */
   transferLeader(target: string): void {
-    if (!voterIds(this.log.config().config).includes(target)) {
+    if (!this.#voters().includes(target)) {
       throw new MembershipError(
         "not_member",
         `Cannot transfer leadership to ${target}: it is not a voter`,
@@ -592,40 +418,19 @@ export class Raft {
     // A new leader must commit an entry of its own term first, or a change
     // it makes could be lost beside one an earlier leader made (the known
     // pitfall of single-server changes, fixed in Ongaro's thesis errata).
-    if (this.log.term(this.log.committed) !== this.#term) {
+    if (this.#log.term(this.#log.committed) !== this.#term) {
       throw new ProposalDroppedError(
         "Cannot change membership before the leader commits an entry of its term",
       );
     }
-    if (this.log.config().index > this.log.committed) {
+    if (this.#log.config().index > this.#log.committed) {
       throw new ProposalDroppedError(
         "Cannot change membership while another change is in progress",
       );
     }
-    const members = this.log.config().config.members;
-    const id = change.type === "add" ? change.member.id : change.id;
-    const current = members.find((m) => m.id === id);
-    let next: Member[];
-    if (change.type === "add") {
-      if (current !== undefined) {
-        throw new MembershipError("already_member", `Cannot add ${id}: it is already a member`);
-      }
-      next = [...members, { ...change.member, voter: false }];
-    } else if (current === undefined) {
-      throw new MembershipError("not_member", `Cannot change member ${id}: no such member`);
-    } else if (change.type === "promote") {
-      if (current.voter) return null;
-      if (current.readOnly) {
-        throw new MembershipError("not_allowed", `Cannot promote read-only member ${id}`);
-      }
-      next = members.map((m) => m.id === id ? { ...m, voter: true } : m);
-    } else {
-      next = members.filter((m) => m.id !== id);
-      if (!next.some((m) => m.voter)) {
-        throw new MembershipError("not_allowed", `Cannot remove ${id}: it is the last voter`);
-      }
-    }
-    const entry = this.#appendOwn("config", encodeConfig({ members: next }));
+    const next = applyMembershipChange(this.#log.config().config, change);
+    if (next === null) return null;
+    const entry = this.#appendOwn("config", encodeConfig(next));
     this.#syncProgress();
     return entry;
   }
@@ -637,12 +442,7 @@ export class Raft {
    */
   seenTicks(): Map<string, number> {
     const out = new Map<string, number>([[this.id, 0]]);
-    if (this.#role === "leader") {
-      for (const [id, pr] of this.#progress) {
-        if (pr.lastHeardTick >= 0) out.set(id, this.#ticks - pr.lastHeardTick);
-      }
-      return out;
-    }
+    if (this.#role === "leader") return new Map([...out, ...this.#progress.seenTicks(this.#ticks)]);
     const since = this.#ticks - this.#seen.tick;
     for (const [id, ago] of Object.entries(this.#seen.ticksAgo)) {
       if (id !== this.id) out.set(id, ago + since);
@@ -670,13 +470,13 @@ export class Raft {
    */
   compact(index: number, data: Uint8Array, options: { keepEntries?: number } = {}): SnapshotMeta {
     assert(
-      index > this.#snapshot.meta.index && index <= this.log.applied,
-      `Cannot snapshot at ${index}: outside (${this.#snapshot.meta.index}, ${this.log.applied}]`,
+      index > this.#snapshot.meta.index && index <= this.#log.applied,
+      `Cannot snapshot at ${index}: outside (${this.#snapshot.meta.index}, ${this.#log.applied}]`,
     );
-    const meta = this.log.metaAt(index);
+    const meta = this.#log.metaAt(index);
     this.#snapshot = { meta, data };
     const to = index - Math.max(0, options.keepEntries ?? 0);
-    if (to > this.log.snapshot.index) this.log.compact(to);
+    if (to > this.#log.snapshot.index) this.#log.compact(to);
     return meta;
   }
 
@@ -760,8 +560,8 @@ export class Raft {
     // between proposals does not split a batch.
     return this.#messages.length > 0 || this.#owesAppends() || this.#incomingSnapshot !== null ||
       this.#readStates.length > 0 ||
-      this.log.stable < this.log.lastIndex() ||
-      this.log.applied < this.log.committed ||
+      this.#log.stable < this.#log.lastIndex() ||
+      this.#log.applied < this.#log.committed ||
       !sameHardState(this.#hardState(), this.#lastHardState) ||
       !sameSoftState(this.#softState(), this.#lastSoftState);
   }
@@ -778,8 +578,8 @@ export class Raft {
     this.#flushAppends();
     const hard = this.#hardState();
     const soft = this.#softState();
-    const entries = this.log.unstableEntries();
-    const committed = this.log.nextCommitted(this.#maxApplyBytes);
+    const entries = this.#log.unstableEntries();
+    const committed = this.#log.nextCommitted(this.#maxApplyBytes);
     const rd: Ready = {
       hardState: sameHardState(hard, this.#lastHardState) ? null : hard,
       entries,
@@ -808,8 +608,8 @@ export class Raft {
     const done = this.#inReady;
     assert(done !== null, "advance() called without a ready() batch");
     this.#inReady = null;
-    if (done.entries.length > 0) this.log.stableTo(done.entries);
-    if (done.committedTo > 0) this.log.appliedTo(done.committedTo);
+    if (done.entries.length > 0) this.#log.stableTo(done.entries);
+    if (done.committedTo > 0) this.#log.appliedTo(done.committedTo);
     if (this.#role === "leader") this.#maybeCommit();
   }
 
@@ -819,8 +619,7 @@ export class Raft {
     if (term !== this.#term) {
       this.#term = term;
       this.#vote = null;
-      // Chunks are only ever joined with chunks of the same leader and term.
-      this.#receiving = null;
+      this.#receiver.reset();
     }
     this.#leader = null;
     this.#electionElapsed = 0;
@@ -830,8 +629,7 @@ export class Raft {
     this.#votes.clear();
     this.#progress.clear();
     this.#wantsAppend.clear();
-    this.#readQueue = [];
-    this.#readsWaitingForCommit = [];
+    this.#reads.reset();
     this.#uncommittedBytes = 0;
   }
 
@@ -886,7 +684,7 @@ export class Raft {
       else this.#becomeLeader();
       return;
     }
-    for (const id of voterIds(this.log.config().config)) {
+    for (const id of this.#voters()) {
       if (id === this.id) continue;
       this.#send({
         type: "vote",
@@ -894,14 +692,14 @@ export class Raft {
         term,
         preVote: pre,
         transfer,
-        lastIndex: this.log.lastIndex(),
-        lastTerm: this.log.lastTerm(),
+        lastIndex: this.#log.lastIndex(),
+        lastTerm: this.#log.lastTerm(),
       });
     }
   }
 
   #tally(): "won" | "lost" | "pending" {
-    return tallyVotes(voterIds(this.log.config().config), this.#votes);
+    return tallyVotes(this.#voters(), this.#votes);
   }
 
   // ------------------------------------------------------------------ ticks
@@ -919,7 +717,7 @@ export class Raft {
     this.#electionElapsed++;
     if (this.#electionElapsed >= this.#electionTicks) {
       this.#electionElapsed = 0;
-      if (this.#checkQuorum && !this.#quorumActive()) {
+      if (this.#checkQuorum && !this.#progress.quorumActive(this.#voters())) {
         this.#becomeFollower(this.#term, null);
         return;
       }
@@ -927,28 +725,11 @@ export class Raft {
     }
     if (this.#heartbeatElapsed >= this.#heartbeatTicks) {
       this.#heartbeatElapsed = 0;
-      this.#broadcastHeartbeat(this.#readQueue.at(-1)?.context ?? null);
+      this.#broadcastHeartbeat(this.#reads.lastContext());
     }
     if (this.#autoPromote) this.#maybePromote();
-    for (const pr of this.#progress.values()) {
-      // A chunk unanswered for an election timeout is taken as lost and sent again.
-      if (
-        pr.state === "snapshot" && pr.snapshotChunkSent &&
-        this.#ticks - pr.snapshotSentTick > this.#electionTicks
-      ) {
-        pr.snapshotChunkSent = false;
-      }
-    }
-  }
-
-  /** Whether a majority of voters was heard from since the last check; resets the marks. */
-  #quorumActive(): boolean {
-    const active = new Set([this.id]);
-    for (const [id, pr] of this.#progress) {
-      if (pr.recentActive) active.add(id);
-      pr.recentActive = false;
-    }
-    return hasQuorum(voterIds(this.log.config().config), active);
+    // A chunk unanswered for an election timeout is taken as lost and sent again.
+    for (const [, pr] of this.#progress) pr.snapshot?.maybeExpire(this.#ticks, this.#electionTicks);
   }
 
   #resetRandomizedElectionTimeout(): void {
@@ -956,7 +737,7 @@ export class Raft {
     // Seniority needs PreVote: without it a senior node with a stale log would
     // time out first again and again, raising everyone's term and resetting
     // their timers, and no one else could ever win.
-    const voters = this.#seniority && this.#preVote ? voterIds(this.log.config().config) : [];
+    const voters = this.#seniority && this.#preVote ? this.#voters() : [];
     const rank = voters.indexOf(this.id);
     if (rank >= 0 && voters.length > 1) {
       // Each rank draws from its own slice of [e, 2e): seniors time out first.
@@ -974,7 +755,7 @@ export class Raft {
     const canVote = this.#vote === m.from ||
       (this.#vote === null && this.#leader === null) ||
       (m.preVote && m.term > this.#term);
-    if (canVote && this.log.isUpToDate(m.lastIndex, m.lastTerm)) {
+    if (canVote && this.#log.isUpToDate(m.lastIndex, m.lastTerm)) {
       // A granted answer carries the term asked about, so a pre-candidate can
       // tell it from answers to an older round.
       this.#send({
@@ -1074,19 +855,14 @@ export class Raft {
       case "heartbeatResponse":
         this.#handleHeartbeatResponse(m);
         break;
-      case "snapshotResponse": {
-        const pr = this.#progress.get(m.from);
-        if (pr === undefined) break;
-        pr.recentActive = true;
-        pr.lastHeardTick = this.#ticks;
-        pr.maybeAckSnapshot(m.index, m.received);
+      case "snapshotResponse":
+        this.#progress.heard(m.from, this.#ticks)?.snapshot?.maybeAck(m.index, m.received);
         break;
-      }
       case "readIndex":
         this.#leaderReadIndex(m.context, m.from);
         break;
       case "transferLeader":
-        if (voterIds(this.log.config().config).includes(m.target)) this.#leaderTransfer(m.target);
+        if (this.#voters().includes(m.target)) this.#leaderTransfer(m.target);
         break;
       default:
         break;
@@ -1105,27 +881,27 @@ export class Raft {
         hintTerm,
       });
     };
-    if (m.prevIndex < this.log.committed) {
+    if (m.prevIndex < this.#log.committed) {
       // Everything up to our commit index matches any current leader's log.
-      reply(true, this.log.committed);
+      reply(true, this.#log.committed);
       return;
     }
-    if (!this.log.matches(m.prevIndex, m.prevTerm, m.prevHash)) {
+    if (!this.#log.matches(m.prevIndex, m.prevTerm, m.prevHash)) {
       // A hash mismatch under an equal term gives hint == prevIndex, which
       // still moves the leader's next probe one entry back.
-      const hint = this.log.findConflictByTerm(
-        Math.min(m.prevIndex, this.log.lastIndex()),
+      const hint = this.#log.findConflictByTerm(
+        Math.min(m.prevIndex, this.#log.lastIndex()),
         m.prevTerm,
       );
       reply(false, m.prevIndex, hint.index, hint.term);
       return;
     }
     const last = m.prevIndex + m.entries.length;
-    const conflict = this.log.findConflict(m.entries);
+    const conflict = this.#log.findConflict(m.entries);
     if (conflict !== 0) {
       const fresh = m.entries.slice(conflict - m.prevIndex - 1);
       if (this.#verifyHashes) {
-        const fault = chainFault(conflict - 1, this.log.hash(conflict - 1)!, fresh);
+        const fault = chainFault(conflict - 1, this.#log.hash(conflict - 1)!, fresh);
         // Entries that do not hash right are refused like a mismatch; the
         // leader will resend them.
         if (fault !== null) {
@@ -1133,16 +909,16 @@ export class Raft {
           return;
         }
       }
-      this.log.append(fresh);
+      this.#log.append(fresh);
     }
-    this.log.commitTo(Math.min(m.commit, last));
+    this.#log.commitTo(Math.min(m.commit, last));
     reply(true, last);
   }
 
   #handleSnapshot(m: SnapshotMessage): void {
     const meta = m.meta;
     const done = (index: number): void => {
-      this.#receiving = null;
+      this.#receiver.reset();
       this.#send({
         type: "appendResponse",
         to: m.from,
@@ -1153,122 +929,102 @@ export class Raft {
         hintTerm: 0,
       });
     };
-    if (meta.index <= this.log.committed) {
-      done(this.log.committed);
+    if (meta.index <= this.#log.committed) {
+      done(this.#log.committed);
       return;
     }
-    if (this.log.matches(meta.index, meta.term, meta.hash)) {
+    if (this.#log.matches(meta.index, meta.term, meta.hash)) {
       // We hold the snapshot's last entry, so our log already holds what it
       // stands for: only the commit index moves.
-      this.log.commitTo(meta.index);
+      this.#log.commitTo(meta.index);
       done(meta.index);
       return;
     }
-    let r = this.#receiving;
-    const same = r !== null && r.from === m.from && r.term === m.term &&
-      r.meta.index === meta.index && r.meta.hash === meta.hash && r.total === m.total;
-    if (!same && m.offset === 0) {
-      r = { from: m.from, term: m.term, meta, total: m.total, chunks: [], received: 0 };
-      this.#receiving = r;
-    } else if (!same || r === null) {
-      // Not the transfer we hold (we restarted, or a new one began): from the start.
-      this.#sendSnapshotResponse(m.from, meta.index, 0);
+    const chunk = this.#receiver.receive(m);
+    if (!chunk.done) {
+      this.#send({
+        type: "snapshotResponse",
+        to: m.from,
+        term: this.#term,
+        index: meta.index,
+        received: chunk.received,
+      });
       return;
     }
-    if (m.offset === r.received && r.received + m.data.length <= r.total) {
-      r.chunks.push(m.data);
-      r.received += m.data.length;
-    }
-    if (r.received < r.total) {
-      this.#sendSnapshotResponse(m.from, meta.index, r.received);
-      return;
-    }
-    const data = concatChunks(r.chunks, r.total);
-    this.log.restore(meta);
+    const data = chunk.data;
+    this.#log.restore(meta);
     this.#incomingSnapshot = { meta, data };
     this.#snapshot = { meta, data };
     // The driver makes the snapshot durable before it sends this answer.
     done(meta.index);
   }
 
-  #sendSnapshotResponse(to: string, index: number, received: number): void {
-    this.#send({ type: "snapshotResponse", to, term: this.#term, index, received });
-  }
-
   #handleHeartbeat(m: HeartbeatMessage): void {
-    this.log.commitTo(m.commit);
+    this.#log.commitTo(m.commit);
     this.#seen = { tick: this.#ticks, ticksAgo: m.seen };
     this.#send({
       type: "heartbeatResponse",
       to: m.from,
       term: this.#term,
       context: m.context,
-      configIndex: this.log.config().index,
+      configIndex: this.#log.config().index,
     });
   }
 
   #handleAppendResponse(m: AppendResponseMessage): void {
-    const pr = this.#progress.get(m.from);
+    const pr = this.#progress.heard(m.from, this.#ticks);
     if (pr === undefined) return;
-    pr.recentActive = true;
-    pr.lastHeardTick = this.#ticks;
     if (!m.success) {
       const hint = m.hintTerm > 0
-        ? this.log.findConflictByTerm(m.hintIndex, m.hintTerm).index
+        ? this.#log.findConflictByTerm(m.hintIndex, m.hintTerm).index
         : m.hintIndex;
       if (pr.maybeDecrease(m.index, hint) && pr.state === "replicate") pr.becomeProbe();
       return;
     }
     if (!pr.maybeUpdate(m.index)) return;
-    if (pr.state === "probe" || (pr.state === "snapshot" && pr.match >= pr.pendingSnapshot)) {
+    if (pr.state === "probe" || (pr.snapshot !== null && pr.match >= pr.snapshot.index)) {
       pr.becomeReplicate();
     } else if (pr.state === "replicate") pr.freeUpTo(m.index);
     this.#maybeCommit();
-    if (m.from === this.#transferee && pr.match === this.log.lastIndex()) {
+    if (m.from === this.#transferee && pr.match === this.#log.lastIndex()) {
       this.#send({ type: "timeoutNow", to: m.from, term: this.#term });
     }
   }
 
   #handleHeartbeatResponse(m: HeartbeatResponseMessage): void {
-    const pr = this.#progress.get(m.from);
+    const pr = this.#progress.heard(m.from, this.#ticks);
     if (pr === undefined) return;
-    pr.recentActive = true;
-    pr.lastHeardTick = this.#ticks;
     pr.probeSent = false;
     // A full window may be all lost appends: free one slot so the follower
     // cannot stall for ever.
     if (pr.state === "replicate" && pr.isPaused()) pr.inflight.shift();
     // Behind, or missing the configuration in force: send what it lacks.
-    if (pr.match < this.log.lastIndex() || m.configIndex < this.log.config().index) {
+    if (pr.match < this.#log.lastIndex() || m.configIndex < this.#log.config().index) {
       this.#wantsAppend.add(m.from);
     }
-    if (m.context !== null) this.#ackRead(m.context, m.from);
+    if (m.context !== null) {
+      const voters = this.#voters();
+      for (const r of this.#reads.recvAck(m.context, m.from, voters)) this.#releaseRead(r);
+    }
   }
 
   // ----------------------------------------------------------- replication
 
   #appendOwn(kind: EntryKind, data: Uint8Array): Entry {
-    const entry = createEntry(this.log.lastIndex() + 1, this.log.lastHash(), {
+    const entry = createEntry(this.#log.lastIndex() + 1, this.#log.lastHash(), {
       term: this.#term,
       kind,
       proposer: this.id,
       timeMs: this.#timeMs,
       data,
     });
-    this.log.append([entry]);
+    this.#log.append([entry]);
     return entry;
   }
 
-  /** Creates progress for new members and drops it for departed ones. */
+  /** Tracks the progress of exactly the members in force. */
   #syncProgress(): void {
-    const members = this.log.config().config.members;
-    const ids = new Set(members.map((m) => m.id));
-    for (const id of this.#progress.keys()) if (!ids.has(id)) this.#progress.delete(id);
-    for (const id of ids) {
-      if (id === this.id || this.#progress.has(id)) continue;
-      const pr = new Progress(this.log.lastIndex() + 1, this.#maxInflight);
-      this.#progress.set(id, pr);
-    }
+    this.#progress.sync(this.#log.config().config.members, this.#log.lastIndex() + 1);
   }
 
   /** Whether `#flushAppends()` would send anything. */
@@ -1277,9 +1033,9 @@ export class Raft {
     for (const [id, pr] of this.#progress) {
       if (pr.isPaused()) continue;
       if (
-        pr.next <= this.log.lastIndex() || this.#wantsAppend.has(id) ||
-        pr.sentCommit < this.log.committed || pr.state === "snapshot" ||
-        pr.next <= this.log.snapshot.index
+        pr.next <= this.#log.lastIndex() || this.#wantsAppend.has(id) ||
+        pr.sentCommit < this.#log.committed || pr.state === "snapshot" ||
+        pr.next <= this.#log.snapshot.index
       ) {
         return true;
       }
@@ -1298,14 +1054,16 @@ export class Raft {
       const forced = this.#wantsAppend.delete(id);
       let first = true;
       while (!pr.isPaused()) {
-        if (pr.state === "snapshot" || pr.next <= this.log.snapshot.index) {
+        if (pr.state === "snapshot" || pr.next <= this.#log.snapshot.index) {
           // The entries it needs are compacted away: send the snapshot.
           this.#sendSnapshotChunk(id, pr);
           break;
         }
-        const last = this.log.lastIndex();
-        const entries = pr.next <= last ? this.log.slice(pr.next, last + 1, this.#maxMsgBytes) : [];
-        if (entries.length === 0 && !(first && (forced || pr.sentCommit < this.log.committed))) {
+        const last = this.#log.lastIndex();
+        const entries = pr.next <= last
+          ? this.#log.slice(pr.next, last + 1, this.#maxMsgBytes)
+          : [];
+        if (entries.length === 0 && !(first && (forced || pr.sentCommit < this.#log.committed))) {
           break;
         }
         first = false;
@@ -1315,12 +1073,12 @@ export class Raft {
           to: id,
           term: this.#term,
           prevIndex,
-          prevTerm: this.log.term(prevIndex)!,
-          prevHash: this.log.hash(prevIndex)!,
+          prevTerm: this.#log.term(prevIndex)!,
+          prevHash: this.#log.hash(prevIndex)!,
           entries,
-          commit: this.log.committed,
+          commit: this.#log.committed,
         });
-        pr.sentCommit = this.log.committed;
+        pr.sentCommit = this.#log.committed;
         const sentTo = entries.at(-1)?.index;
         if (sentTo !== undefined) pr.sentEntries(sentTo);
         else if (pr.state === "probe") pr.probeSent = true;
@@ -1332,89 +1090,71 @@ export class Raft {
   /** Sends `id` the next chunk of the latest snapshot (from the start if the snapshot is new). */
   #sendSnapshotChunk(id: string, pr: Progress): void {
     const { meta, data } = this.#snapshot;
-    if (pr.state !== "snapshot" || pr.pendingSnapshot !== meta.index) pr.becomeSnapshot(meta.index);
-    const offset = pr.snapshotAcked;
-    // A floor on the chunk size keeps a tiny message bound (there to split
-    // append batches) from turning one snapshot into thousands of round trips.
-    const chunk = data.subarray(
-      offset,
-      offset + Math.max(SNAPSHOT_CHUNK_MIN_BYTES, this.#maxMsgBytes),
-    );
+    const sender = pr.snapshot?.index === meta.index ? pr.snapshot : pr.becomeSnapshot(meta.index);
+    const chunk = sender.nextChunk(data, this.#maxMsgBytes);
     this.#send({
       type: "snapshot",
       to: id,
       term: this.#term,
       meta,
-      offset,
+      offset: chunk.offset,
       total: data.length,
-      data: chunk,
+      data: chunk.data,
     });
-    pr.sentSnapshotChunk(this.#ticks);
+    sender.sent(this.#ticks);
   }
 
   #broadcastHeartbeat(context: string | null): void {
     const seen: Record<string, number> = {};
     for (const [id, ticks] of this.seenTicks()) seen[id] = ticks;
     for (const [id, pr] of this.#progress) {
-      const commit = Math.min(pr.match, this.log.committed);
+      const commit = Math.min(pr.match, this.#log.committed);
       this.#send({ type: "heartbeat", to: id, term: this.#term, commit, context, seen });
     }
   }
 
   /** Commits the highest index a majority stores, if it is of this term (§5.4.2). */
   #maybeCommit(): void {
-    const voters = voterIds(this.log.config().config);
+    const voters = this.#voters();
     if (voters.length === 0) return;
-    const matches = voters.map((id) =>
-      id === this.id ? this.log.stable : this.#progress.get(id)?.match ?? 0
-    );
-    const index = quorumIndex(matches);
-    if (index <= this.log.committed || this.log.term(index) !== this.#term) return;
-    const firstOfTerm = this.log.term(this.log.committed) !== this.#term;
-    for (let i = this.log.committed + 1; i <= index; i++) {
-      const e = this.log.entry(i)!;
+    const index = this.#progress.quorumMatch(voters, this.#log.stable);
+    if (index <= this.#log.committed || this.#log.term(index) !== this.#term) return;
+    const firstOfTerm = this.#log.term(this.#log.committed) !== this.#term;
+    for (let i = this.#log.committed + 1; i <= index; i++) {
+      const e = this.#log.entry(i)!;
       if (e.term === this.#term && e.kind === "command") this.#uncommittedBytes -= e.data.length;
     }
     this.#uncommittedBytes = Math.max(0, this.#uncommittedBytes);
-    this.log.commitTo(index);
-    if (!this.#isVoter() && this.log.config().index <= index) {
+    this.#log.commitTo(index);
+    if (!this.#isVoter() && this.#log.config().index <= index) {
       this.#stepDownRemoved();
       return;
     }
     if (firstOfTerm) {
-      const waiting = this.#readsWaitingForCommit;
-      this.#readsWaitingForCommit = [];
-      for (const r of waiting) this.#leaderReadIndex(r.context, r.from);
+      for (const r of this.#reads.takeDeferred()) this.#leaderReadIndex(r.context, r.from);
     }
   }
 
   /** Promotes one caught-up learner, if no change is pending. */
   #maybePromote(): void {
-    if (this.#transferee !== null || this.log.config().index > this.log.committed) return;
-    if (this.log.term(this.log.committed) !== this.#term) return;
-    for (const m of this.log.config().config.members) {
-      if (m.voter || m.readOnly) continue;
-      const pr = this.#progress.get(m.id);
-      // Only a learner that has answered and holds the configuration that
-      // added it: promoting one that never replied (a wrong URL, a dead
-      // joiner) could leave the cluster without a majority.
-      const caughtUp = pr !== undefined && pr.match >= this.log.config().index &&
-        pr.match + this.#promoteLagEntries >= this.log.lastIndex();
-      if (caughtUp) {
-        this.changeMembers({ type: "promote", id: m.id });
-        return;
-      }
-    }
+    if (this.#transferee !== null || this.#log.config().index > this.#log.committed) return;
+    if (this.#log.term(this.#log.committed) !== this.#term) return;
+    const { index, config } = this.#log.config();
+    const id = promotionCandidate(config, {
+      configIndex: index,
+      lastIndex: this.#log.lastIndex(),
+      lagEntries: this.#promoteLagEntries,
+      matchOf: (id) => this.#progress.get(id)?.match,
+    });
+    if (id !== null) this.changeMembers({ type: "promote", id });
   }
 
   /** A leader removed from the configuration hands over to the best voter and steps down. */
   #stepDownRemoved(): void {
-    const voters = voterIds(this.log.config().config);
-    let best: string | null = null;
-    let bestMatch = -1;
-    for (const [id, pr] of this.#progress) {
-      if (voters.includes(id) && pr.match > bestMatch) [best, bestMatch] = [id, pr.match];
-    }
+    const best = handoverTarget(
+      this.#voters(),
+      Array.from(this.#progress, ([id, pr]) => [id, pr.match] as const),
+    );
     if (best !== null) this.#send({ type: "timeoutNow", to: best, term: this.#term });
     this.#becomeFollower(this.#term, null);
   }
@@ -1422,30 +1162,20 @@ export class Raft {
   // ------------------------------------------------------------------ reads
 
   #leaderReadIndex(context: string, from: string): void {
-    if (this.log.term(this.log.committed) !== this.#term) {
+    if (this.#log.term(this.#log.committed) !== this.#term) {
       // Until an entry of its term commits, a new leader does not know the
       // true commit index (§6.4 step 1).
-      this.#readsWaitingForCommit.push({ context, from });
+      this.#reads.defer({ context, from });
       return;
     }
-    const voters = voterIds(this.log.config().config);
+    const voters = this.#voters();
     if (voters.length === 1 && voters[0] === this.id) {
-      this.#releaseRead({ context, from, index: this.log.committed, acks: new Set() });
+      this.#releaseRead({ context, from, index: this.#log.committed });
       return;
     }
-    if (this.#readQueue.some((r) => r.context === context)) return;
-    this.#readQueue.push({ context, from, index: this.log.committed, acks: new Set([this.id]) });
-    this.#broadcastHeartbeat(context);
-  }
-
-  #ackRead(context: string, from: string): void {
-    const at = this.#readQueue.findIndex((r) => r.context === context);
-    if (at < 0) return;
-    const req = this.#readQueue[at]!;
-    req.acks.add(from);
-    if (!hasQuorum(voterIds(this.log.config().config), req.acks)) return;
-    // A quorum confirmed leadership after every earlier request arrived too.
-    for (const r of this.#readQueue.splice(0, at + 1)) this.#releaseRead(r);
+    if (this.#reads.add({ context, from, index: this.#log.committed }, this.id)) {
+      this.#broadcastHeartbeat(context);
+    }
   }
 
   #releaseRead(r: ReadRequest): void {
@@ -1471,7 +1201,7 @@ export class Raft {
     this.#transferee = target;
     // The transfer must finish within one election timeout or is abandoned.
     this.#electionElapsed = 0;
-    if (pr.match === this.log.lastIndex()) {
+    if (pr.match === this.#log.lastIndex()) {
       this.#send({ type: "timeoutNow", to: target, term: this.#term });
     } else {
       this.#wantsAppend.add(target);
@@ -1490,12 +1220,17 @@ export class Raft {
    */
   #isPromotable(): boolean {
     if (this.#isVoter()) return true;
-    if (this.log.config().index <= this.log.committed) return false;
-    return voterIds(this.log.previousConfig() ?? { members: [] }).includes(this.id);
+    if (this.#log.config().index <= this.#log.committed) return false;
+    return voterIds(this.#log.previousConfig() ?? { members: [] }).includes(this.id);
+  }
+
+  /** The voters of the configuration in force. */
+  #voters(): string[] {
+    return voterIds(this.#log.config().config);
   }
 
   #isVoter(): boolean {
-    return voterIds(this.log.config().config).includes(this.id);
+    return this.#voters().includes(this.id);
   }
 
   #send(m: DistributiveOmit<Message, "from">): void {
@@ -1503,7 +1238,7 @@ export class Raft {
   }
 
   #hardState(): HardState {
-    return { term: this.#term, vote: this.#vote, commit: this.log.committed };
+    return { term: this.#term, vote: this.#vote, commit: this.#log.committed };
   }
 
   #softState(): SoftState {
@@ -1519,19 +1254,4 @@ function sameHardState(a: HardState, b: HardState): boolean {
 
 function sameSoftState(a: SoftState, b: SoftState): boolean {
   return a.role === b.role && a.leader === b.leader && a.term === b.term;
-}
-
-/** The smallest snapshot chunk sent, whatever the message size bound. */
-const SNAPSHOT_CHUNK_MIN_BYTES = 1024;
-
-/** Joins snapshot chunks into one array of `total` bytes. */
-function concatChunks(chunks: readonly Uint8Array[], total: number): Uint8Array {
-  if (chunks.length === 1 && chunks[0]!.length === total) return chunks[0]!;
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
 }

@@ -19,14 +19,8 @@ import type { Entry } from "../core/entry.ts";
 import { NotLeaderError, ProposalDroppedError } from "../core/errors.ts";
 import type { Message } from "../core/messages.ts";
 import { seededPrng } from "../core/prng.ts";
-import {
-  type HardState,
-  type MembershipChange,
-  Raft,
-  type ReadState,
-  type Role,
-  type SoftState,
-} from "../core/raft.ts";
+import { Raft } from "../core/raft.ts";
+import type { HardState, MembershipChange, ReadState, Role, SoftState } from "../core/types.ts";
 import { type Clock, systemClock, type TimerId } from "../clock.ts";
 import {
   type ErrorCode,

@@ -56,7 +56,7 @@
 
 import type { Configuration } from "../core/config.ts";
 import { chainFault, type Entry, type EntryKind, GENESIS_HASH } from "../core/entry.ts";
-import type { HardState } from "../core/raft.ts";
+import type { HardState } from "../core/types.ts";
 import { CorruptLogError, type PersistedState, type Snapshot, type Storage } from "./storage.ts";
 
 /** Options of {@linkcode denoKvStorage}. */

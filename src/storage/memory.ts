@@ -6,7 +6,7 @@
  */
 
 import type { Entry } from "../core/entry.ts";
-import type { HardState } from "../core/raft.ts";
+import type { HardState } from "../core/types.ts";
 import type { PersistedState, Snapshot, Storage } from "./storage.ts";
 
 /**

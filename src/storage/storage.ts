@@ -7,7 +7,7 @@
 
 import type { Entry } from "../core/entry.ts";
 import type { SnapshotMeta } from "../core/log.ts";
-import type { HardState } from "../core/raft.ts";
+import type { HardState } from "../core/types.ts";
 
 /** A state machine snapshot and the log position it stands for. */
 export interface Snapshot {

@@ -12,7 +12,8 @@ import { encodeConfig } from "../../src/core/config.ts";
 import { createEntry, type Entry, GENESIS_HASH, type HashedFields } from "../../src/core/entry.ts";
 import type { Message } from "../../src/core/messages.ts";
 import { seededPrng } from "../../src/core/prng.ts";
-import { type HardState, Raft, type RaftOptions, type ReadState } from "../../src/core/raft.ts";
+import { Raft } from "../../src/core/raft.ts";
+import type { HardState, RaftOptions, ReadState } from "../../src/core/types.ts";
 
 /** Every Raft option except identity and randomness, which the harness sets. */
 export type NodeOptions = Omit<RaftOptions, "id" | "prng">;

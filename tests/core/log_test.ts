@@ -1,7 +1,8 @@
 /**
  * Tests for `RaftLog` (src/core/log.ts): appending and truncating, the
  * conflict searches, the §5.4.1 up-to-date rule, commit, stability and apply
- * bookkeeping, the hash index and the configuration in force.
+ * bookkeeping, the hash index, the configuration in force, and the read-only
+ * view the core hands out.
  *
  * @module
  */
@@ -10,7 +11,7 @@ import { deepStrictEqual, strictEqual, throws } from "node:assert/strict";
 import { AssertionError } from "../../src/core/assert.ts";
 import { type Configuration, EMPTY_CONFIG, encodeConfig } from "../../src/core/config.ts";
 import { createEntry, type Entry, GENESIS_HASH } from "../../src/core/entry.ts";
-import { EMPTY_SNAPSHOT, RaftLog } from "../../src/core/log.ts";
+import { EMPTY_SNAPSHOT, RaftLog, readOnlyLog } from "../../src/core/log.ts";
 
 const encoder = new TextEncoder();
 
@@ -377,5 +378,60 @@ Deno.test("RaftLog.config() follows the last config entry and reverts when it is
     deepStrictEqual(log.config(), { index: 5, config: c });
     strictEqual(log.lastIndex(), 5);
     strictEqual(log.lastTerm(), 2);
+  });
+});
+
+Deno.test("readOnlyLog() reads the log as it changes and offers no way to change it", async (t) => {
+  const base = extend([], [1, 1, 2]);
+  const log = logOf(base, 1);
+  const view = readOnlyLog(log);
+
+  await t.step("it answers as the log does", () => {
+    deepStrictEqual(
+      {
+        snapshot: view.snapshot,
+        committed: view.committed,
+        applied: view.applied,
+        stable: view.stable,
+        lastIndex: view.lastIndex(),
+        lastTerm: view.lastTerm(),
+        lastHash: view.lastHash(),
+        term: view.term(2),
+        hash: view.hash(2),
+        entry: view.entry(3),
+        indexOfHash: view.indexOfHash(base[1]!.hash),
+        config: view.config(),
+      },
+      {
+        snapshot: EMPTY_SNAPSHOT,
+        committed: 1,
+        applied: 0,
+        stable: 3,
+        lastIndex: 3,
+        lastTerm: 2,
+        lastHash: base[2]!.hash,
+        term: 1,
+        hash: base[1]!.hash,
+        entry: base[2],
+        indexOfHash: 2,
+        config: { index: 0, config: EMPTY_CONFIG },
+      },
+    );
+  });
+  await t.step("it follows later changes", () => {
+    log.append(extend(base, [3]));
+    log.commitTo(4);
+    strictEqual(view.lastIndex(), 4);
+    strictEqual(view.committed, 4);
+    strictEqual(view.stable, 3);
+  });
+  await t.step("it has no mutator and cannot be changed", () => {
+    for (const name of ["append", "commitTo", "stableTo", "appliedTo", "compact", "restore"]) {
+      strictEqual(name in view, false, name);
+    }
+    strictEqual(Object.isFrozen(view), true);
+    throws(() => {
+      (view as unknown as { lastIndex: () => number }).lastIndex = () => 0;
+    }, TypeError);
   });
 });

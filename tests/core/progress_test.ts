@@ -1,13 +1,14 @@
 /**
- * Tests for `Progress` (src/core/progress.ts): probe and replicate
+ * Tests for `Progress` (src/core/progress.ts): probe, replicate and snapshot
  * transitions, the stale-rejection rules of `maybeDecrease`, and the
- * in-flight window.
+ * in-flight window; and for `ProgressTracker`: which members it follows,
+ * CheckQuorum rounds and the index a majority stores.
  *
  * @module
  */
 
 import { deepStrictEqual, strictEqual } from "node:assert/strict";
-import { Progress, type ProgressState } from "../../src/core/progress.ts";
+import { Progress, type ProgressState, ProgressTracker } from "../../src/core/progress.ts";
 
 /** A progress in `state` with the given match and next indexes. */
 function progressAt(state: ProgressState, match: number, next: number, maxInflight = 4): Progress {
@@ -221,4 +222,159 @@ Deno.test("Progress pauses a full in-flight window and frees it on acks", async 
       strictEqual(pr.isPaused(), row.paused);
     });
   }
+});
+
+Deno.test("Progress in snapshot state pauses while a chunk is in flight", () => {
+  const pr = progressAt("replicate", 3, 6);
+  pr.sentEntries(7);
+  strictEqual(pr.snapshot, null);
+  const sender = pr.becomeSnapshot(20);
+  strictEqual(pr.state, "snapshot");
+  strictEqual(pr.snapshot, sender);
+  strictEqual(sender.index, 20);
+  deepStrictEqual(pr.inflight, [], "appends in flight are forgotten");
+  strictEqual(pr.isPaused(), false);
+  sender.sent(1);
+  strictEqual(pr.isPaused(), true);
+  sender.maybeAck(20, 1024);
+  strictEqual(pr.isPaused(), false);
+  pr.maybeUpdate(20);
+  pr.becomeReplicate();
+  strictEqual(pr.snapshot, null, "only snapshot state holds a sender");
+  strictEqual(pr.next, 21);
+});
+
+/** A tracker of leader `a` over `members` (all voters unless named in `learners`). */
+function trackerOf(members: string[], learners: string[] = []): ProgressTracker {
+  const tracker = new ProgressTracker("a", 4);
+  tracker.sync(members.map((id) => ({ id, voter: !learners.includes(id) })), 11);
+  return tracker;
+}
+
+Deno.test("ProgressTracker.sync() follows exactly the members other than the leader", async (t) => {
+  await t.step("new members are probed from the given index", () => {
+    const tracker = trackerOf(["a", "b", "c"]);
+    deepStrictEqual([...tracker].map(([id, pr]) => [id, pr.state, pr.next]), [
+      ["b", "probe", 11],
+      ["c", "probe", 11],
+    ]);
+    strictEqual(tracker.get("a"), undefined);
+  });
+  await t.step("departed members are dropped, the others keep their progress", () => {
+    const tracker = trackerOf(["a", "b", "c"]);
+    tracker.get("b")!.maybeUpdate(10);
+    tracker.sync(
+      [{ id: "a", voter: true }, { id: "b", voter: true }, { id: "d", voter: false }],
+      15,
+    );
+    deepStrictEqual([...tracker].map(([id, pr]) => [id, pr.match, pr.next]), [
+      ["b", 10, 11],
+      ["d", 0, 15],
+    ]);
+  });
+  await t.step("clear() forgets everyone", () => {
+    const tracker = trackerOf(["a", "b"]);
+    tracker.clear();
+    deepStrictEqual([...tracker], []);
+  });
+});
+
+Deno.test("ProgressTracker.quorumActive() asks whether a majority of voters was heard from this round", async (t) => {
+  const rows = [
+    { name: "the leader alone of three", voters: ["a", "b", "c"], heard: [], want: false },
+    { name: "one follower of three", voters: ["a", "b", "c"], heard: ["b"], want: true },
+    { name: "one follower of five", voters: ["a", "b", "c", "d", "e"], heard: ["b"], want: false },
+    {
+      name: "two followers of five",
+      voters: ["a", "b", "c", "d", "e"],
+      heard: ["b", "e"],
+      want: true,
+    },
+    { name: "a learner does not count", voters: ["a", "b", "c"], heard: ["l"], want: false },
+    {
+      name: "an untracked member does not count",
+      voters: ["a", "b", "c"],
+      heard: ["zz"],
+      want: false,
+    },
+    { name: "a single voter needs no one", voters: ["a"], heard: [], want: true },
+  ];
+  for (const row of rows) {
+    await t.step(row.name, () => {
+      const tracker = trackerOf([...row.voters, "l"], ["l"]);
+      for (const id of row.heard) tracker.heard(id, 1);
+      strictEqual(tracker.quorumActive(row.voters), row.want);
+      strictEqual(
+        tracker.quorumActive(row.voters),
+        row.voters.length === 1,
+        "the next round starts from nobody",
+      );
+    });
+  }
+});
+
+Deno.test("ProgressTracker.quorumMatch() returns the highest index a majority of voters store", async (t) => {
+  const rows = [
+    {
+      name: "the leader counts its own",
+      voters: ["a", "b", "c"],
+      own: 9,
+      matches: { b: 5 },
+      want: 5,
+    },
+    {
+      name: "the median of five",
+      voters: ["a", "b", "c", "d", "e"],
+      own: 9,
+      matches: { b: 2, c: 8, d: 4, e: 7 },
+      want: 7,
+    },
+    {
+      name: "untracked voters store nothing",
+      voters: ["a", "b", "x"],
+      own: 9,
+      matches: {},
+      want: 0,
+    },
+    { name: "learners do not count", voters: ["a", "b", "c"], own: 9, matches: { l: 9 }, want: 0 },
+    { name: "a single voter", voters: ["a"], own: 9, matches: {}, want: 9 },
+  ];
+  for (const row of rows) {
+    await t.step(row.name, () => {
+      const tracker = trackerOf(["a", "b", "c", "d", "e", "l"], ["l"]);
+      for (const [id, match] of Object.entries(row.matches)) tracker.get(id)!.maybeUpdate(match);
+      strictEqual(tracker.quorumMatch(row.voters, row.own), row.want);
+    });
+  }
+});
+
+Deno.test("ProgressTracker.heard() marks a follower alive, and seenTicks() says how long ago", () => {
+  const tracker = trackerOf(["a", "b", "c", "d"]);
+  strictEqual(tracker.heard("zz", 3), undefined, "an untracked member's answer is ignored");
+  strictEqual(tracker.heard("b", 3), tracker.get("b"));
+  tracker.heard("c", 7);
+  strictEqual(tracker.get("b")!.recentActive, true);
+  deepStrictEqual(tracker.seenTicks(10), new Map([["b", 7], ["c", 3]]));
+});
+
+Deno.test("ProgressTracker.views() reports each follower", () => {
+  const tracker = trackerOf(["a", "b", "c"]);
+  tracker.heard("b", 1)!.maybeUpdate(10);
+  tracker.get("b")!.becomeReplicate();
+  tracker.get("b")!.sentEntries(12);
+  tracker.get("c")!.sentEntries(11);
+  deepStrictEqual(
+    tracker.views(),
+    new Map([
+      ["b", {
+        match: 10,
+        next: 13,
+        state: "replicate",
+        paused: false,
+        inflight: 1,
+        recentActive: true,
+      }],
+      ["c", { match: 0, next: 11, state: "probe", paused: true, inflight: 0, recentActive: false }],
+    ]),
+  );
 });

@@ -819,3 +819,18 @@ Deno.test("proposals between two ready() calls stay one batch when the driver po
     3,
   ]]);
 });
+
+Deno.test("Raft.log is a read-only view that follows the node's log", () => {
+  const cluster = bootstrapCluster(["n1"], { electionTicks: ELECTION_TICKS });
+  const n1 = cluster.elect("n1");
+  const log = n1.log;
+  strictEqual("append" in log, false);
+  strictEqual("commitTo" in log, false);
+  strictEqual(Object.isFrozen(log), true);
+  const entry = n1.propose(encoder.encode("x"));
+  cluster.settle();
+  strictEqual(n1.log, log, "one view for the node's lifetime");
+  strictEqual(log.lastIndex(), entry.index);
+  strictEqual(log.committed, entry.index);
+  strictEqual(log.entry(entry.index), entry);
+});

@@ -31,7 +31,7 @@ const MUTANTS: { name: string; rule: string; mutations: Mutation[]; membership?:
     membership: true,
     mutations: [{
       from:
-        "if (this.log.config().index > this.log.committed) {\n      throw new ProposalDroppedError(",
+        "if (this.#log.config().index > this.#log.committed) {\n      throw new ProposalDroppedError(",
       to: "if (false) {\n      throw new ProposalDroppedError(",
     }],
   },
@@ -47,7 +47,7 @@ const MUTANTS: { name: string; rule: string; mutations: Mutation[]; membership?:
     name: "noUpToDateCheck",
     rule: "votes go to candidates with stale logs (§5.4.1)",
     mutations: [{
-      from: "if (canVote && this.log.isUpToDate(m.lastIndex, m.lastTerm)) {",
+      from: "if (canVote && this.#log.isUpToDate(m.lastIndex, m.lastTerm)) {",
       to: "if (canVote) {",
     }],
   },
@@ -55,8 +55,8 @@ const MUTANTS: { name: string; rule: string; mutations: Mutation[]; membership?:
     name: "commitOldTerm",
     rule: "entries of an earlier term commit by counting replicas (§5.4.2, Figure 8)",
     mutations: [{
-      from: "if (index <= this.log.committed || this.log.term(index) !== this.#term) return;",
-      to: "if (index <= this.log.committed) return;",
+      from: "if (index <= this.#log.committed || this.#log.term(index) !== this.#term) return;",
+      to: "if (index <= this.#log.committed) return;",
     }],
   },
   {
@@ -71,7 +71,7 @@ const MUTANTS: { name: string; rule: string; mutations: Mutation[]; membership?:
     name: "restoreOverMatchingLog",
     rule: "a follower that holds a snapshot's last entry replaces its log with the snapshot (§7)",
     mutations: [{
-      from: "if (this.log.matches(meta.index, meta.term, meta.hash)) {",
+      from: "if (this.#log.matches(meta.index, meta.term, meta.hash)) {",
       to: "if (false) {",
     }],
   },
@@ -79,6 +79,7 @@ const MUTANTS: { name: string; rule: string; mutations: Mutation[]; membership?:
     name: "chunksOutOfOrder",
     rule: "snapshot chunks are joined whatever their offset",
     mutations: [{
+      file: "snapshot_transfer.ts",
       from: "if (m.offset === r.received && r.received + m.data.length <= r.total) {",
       to: "if (r.received + m.data.length <= r.total) {",
     }],

@@ -15,7 +15,7 @@
 import { deepStrictEqual, ok, rejects, strictEqual } from "node:assert/strict";
 import { type Configuration, encodeConfig } from "../../src/core/config.ts";
 import { createEntry, type Entry, type EntryKind, GENESIS_HASH } from "../../src/core/entry.ts";
-import type { HardState } from "../../src/core/raft.ts";
+import type { HardState } from "../../src/core/types.ts";
 import { memoryStorage } from "../../src/storage/memory.ts";
 import type { PersistedState, Snapshot, Storage } from "../../src/storage/storage.ts";
 

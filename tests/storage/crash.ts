@@ -16,7 +16,7 @@
 
 import { deepStrictEqual, ok, rejects, strictEqual } from "node:assert/strict";
 import { createEntry, type Entry, GENESIS_HASH } from "../../src/core/entry.ts";
-import type { HardState } from "../../src/core/raft.ts";
+import type { HardState } from "../../src/core/types.ts";
 import { RECORD_HEADER_BYTES } from "../../src/storage/file/records.ts";
 import { SNAPSHOT_FILE } from "../../src/storage/file/segments.ts";
 import { fileStorage } from "../../src/storage/file/storage.ts";

@@ -39,7 +39,7 @@
 import { bytesToHex } from "@noble/hashes/utils.js";
 import type { Configuration } from "../../core/config.ts";
 import type { Entry, EntryKind } from "../../core/entry.ts";
-import type { HardState } from "../../core/raft.ts";
+import type { HardState } from "../../core/types.ts";
 import type { Snapshot } from "../storage.ts";
 import { crc32c } from "./crc.ts";
 

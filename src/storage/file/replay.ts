@@ -16,7 +16,7 @@
 import { open, readdir, rm, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { chainFault, type Entry, entryHash, GENESIS_HASH } from "../../core/entry.ts";
-import type { HardState } from "../../core/raft.ts";
+import type { HardState } from "../../core/types.ts";
 import { CorruptLogError, type PersistedState, type Snapshot } from "../storage.ts";
 import {
   decodeLogRecord,

@@ -28,7 +28,7 @@
 import { type FileHandle, mkdir, open, rename, unlink } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { type Entry, GENESIS_HASH } from "../../core/entry.ts";
-import type { HardState } from "../../core/raft.ts";
+import type { HardState } from "../../core/types.ts";
 import type { PersistedState, Snapshot, Storage } from "../storage.ts";
 import { acquireLock, releaseLock } from "./lock.ts";
 import { encodeBatch, encodeSegmentHeader, encodeSnapshot } from "./records.ts";

@@ -1,0 +1,127 @@
+/**
+ * The leader's queue of linearizable reads (ReadIndex, thesis §6.4): each
+ * read waits, at the commit index it arrived at, until a quorum of voters
+ * answers a heartbeat sent after it, which proves that no newer leader
+ * existed when the read arrived.
+ *
+ * @module
+ */
+
+import { hasQuorum } from "./quorum.ts";
+
+/** A read the leader answers once its leadership is confirmed. */
+export interface ReadRequest {
+  /** The caller's id for the read, unique among pending reads. */
+  readonly context: string;
+  /** Who asked: the leader itself, or a follower that forwarded the read. */
+  readonly from: string;
+  /** The read point: the leader's commit index when the read arrived. */
+  readonly index: number;
+}
+
+/** A read that arrived before the leader knew its commit index. */
+export interface DeferredRead {
+  /** The caller's id for the read. */
+  readonly context: string;
+  /** Who asked. */
+  readonly from: string;
+}
+
+/**
+ * Pending reads of one leader in one term, oldest first, with the voters
+ * that confirmed each. Reset it whenever leadership or the term changes:
+ * reads pending then get no answer, and their callers retry or time out.
+ *
+ * @example A read released by a quorum of three voters
+ * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
+ * import { ReadIndexQueue } from "./read_only.ts";
+ *
+ * const reads = new ReadIndexQueue();
+ * reads.add({ context: "r1", from: "a", index: 7 }, "a");
+ * deepStrictEqual(reads.recvAck("r1", "b", ["a", "b", "c"]), [
+ *   { context: "r1", from: "a", index: 7 },
+ * ]);
+ * ```
+ */
+export class ReadIndexQueue {
+  /** Reads waiting for a quorum, in arrival order; contexts are distinct. */
+  #pending: { request: ReadRequest; acks: Set<string> }[] = [];
+  /** Reads that arrived before this leader committed an entry of its term. */
+  #deferred: DeferredRead[] = [];
+
+  /** Number of reads waiting for a quorum. */
+  get pending(): number {
+    return this.#pending.length;
+  }
+
+  /**
+   * Queues a read, confirmed so far by the leader alone.
+   *
+   * @param request The read.
+   * @param leader The leader's own id, its first confirmation.
+   * @returns Whether it was queued: false when a read with the same context
+   *   is pending already (the earlier one will answer it).
+   */
+  add(request: ReadRequest, leader: string): boolean {
+    if (this.#pending.some((p) => p.request.context === request.context)) return false;
+    this.#pending.push({ request, acks: new Set([leader]) });
+    return true;
+  }
+
+  /**
+   * The context heartbeats carry: that of the latest pending read, whose
+   * quorum also confirms every earlier one.
+   *
+   * @returns The context, or null when no read is pending.
+   */
+  lastContext(): string | null {
+    return this.#pending.at(-1)?.request.context ?? null;
+  }
+
+  /**
+   * Records that `from` answered a heartbeat carrying `context`.
+   *
+   * @param context The context the heartbeat carried.
+   * @param from The voter or learner that answered.
+   * @param voters The voters in force; only they count.
+   * @returns The reads released, oldest first: once a quorum confirmed the
+   *   read of `context`, it also confirmed every read that arrived before
+   *   it. Empty when none is released.
+   */
+  recvAck(context: string, from: string, voters: readonly string[]): ReadRequest[] {
+    const at = this.#pending.findIndex((p) => p.request.context === context);
+    if (at < 0) return [];
+    const acks = this.#pending[at]!.acks;
+    acks.add(from);
+    if (!hasQuorum(voters, acks)) return [];
+    return this.#pending.splice(0, at + 1).map((p) => p.request);
+  }
+
+  /**
+   * Holds a read until the leader commits an entry of its term: before that
+   * it does not know the true commit index (§6.4 step 1).
+   *
+   * @param read The read.
+   */
+  defer(read: DeferredRead): void {
+    this.#deferred.push(read);
+  }
+
+  /**
+   * Hands back the deferred reads and forgets them.
+   *
+   * @returns The reads, in arrival order.
+   */
+  takeDeferred(): DeferredRead[] {
+    const out = this.#deferred;
+    this.#deferred = [];
+    return out;
+  }
+
+  /** Drops every pending and deferred read. */
+  reset(): void {
+    this.#pending = [];
+    this.#deferred = [];
+  }
+}

@@ -1,0 +1,133 @@
+/**
+ * Tests for `ReadIndexQueue` (src/core/read_only.ts): reads are released by
+ * a quorum of voters, oldest first, never twice; reads that arrive before
+ * the leader knows its commit index wait; a reset forgets everything.
+ *
+ * @module
+ */
+
+import { deepStrictEqual, strictEqual } from "node:assert/strict";
+import { ReadIndexQueue, type ReadRequest } from "../../src/core/read_only.ts";
+
+const VOTERS = ["a", "b", "c", "d", "e"];
+
+/** A read from `from` at `index`, its context the same as its name. */
+function read(context: string, index = 1, from = "a"): ReadRequest {
+  return { context, from, index };
+}
+
+Deno.test("ReadIndexQueue.recvAck() releases a read once a quorum of voters confirmed it", async (t) => {
+  const rows: {
+    name: string;
+    queued: string[];
+    acks: [context: string, from: string][];
+    want: string[][];
+  }[] = [
+    {
+      name: "the leader alone is not a quorum of five",
+      queued: ["r1"],
+      acks: [["r1", "b"]],
+      want: [[]],
+    },
+    {
+      name: "the third voter releases it",
+      queued: ["r1"],
+      acks: [["r1", "b"], ["r1", "c"]],
+      want: [[], ["r1"]],
+    },
+    {
+      name: "a repeated answer counts once",
+      queued: ["r1"],
+      acks: [["r1", "b"], ["r1", "b"]],
+      want: [[], []],
+    },
+    {
+      name: "learners do not count",
+      queued: ["r1"],
+      acks: [["r1", "x"], ["r1", "y"], ["r1", "b"]],
+      want: [[], [], []],
+    },
+    {
+      name: "a quorum for a later read releases every earlier one too, oldest first",
+      queued: ["r1", "r2", "r3"],
+      acks: [["r2", "b"], ["r2", "c"]],
+      want: [[], ["r1", "r2"]],
+    },
+    {
+      name: "an answer for an earlier read leaves later ones pending",
+      queued: ["r1", "r2"],
+      acks: [["r1", "b"], ["r1", "c"], ["r2", "b"], ["r2", "c"]],
+      want: [[], ["r1"], [], ["r2"]],
+    },
+    {
+      name: "a released read is not released again",
+      queued: ["r1"],
+      acks: [["r1", "b"], ["r1", "c"], ["r1", "d"]],
+      want: [[], ["r1"], []],
+    },
+    {
+      name: "an unknown context releases nothing",
+      queued: ["r1"],
+      acks: [["zz", "b"], ["zz", "c"]],
+      want: [[], []],
+    },
+  ];
+  for (const row of rows) {
+    await t.step(row.name, () => {
+      const reads = new ReadIndexQueue();
+      for (const context of row.queued) reads.add(read(context), "a");
+      const got = row.acks.map(([context, from]) =>
+        reads.recvAck(context, from, VOTERS).map((r) => r.context)
+      );
+      deepStrictEqual(got, row.want);
+    });
+  }
+});
+
+Deno.test("ReadIndexQueue.add() keeps one pending read per context", () => {
+  const reads = new ReadIndexQueue();
+  strictEqual(reads.add(read("r1", 4), "a"), true);
+  strictEqual(reads.add(read("r1", 9), "a"), false);
+  strictEqual(reads.pending, 1);
+  reads.recvAck("r1", "b", ["a", "b", "c"]);
+  strictEqual(reads.pending, 0);
+  strictEqual(reads.add(read("r1", 9), "a"), true, "the context is free again once released");
+});
+
+Deno.test("ReadIndexQueue.recvAck() hands back each read as it was queued", () => {
+  const reads = new ReadIndexQueue();
+  reads.add(read("r1", 4, "f1"), "a");
+  deepStrictEqual(reads.recvAck("r1", "b", ["a", "b", "c"]), [read("r1", 4, "f1")]);
+});
+
+Deno.test("ReadIndexQueue.lastContext() names the latest pending read, which heartbeats carry", () => {
+  const reads = new ReadIndexQueue();
+  strictEqual(reads.lastContext(), null);
+  reads.add(read("r1"), "a");
+  reads.add(read("r2"), "a");
+  strictEqual(reads.lastContext(), "r2");
+  reads.recvAck("r2", "b", ["a", "b", "c"]);
+  strictEqual(reads.lastContext(), null);
+});
+
+Deno.test("ReadIndexQueue.takeDeferred() hands back deferred reads once, in arrival order", () => {
+  const reads = new ReadIndexQueue();
+  reads.defer({ context: "r1", from: "a" });
+  reads.defer({ context: "r2", from: "f1" });
+  deepStrictEqual(reads.takeDeferred(), [{ context: "r1", from: "a" }, {
+    context: "r2",
+    from: "f1",
+  }]);
+  deepStrictEqual(reads.takeDeferred(), []);
+});
+
+Deno.test("ReadIndexQueue.reset() forgets pending and deferred reads", () => {
+  const reads = new ReadIndexQueue();
+  reads.add(read("r1"), "a");
+  reads.defer({ context: "r2", from: "a" });
+  reads.reset();
+  strictEqual(reads.pending, 0);
+  strictEqual(reads.lastContext(), null);
+  deepStrictEqual(reads.recvAck("r1", "b", ["a", "b", "c"]), []);
+  deepStrictEqual(reads.takeDeferred(), []);
+});
