@@ -10,10 +10,10 @@ import { WaterCraftError } from "../../../src/errors.ts";
 import { deepStrictEqual, match, ok, rejects, strictEqual, throws } from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { Hono } from "hono";
-import type { HeartbeatMessage, Message } from "../../../src/core/messages.ts";
+import type { AppendMessage, HeartbeatMessage, Message } from "../../../src/core/messages.ts";
 import { peerRoutes, type PeerRoutesOptions } from "../../../src/transport/http/routes.ts";
 import { signRequest } from "../../../src/transport/http/auth.ts";
-import { encodeMessages } from "../../../src/transport/http/codec.ts";
+import { decodeMessages, encodeMessages } from "../../../src/transport/http/codec.ts";
 import {
   httpTransport,
   type HttpTransportOptions,
@@ -184,15 +184,29 @@ Deno.test("httpTransport sends one tick's messages to each peer in one request",
 
 Deno.test("httpTransport bounds a dead peer's queue and keeps serving healthy peers", async () => {
   const healthy = servePeer();
+  const revived = servePeer();
   const cap = 1000;
+  const dead = `http://127.0.0.1:${deadPort()}`;
+  // Each round sends `cap` messages at once, so a queue that drops the
+  // oldest holds exactly the latest round whenever a request leaves; one
+  // that dropped the newest would hold an older round.
+  let round = -1;
+  const attempts: { round: number; commits: number[] }[] = [];
+  const recording: typeof fetch = (input, init) => {
+    if (String(input).startsWith(dead)) {
+      const body = JSON.parse(new TextDecoder().decode(init!.body as Uint8Array));
+      attempts.push({ round, commits: commits(decodeMessages(body)) });
+    }
+    return fetch(input, init);
+  };
   const transport = transportTo(
-    { dead: `http://127.0.0.1:${deadPort()}`, n2: healthy.url },
-    { maxQueuedMessages: cap, timeoutMs: 1000 },
+    { dead, n2: healthy.url },
+    { maxQueuedMessages: cap, timeoutMs: 1000, fetch: recording },
   );
   try {
     const total = 100_000;
     let maxQueued = 0;
-    for (let round = 0; round < total / 1000; round++) {
+    for (round = 0; round < total / 1000; round++) {
       transport.send(range(0, 1000).map((i) => heartbeat("dead", round * 1000 + i)));
       transport.send([heartbeat("n2", round)]);
       const queued = transport.stats().peers.dead!.queued;
@@ -200,6 +214,8 @@ Deno.test("httpTransport bounds a dead peer's queue and keeps serving healthy pe
       ok(queued <= cap, `queue of ${queued} over the cap`);
       await yieldOnce();
     }
+    // Requests that leave from now on carry what is left of the last round.
+    round = total / 1000 - 1;
     await waitFor(
       () => healthy.rec.messages.length === 100 && transport.stats().messagesSent === 100,
       "the healthy peer's messages",
@@ -207,52 +223,98 @@ Deno.test("httpTransport bounds a dead peer's queue and keeps serving healthy pe
     deepStrictEqual(commits(healthy.rec.messages), range(0, 100));
     await waitFor(() => !transport.stats().peers.dead!.inFlight, "the dead peer's request to fail");
     const stats = transport.stats();
-    const dead = stats.peers.dead!;
+    const deadStats = stats.peers.dead!;
     strictEqual(maxQueued, cap);
     ok(stats.failures >= 1, "no failure counted");
-    ok(dead.backoffMs >= 50, "no back-off");
+    ok(deadStats.backoffMs >= 50, "no back-off");
     ok(stats.dropped >= total - cap - stats.messagesFailed);
     // Every message to the dead peer is accounted for exactly once.
-    strictEqual(stats.dropped + stats.messagesFailed + dead.queued, total);
+    strictEqual(stats.dropped + stats.messagesFailed + deadStats.queued, total);
     strictEqual(stats.messagesSent, 100);
-    ok(dead.queuedBytes > 0 && dead.queuedBytes <= 32 << 20);
+    ok(deadStats.queuedBytes > 0 && deadStats.queuedBytes <= 32 << 20);
+
+    // Which messages survived: each request to the dead peer carried the
+    // round sent last before it left, whole and in order.
+    ok(attempts.length >= 1, "no request to the dead peer");
+    strictEqual(attempts.length, stats.failures);
+    for (const [i, attempt] of attempts.entries()) {
+      const lo = attempt.round * 1000;
+      deepStrictEqual(attempt.commits, range(lo, lo + 1000), `request ${i}`);
+      if (i > 0) ok(attempt.round > attempts[i - 1]!.round, `request ${i} went back in time`);
+    }
+    strictEqual(attempts[0]!.round, 0);
+    // What is still queued arrives once the peer is back: the newest messages.
+    const queued = deadStats.queued;
+    transport.setPeers(new Map([["dead", revived.url], ["n2", healthy.url]]));
+    await waitFor(() => revived.rec.messages.length === queued, "the queue to drain");
+    deepStrictEqual(commits(revived.rec.messages), range(total - queued, total));
+    // So the dropped messages are exactly the others: every round but the
+    // ones that left whole, each dropped by the next round's messages.
+    const survivors = [...attempts.flatMap((a) => a.commits), ...commits(revived.rec.messages)];
+    strictEqual(survivors.at(-1), total - 1, "the newest message was dropped");
+    strictEqual(survivors.length, total - stats.dropped);
+    ok(survivors.every((c, i) => i === 0 || c > survivors[i - 1]!), "survivors out of order");
   } finally {
     await transport.close();
     await healthy.server.shutdown();
+    await revived.server.shutdown();
   }
 });
 
 Deno.test("httpTransport bounds a peer's queue in bytes, dropping the oldest", async () => {
-  const transport = transportTo({ dead: `http://127.0.0.1:${deadPort()}` }, {
-    maxQueuedBytes: 10_000,
-  });
+  const peer = servePeer();
+  const transport = transportTo({ n2: peer.url }, { maxQueuedBytes: 10_000 });
   try {
-    const entry = {
-      index: 1,
+    // Appends of one size, told apart by prevIndex and their entry's bytes.
+    const append = (i: number): Message => ({
+      type: "append",
+      from: "n1",
+      to: "n2",
       term: 1,
-      kind: "command" as const,
-      proposer: "n1",
-      timeMs: 0,
-      data: new Uint8Array(3000),
-      hash: "0".repeat(64),
-    };
-    for (let i = 0; i < 20; i++) {
-      transport.send([{
-        type: "append",
-        from: "n1",
-        to: "dead",
+      prevIndex: i,
+      prevTerm: 1,
+      prevHash: "0".repeat(64),
+      entries: [{
+        index: i + 1,
         term: 1,
-        prevIndex: i,
-        prevTerm: 1,
-        prevHash: "0".repeat(64),
-        entries: [entry],
-        commit: 0,
-      }]);
-      ok(transport.stats().peers.dead!.queuedBytes <= 10_000);
+        kind: "command",
+        proposer: "n1",
+        timeMs: 0,
+        data: new Uint8Array(3000).fill(i),
+        hash: "0".repeat(64),
+      }],
+      commit: 0,
+    });
+    // No await in between: the first request leaves after the last send.
+    let before = 0;
+    for (let i = 0; i < 20; i++) {
+      transport.send([append(i)]);
+      ok(transport.stats().peers.n2!.queuedBytes <= 10_000);
+      // Each message makes room for itself only: the queue never shrinks.
+      const { queued } = transport.stats().peers.n2!;
+      ok(queued >= before, `the queue shrank from ${before} to ${queued}`);
+      strictEqual(transport.stats().dropped + queued, i + 1);
+      before = queued;
     }
-    ok(transport.stats().dropped >= 15);
+    const { dropped, peers } = transport.stats();
+    ok(dropped >= 15);
+    const { queued, queuedBytes } = peers.n2!;
+    strictEqual(dropped + queued, 20);
+    ok(queued >= 1, "the newest message was dropped");
+    // It drops no more than it must: one more message of the same size would not fit.
+    ok(queuedBytes + queuedBytes / queued > 10_000, `${queued} messages in ${queuedBytes} bytes`);
+
+    await waitFor(() => transport.stats().messagesSent === queued, "the queued messages");
+    const received = peer.rec.messages as AppendMessage[];
+    deepStrictEqual(received.map((m) => m.prevIndex), range(20 - queued, 20));
+    deepStrictEqual(
+      received.map((m) => m.entries[0]!.data),
+      range(20 - queued, 20).map((i) => new Uint8Array(3000).fill(i)),
+    );
+    strictEqual(transport.stats().dropped, dropped);
   } finally {
     await transport.close();
+    await peer.server.shutdown();
   }
 });
 
