@@ -30,17 +30,16 @@ export {
   WaterCraftError,
 } from "./src/errors.ts";
 export type { EntryMeta, StateMachine } from "./src/state_machine.ts";
-export {
-  createNode,
-  type EntryStatus,
-  type MemberStatus,
-  type NodeOptions,
-  type NodeStatus,
-  type ProposeOptions,
-  type ProposeResult,
-  type ReadOptions,
-  WaterCraftNode,
-} from "./src/node/node.ts";
+export { createNode, WaterCraftNode } from "./src/node/node.ts";
+export type {
+  EntryStatus,
+  MemberStatus,
+  NodeOptions,
+  NodeStatus,
+  ProposeOptions,
+  ProposeResult,
+  ReadOptions,
+} from "./src/node/options.ts";
 export { type AppOptions, createApp } from "./src/http/app.ts";
 export { CasFailedError, KvStateMachine, kvStateMachine } from "./src/kv/mod.ts";
 export { fileStorage, type FileStorageOptions } from "./src/storage/file/storage.ts";

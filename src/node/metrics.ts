@@ -1,5 +1,6 @@
 /**
- * A small metrics registry that renders the Prometheus text format.
+ * A node's metrics: counters and latency histograms, rendered in the
+ * Prometheus text format.
  *
  * @module
  */
@@ -77,4 +78,175 @@ export function renderMetrics(families: readonly MetricFamily[]): string {
 
 function escapeLabel(value: string): string {
   return value.replaceAll("\\", "\\\\").replaceAll('"', '\\"').replaceAll("\n", "\\n");
+}
+
+/** What a node counts, for {@linkcode nodeMetrics}. */
+export interface NodeStats {
+  /** Writes received. */
+  proposals: number;
+  /** Writes that ended in an error. */
+  proposalsFailed: number;
+  /** Times the known leader changed. */
+  leaderChanges: number;
+  /** Reads received. */
+  reads: number;
+  /** Entries applied. */
+  applied: number;
+  /** Snapshots taken. */
+  snapshotsTaken: number;
+  /** Snapshots installed from a leader. */
+  snapshotsInstalled: number;
+  /** Snapshot chunks sent. */
+  snapshotChunksSent: number;
+  /** Leader: from proposal until committed. */
+  readonly replication: Histogram;
+  /** Time to make one batch durable. */
+  readonly diskSync: Histogram;
+  /** Time to apply one batch. */
+  readonly apply: Histogram;
+}
+
+/**
+ * Creates zeroed counters.
+ *
+ * @returns Fresh stats.
+ */
+export function nodeStats(): NodeStats {
+  return {
+    proposals: 0,
+    proposalsFailed: 0,
+    leaderChanges: 0,
+    reads: 0,
+    applied: 0,
+    snapshotsTaken: 0,
+    snapshotsInstalled: 0,
+    snapshotChunksSent: 0,
+    replication: new Histogram(),
+    diskSync: new Histogram(),
+    apply: new Histogram(),
+  };
+}
+
+/** The node's state that metrics report. */
+export interface MetricsView {
+  /** The role `/v1/status` reports. */
+  readonly role: "leader" | "follower" | "candidate" | "learner";
+  /** Current term. */
+  readonly term: number;
+  /** Highest committed index. */
+  readonly commitIndex: number;
+  /** Highest applied index. */
+  readonly appliedIndex: number;
+  /** Last log index. */
+  readonly lastIndex: number;
+}
+
+/**
+ * Renders a node's metrics in the Prometheus text format.
+ *
+ * @param stats What the node counted.
+ * @param st Its state now.
+ * @returns The metrics text.
+ */
+export function nodeMetrics(stats: NodeStats, st: MetricsView): string {
+  const roles = new Map<string, number>(
+    (["leader", "follower", "candidate", "learner"] as const).map((r) => [r, 0]),
+  );
+  roles.set(st.role, 1);
+  const families: MetricFamily[] = [
+    {
+      name: "watercraft_role",
+      help: "1 for the role this node has.",
+      type: "gauge",
+      value: roles,
+      label: "role",
+    },
+    { name: "watercraft_term", help: "Current Raft term.", type: "gauge", value: st.term },
+    {
+      name: "watercraft_commit_index",
+      help: "Highest committed index.",
+      type: "gauge",
+      value: st.commitIndex,
+    },
+    {
+      name: "watercraft_applied_index",
+      help: "Highest applied index.",
+      type: "gauge",
+      value: st.appliedIndex,
+    },
+    {
+      name: "watercraft_last_index",
+      help: "Last log index.",
+      type: "gauge",
+      value: st.lastIndex,
+    },
+    {
+      name: "watercraft_proposals_total",
+      help: "Writes received.",
+      type: "counter",
+      value: stats.proposals,
+    },
+    {
+      name: "watercraft_proposals_failed_total",
+      help: "Writes that ended in an error.",
+      type: "counter",
+      value: stats.proposalsFailed,
+    },
+    {
+      name: "watercraft_reads_total",
+      help: "Reads received.",
+      type: "counter",
+      value: stats.reads,
+    },
+    {
+      name: "watercraft_applied_total",
+      help: "Entries applied.",
+      type: "counter",
+      value: stats.applied,
+    },
+    {
+      name: "watercraft_snapshots_taken_total",
+      help: "Snapshots of the state machine taken (each compacts the log).",
+      type: "counter",
+      value: stats.snapshotsTaken,
+    },
+    {
+      name: "watercraft_snapshots_installed_total",
+      help: "Snapshots received from a leader and installed.",
+      type: "counter",
+      value: stats.snapshotsInstalled,
+    },
+    {
+      name: "watercraft_snapshot_chunks_sent_total",
+      help: "Snapshot chunks sent to followers behind the compacted log.",
+      type: "counter",
+      value: stats.snapshotChunksSent,
+    },
+    {
+      name: "watercraft_leader_changes_total",
+      help: "Times the known leader changed.",
+      type: "counter",
+      value: stats.leaderChanges,
+    },
+    {
+      name: "watercraft_write_replication_seconds",
+      help:
+        "Leader: from proposal until committed (replication round trip, followers' disk included).",
+      type: "histogram",
+      value: stats.replication,
+    },
+    {
+      name: "watercraft_disk_sync_seconds",
+      help: "Time to make one batch durable.",
+      type: "histogram",
+      value: stats.diskSync,
+    },
+    {
+      name: "watercraft_apply_seconds",
+      help: "Time to apply one batch.",
+      type: "histogram",
+      value: stats.apply,
+    },
+  ];
+  return renderMetrics(families);
 }

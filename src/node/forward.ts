@@ -1,0 +1,119 @@
+/**
+ * Writes a follower relays to its leader: the request goes over the
+ * transport, the leader's answer (a result, or an error with its code) comes
+ * back and is rebuilt as the same class of error, and the follower remembers
+ * the entry's id as `pending` until its own log holds it.
+ *
+ * @module
+ */
+
+import type { Clock } from "../clock.ts";
+import {
+  type ErrorCode,
+  errorFromCode,
+  ReadOnlyError,
+  UnavailableError,
+  WaterCraftError,
+} from "../errors.ts";
+import type { ForwardedAnswer, ForwardedProposal, Transport } from "../transport/transport.ts";
+import type { ProposeResult } from "./options.ts";
+import type { WaitFor } from "./writes.ts";
+
+/** Most relayed ids remembered; the oldest are forgotten first. */
+const RELAYED_MAX = 10_000;
+
+/** What a forwarded write carries. */
+export interface ForwardRequest {
+  /** The client's command. */
+  readonly command: unknown;
+  /** Its idempotency key, if any. */
+  readonly idempotencyKey: string | undefined;
+  /** What the client waits for. */
+  readonly wait: WaitFor;
+  /** When the client stops waiting, on the clock's time. */
+  readonly deadline: number;
+}
+
+/**
+ * Forwards a write to the leader and returns its result.
+ *
+ * @param transport How to reach the leader.
+ * @param leader The leader's id.
+ * @param request The write.
+ * @param clock Time, for what remains of the deadline.
+ * @returns The leader's result.
+ * @throws {WaterCraftError} The leader's refusal, as the class its code stands for.
+ */
+export async function forwardWrite(
+  transport: Transport,
+  leader: string,
+  request: ForwardRequest,
+  clock: Clock,
+): Promise<ProposeResult> {
+  const remaining = Math.max(1, request.deadline - clock.now());
+  const proposal: ForwardedProposal = {
+    command: request.command,
+    wait: request.wait,
+    timeoutMs: remaining,
+    ...(request.idempotencyKey !== undefined ? { idempotencyKey: request.idempotencyKey } : {}),
+  };
+  // A little longer than the leader's own deadline, so its answer wins.
+  const signal = AbortSignal.timeout(remaining + 1000);
+  const answer = await transport.forward(leader, proposal, signal);
+  if (!answer.ok) {
+    throw errorFromCode(answer.code as ErrorCode, answer.message, answer.details ?? {});
+  }
+  return answer.value as ProposeResult;
+}
+
+/**
+ * Turns what a leader's write threw into the answer a forwarding follower
+ * gets.
+ *
+ * @param e What was thrown.
+ * @returns The answer: the error's code, message and details.
+ */
+export function answerFromError(e: unknown): ForwardedAnswer {
+  if (e instanceof WaterCraftError) {
+    const details: Record<string, unknown> = { ...e.details };
+    if ((e instanceof UnavailableError || e instanceof ReadOnlyError) && e.leader !== null) {
+      details.leader = e.leader;
+    }
+    return { ok: false, code: e.code, message: e.message, details };
+  }
+  return { ok: false, code: "unavailable", message: `The leader failed: ${String(e)}` };
+}
+
+/** Ids of writes this follower relayed, until its own log holds them. */
+export class RelayedWrites {
+  readonly #byId = new Map<string, { readonly index: number; readonly term: number }>();
+
+  /**
+   * Remembers where a relayed write landed.
+   *
+   * @param result The leader's answer.
+   */
+  remember(result: ProposeResult): void {
+    this.#byId.set(result.id, { index: result.index, term: result.term });
+    if (this.#byId.size > RELAYED_MAX) this.#byId.delete(this.#byId.keys().next().value!);
+  }
+
+  /**
+   * Returns where a relayed write landed.
+   *
+   * @param id The entry's hash.
+   * @returns Its index and term, if this node relayed it and does not hold it yet.
+   */
+  get(id: string): { readonly index: number; readonly term: number } | undefined {
+    return this.#byId.get(id);
+  }
+
+  /**
+   * Forgets a write: this node's log holds it now.
+   *
+   * @param id The entry's hash.
+   */
+  forget(id: string): void {
+    this.#byId.delete(id);
+  }
+}

@@ -1,0 +1,274 @@
+/**
+ * Cluster operations of a node: leadership transfer, adding and removing
+ * members (one change at a time, decided against the committed
+ * configuration, retried while another change is pending), eviction of
+ * silent voters, and the configuration a forced new cluster starts from.
+ *
+ * @module
+ */
+
+import type { Clock } from "../clock.ts";
+import { type Configuration, decodeConfig, type Member } from "../core/config.ts";
+import type { Entry } from "../core/entry.ts";
+import { ProposalDroppedError } from "../core/errors.ts";
+import type { Raft } from "../core/raft.ts";
+import type { MembershipChange } from "../core/types.ts";
+import { fromRaftError, type LeaderHint, UnavailableError, WaterCraftError } from "../errors.ts";
+import type { PersistedState } from "../storage/storage.ts";
+
+/** What cluster operations need of their node. */
+export interface ClusterHost {
+  /** The node's id. */
+  readonly id: string;
+  /** The node's core (created when the node starts). */
+  raft(): Raft;
+  /** Time for deadlines and retries. */
+  readonly clock: Clock;
+  /** The tick, ms: how long to wait before retrying a change. */
+  readonly heartbeatMs: number;
+  /** The election timeout, ms: a transfer gets two. */
+  readonly electionMs: number;
+  /** The configuration in force. */
+  config(): Configuration;
+  /** The leader, for refusals that tell the client where to go. */
+  leaderHint(): LeaderHint | null;
+  /** Waits until a leader is known. */
+  awaitLeader(deadline: number): Promise<string>;
+  /** Waits until `entry` is applied. */
+  awaitCommitted(entry: Entry, deadline: number): Promise<unknown>;
+  /** Waits until `target` leads. */
+  awaitTransfer(target: string, deadline: number): Promise<void>;
+  /** Makes the node run its loop. */
+  schedule(): void;
+}
+
+/** When and how far the leader evicts silent voters. */
+export interface EvictionPolicy {
+  /** Remove a voter silent for longer than this, ms. */
+  readonly afterMs: number;
+  /** The fewest voters eviction leaves. */
+  readonly minVoters: number;
+  /** Where evictions are reported. */
+  readonly warn: (message: string) => void;
+}
+
+/** The membership changes and transfers of one node. */
+export class ClusterOps {
+  readonly #host: ClusterHost;
+  /** Membership changes run one at a time. */
+  #chain: Promise<unknown> = Promise.resolve();
+  #evicting = false;
+  #leaderSinceMs = 0;
+
+  /**
+   * Creates the operations of a node.
+   *
+   * @param host What they need of the node.
+   */
+  constructor(host: ClusterHost) {
+    this.#host = host;
+  }
+
+  /**
+   * Hears that this node became leader, for eviction: a voter it has never
+   * heard from has been silent at least this long.
+   */
+  becameLeader(): void {
+    this.#leaderSinceMs = this.#host.clock.now();
+  }
+
+  /**
+   * Moves leadership to `target`, or to the most caught-up other voter.
+   *
+   * @param target The voter to lead next.
+   * @throws {WaterCraftError} `not_found` for an unknown voter, `unavailable`
+   *   when leadership did not move within two election timeouts.
+   */
+  async transfer(target?: string): Promise<void> {
+    const { clock } = this.#host;
+    const raft = this.#host.raft();
+    const deadline = clock.now() + 2 * this.#host.electionMs;
+    const leader = await this.#host.awaitLeader(deadline);
+    let to = target;
+    if (to === undefined) {
+      if (leader !== this.#host.id) {
+        throw new UnavailableError("Cannot pick a target: ask the leader", this.#host.leaderHint());
+      }
+      const voters = new Set(this.#host.config().members.filter((m) => m.voter).map((m) => m.id));
+      const best = [...raft.followers()].filter(([id]) => voters.has(id))
+        .sort((a, b) => b[1].match - a[1].match)[0];
+      if (best === undefined) {
+        throw new UnavailableError("Cannot transfer leadership: there is no other voter");
+      }
+      to = best[0];
+    }
+    if (leader === to) return;
+    try {
+      raft.transferLeader(to);
+    } catch (e) {
+      throw fromRaftError(e, this.#host.leaderHint());
+    }
+    this.#host.schedule();
+    await this.#host.awaitTransfer(to, deadline);
+  }
+
+  /**
+   * Adds a member as a learner; adding one that exists at the same URL
+   * succeeds without a change.
+   *
+   * @param member Who joins.
+   * @param timeoutMs How long to wait.
+   * @throws {WaterCraftError} `conflict` when the id exists at another URL.
+   * @throws {UnavailableError} On a follower, with the leader.
+   */
+  add(member: { id: string; url: string; readOnly?: boolean }, timeoutMs: number): Promise<void> {
+    return this.#change((members) => {
+      const current = members.find((m) => m.id === member.id);
+      if (current === undefined) {
+        return {
+          type: "add",
+          member: {
+            id: member.id,
+            url: member.url,
+            voter: false,
+            readOnly: member.readOnly ?? false,
+          },
+        };
+      }
+      if (
+        current.url !== member.url || (current.readOnly ?? false) !== (member.readOnly ?? false)
+      ) {
+        throw new WaterCraftError(
+          "conflict",
+          `Cannot add ${member.id} at ${member.url}: it is already a member at ${
+            current.url ?? "no URL"
+          }`,
+        );
+      }
+      return null;
+    }, timeoutMs);
+  }
+
+  /**
+   * Removes a member, the leader included.
+   *
+   * @param id The member to remove.
+   * @param timeoutMs How long to wait.
+   * @throws {WaterCraftError} `not_found` for an unknown member.
+   * @throws {UnavailableError} On a follower, with the leader.
+   */
+  remove(id: string, timeoutMs: number): Promise<void> {
+    return this.#change((members) => {
+      if (!members.some((m) => m.id === id)) {
+        throw new WaterCraftError("not_found", `No member ${id}`);
+      }
+      return { type: "remove", id };
+    }, timeoutMs);
+  }
+
+  /**
+   * Removes a voter silent for longer than the policy allows, if this node
+   * leads and the cluster keeps enough voters. At most one at a time.
+   *
+   * @param policy When and how far to evict.
+   * @param timeoutMs How long the removal may take.
+   */
+  maybeEvict(policy: EvictionPolicy, timeoutMs: number): void {
+    const { clock, heartbeatMs } = this.#host;
+    const raft = this.#host.raft();
+    if (this.#evicting || raft.role !== "leader") return;
+    const voters = this.#host.config().members.filter((m) => m.voter);
+    if (voters.length <= policy.minVoters) return;
+    const seen = raft.seenTicks();
+    const sinceLeading = clock.now() - this.#leaderSinceMs;
+    const silent = voters.find((m) => {
+      if (m.id === this.#host.id) return false;
+      const ticks = seen.get(m.id);
+      return (ticks === undefined ? sinceLeading : ticks * heartbeatMs) > policy.afterMs;
+    });
+    if (silent === undefined) return;
+    this.#evicting = true;
+    this.remove(silent.id, timeoutMs).then(
+      () => policy.warn(`evicted member ${silent.id}: silent for over ${policy.afterMs} ms`),
+      (e) =>
+        policy.warn(`could not evict ${silent.id}: ${e instanceof Error ? e.message : String(e)}`),
+    ).finally(() => this.#evicting = false);
+  }
+
+  #change(
+    decide: (members: readonly Member[]) => MembershipChange | null,
+    timeoutMs: number,
+  ): Promise<void> {
+    const { clock } = this.#host;
+    const raft = this.#host.raft();
+    const run = async () => {
+      const deadline = clock.now() + timeoutMs;
+      for (let attempt = 0; attempt < 10_000; attempt++) {
+        const leader = await this.#host.awaitLeader(deadline);
+        if (leader !== this.#host.id) {
+          throw new UnavailableError(
+            "Membership changes go to the leader",
+            this.#host.leaderHint(),
+          );
+        }
+        // Decide against a committed configuration only: a retry must not
+        // answer "done" (or "no such member") for a change still pending.
+        const pending = raft.log.config().index;
+        if (pending > raft.log.committed) {
+          try {
+            await this.#host.awaitCommitted(raft.log.entry(pending)!, deadline);
+          } catch (e) {
+            if (!(e instanceof UnavailableError)) throw e;
+          }
+          continue;
+        }
+        const change = decide(raft.log.config().config.members);
+        if (change === null) return;
+        let entry: Entry | null;
+        try {
+          entry = raft.changeMembers(change, clock.now());
+        } catch (e) {
+          // Another change (an automatic promotion) or the new leader's first
+          // commit is pending: try again shortly.
+          if (!(e instanceof ProposalDroppedError) || clock.now() >= deadline) {
+            throw fromRaftError(e, this.#host.leaderHint());
+          }
+          await new Promise((r) => clock.setTimer(() => r(undefined), this.#host.heartbeatMs));
+          continue;
+        }
+        if (entry === null) return;
+        this.#host.schedule();
+        await this.#host.awaitCommitted(entry, deadline);
+        return;
+      }
+    };
+    const result = this.#chain.then(run, run);
+    this.#chain = result.catch(() => {});
+    return result;
+  }
+}
+
+/**
+ * The configuration `forceNewCluster` asks for: this node (and the named
+ * ids) as the only voters, taken from the last configuration in the log or
+ * else the snapshot's.
+ *
+ * @param id This node's id.
+ * @param state What storage recovered.
+ * @param force `true` for this node alone, or the other voters to keep.
+ * @returns The forced configuration.
+ */
+export function forcedConfig(
+  id: string,
+  state: PersistedState,
+  force: true | readonly string[],
+): Configuration {
+  const last = state.entries.findLast((e) => e.kind === "config");
+  const known = last !== undefined
+    ? decodeConfig(last.data).members
+    : state.snapshot?.meta.config.members ?? [];
+  const keep = new Set(force === true ? [id] : [id, ...force]);
+  const members = known.filter((m) => keep.has(m.id)).map((m) => ({ ...m, voter: true }));
+  if (!members.some((m) => m.id === id)) members.unshift({ id, voter: true });
+  return { members };
+}
