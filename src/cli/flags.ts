@@ -7,6 +7,7 @@
  * @module
  */
 
+import { CLIENT_TOKEN_PATTERN, CLIENT_TOKEN_RULE } from "../http/schemas.ts";
 import { bytesToHex } from "@noble/hashes/utils.js";
 import { parseArgs as tokenize, type ParseArgsOptionsConfig } from "node:util";
 import { isNodeId, NODE_ID_RULE } from "../core/config.ts";
@@ -215,6 +216,9 @@ export function parseArgs(
     "WATERCRAFT_CLIENT_TOKEN",
     env,
   );
+  if (clientToken !== null && !CLIENT_TOKEN_PATTERN.test(clientToken)) {
+    throw new UsageError(`--client-token must hold ${CLIENT_TOKEN_RULE}`);
+  }
   const tlsCert = nonEmpty("tls-cert", value("tls-cert"));
   const tlsKey = nonEmpty("tls-key", value("tls-key"));
   if ((tlsCert === null) !== (tlsKey === null)) {

@@ -23,6 +23,8 @@ import { peerRoutes } from "../transport/http/routes.ts";
 import { parseJson } from "../validation.ts";
 import { errorBody, errorResponse } from "./errors.ts";
 import {
+  CLIENT_TOKEN_PATTERN,
+  CLIENT_TOKEN_RULE,
   entryBody,
   entryId,
   idempotencyKey,
@@ -54,6 +56,7 @@ export interface AppOptions {
  * @param node The node to serve.
  * @param options Secrets and limits.
  * @returns The app.
+ * @throws {TypeError} When the client token is not an RFC 6750 bearer token.
  *
  * @example
  * ```ts
@@ -93,15 +96,22 @@ export function createApp(node: WaterCraftNode, options: AppOptions = {}): Hono 
   });
   // Only the client routes take the token: peer routes carry the cluster's
   // proof instead, and /healthz stays open for load balancers.
-  const guard = options.clientToken === undefined ? [] : [bearerAuth({
-    token: options.clientToken,
+  const token = options.clientToken;
+  if (token !== undefined && !CLIENT_TOKEN_PATTERN.test(token)) {
+    throw new TypeError(`The client token must hold ${CLIENT_TOKEN_RULE}`);
+  }
+  const refuse = (message: string) => () =>
+    Response.json(errorBody("unauthorized", message), { status: 401 });
+  const guard = token === undefined ? [] : [bearerAuth({
+    token,
     noAuthenticationHeader: {
-      message: errorBody("unauthorized", "Missing client token (Authorization: Bearer ...)"),
+      message: refuse("Missing client token (Authorization: Bearer ...)"),
     },
+    // A header that holds no bearer token is a missing one, not a bad request.
     invalidAuthenticationHeader: {
-      message: errorBody("invalid_request", "Invalid header Authorization: must be Bearer <token>"),
+      message: refuse("Missing client token: the Authorization header is not Bearer <token>"),
     },
-    invalidToken: { message: errorBody("unauthorized", "Wrong client token") },
+    invalidToken: { message: refuse("Wrong client token") },
   })];
   app.use("/v1/*", ...guard, limit);
   if (guard.length > 0) app.use("/metrics", ...guard);

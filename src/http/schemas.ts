@@ -16,6 +16,16 @@ export const jsonValue: z.ZodType<unknown> = z.unknown().refine(
   "must be present",
 );
 
+/**
+ * What a client token may hold: RFC 6750's `b64token`, the only tokens an
+ * `Authorization: Bearer` header can carry (base64, base64url and hex all fit).
+ */
+export const CLIENT_TOKEN_PATTERN: RegExp = /^[A-Za-z0-9._~+/-]+=*$/;
+
+/** {@linkcode CLIENT_TOKEN_PATTERN} in words, for error messages. */
+export const CLIENT_TOKEN_RULE =
+  "letters, digits and - . _ ~ + / only, optionally ending in = (an RFC 6750 bearer token)";
+
 /** A node id. */
 export const nodeId = z.string().regex(NODE_ID_PATTERN, `must match ${NODE_ID_RULE}`);
 

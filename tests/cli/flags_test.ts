@@ -254,6 +254,11 @@ const BAD_FLAGS: { name: string; args: string[]; want: RegExp }[] = [
     want: /--advertise must be an https: URL when serving HTTPS/,
   },
   { name: "empty secret", args: ["--secret="], want: /--secret must not be empty/ },
+  {
+    name: "a client token no Bearer header can carry",
+    args: ["--client-token", "p@ss:w0rd!"],
+    want: /--client-token must hold letters, digits and - \. _ ~ \+ \/ only/,
+  },
   { name: "empty ca", args: ["--ca="], want: /--ca must not be empty/ },
   {
     name: "zero heartbeat",
