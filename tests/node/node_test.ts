@@ -19,8 +19,8 @@ import {
   UnavailableError,
   WaterCraftError,
   type WaterCraftNode,
-} from "../mod.ts";
-import { type ManualClock, manualClock, MemoryNetwork } from "../src/testing.ts";
+} from "../../mod.ts";
+import { type ManualClock, manualClock, MemoryNetwork } from "../../src/testing.ts";
 
 /** A register machine: `{add: n}` adds, `{fail: true}` is refused by apply, `{bad: true}` by validate. */
 function counter(): StateMachine<{ add?: number; fail?: boolean }, number, null, number> & {

@@ -17,8 +17,8 @@ import {
   type Storage,
   WaterCraftError,
   type WaterCraftNode,
-} from "../mod.ts";
-import { type ManualClock, manualClock, MemoryNetwork } from "../src/testing.ts";
+} from "../../mod.ts";
+import { type ManualClock, manualClock, MemoryNetwork } from "../../src/testing.ts";
 
 /** Lets promise chains run (no time passes). */
 async function settle(): Promise<void> {

@@ -12,11 +12,11 @@
  * @module
  */
 
-import { WaterCraftError } from "../src/errors.ts";
+import { WaterCraftError } from "../../../src/errors.ts";
 import { deepStrictEqual, rejects, strictEqual } from "node:assert/strict";
-import { signRequest } from "../src/transport/http/auth.ts";
-import { encodeMessages } from "../src/transport/http/codec.ts";
-import { FORWARD_PATH, MESSAGES_PATH } from "../src/transport/http/sender.ts";
+import { signRequest } from "../../../src/transport/http/auth.ts";
+import { encodeMessages } from "../../../src/transport/http/codec.ts";
+import { FORWARD_PATH, MESSAGES_PATH } from "../../../src/transport/http/sender.ts";
 import {
   createApp,
   createNode,
@@ -25,8 +25,8 @@ import {
   serve,
   type Server,
   type WaterCraftNode,
-} from "../mod.ts";
-import type { Message } from "../src/core/mod.ts";
+} from "../../../mod.ts";
+import type { Message } from "../../../src/core/mod.ts";
 
 const SECRET = "the-cluster-secret";
 const WRONG = "a-guess";

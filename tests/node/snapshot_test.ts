@@ -19,8 +19,8 @@ import {
   type NodeOptions,
   type Storage,
   type WaterCraftNode,
-} from "../mod.ts";
-import { type ManualClock, manualClock, MemoryNetwork } from "../src/testing.ts";
+} from "../../mod.ts";
+import { type ManualClock, manualClock, MemoryNetwork } from "../../src/testing.ts";
 
 /** Lets queued promise chains run (no simulated time passes). */
 async function settle(): Promise<void> {

@@ -17,7 +17,7 @@ import {
   serve,
   type Server,
   type WaterCraftNode,
-} from "../mod.ts";
+} from "../../mod.ts";
 
 const SECRET = "s3cret-for-tests";
 
