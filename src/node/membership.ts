@@ -15,6 +15,7 @@ import type { Raft } from "../core/raft.ts";
 import type { MembershipChange } from "../core/types.ts";
 import { fromRaftError, type LeaderHint, UnavailableError, WaterCraftError } from "../errors.ts";
 import type { PersistedState } from "../storage/storage.ts";
+import type { JoinAnswer, Transport } from "../transport/transport.ts";
 
 /** What cluster operations need of their node. */
 export interface ClusterHost {
@@ -40,6 +41,14 @@ export interface ClusterHost {
   awaitTransfer(target: string, deadline: number): Promise<void>;
   /** Makes the node run its loop. */
   schedule(): void;
+  /** How the node reaches members, for joining. */
+  readonly transport: Transport;
+  /** The node's advertised URL. */
+  readonly url: string | null;
+  /** Whether the node joins as a read-only member. */
+  readonly readOnly: boolean;
+  /** Tells the node where the members it learned of while joining are. */
+  learnPeers(members: JoinAnswer["members"]): void;
 }
 
 /** When and how far the leader evicts silent voters. */
@@ -75,6 +84,38 @@ export class ClusterOps {
    */
   becameLeader(): void {
     this.#leaderSinceMs = this.#host.clock.now();
+  }
+
+  /**
+   * Gets this node added to a running cluster, unless it already has state
+   * (a restarted member rejoins through its own log).
+   *
+   * @param seeds URLs of members to ask first.
+   * @param timeoutMs How long to keep trying.
+   * @returns True when this node was added, false when it already had state.
+   * @throws {WaterCraftError} `conflict` when the id is taken at another URL,
+   *   `unavailable` when no member accepted in time.
+   */
+  async join(seeds: readonly string[], timeoutMs: number): Promise<boolean> {
+    const raft = this.#host.raft();
+    if (raft.log.lastIndex() > 0 || raft.term > 0) return false;
+    const { transport, url } = this.#host;
+    if (url === null) throw new TypeError("A node needs a url to join a cluster");
+    if (transport.join === undefined) {
+      throw new TypeError(
+        "This node's transport cannot join a cluster: it reaches no member by URL",
+      );
+    }
+    const answer = await transport.join({
+      id: this.#host.id,
+      url,
+      readOnly: this.#host.readOnly,
+      seeds,
+      timeoutMs,
+      clock: this.#host.clock,
+    });
+    this.#host.learnPeers(answer.members);
+    return true;
   }
 
   /**

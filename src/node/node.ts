@@ -15,12 +15,11 @@
 
 import { type Clock, systemClock, type TimerId } from "../clock.ts";
 import { AssertionError } from "../core/assert.ts";
-import type { Configuration, Member } from "../core/config.ts";
+import type { Configuration } from "../core/config.ts";
 import type { Entry } from "../core/entry.ts";
 import { NotLeaderError } from "../core/errors.ts";
 import type { Message } from "../core/messages.ts";
-import { seededPrng } from "../core/prng.ts";
-import { Raft } from "../core/raft.ts";
+import type { Raft } from "../core/raft.ts";
 import type { HardState, SoftState } from "../core/types.ts";
 import {
   fromRaftError,
@@ -40,7 +39,8 @@ import type {
 } from "../transport/transport.ts";
 import { answerFromError, forwardWrite, RelayedWrites } from "./forward.ts";
 import { LeaderWatch } from "./leader_watch.ts";
-import { ClusterOps, forcedConfig } from "./membership.ts";
+import { ClusterOps } from "./membership.ts";
+import { recoverRaft } from "./recovery.ts";
 import { nodeMetrics, nodeStats } from "./metrics.ts";
 import {
   type EntryStatus,
@@ -54,6 +54,7 @@ import {
   type ReadOptions,
   roleName,
 } from "./options.ts";
+import { memberStatuses } from "./status.ts";
 import { ReadBatcher } from "./reads.ts";
 import { settleKept } from "./sessions.ts";
 import { PendingWrites, type WaitFor } from "./writes.ts";
@@ -170,6 +171,14 @@ export class WaterCraftNode implements PeerHandler {
       awaitCommitted: (entry, deadline) => this.#writes.wait(entry, "committed", deadline),
       awaitTransfer: (target, deadline) => this.#leaderWatch.transfer(target, deadline),
       schedule: () => this.#schedule(),
+      transport: this.#transport,
+      url: this.url,
+      readOnly: this.readOnly,
+      learnPeers: (members) => {
+        // Until our log holds the configuration, this is how we answer the leader.
+        for (const m of members) if (m.url && m.id !== this.id) this.#extraPeers.set(m.id, m.url);
+        this.#updatePeers();
+      },
     });
   }
 
@@ -179,38 +188,8 @@ export class WaterCraftNode implements PeerHandler {
     this.#started = true;
     const state = await this.#storage.load();
     if (state.snapshot !== null) await this.#applier.restore(state.snapshot.data);
-    const empty = state.entries.length === 0 && state.hardState.term === 0 &&
-      state.snapshot === null;
-    const options = this.#options;
-    let bootstrap: Configuration | undefined;
-    if (empty && options.bootstrap !== false) {
-      if (this.readOnly) {
-        throw new TypeError("A read-only node cannot start a cluster: join an existing one");
-      }
-      const self: Member = { id: this.id, voter: true, ...(this.url ? { url: this.url } : {}) };
-      bootstrap = { members: options.members ? [...options.members] : [self] };
-    }
     this.#durableHard = state.hardState;
-    const force = options.forceNewCluster;
-    const forceConfig = force ? forcedConfig(this.id, state, force) : null;
-    const { heartbeatMs, electionMs } = this.#settings;
-    this.#raft = new Raft({
-      id: this.id,
-      prng: seededPrng(options.seed ?? crypto.getRandomValues(new Uint32Array(1))[0]!),
-      electionTicks: Math.max(2, Math.round(electionMs / heartbeatMs)),
-      heartbeatTicks: 1,
-      maxUncommittedBytes: options.maxUncommittedBytes ?? 64 << 20,
-      ...(options.maxMsgBytes === undefined ? {} : { maxMsgBytes: options.maxMsgBytes }),
-      hardState: state.hardState,
-      entries: state.entries,
-      ...(state.snapshot === null ? {} : {
-        snapshot: state.snapshot.meta,
-        snapshotData: state.snapshot.data,
-        applied: state.snapshot.meta.index,
-      }),
-      ...(bootstrap ? { bootstrap } : {}),
-      ...(forceConfig ? { forceConfig } : {}),
-    });
+    this.#raft = recoverRaft(this.#options, this.#settings, state);
     this.#applied = this.#raft.log.applied;
     this.#refreshConfig();
     await this.#transport.start(this.id, this);
@@ -437,30 +416,11 @@ export class WaterCraftNode implements PeerHandler {
    * @throws {WaterCraftError} `conflict` when the id is taken at another URL,
    *   `unavailable` when no member accepted in time.
    */
-  async join(seeds: readonly string[], options: { timeoutMs?: number } = {}): Promise<boolean> {
+  join(seeds: readonly string[], options: { timeoutMs?: number } = {}): Promise<boolean> {
     this.#assertRunning();
-    if (this.#raft.log.lastIndex() > 0 || this.#raft.term > 0) return false;
-    if (this.url === null) throw new TypeError("A node needs a url to join a cluster");
-    if (this.#transport.join === undefined) {
-      throw new TypeError(
-        "This node's transport cannot join a cluster: it reaches no member by URL",
-      );
-    }
-    const answer = await this.#transport.join({
-      id: this.id,
-      url: this.url,
-      readOnly: this.readOnly,
-      seeds,
-      timeoutMs: options.timeoutMs ?? 60_000,
-      clock: this.#clock,
-    });
-    // Until our log holds the configuration, this is how we answer the leader.
-    for (const m of answer.members) {
-      if (m.url && m.id !== this.id) this.#extraPeers.set(m.id, m.url);
-    }
-    this.#updatePeers();
-    return true;
+    return this.#cluster.join(seeds, options.timeoutMs ?? 60_000);
   }
+
   /** This node's state, as `/v1/status` reports it. */
   status(): NodeStatus {
     const st = this.#raft.status();
@@ -483,19 +443,7 @@ export class WaterCraftNode implements PeerHandler {
 
   /** The member list with the alive list, as `/v1/members` reports it. */
   members(): { leader: LeaderHint | null; configIndex: number; members: MemberStatus[] } {
-    const seen = this.#raft.seenTicks();
-    const members = this.#config.members.map((m): MemberStatus => {
-      const ticks = seen.get(m.id);
-      const lastSeenMs = ticks === undefined ? null : ticks * this.#settings.heartbeatMs;
-      return {
-        id: m.id,
-        url: m.url ?? null,
-        voter: m.voter,
-        readOnly: m.readOnly ?? false,
-        alive: lastSeenMs !== null && lastSeenMs <= this.#settings.electionMs,
-        lastSeenMs,
-      };
-    });
+    const members = memberStatuses(this.#config, this.#raft.seenTicks(), this.#settings);
     return { leader: this.#leaderHint(), configIndex: this.#configIndex, members };
   }
 
