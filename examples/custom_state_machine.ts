@@ -41,7 +41,7 @@ class Ledger implements StateMachine<LedgerCommand, LedgerResult, LedgerQuery, u
   /** Commands that passed `validate` but were refused by `apply`. */
   refusedByApply = 0;
 
-  /** Runs on the leader before the command is logged: refuses it early (HTTP 422). */
+  /** Runs where the request enters, before the command is logged: refuses it early (HTTP 422). */
   validate(command: unknown): LedgerCommand {
     const parsed = parse(command);
     this.#check(parsed);

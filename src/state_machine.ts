@@ -22,15 +22,22 @@ export interface EntryMeta {
 /**
  * A deterministic state machine fed by the replicated log.
  *
- * Contract: `apply` must be deterministic (same commands in the same order
- * give the same state and results on every node) and must not depend on
- * clocks, randomness or I/O. To refuse a command, `validate` or `apply`
- * throws a `RejectedError`; a refusal from `apply` happens on every
- * node alike, so the entry stays in the log without effect. Any other error
- * from `apply` is a bug: the node stops rather than diverge.
+ * A command is encoded once, on the node that takes the client's request:
+ * `validate` checks it and `encode` turns it into the bytes that are
+ * forwarded, hashed, logged, replicated and stored; on every node `decode`
+ * turns those bytes back into the command that `apply` gets. Without
+ * `encode` and `decode`, commands travel as UTF-8 JSON.
  *
- * @typeParam Command The commands it applies (JSON values).
- * @typeParam Result What applying one returns to the client (JSON value).
+ * Contract: `decode` and `apply` must be deterministic (the same bytes in
+ * the same order give the same state and results on every node) and must
+ * not depend on clocks, randomness or I/O. To refuse a command, `validate`
+ * or `apply` throws a `RejectedError`; a refusal from `apply` (or any error
+ * from `decode`) happens on every node alike, so the entry stays in the log
+ * without effect. Any other error from `apply` is a bug: the node stops
+ * rather than diverge.
+ *
+ * @typeParam Command The commands it applies.
+ * @typeParam Result What applying one returns to the client (a JSON value).
  * @typeParam Query What `query` takes.
  * @typeParam Answer What `query` returns.
  */
@@ -42,10 +49,21 @@ export interface StateMachine<
 > {
   /**
    * Checks a client's command before it is proposed, and returns the command
-   * to log (possibly normalised). Runs on the leader against its applied
-   * state; throw `RejectedError` to refuse (HTTP 422).
+   * to log (possibly normalised). Runs on the node that takes the request,
+   * against that node's applied state, which may trail the leader's: a rule
+   * that depends on the state must be checked again by `apply`. Throw
+   * `RejectedError` to refuse (HTTP 422).
    */
   validate?(command: unknown): Command;
+  /** Encodes a validated command as the bytes to log. Default: UTF-8 JSON. */
+  encode?(command: Command): Uint8Array;
+  /**
+   * Decodes logged bytes into the command to apply. Default: UTF-8 JSON.
+   * Must accept whatever `encode` made; bytes it cannot decode (an entry
+   * that bypassed `validate`) should throw, which refuses the entry on every
+   * node alike.
+   */
+  decode?(data: Uint8Array): Command;
   /** Applies a committed command and returns the client's result. */
   apply(command: Command, entry: EntryMeta): Result;
   /** Answers a read against the current state; never changes it. */

@@ -32,7 +32,8 @@ import {
   NotJsonError,
 } from "./canonical_json.ts";
 import { compareKeys, keyProblem, quoteKey, SortedKeys } from "./index.ts";
-import { formatPath, parseCommand, parseQuery } from "./schemas.ts";
+import { formatPath, parseCommand, type ParsedCommand, parseQuery } from "./schemas.ts";
+import { decodeKvCommand, encodeKvCommand } from "./command_codec.ts";
 
 /** Items a `list` query returns when it gives no `limit`. */
 export const KV_LIST_LIMIT_DEFAULT = 100;
@@ -208,27 +209,39 @@ export class KvStateMachine implements StateMachine<KvCommand, KvResult, KvQuery
    * ```
    */
   validate(command: unknown): KvCommand {
-    const parsed = parseCommand(command);
-    switch (parsed.op) {
-      case "put":
-        return { op: "put", key: parsed.key, value: decodeCanonical(parsed.value) };
-      case "delete":
-        return { op: "delete", key: parsed.key };
-      case "cas":
-        return {
-          op: "cas",
-          key: parsed.key,
-          expect: decodeCanonical(parsed.expect),
-          value: decodeCanonical(parsed.value),
-        };
-    }
+    return checkedCommand(parseCommand(command));
+  }
+
+  /**
+   * Encodes a command as log bytes (see `command_codec.ts`), its values in
+   * canonical text. A command from {@linkcode KvStateMachine.validate} is
+   * not checked again.
+   *
+   * @param command The command.
+   * @returns Its log bytes.
+   * @throws {RejectedError} When `command` is malformed.
+   */
+  encode(command: KvCommand): Uint8Array {
+    return encodeKvCommand(parsedOf(command));
+  }
+
+  /**
+   * Decodes log bytes into the command `apply` takes, without parsing its
+   * values: they stay canonical text until a client reads them.
+   *
+   * @param data Bytes made by {@linkcode KvStateMachine.encode}.
+   * @returns The command.
+   * @throws {RangeError} When the bytes are not a key-value command.
+   */
+  decode(data: Uint8Array): KvCommand {
+    return checkedCommand(decodeKvCommand(data));
   }
 
   /**
    * Applies a committed command. Deterministic: it depends on nothing but
-   * the state and `command`. The command is checked again as in
-   * {@linkcode KvStateMachine.validate}, so an entry that bypassed the
-   * validator is refused alike on every node rather than crashing them.
+   * the state and `command`. A command that `validate` or `decode` made is
+   * applied as is; any other is checked as in
+   * {@linkcode KvStateMachine.validate} first.
    *
    * @param command The command.
    * @param _entry The entry that carried it (unused).
@@ -247,7 +260,7 @@ export class KvStateMachine implements StateMachine<KvCommand, KvResult, KvQuery
    * ```
    */
   apply(command: KvCommand, _entry?: EntryMeta): KvResult {
-    const parsed = parseCommand(command);
+    const parsed = parsedOf(command);
     const current = this.#values.get(parsed.key);
     switch (parsed.op) {
       case "put":
@@ -434,3 +447,38 @@ export function kvStateMachine(): KvStateMachine {
 
 const SNAPSHOT_FORMAT = "watercraft-kv/1";
 const ENCODER = new TextEncoder();
+
+/** The checked form of a command made by `validate` or `decode`. */
+const PARSED: unique symbol = Symbol("parsed key-value command");
+
+/** A command whose values are known canonical: `apply` and `encode` skip the checks. */
+type Checked = KvCommand & { readonly [PARSED]: ParsedCommand };
+
+/**
+ * Wraps a checked command as a {@linkcode KvCommand}. Its values are parsed
+ * from their canonical text only if someone reads them.
+ */
+function checkedCommand(parsed: ParsedCommand): KvCommand {
+  const command = { op: parsed.op, key: parsed.key };
+  // Hidden, so the command looks like any other KvCommand to its readers.
+  Object.defineProperty(command, PARSED, { value: parsed });
+  // In the order of KvCommand's fields, as JSON of the command shows them.
+  if (parsed.op === "cas") {
+    Object.defineProperty(command, "expect", {
+      enumerable: true,
+      get: () => decodeCanonical(parsed.expect),
+    });
+  }
+  if (parsed.op !== "delete") {
+    Object.defineProperty(command, "value", {
+      enumerable: true,
+      get: () => decodeCanonical(parsed.value),
+    });
+  }
+  return command as unknown as Checked;
+}
+
+/** The checked form of `command`: kept from `validate`/`decode`, or checked now. */
+function parsedOf(command: KvCommand): ParsedCommand {
+  return (command as Partial<Checked>)[PARSED] ?? parseCommand(command);
+}

@@ -1,18 +1,20 @@
 /**
- * Committed entries into the state machine: a command's envelope is decoded
- * once, a repeated idempotency key gets the first entry's result instead of
- * a second apply, and a refusal by the state machine becomes the outcome
- * (deterministic, the same on every node). Snapshots of the node hold the
- * state machine's bytes and the kept idempotency results.
+ * The state machine's side of the node: a client's command is validated and
+ * encoded once where it enters; a committed entry's bytes are decoded once
+ * and applied, a repeated idempotency key gets the first entry's result
+ * instead of a second apply, and a refusal (by `decode` or `apply`) becomes
+ * the outcome, alike on every node. Snapshots of the node hold the state
+ * machine's bytes and the kept idempotency results.
  *
  * @module
  */
 
 import type { Entry } from "../core/entry.ts";
-import { WaterCraftError } from "../errors.ts";
+import { RejectedError, WaterCraftError } from "../errors.ts";
 import type { EntryMeta, StateMachine } from "../state_machine.ts";
 import { type KeptResult, type Outcome, Sessions } from "./sessions.ts";
 import type { Landing } from "./writes.ts";
+import { openEnvelope } from "./envelope.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -45,19 +47,18 @@ export class Applier {
   }
 
   /**
-   * Validates a client's command and encodes it, with its idempotency key,
-   * as the bytes of a log entry.
+   * Validates a client's command and encodes it: the bytes that are
+   * forwarded, logged and replicated from here on.
    *
    * @param command The client's command.
-   * @param key Its idempotency key, if any.
-   * @returns The entry's data.
+   * @returns The command's bytes.
    * @throws {RejectedError} When the validator refuses it.
    */
-  encode(command: unknown, key: string | undefined): Uint8Array {
+  encode(command: unknown): Uint8Array {
     const validated = this.#sm.validate ? this.#sm.validate(command) : command;
-    return encoder.encode(
-      JSON.stringify(key === undefined ? { c: validated } : { c: validated, k: key }),
-    );
+    return this.#sm.encode
+      ? this.#sm.encode(validated)
+      : encoder.encode(JSON.stringify(validated ?? null));
   }
 
   /**
@@ -65,17 +66,31 @@ export class Applier {
    *
    * @param e The entry, next in log order.
    * @returns Its outcome.
-   * @throws {Error} Whatever the state machine threw other than a
-   *   `WaterCraftError`: a bug, which must stop the node rather than let
-   *   nodes diverge.
+   * @throws {Error} Whatever `apply` threw other than a `WaterCraftError`: a
+   *   bug, which must stop the node rather than let nodes diverge.
    */
   apply(e: Entry): Applied {
     if (e.kind !== "command") return { outcome: { ok: true, value: undefined }, ran: false };
-    const envelope = JSON.parse(decoder.decode(e.data)) as { c: unknown; k?: string };
-    const key = envelope.k;
-    const kept = key === undefined ? undefined : this.sessions.kept(key);
-    // A retry that reached the log twice: the first entry and its result stand.
-    if (kept !== undefined) return { outcome: kept.outcome, as: kept, ran: false };
+    let command: unknown;
+    let key: string | undefined;
+    try {
+      const opened = openEnvelope(e.data);
+      key = opened.key;
+      const kept = key === undefined ? undefined : this.sessions.kept(key);
+      // A retry that reached the log twice: the first entry and its result stand.
+      if (kept !== undefined) return { outcome: kept.outcome, as: kept, ran: false };
+      command = this.#sm.decode
+        ? this.#sm.decode(opened.command)
+        : JSON.parse(decoder.decode(opened.command));
+    } catch (err) {
+      // Bytes no node's `encode` made (they bypassed `validate`): refused
+      // alike on every node, since decoding is deterministic.
+      const reason = err instanceof Error ? err.message : String(err);
+      return {
+        outcome: { ok: false, error: new RejectedError(`Cannot decode: ${reason}`) },
+        ran: false,
+      };
+    }
     const meta: EntryMeta = {
       index: e.index,
       term: e.term,
@@ -85,7 +100,7 @@ export class Applier {
     };
     let outcome: Outcome;
     try {
-      outcome = { ok: true, value: this.#sm.apply(envelope.c, meta) };
+      outcome = { ok: true, value: this.#sm.apply(command, meta) };
     } catch (err) {
       if (!(err instanceof WaterCraftError)) throw err;
       outcome = { ok: false, error: err };

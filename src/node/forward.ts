@@ -24,8 +24,8 @@ const RELAYED_MAX = 10_000;
 
 /** What a forwarded write carries. */
 export interface ForwardRequest {
-  /** The client's command. */
-  readonly command: unknown;
+  /** The command's bytes, validated and encoded here. */
+  readonly command: Uint8Array;
   /** Its idempotency key, if any. */
   readonly idempotencyKey: string | undefined;
   /** What the client waits for. */

@@ -59,6 +59,7 @@ import { ReadBatcher } from "./reads.ts";
 import { settleKept } from "./sessions.ts";
 import { PendingWrites, type WaitFor } from "./writes.ts";
 import { Applier } from "./apply.ts";
+import { sealEnvelope } from "./envelope.ts";
 
 /**
  * Creates and starts a node: recovers its storage, bootstraps a new cluster
@@ -222,11 +223,11 @@ export class WaterCraftNode implements PeerHandler {
   // ------------------------------------------------------------ writes
 
   /**
-   * Writes a command: validates it, appends it to the leader's log (through
-   * the leader when this node follows) and resolves once it is applied (or
-   * only accepted, when asked).
+   * Writes a command: validates and encodes it here, appends its bytes to
+   * the leader's log (through the leader when this node follows) and
+   * resolves once it is applied (or only accepted, when asked).
    *
-   * @param command The command, a JSON value.
+   * @param command The command, as the state machine's `validate` takes it.
    * @param options Idempotency key, what to wait for, timeout.
    * @returns Where the entry landed and the state machine's result.
    * @throws {RejectedError} The validator or `apply` refused it (422).
@@ -241,12 +242,13 @@ export class WaterCraftNode implements PeerHandler {
     const deadline = this.#clock.now() + (options.timeoutMs ?? this.#settings.requestTimeoutMs);
     this.#stats.proposals++;
     try {
+      const data = this.#applier.encode(command);
       const leader = await this.#leaderWatch.leader(this.#raft.leader, deadline);
       if (leader === this.id) {
-        return await this.#proposeAsLeader(command, options.idempotencyKey, wait, deadline);
+        return await this.#proposeAsLeader(data, options.idempotencyKey, wait, deadline);
       }
       const result = await forwardWrite(this.#transport, leader, {
-        command,
+        command: data,
         idempotencyKey: options.idempotencyKey,
         wait,
         deadline,
@@ -260,7 +262,7 @@ export class WaterCraftNode implements PeerHandler {
   }
 
   #proposeAsLeader(
-    command: unknown,
+    command: Uint8Array,
     key: string | undefined,
     wait: WaitFor,
     deadline: number,
@@ -279,7 +281,7 @@ export class WaterCraftNode implements PeerHandler {
         `Cannot write: ${this.#settings.maxWaiting} requests are already waiting`,
       );
     }
-    const data = this.#applier.encode(command, key);
+    const data = sealEnvelope(command, key);
     let entry: Entry;
     try {
       entry = this.#raft.propose(data, this.#clock.now());

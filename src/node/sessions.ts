@@ -8,7 +8,13 @@
  * @module
  */
 
-import { type ErrorCode, errorFromCode, type WaterCraftError } from "../errors.ts";
+import {
+  type ErrorCode,
+  errorFromCode,
+  ReadOnlyError,
+  UnavailableError,
+  type WaterCraftError,
+} from "../errors.ts";
 import type { ProposeResult } from "./options.ts";
 
 /**
@@ -74,7 +80,10 @@ export class Sessions {
    */
   track(key: string, write: Promise<ProposeResult>): void {
     this.#inFlight.set(key, write);
-    const forget = () => this.#inFlight.delete(key);
+    // Only this write: after a leadership change the key may track a newer one.
+    const forget = () => {
+      if (this.#inFlight.get(key) === write) this.#inFlight.delete(key);
+    };
     write.then(forget, forget);
   }
 
@@ -111,7 +120,7 @@ export class Sessions {
         ok: false,
         code: k.outcome.error.code,
         message: k.outcome.error.message,
-        details: k.outcome.error.details,
+        details: detailsOf(k.outcome.error),
       },
     }]);
     const json = encoder.encode(JSON.stringify(kept));
@@ -183,4 +192,12 @@ export function settleKept(kept: KeptResult, head: string): Promise<ProposeResul
     head,
     result: kept.outcome.value,
   });
+}
+
+/** An error's details, with its leader hint (kept apart on the error) among them. */
+function detailsOf(error: WaterCraftError): Readonly<Record<string, unknown>> {
+  const leader = error instanceof UnavailableError || error instanceof ReadOnlyError
+    ? error.leader
+    : null;
+  return leader === null ? error.details : { ...error.details, leader };
 }

@@ -12,8 +12,8 @@ import type { Clock } from "../clock.ts";
 
 /** A client write forwarded by a follower to the leader. */
 export interface ForwardedProposal {
-  /** The command, as the client sent it (JSON). */
-  readonly command: unknown;
+  /** The command's bytes: validated and encoded by the node that took the request. */
+  readonly command: Uint8Array;
   /** Idempotency key, if the client gave one. */
   readonly idempotencyKey?: string;
   /** Answer once the entry is in the leader's log, or once it is applied. */

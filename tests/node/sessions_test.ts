@@ -247,3 +247,40 @@ Deno.test("settleKept() answers a retry as the first write was answered", async 
     await rejects(settleKept(to.kept("r")!, "h"), RejectedError);
   });
 });
+
+Deno.test("Sessions.track() is not undone by an older write with the same key settling", async () => {
+  const s = new Sessions();
+  let settleOld!: (r: ProposeResult) => void;
+  const old = new Promise<ProposeResult>((resolve) => settleOld = resolve);
+  s.track("k", old);
+  s.clearInFlight(); // this node stopped leading; the old write still waits
+  const fresh = new Promise<ProposeResult>(() => {});
+  s.track("k", fresh); // leading again, a retry proposes anew
+  settleOld({ id: "h1", index: 1, term: 1, state: "committed", head: "h1" });
+  for (let i = 0; i < 3; i++) await Promise.resolve();
+  strictEqual(s.inFlight("k"), fresh, "the retry still in flight is forgotten");
+});
+
+Deno.test("Sessions.restore() rebuilds a kept UnavailableError with its class and leader hint", () => {
+  const from = new Sessions();
+  from.keep("u", refused(3, new UnavailableError("Cannot apply: no quorum", HINT)));
+  const to = new Sessions();
+  to.restore(from.snapshot(new Uint8Array()));
+  const got = to.kept("u");
+  if (got === undefined || got.outcome.ok) throw new Error("The refusal was not restored");
+  const e = got.outcome.error;
+  ok(e instanceof UnavailableError);
+  strictEqual(e.message, "Cannot apply: no quorum");
+  deepStrictEqual(e.leader, HINT);
+});
+
+Deno.test("Sessions.restore() rebuilds a kept ReadOnlyError with its class and leader hint", () => {
+  const from = new Sessions();
+  from.keep("r", refused(3, new ReadOnlyError(HINT)));
+  const to = new Sessions();
+  to.restore(from.snapshot(new Uint8Array()));
+  const got = to.kept("r");
+  if (got === undefined || got.outcome.ok) throw new Error("The refusal was not restored");
+  ok(got.outcome.error instanceof ReadOnlyError);
+  deepStrictEqual(got.outcome.error.leader, HINT);
+});

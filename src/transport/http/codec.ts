@@ -266,7 +266,7 @@ const batchShape = z.object({
 });
 
 const proposalShape = z.object({
-  command: z.unknown().refine((v) => v !== undefined, "must be present"),
+  command: base64Bytes,
   idempotencyKey: z.string().min(1).max(256).exactOptional(),
   wait: z.enum(["accepted", "committed"]),
   timeoutMs: count,
@@ -375,6 +375,16 @@ export function decodeMessages(body: unknown): Message[] {
 // ------------------------------------------------------------------ forwarding
 
 /**
+ * Encodes the body of `POST /raft/forward`: the command's bytes in base64.
+ *
+ * @param proposal The forwarded write.
+ * @returns JSON text.
+ */
+export function encodeForwardedProposal(proposal: ForwardedProposal): string {
+  return JSON.stringify({ ...proposal, command: encodeBase64(proposal.command) });
+}
+
+/**
  * Decodes and validates the parsed JSON body of `POST /raft/forward`.
  *
  * @param body The parsed JSON.
@@ -384,10 +394,10 @@ export function decodeMessages(body: unknown): Message[] {
  * @example
  * ```ts
  * import { deepStrictEqual } from "node:assert/strict";
- * import { decodeForwardedProposal } from "./codec.ts";
+ * import { decodeForwardedProposal, encodeForwardedProposal } from "./codec.ts";
  *
- * const proposal = { command: { op: "put" }, wait: "committed" as const, timeoutMs: 500 };
- * deepStrictEqual(decodeForwardedProposal(JSON.parse(JSON.stringify(proposal))), proposal);
+ * const proposal = { command: new Uint8Array([1, 2]), wait: "committed" as const, timeoutMs: 500 };
+ * deepStrictEqual(decodeForwardedProposal(JSON.parse(encodeForwardedProposal(proposal))), proposal);
  * ```
  */
 export function decodeForwardedProposal(body: unknown): ForwardedProposal {

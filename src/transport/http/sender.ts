@@ -30,7 +30,12 @@
 import { WaterCraftError } from "../../errors.ts";
 import type { Message } from "../../core/messages.ts";
 import { FROM_HEADER, signRequest } from "./auth.ts";
-import { decodeForwardedAnswer, encodeMessages, MAX_MESSAGES_PER_BATCH } from "./codec.ts";
+import {
+  decodeForwardedAnswer,
+  encodeForwardedProposal,
+  encodeMessages,
+  MAX_MESSAGES_PER_BATCH,
+} from "./codec.ts";
 import { describeFetchError, isCertificateError, trustingFetch } from "./tls.ts";
 import type {
   ForwardedAnswer,
@@ -406,7 +411,7 @@ class HttpTransportImpl implements HttpTransport {
     proposal: ForwardedProposal,
     signal: AbortSignal,
   ): Promise<ForwardedAnswer> {
-    const body = encoder.encode(JSON.stringify(proposal));
+    const body = encoder.encode(encodeForwardedProposal(proposal));
     const headers = await this.#headers(FORWARD_PATH, body);
     if (signal.aborted) {
       throw new WaterCraftError(

@@ -15,6 +15,7 @@ import {
   decodeForwardedProposal,
   decodeMessages,
   encodeBase64,
+  encodeForwardedProposal,
   encodeMessages,
   MAX_MESSAGES_PER_BATCH,
   messageSchema,
@@ -483,32 +484,47 @@ Deno.test("messageSchema validates one message", () => {
 Deno.test("decodeForwardedProposal() round-trips and refuses bad fields", async (t) => {
   await t.step("with an idempotency key", () => {
     const proposal = {
-      command: { op: "put", key: "k", value: [1, null] },
+      command: new TextEncoder().encode('{"op":"put","key":"k","value":[1,null]}'),
       idempotencyKey: "abc",
       wait: "accepted" as const,
       timeoutMs: 100,
     };
-    deepStrictEqual(decodeForwardedProposal(JSON.parse(JSON.stringify(proposal))), proposal);
+    deepStrictEqual(
+      decodeForwardedProposal(JSON.parse(encodeForwardedProposal(proposal))),
+      proposal,
+    );
   });
-  await t.step("without one, and a null command", () => {
-    const proposal = { command: null, wait: "committed" as const, timeoutMs: 0 };
-    deepStrictEqual(decodeForwardedProposal(JSON.parse(JSON.stringify(proposal))), proposal);
+  await t.step("without one, and an empty command", () => {
+    const proposal = { command: new Uint8Array(0), wait: "committed" as const, timeoutMs: 0 };
+    deepStrictEqual(
+      decodeForwardedProposal(JSON.parse(encodeForwardedProposal(proposal))),
+      proposal,
+    );
   });
   const bad: { name: string; input: unknown; want: RegExp }[] = [
     {
       name: "missing command",
       input: { wait: "committed", timeoutMs: 1 },
-      want: /field command: must be present/,
+      want: /field command: /,
     },
-    { name: "bad wait", input: { command: 1, wait: "applied", timeoutMs: 1 }, want: /field wait/ },
+    {
+      name: "command not base64",
+      input: { command: "a!", wait: "committed", timeoutMs: 1 },
+      want: /field command: must be standard base64/,
+    },
+    {
+      name: "bad wait",
+      input: { command: "AQ==", wait: "applied", timeoutMs: 1 },
+      want: /field wait/,
+    },
     {
       name: "negative timeout",
-      input: { command: 1, wait: "committed", timeoutMs: -1 },
+      input: { command: "AQ==", wait: "committed", timeoutMs: -1 },
       want: /field timeoutMs/,
     },
     {
       name: "empty key",
-      input: { command: 1, wait: "committed", timeoutMs: 1, idempotencyKey: "" },
+      input: { command: "AQ==", wait: "committed", timeoutMs: 1, idempotencyKey: "" },
       want: /idempotencyKey/,
     },
     { name: "not an object", input: [], want: /Invalid body: / },

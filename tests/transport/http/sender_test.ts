@@ -13,7 +13,11 @@ import { Hono } from "hono";
 import type { AppendMessage, HeartbeatMessage, Message } from "../../../src/core/messages.ts";
 import { peerRoutes, type PeerRoutesOptions } from "../../../src/transport/http/routes.ts";
 import { signRequest } from "../../../src/transport/http/auth.ts";
-import { decodeMessages, encodeMessages } from "../../../src/transport/http/codec.ts";
+import {
+  decodeMessages,
+  encodeForwardedProposal,
+  encodeMessages,
+} from "../../../src/transport/http/codec.ts";
 import {
   httpTransport,
   type HttpTransportOptions,
@@ -63,7 +67,8 @@ function recorder(): Recorder {
   const rec: Recorder = {
     calls: [],
     forwards: [],
-    answer: (proposal) => Promise.resolve({ ok: true, value: { echo: proposal.command } }),
+    answer: (proposal) =>
+      Promise.resolve({ ok: true, value: { echo: new TextDecoder().decode(proposal.command) } }),
     get messages(): Message[] {
       return rec.calls.flatMap((c) => c.messages);
     },
@@ -123,7 +128,7 @@ function range(lo: number, hi: number): number[] {
 }
 
 const PROPOSAL: ForwardedProposal = {
-  command: { op: "put", key: "k", value: 1 },
+  command: new TextEncoder().encode('{"op":"put","key":"k","value":1}'),
   wait: "committed",
   timeoutMs: 1000,
 };
@@ -450,7 +455,7 @@ Deno.test("httpTransport with the cluster secret is accepted; with a wrong one i
 
     deepStrictEqual(await good.forward("n2", PROPOSAL, new AbortController().signal), {
       ok: true,
-      value: { echo: PROPOSAL.command },
+      value: { echo: new TextDecoder().decode(PROPOSAL.command) },
     });
     const refused = await bad.forward("n2", PROPOSAL, new AbortController().signal);
     ok(!refused.ok);
@@ -535,7 +540,10 @@ Deno.test("peerRoutes refuses bad requests with the API.md error shape", async (
       await expect(await post({ "X-Raft-From": "n1" }, stream), 413, "too_large");
     });
     await t.step("a bad forwarded proposal", async () => {
-      const body = JSON.stringify({ ...PROPOSAL, wait: "eventually" });
+      const body = JSON.stringify({
+        ...JSON.parse(encodeForwardedProposal(PROPOSAL)),
+        wait: "eventually",
+      });
       await expect(
         await post({ "X-Raft-From": "n1" }, body, "/raft/forward"),
         400,
@@ -562,7 +570,7 @@ Deno.test("httpTransport.forward() round-trips a proposal and the leader's answe
     const proposal: ForwardedProposal = { ...PROPOSAL, idempotencyKey: "key-1", wait: "accepted" };
     deepStrictEqual(await transport.forward("n2", proposal, signal), {
       ok: true,
-      value: { echo: PROPOSAL.command },
+      value: { echo: new TextDecoder().decode(PROPOSAL.command) },
     });
     deepStrictEqual(peer.rec.forwards, [{ from: "n1", proposal }]);
 
@@ -681,7 +689,7 @@ Deno.test("httpTransport({ ca }) sends messages and forwards writes to an HTTPS 
     deepStrictEqual(commits(peer.rec.messages), [1, 2]);
     deepStrictEqual(await transport.forward("n2", PROPOSAL, new AbortController().signal), {
       ok: true,
-      value: { echo: PROPOSAL.command },
+      value: { echo: new TextDecoder().decode(PROPOSAL.command) },
     });
     strictEqual(transport.stats().peers.n2!.lastError, null);
     deepStrictEqual(failures, []);
