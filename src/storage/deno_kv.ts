@@ -57,7 +57,15 @@
 import type { Configuration } from "../core/config.ts";
 import { chainFault, type Entry, type EntryKind, GENESIS_HASH } from "../core/entry.ts";
 import type { HardState } from "../core/types.ts";
-import { CorruptLogError, type PersistedState, type Snapshot, type Storage } from "./storage.ts";
+import {
+  CorruptLogError,
+  type PersistedState,
+  type Snapshot,
+  type Storage,
+  type StorageBackend,
+  StorageGuard,
+  type StorageNames,
+} from "./storage.ts";
 
 /** Options of {@linkcode denoKvStorage}. */
 export interface DenoKvStorageOptions {
@@ -202,17 +210,16 @@ function formatKey(key: Deno.KvKey): string {
  * ```
  */
 export function denoKvStorage(kv: Deno.Kv, options: DenoKvStorageOptions = {}): Storage {
-  return new DenoKvStorage(kv, options.prefix ?? []);
+  return new StorageGuard(new DenoKvBackend(kv, options.prefix ?? []));
 }
 
-class DenoKvStorage implements Storage {
+/** How KV reads and writes; the {@linkcode StorageGuard} keeps the call protocol. */
+class DenoKvBackend implements StorageBackend {
+  readonly names: StorageNames;
   readonly #kv: Deno.Kv;
   readonly #prefix: Deno.KvKey;
   readonly #hardKey: Deno.KvKey;
   readonly #snapKey: Deno.KvKey;
-  #state: "new" | "ready" | "closed" = "new";
-  #failure: unknown = null;
-  #busy = false;
 
   /** Versionstamp of the marker as this storage last wrote or read it. */
   #stamp: string | null = null;
@@ -227,80 +234,33 @@ class DenoKvStorage implements Storage {
     this.#prefix = prefix;
     this.#hardKey = [...prefix, "hard"];
     this.#snapKey = [...prefix, "snap"];
+    const at = formatKey(prefix);
+    this.names = { store: `the storage at ${at}`, target: `under ${at}`, busy: null };
   }
 
-  load(): Promise<PersistedState> {
-    return this.#exclusive("load", () => this.#open());
+  get snapshotIndex(): number {
+    return this.#snapIndex;
   }
 
-  save(hardState: HardState | null, entries: readonly Entry[]): Promise<void> {
-    return this.#exclusive("save", async () => {
-      await this.#ready();
-      this.#checkWritable();
-      if (hardState === null && entries.length === 0) return;
-      this.#checkBatch(entries);
-      const mutations = entries.flatMap((e) => this.#entryMutations(e));
-      await this.#guard(() => this.#write(hardState ?? this.#hard, entries, mutations));
-    });
+  get lastIndex(): number {
+    return this.#last;
   }
 
-  saveSnapshot(snapshot: Snapshot): Promise<void> {
-    return this.#exclusive("save a snapshot", async () => {
-      await this.#ready();
-      this.#checkWritable();
-      if (snapshot.meta.index < this.#snapIndex) {
-        throw new RangeError(
-          `Cannot save a snapshot at index ${snapshot.meta.index}: the storage holds one at ${this.#snapIndex}`,
-        );
-      }
-      await this.#guard(() => this.#installSnapshot(snapshot));
-    });
+  prepareSave(hardState: HardState | null, entries: readonly Entry[]): () => Promise<void> {
+    const mutations = entries.flatMap((e) => this.#entryMutations(e));
+    return () => this.#write(hardState ?? this.#hard, entries, mutations);
   }
 
+  prepareSnapshot(snapshot: Snapshot): () => Promise<void> {
+    return () => this.#installSnapshot(snapshot);
+  }
+
+  /** The caller owns the KV handle: nothing to release. */
   close(): Promise<void> {
-    this.#state = "closed";
     return Promise.resolve();
   }
 
   // ------------------------------------------------------------- plumbing
-
-  /** Runs one call at a time: the contract says calls never overlap, so overlap is a bug. */
-  async #exclusive<T>(action: string, fn: () => Promise<T>): Promise<T> {
-    if (this.#state === "closed") {
-      throw new Error(`Cannot ${action}: the storage at ${formatKey(this.#prefix)} is closed`);
-    }
-    if (this.#busy) throw new Error(`Cannot ${action} while another call is in progress`);
-    this.#busy = true;
-    try {
-      return await fn();
-    } finally {
-      this.#busy = false;
-    }
-  }
-
-  /** Lets a write come before `load`, which the contract does not promise. */
-  async #ready(): Promise<void> {
-    if (this.#state !== "ready") await this.#open();
-  }
-
-  #checkWritable(): void {
-    if (this.#failure !== null) {
-      throw new Error(
-        `Cannot write under ${formatKey(this.#prefix)} after an earlier write failed`,
-        { cause: this.#failure },
-      );
-    }
-  }
-
-  /** A failed commit sequence leaves the store in an unknown state: refuse every later write. */
-  async #guard(write: () => Promise<void>): Promise<void> {
-    try {
-      await write();
-    } catch (error) {
-      this.#failure = error;
-      throw error;
-    }
-  }
 
   /** Commits mutations in as many atomic operations as the bounds need, each checking the marker. */
   async #commit(mutations: readonly Mutation[]): Promise<void> {
@@ -330,7 +290,7 @@ class DenoKvStorage implements Storage {
 
   // ----------------------------------------------------------------- load
 
-  async #open(): Promise<PersistedState> {
+  async open(): Promise<PersistedState> {
     const [hardEntry, snapEntry] = await this.#kv.getMany<[HardRecord, SnapshotRecord]>([
       this.#hardKey,
       this.#snapKey,
@@ -361,7 +321,6 @@ class DenoKvStorage implements Storage {
     this.#snapIndex = snapIndex;
     this.#snapHash = snapHash;
     this.#snapGen = snapRecord?.gen ?? 0;
-    this.#state = "ready";
     await this.#collectGarbage();
     return { hardState: hard, snapshot, entries };
   }
@@ -476,22 +435,6 @@ class DenoKvStorage implements Storage {
   }
 
   // ---------------------------------------------------------------- write
-
-  #checkBatch(entries: readonly Entry[]): void {
-    const head = entries[0];
-    if (head === undefined) return;
-    const first = this.#snapIndex + 1;
-    if (head.index < first || head.index > this.#last + 1) {
-      throw new RangeError(
-        `Cannot save entry ${head.index}: the log holds ${first}..${this.#last}`,
-      );
-    }
-    for (let i = 1; i < entries.length; i++) {
-      if (entries[i]!.index !== head.index + i) {
-        throw new RangeError(`Cannot save entries that are not consecutive at ${head.index + i}`);
-      }
-    }
-  }
 
   #entryMutations(entry: Entry): Mutation[] {
     const key = [...this.#prefix, "log", entry.index];

@@ -7,13 +7,22 @@
 
 import type { Entry } from "../core/entry.ts";
 import type { HardState } from "../core/types.ts";
-import type { PersistedState, Snapshot, Storage } from "./storage.ts";
+import {
+  checkBatch,
+  checkSnapshot,
+  type LogBounds,
+  type PersistedState,
+  type Snapshot,
+  type Storage,
+} from "./storage.ts";
 
 /**
  * Creates a storage that keeps everything in memory. "Durable" here means
  * "until the process exits": a node on it loses its log when it stops. The
  * same object may be handed to a new node in the same process to simulate a
- * restart.
+ * restart. It refuses the batches and snapshots the durable adapters refuse
+ * (see {@linkcode checkBatch}), but not their call protocol: calls may come
+ * before `load` and after `close`, as a simulated restart needs.
  *
  * @returns The storage.
  *
@@ -31,38 +40,41 @@ export function memoryStorage(): Storage {
   let hardState: HardState = { term: 0, vote: null, commit: 0 };
   let snapshot: Snapshot | null = null;
   let entries: Entry[] = [];
-  const first = () => (snapshot?.meta.index ?? 0) + 1;
+  const log: LogBounds = {
+    get snapshotIndex() {
+      return snapshot?.meta.index ?? 0;
+    },
+    get lastIndex() {
+      return (snapshot?.meta.index ?? 0) + entries.length;
+    },
+  };
+  const first = () => log.snapshotIndex + 1;
   return {
     load(): Promise<PersistedState> {
       return Promise.resolve({ hardState, snapshot, entries: [...entries] });
     },
     save(hard: HardState | null, batch: readonly Entry[]): Promise<void> {
+      try {
+        checkBatch(batch, log);
+      } catch (error) {
+        return Promise.reject(error);
+      }
       const head = batch[0];
       if (head !== undefined) {
-        const at = head.index - first();
-        if (at < 0 || at > entries.length) {
-          return Promise.reject(
-            new RangeError(
-              `Cannot save entry ${head.index}: the log holds ${first()}..${
-                first() + entries.length - 1
-              }`,
-            ),
-          );
-        }
-        entries.length = at;
+        entries.length = head.index - first();
         entries.push(...batch);
       }
       if (hard !== null) hardState = hard;
       return Promise.resolve();
     },
     saveSnapshot(next: Snapshot): Promise<void> {
-      const current = snapshot?.meta;
-      if (current !== undefined && next.meta.index < current.index) {
-        return Promise.reject(
-          new RangeError(`Cannot save snapshot ${next.meta.index} over the newer ${current.index}`),
-        );
+      try {
+        checkSnapshot(next, log);
+      } catch (error) {
+        return Promise.reject(error);
       }
       // Entries after the snapshot stay when they continue its chain.
+      const current = snapshot?.meta;
       const at = next.meta.index - first();
       const continues = at === -1
         ? current?.hash === next.meta.hash

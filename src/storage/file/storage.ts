@@ -29,7 +29,14 @@ import { type FileHandle, mkdir, open, rename, unlink } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { type Entry, GENESIS_HASH } from "../../core/entry.ts";
 import type { HardState } from "../../core/types.ts";
-import type { PersistedState, Snapshot, Storage } from "../storage.ts";
+import {
+  type PersistedState,
+  type Snapshot,
+  type Storage,
+  type StorageBackend,
+  StorageGuard,
+  type StorageNames,
+} from "../storage.ts";
 import { acquireLock, releaseLock } from "./lock.ts";
 import { encodeBatch, encodeSegmentHeader, encodeSnapshot } from "./records.ts";
 import { replayDir } from "./replay.ts";
@@ -100,21 +107,23 @@ export function fileStorage(dir: string, options: FileStorageOptions = {}): Stor
   if (!Number.isSafeInteger(segmentBytes) || segmentBytes < 1) {
     throw new RangeError(`segmentBytes must be a positive integer: ${segmentBytes}`);
   }
-  return new FileStorage({
-    dir: resolve(dir),
-    segmentBytes,
-    warn: options.onWarning ?? ((message) => console.warn(message)),
-    synced: options.onSync ?? (() => {}),
-  });
+  return new StorageGuard(
+    new FileBackend({
+      dir: resolve(dir),
+      segmentBytes,
+      warn: options.onWarning ?? ((message) => console.warn(message)),
+      synced: options.onSync ?? (() => {}),
+    }),
+  );
 }
 
-/** The adapter: one call at a time, and no write after a failed one. */
-class FileStorage implements Storage {
+/** How the files are read and written; the {@linkcode StorageGuard} keeps the call protocol. */
+class FileBackend implements StorageBackend {
+  readonly names: StorageNames;
   readonly #dir: string;
   readonly #settings: Settings;
-  #state: "new" | "locked" | "ready" | "closed" = "new";
-  #failure: unknown = null;
-  #busy = false;
+  /** Whether this instance holds the directory's lock. */
+  #locked = false;
 
   #segments: Segment[] = [];
   #active: FileHandle | null = null;
@@ -127,46 +136,43 @@ class FileStorage implements Storage {
   constructor(settings: Settings) {
     this.#dir = settings.dir;
     this.#settings = settings;
+    this.names = { store: settings.dir, target: `to ${settings.dir}`, busy: settings.dir };
   }
 
-  load(): Promise<PersistedState> {
-    return this.#exclusive("load", () => this.#open());
+  get snapshotIndex(): number {
+    return this.#snapIndex;
   }
 
-  save(hardState: HardState | null, entries: readonly Entry[]): Promise<void> {
-    return this.#exclusive("save", async () => {
-      await this.#ready();
-      this.#checkWritable();
-      if (hardState === null && entries.length === 0) return;
-      this.#checkBatch(entries);
-      const record = encodeBatch(hardState, entries);
-      await this.#guard(() => this.#append(record, hardState, entries));
-    });
+  get lastIndex(): number {
+    return this.#snapIndex + this.#hashes.length;
   }
 
-  saveSnapshot(snapshot: Snapshot): Promise<void> {
-    return this.#exclusive("save a snapshot", async () => {
-      await this.#ready();
-      this.#checkWritable();
-      const { index } = snapshot.meta;
-      if (index < this.#snapIndex) {
-        throw new RangeError(
-          `Cannot save a snapshot at index ${index}: the storage holds one at ${this.#snapIndex}`,
-        );
-      }
-      const record = encodeSnapshot(snapshot);
-      await this.#guard(() => this.#installSnapshot(record, snapshot));
-    });
+  /** Takes the lock (if not yet held) and replays the files. */
+  async open(): Promise<PersistedState> {
+    const fresh = !this.#locked;
+    await this.#lock();
+    try {
+      return await this.#replay();
+    } catch (error) {
+      // A node that fails to start may be retried in this process: do not keep the lock.
+      if (fresh) await this.close();
+      throw error;
+    }
   }
 
-  async close(): Promise<void> {
-    if (this.#state === "closed") return;
-    await this.#release("closed");
+  prepareSave(hardState: HardState | null, entries: readonly Entry[]): () => Promise<void> {
+    const record = encodeBatch(hardState, entries);
+    return () => this.#append(record, hardState, entries);
+  }
+
+  prepareSnapshot(snapshot: Snapshot): () => Promise<void> {
+    const record = encodeSnapshot(snapshot);
+    return () => this.#installSnapshot(record, snapshot);
   }
 
   /** Closes the active segment and gives up the lock. */
-  async #release(next: "new" | "closed"): Promise<void> {
-    this.#state = next;
+  async close(): Promise<void> {
+    this.#locked = false;
     const active = this.#active;
     this.#active = null;
     await active?.close();
@@ -175,64 +181,12 @@ class FileStorage implements Storage {
 
   // ------------------------------------------------------------- plumbing
 
-  /** Runs one call at a time: the contract says calls never overlap, so overlap is a bug. */
-  async #exclusive<T>(action: string, fn: () => Promise<T>): Promise<T> {
-    if (this.#state === "closed") throw new Error(`Cannot ${action}: ${this.#dir} is closed`);
-    if (this.#busy) {
-      throw new Error(`Cannot ${action} while another call on ${this.#dir} is in progress`);
-    }
-    this.#busy = true;
-    try {
-      return await fn();
-    } finally {
-      this.#busy = false;
-    }
-  }
-
-  /** Takes the lock (if not yet held) and replays the files. */
-  async #open(): Promise<PersistedState> {
-    const fresh = this.#state === "new";
-    await this.#lock();
-    try {
-      const state = await this.#replay();
-      this.#state = "ready";
-      return state;
-    } catch (error) {
-      // A node that fails to start may be retried in this process: do not keep the lock.
-      if (fresh) await this.#release("new");
-      throw error;
-    }
-  }
-
-  /** Lets a write come before `load`, which the contract does not promise. */
-  async #ready(): Promise<void> {
-    if (this.#state !== "ready") await this.#open();
-  }
-
-  #checkWritable(): void {
-    if (this.#failure !== null) {
-      throw new Error(`Cannot write to ${this.#dir} after an earlier write failed`, {
-        cause: this.#failure,
-      });
-    }
-  }
-
-  /** A failed write leaves the files in an unknown state: refuse every later write. */
-  async #guard(write: () => Promise<void>): Promise<void> {
-    try {
-      await write();
-    } catch (error) {
-      this.#failure = error;
-      throw error;
-    }
-  }
-
   /** Takes the lock unless this instance already holds it (a second `load`). */
   async #lock(): Promise<void> {
-    if (this.#state !== "new") return;
+    if (this.#locked) return;
     await mkdir(this.#dir, { recursive: true });
     await acquireLock(this.#dir, this.#settings.warn);
-    this.#state = "locked";
+    this.#locked = true;
   }
 
   /** Replays the directory into this instance's view of the log; reopens the active segment. */
@@ -255,25 +209,6 @@ class FileStorage implements Storage {
 
   #first(): number {
     return this.#snapIndex + 1;
-  }
-
-  #last(): number {
-    return this.#snapIndex + this.#hashes.length;
-  }
-
-  #checkBatch(entries: readonly Entry[]): void {
-    const head = entries[0];
-    if (head === undefined) return;
-    if (head.index < this.#first() || head.index > this.#last() + 1) {
-      throw new RangeError(
-        `Cannot save entry ${head.index}: the log holds ${this.#first()}..${this.#last()}`,
-      );
-    }
-    for (let i = 1; i < entries.length; i++) {
-      if (entries[i]!.index !== head.index + i) {
-        throw new RangeError(`Cannot save entries that are not consecutive at ${head.index + i}`);
-      }
-    }
   }
 
   async #append(
