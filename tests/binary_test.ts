@@ -1,9 +1,9 @@
 /**
- * Tests for src/binary.ts: every primitive round-trips at its edges, the
- * writer refuses what the reader would not read back, the reader names the
- * field and offset of whatever is cut short or out of range (and throws
- * nothing but `MalformedError`, whatever the input), and the layout is the
- * file storage's, byte for byte.
+ * Tests for src/binary/: every primitive round-trips at its edges, the
+ * writer refuses what the reader would not read back, and the reader names
+ * the field and offset of whatever is cut short or out of range (and throws
+ * nothing but `MalformedError`, whatever the input). That the file storage's
+ * records keep their layout is tested in tests/storage/file/records_test.ts.
  *
  * @module
  */
@@ -16,10 +16,9 @@ import {
   MalformedError,
   NULL_LENGTH,
   utf8Length,
-} from "../src/binary.ts";
-import { createEntry, type Entry, GENESIS_HASH } from "../src/core/entry.ts";
+} from "../src/binary/mod.ts";
+import { GENESIS_HASH } from "../src/core/entry.ts";
 import { randomInt, seededPrng } from "../src/core/prng.ts";
-import { decodeLogRecord, encodeBatch, RECORD_HEADER_BYTES } from "../src/storage/file/records.ts";
 
 const encoder = new TextEncoder();
 
@@ -533,69 +532,6 @@ Deno.test("ByteWriter writes lone surrogates as U+FFFD, as TextEncoder does", ()
   strictEqual(new ByteReader(w.finish()).string("x"), "a\uFFFD");
 });
 
-Deno.test("ByteWriter writes the file storage's batch record payload byte for byte", () => {
-  const entries: Entry[] = [];
-  let prev = GENESIS_HASH;
-  for (let i = 1; i <= 3; i++) {
-    const entry = createEntry(i, prev, {
-      term: 2 ** 33 + i,
-      kind: i === 1 ? "config" : "command",
-      proposer: i === 1 ? "" : "nœud-2",
-      timeMs: 1_700_000_000_000.25 + i,
-      data: Uint8Array.from({ length: i * 10 }, (_, j) => (i * j) & 255),
-    });
-    entries.push(entry);
-    prev = entry.hash;
-  }
-  const hard = { term: 7, vote: "n3", commit: 2 };
-  const record = encodeBatch(hard, entries);
-
-  // The layout of records.ts's batch, written with the shared primitives.
-  const w = new ByteWriter();
-  w.u8(2);
-  w.u8(1);
-  w.u53(hard.term);
-  w.u53(hard.commit);
-  w.nullableString(hard.vote);
-  w.u32(entries.length);
-  for (const e of entries) {
-    w.u53(e.index);
-    w.u53(e.term);
-    w.u8(e.kind === "command" ? 0 : e.kind === "noop" ? 1 : 2);
-    w.f64(e.timeMs);
-    w.string(e.proposer);
-    w.hash(e.hash);
-    w.bytes(e.data);
-  }
-  deepStrictEqual(w.finish(), record.subarray(RECORD_HEADER_BYTES));
-
-  // And read back with the shared reader, as records.ts would.
-  const r = new ByteReader(record, RECORD_HEADER_BYTES);
-  strictEqual(r.u8("type"), 2);
-  strictEqual(r.u8("flags"), 1);
-  deepStrictEqual([r.u53("term"), r.u53("commit"), r.nullableString("vote")], [7, 2, "n3"]);
-  const count = r.u32("count");
-  const read: Entry[] = [];
-  for (let i = 0; i < count; i++) {
-    const index = r.u53("index");
-    const term = r.u53("term");
-    const kind = (["command", "noop", "config"] as const)[r.u8("kind")]!;
-    const timeMs = r.f64("timeMs");
-    const proposer = r.string("proposer");
-    const hash = r.hash("hash");
-    const data = r.bytes("data");
-    read.push({ index, term, kind, proposer, timeMs, data, hash });
-  }
-  r.end();
-  deepStrictEqual(read, entries);
-  const decoded = decodeLogRecord(record, {
-    offset: 0,
-    start: RECORD_HEADER_BYTES,
-    end: record.length,
-  });
-  deepStrictEqual(decoded, { type: "batch", hard, entries });
-});
-
 Deno.test("ByteReader throws nothing but MalformedError on random input (seeded)", () => {
   const seed = 0x5eed_b175;
   const prng = seededPrng(seed);
@@ -633,17 +569,18 @@ Deno.test("NULL_LENGTH is the u32 that stands for null, and no string may take i
   strictEqual(NULL_LENGTH, 2 ** 32 - 1);
 });
 
-Deno.test("ByteReader.hash() reads the same without the native Uint8Array.prototype.toHex", async () => {
+Deno.test("formatHash(), behind ByteReader.hash(), formats the same without the native toHex", async () => {
   const proto = Uint8Array.prototype as { toHex?: unknown };
   const native = Object.getOwnPropertyDescriptor(Uint8Array.prototype, "toHex");
   delete proto.toHex;
   try {
-    // A query string makes a fresh instance of the module, which looks for toHex as it loads.
-    const fresh = await import("../src/binary.ts?no-native-hex");
+    // A query string makes a fresh instance of hex.ts, which looks for toHex as it loads.
+    const fresh = await import("../src/binary/hex.ts?no-native-hex");
     for (const hex of [GENESIS_HASH, "0123456789abcdef".repeat(4), "f".repeat(64)]) {
       const w = new ByteWriter();
+      w.u8(0);
       w.hash(hex);
-      strictEqual(new fresh.ByteReader(w.finish()).hash("hash"), hex);
+      strictEqual(fresh.formatHash(w.finish(), 1), hex);
     }
   } finally {
     if (native !== undefined) Object.defineProperty(Uint8Array.prototype, "toHex", native);

@@ -15,9 +15,11 @@
  * | 8-11  | CRC-32C of bytes 0-7 (so a bad length is caught) |
  * | 12-   | the payload, `n` bytes                           |
  *
- * The payload's first byte is its type. Integers written `u64` are safe
- * integers stored as two u32 (low word first); a `str` is a u32 byte length
- * (0xFFFFFFFF for null) then UTF-8; a hash is its 32 raw bytes.
+ * The payload's first byte is its type. Fields are written with the
+ * primitives of `src/binary/` (their names there in brackets): a `u64`
+ * [`u53`] is a non-negative safe integer stored as two u32, low word first;
+ * a `str` [`string`, `nullableString`] is a u32 byte length (0xFFFFFFFF for
+ * null) then UTF-8; a hash is its 32 raw bytes.
  *
  * - 1, segment header, first record of every segment: u32 magic
  *   `0x474c4357` ("WCLG"), u8 format version, u64 seq (equal to the file
@@ -36,12 +38,26 @@
  * @module
  */
 
-import { bytesToHex } from "@noble/hashes/utils.js";
+import {
+  ByteReader,
+  ByteWriter,
+  ENTRY_KIND_CODES,
+  MalformedError,
+  readEntryKind,
+  utf8Length,
+} from "../../binary/mod.ts";
 import type { Configuration } from "../../core/config.ts";
-import type { Entry, EntryKind } from "../../core/entry.ts";
+import type { Entry } from "../../core/entry.ts";
 import type { HardState } from "../../core/types.ts";
 import type { Snapshot } from "../storage.ts";
 import { crc32c } from "./crc.ts";
+
+/**
+ * A payload that passed its checksum yet does not decode: a bug or another
+ * format. Names the field and its offset in the file; the storage turns it
+ * into a `CorruptLogError` naming the file.
+ */
+export { MalformedError };
 
 /** Version of the on-disk format, written in every segment and snapshot. */
 export const FILE_FORMAT_VERSION = 1;
@@ -52,201 +68,43 @@ const MAGIC = 0x474c4357;
 const TYPE_SEGMENT = 1;
 const TYPE_BATCH = 2;
 const TYPE_SNAPSHOT = 3;
-const NULL_STRING = 0xffffffff;
 const PAYLOAD_BYTES_MAX = 0xffffffff;
-const KIND_CODES: Record<EntryKind, number> = { command: 0, noop: 1, config: 2 };
-const KINDS: readonly EntryKind[] = ["command", "noop", "config"];
 
-const encoder = new TextEncoder();
-const decoder = new TextDecoder("utf-8", { fatal: true });
-
-/**
- * A payload that passed its checksum yet does not decode: a bug or another
- * format. The storage turns it into a `CorruptLogError` naming the file.
- */
-export class MalformedError extends Error {}
-
-/** Writes a payload into a buffer sized in advance. */
-class Writer {
-  readonly bytes: Uint8Array;
-  readonly #view: DataView;
-  at: number;
-
-  constructor(bytes: Uint8Array, at: number) {
-    this.bytes = bytes;
-    this.#view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    this.at = at;
-  }
-
-  u8(value: number): void {
-    this.#view.setUint8(this.at, value);
-    this.at += 1;
-  }
-
-  u32(value: number): void {
-    this.#view.setUint32(this.at, value, true);
-    this.at += 4;
-  }
-
-  u64(value: number, what: string): void {
-    if (!Number.isSafeInteger(value) || value < 0) {
-      throw new TypeError(`Cannot store ${what} ${value}: not a non-negative safe integer`);
-    }
-    this.#view.setUint32(this.at, value >>> 0, true);
-    this.#view.setUint32(this.at + 4, Math.floor(value / 0x1_0000_0000), true);
-    this.at += 8;
-  }
-
-  f64(value: number): void {
-    this.#view.setFloat64(this.at, value, true);
-    this.at += 8;
-  }
-
-  raw(value: Uint8Array): void {
-    this.bytes.set(value, this.at);
-    this.at += value.length;
-  }
-
-  str(value: Uint8Array | null): void {
-    if (value === null) {
-      this.u32(NULL_STRING);
-      return;
-    }
-    this.u32(value.length);
-    this.raw(value);
-  }
-
-  /**
-   * Hand-written rather than `hexToBytes` from `@noble/hashes/utils.js`: it
-   * runs for every entry of every save, and `hexToBytes` allocates an array
-   * per hash that then needs a copy. Measured on Deno 2.9, `encodeBatch` of
-   * 256 entries took about 150 µs this way and 175 µs with `hexToBytes`
-   * (the fsyncs in `bench/storage_bench.ts` drown the difference). Parsing
-   * by hand also keeps refusing uppercase hashes, which `hexToBytes` accepts.
-   */
-  hash(hex: string): void {
-    if (hex.length !== 64) throw badHash(hex);
-    for (let i = 0; i < 32; i++) {
-      const hi = nibble(hex.charCodeAt(2 * i));
-      const lo = nibble(hex.charCodeAt(2 * i + 1));
-      if (hi < 0 || lo < 0) throw badHash(hex);
-      this.bytes[this.at + i] = (hi << 4) | lo;
-    }
-    this.at += 32;
-  }
+function hardStateBytes(hard: HardState): number {
+  return 8 + 8 + 4 + (hard.vote === null ? 0 : utf8Length(hard.vote));
 }
 
-/** The value of a lowercase hex digit, or -1. */
-function nibble(code: number): number {
-  if (code >= 48 && code <= 57) return code - 48;
-  if (code >= 97 && code <= 102) return code - 87;
-  return -1;
+function writeHardState(w: ByteWriter, hard: HardState): void {
+  w.u53(hard.term, "term");
+  w.u53(hard.commit, "commit index");
+  w.nullableString(hard.vote);
 }
 
-function badHash(hex: string): TypeError {
-  return new TypeError(`Cannot store hash ${JSON.stringify(hex)}: not 64 lowercase hex digits`);
-}
-
-/** Reads a payload, throwing {@linkcode MalformedError} past its end. */
-class Reader {
-  readonly #bytes: Uint8Array;
-  readonly #view: DataView;
-  readonly #end: number;
-  at: number;
-
-  constructor(bytes: Uint8Array, start: number, end: number) {
-    this.#bytes = bytes;
-    this.#view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    this.at = start;
-    this.#end = end;
-  }
-
-  get remaining(): number {
-    return this.#end - this.at;
-  }
-
-  #take(n: number): number {
-    if (n > this.remaining) throw new MalformedError("the payload ends early");
-    const at = this.at;
-    this.at += n;
-    return at;
-  }
-
-  u8(): number {
-    return this.#view.getUint8(this.#take(1));
-  }
-
-  u32(): number {
-    return this.#view.getUint32(this.#take(4), true);
-  }
-
-  u64(): number {
-    const at = this.#take(8);
-    const value = this.#view.getUint32(at, true) +
-      this.#view.getUint32(at + 4, true) * 0x1_0000_0000;
-    if (!Number.isSafeInteger(value)) throw new MalformedError(`${value} is not a safe integer`);
-    return value;
-  }
-
-  f64(): number {
-    return this.#view.getFloat64(this.#take(8), true);
-  }
-
-  /** Copies, so that decoded entries do not pin the whole segment in memory. */
-  raw(n: number): Uint8Array {
-    const at = this.#take(n);
-    return this.#bytes.slice(at, at + n);
-  }
-
-  str(): string | null {
-    const n = this.u32();
-    if (n === NULL_STRING) return null;
-    const at = this.#take(n);
-    try {
-      return decoder.decode(this.#bytes.subarray(at, at + n));
-    } catch {
-      throw new MalformedError("a string is not UTF-8");
-    }
-  }
-
-  hash(): string {
-    const at = this.#take(32);
-    return bytesToHex(this.#bytes.subarray(at, at + 32));
-  }
-}
-
-function hardStateBytes(vote: Uint8Array | null): number {
-  return 8 + 8 + 4 + (vote?.length ?? 0);
-}
-
-function writeHardState(w: Writer, hard: HardState, vote: Uint8Array | null): void {
-  w.u64(hard.term, "term");
-  w.u64(hard.commit, "commit index");
-  w.str(vote);
-}
-
-function readHardState(r: Reader): HardState {
-  const term = r.u64();
-  const commit = r.u64();
-  const vote = r.str();
+function readHardState(r: ByteReader): HardState {
+  const term = r.u53("term");
+  const commit = r.u53("commit");
+  const vote = r.nullableString("vote");
   return { term, vote, commit };
 }
 
-function encodeVote(hard: HardState | null): Uint8Array | null {
-  return hard === null || hard.vote === null ? null : encoder.encode(hard.vote);
-}
-
-/** Allocates a record of `payloadBytes` and returns a writer at its payload. */
-function recordWriter(payloadBytes: number): Writer {
+/**
+ * Starts a record of exactly `payloadBytes`: its header, zero until
+ * {@linkcode sealRecord} fills it in. Sized exactly, the writer never grows
+ * and its bytes are returned without a copy.
+ */
+function recordWriter(payloadBytes: number): ByteWriter {
   if (payloadBytes > PAYLOAD_BYTES_MAX) {
     throw new RangeError(`Cannot write a record of ${payloadBytes} bytes: the limit is 4 GiB`);
   }
-  return new Writer(new Uint8Array(RECORD_HEADER_BYTES + payloadBytes), RECORD_HEADER_BYTES);
+  const w = new ByteWriter(RECORD_HEADER_BYTES + payloadBytes);
+  w.u32(0);
+  w.u32(0);
+  w.u32(0);
+  return w;
 }
 
 /** Fills in the header once the payload is written. */
-function sealRecord(w: Writer): Uint8Array {
-  const bytes = w.bytes;
+function sealRecord(bytes: Uint8Array): Uint8Array {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   view.setUint32(0, bytes.length - RECORD_HEADER_BYTES, true);
   view.setUint32(4, crc32c(bytes, RECORD_HEADER_BYTES), true);
@@ -263,14 +121,13 @@ function sealRecord(w: Writer): Uint8Array {
  * @throws {TypeError} When a number is not a non-negative safe integer.
  */
 export function encodeSegmentHeader(seq: number, hard: HardState): Uint8Array {
-  const vote = encodeVote(hard);
-  const w = recordWriter(1 + 4 + 1 + 8 + hardStateBytes(vote));
+  const w = recordWriter(1 + 4 + 1 + 8 + hardStateBytes(hard));
   w.u8(TYPE_SEGMENT);
   w.u32(MAGIC);
   w.u8(FILE_FORMAT_VERSION);
-  w.u64(seq, "segment number");
-  writeHardState(w, hard, vote);
-  return sealRecord(w);
+  w.u53(seq, "segment number");
+  writeHardState(w, hard);
+  return sealRecord(w.finish());
 }
 
 /**
@@ -284,29 +141,27 @@ export function encodeSegmentHeader(seq: number, hard: HardState): Uint8Array {
  * @throws {RangeError} When the record would exceed 4 GiB.
  */
 export function encodeBatch(hard: HardState | null, entries: readonly Entry[]): Uint8Array {
-  const vote = encodeVote(hard);
-  const proposers = entries.map((e) => encoder.encode(e.proposer));
-  let size = 1 + 1 + (hard === null ? 0 : hardStateBytes(vote)) + 4;
+  let size = 1 + 1 + (hard === null ? 0 : hardStateBytes(hard)) + 4;
   for (let i = 0; i < entries.length; i++) {
-    size += 8 + 8 + 1 + 8 + 4 + proposers[i]!.length + 32 + 4 + entries[i]!.data.length;
+    const e = entries[i]!;
+    size += 8 + 8 + 1 + 8 + 4 + utf8Length(e.proposer) + 32 + 4 + e.data.length;
   }
   const w = recordWriter(size);
   w.u8(TYPE_BATCH);
   w.u8(hard === null ? 0 : 1);
-  if (hard !== null) writeHardState(w, hard, vote);
+  if (hard !== null) writeHardState(w, hard);
   w.u32(entries.length);
   for (let i = 0; i < entries.length; i++) {
     const e = entries[i]!;
-    w.u64(e.index, "index");
-    w.u64(e.term, "term");
-    w.u8(KIND_CODES[e.kind]);
+    w.u53(e.index, "index");
+    w.u53(e.term, "term");
+    w.u8(ENTRY_KIND_CODES[e.kind]);
     w.f64(e.timeMs);
-    w.str(proposers[i]!);
+    w.string(e.proposer);
     w.hash(e.hash);
-    w.u32(e.data.length);
-    w.raw(e.data);
+    w.bytes(e.data);
   }
-  return sealRecord(w);
+  return sealRecord(w.finish());
 }
 
 /**
@@ -319,17 +174,17 @@ export function encodeBatch(hard: HardState | null, entries: readonly Entry[]): 
  */
 export function encodeSnapshot(snapshot: Snapshot): Uint8Array {
   const { meta, data } = snapshot;
-  const config = encoder.encode(JSON.stringify(meta.config));
-  const w = recordWriter(1 + 4 + 1 + 8 + 8 + 32 + 4 + config.length + data.length);
+  const config = JSON.stringify(meta.config);
+  const w = recordWriter(1 + 4 + 1 + 8 + 8 + 32 + 4 + utf8Length(config) + data.length);
   w.u8(TYPE_SNAPSHOT);
   w.u32(MAGIC);
   w.u8(FILE_FORMAT_VERSION);
-  w.u64(meta.index, "snapshot index");
-  w.u64(meta.term, "snapshot term");
+  w.u53(meta.index, "snapshot index");
+  w.u53(meta.term, "snapshot term");
   w.hash(meta.hash);
-  w.str(config);
+  w.string(config);
   w.raw(data);
-  return sealRecord(w);
+  return sealRecord(w.finish());
 }
 
 /** A decoded record of a segment: its header, or one batch. */
@@ -337,11 +192,24 @@ export type LogRecord =
   | { readonly type: "segment"; readonly seq: number; readonly hard: HardState }
   | { readonly type: "batch"; readonly hard: HardState | null; readonly entries: Entry[] };
 
-function readMagic(r: Reader): void {
-  if (r.u32() !== MAGIC) throw new MalformedError("wrong magic number");
-  const version = r.u8();
+function readMagic(r: ByteReader): void {
+  const magicAt = r.offset;
+  const magic = r.u32("magic");
+  if (magic !== MAGIC) {
+    throw new MalformedError(
+      "magic",
+      magicAt,
+      `0x${magic.toString(16)} is not 0x${MAGIC.toString(16)}`,
+    );
+  }
+  const versionAt = r.offset;
+  const version = r.u8("format version");
   if (version !== FILE_FORMAT_VERSION) {
-    throw new MalformedError(`format version ${version}, this code reads ${FILE_FORMAT_VERSION}`);
+    throw new MalformedError(
+      "format version",
+      versionAt,
+      `${version} is unknown, this code reads ${FILE_FORMAT_VERSION}`,
+    );
   }
 }
 
@@ -354,36 +222,35 @@ function readMagic(r: Reader): void {
  * @throws {MalformedError} When the payload does not decode.
  */
 export function decodeLogRecord(bytes: Uint8Array, payload: RecordSpan): LogRecord {
-  const r = new Reader(bytes, payload.start, payload.end);
-  const type = r.u8();
+  const r = new ByteReader(bytes, payload.start, payload.end);
+  const typeAt = r.offset;
+  const type = r.u8("record type");
   let record: LogRecord;
   if (type === TYPE_SEGMENT) {
     readMagic(r);
-    record = { type: "segment", seq: r.u64(), hard: readHardState(r) };
+    record = { type: "segment", seq: r.u53("segment number"), hard: readHardState(r) };
   } else if (type === TYPE_BATCH) {
-    const flags = r.u8();
+    const flags = r.u8("flags");
     const hard = flags & 1 ? readHardState(r) : null;
-    const count = r.u32();
+    const count = r.u32("entry count");
     const entries: Entry[] = [];
     for (let i = 0; i < count; i++) entries.push(readEntry(r));
     record = { type: "batch", hard, entries };
   } else {
-    throw new MalformedError(`unknown record type ${type}`);
+    throw new MalformedError("record type", typeAt, `${type} is unknown`);
   }
-  if (r.remaining !== 0) throw new MalformedError(`${r.remaining} bytes follow the record`);
+  r.end("record");
   return record;
 }
 
-function readEntry(r: Reader): Entry {
-  const index = r.u64();
-  const term = r.u64();
-  const kind = KINDS[r.u8()];
-  if (kind === undefined) throw new MalformedError("unknown entry kind");
-  const timeMs = r.f64();
-  const proposer = r.str();
-  if (proposer === null) throw new MalformedError("entry without a proposer");
-  const hash = r.hash();
-  const data = r.raw(r.u32());
+function readEntry(r: ByteReader): Entry {
+  const index = r.u53("index");
+  const term = r.u53("term");
+  const kind = readEntryKind(r);
+  const timeMs = r.f64("timeMs");
+  const proposer = r.string("proposer");
+  const hash = r.hash("hash");
+  const data = r.bytes("data");
   return { index, term, kind, proposer, timeMs, data, hash };
 }
 
@@ -396,22 +263,27 @@ function readEntry(r: Reader): Entry {
  * @throws {MalformedError} When the payload does not decode.
  */
 export function decodeSnapshot(bytes: Uint8Array, payload: RecordSpan): Snapshot {
-  const r = new Reader(bytes, payload.start, payload.end);
-  if (r.u8() !== TYPE_SNAPSHOT) throw new MalformedError("not a snapshot record");
+  const r = new ByteReader(bytes, payload.start, payload.end);
+  const type = r.u8("record type");
+  if (type !== TYPE_SNAPSHOT) {
+    throw new MalformedError("record type", payload.start, `${type} is not a snapshot (3)`);
+  }
   readMagic(r);
-  const index = r.u64();
-  const term = r.u64();
-  const hash = r.hash();
-  const json = r.str();
-  if (json === null) throw new MalformedError("snapshot without a configuration");
+  const index = r.u53("snapshot index");
+  const term = r.u53("snapshot term");
+  const hash = r.hash("snapshot hash");
+  const configAt = r.offset;
+  const json = r.string("configuration");
   let config: Configuration;
   try {
     config = JSON.parse(json) as Configuration;
   } catch {
-    throw new MalformedError("the configuration is not JSON");
+    throw new MalformedError("configuration", configAt, "is not JSON");
   }
-  if (!Array.isArray(config?.members)) throw new MalformedError("configuration without members");
-  const data = r.raw(r.remaining);
+  if (!Array.isArray(config?.members)) {
+    throw new MalformedError("configuration", configAt, "has no members");
+  }
+  const data = r.raw(r.remaining, "data");
   return { meta: { index, term, hash, config }, data };
 }
 

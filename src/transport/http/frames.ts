@@ -1,19 +1,18 @@
 /**
  * The binary wire format of the peer protocol: length-prefixed frames, each
  * carrying a batch of Raft messages, a forwarded proposal or a forwarded
- * answer. It replaces the JSON codec (`codec.ts`): entry and snapshot bytes
- * travel as they are (no base64), frames can follow each other on one
- * long-lived stream ({@linkcode FrameReader} splits them again), and the
- * decoder checks every bound the JSON codec checks, throwing only
- * {@linkcode FrameError} for anything it refuses.
+ * answer. Entry and snapshot bytes travel as they are (no base64), frames
+ * can follow each other on one long-lived stream ({@linkcode FrameReader}
+ * splits them again), and the decoders check every bound the JSON codec
+ * they replaced checked, throwing only {@linkcode FrameError} for anything
+ * they refuse.
+ *
+ * This file holds the envelope and the API; the payloads are laid out in
+ * `message_frames.ts` (kind 1) and `forward_frames.ts` (kinds 2 and 3),
+ * with the primitives of `src/binary/` (integers little-endian, `u53` a
+ * safe integer in 8 bytes).
  *
  * ## Frame
- *
- * Integers are little-endian; the primitives (`u53`, `str`, `sstr`, `hash`,
- * `bytes`, `bool`) are those of `src/binary.ts`: `u53` is a safe integer in 8
- * bytes, `str` a u32 length then UTF-8 (`0xFFFFFFFF` for null in a `str?`),
- * `sstr` a u8 length then UTF-8, `bytes` a u32 length then raw bytes, `hash`
- * 32 raw bytes, `bool` a byte 0 or 1, `json` a `str` holding JSON text.
  *
  * | bytes | field                                                     |
  * | ----- | --------------------------------------------------------- |
@@ -22,44 +21,8 @@
  * | 5     | u8 kind: 1 messages, 2 proposal, 3 answer                  |
  * | 6-    | the payload, `n - 2` bytes, all of it read by its kind     |
  *
- * ## Kind 1, messages
- *
- * u32 count (at most {@linkcode MAX_MESSAGES_PER_BATCH}), then each message:
- * u8 type, `sstr` from, `sstr` to, u53 term, then by type:
- *
- * - 1 vote: bool preVote, bool transfer, u53 lastIndex, u53 lastTerm
- * - 2 voteResponse: bool preVote, bool granted
- * - 3 append: u53 prevIndex, u53 prevTerm, hash prevHash, u53 commit, u32
- *   entry count, then per entry: u53 index (at least 1), u53 term, u8 kind
- *   (0 command, 1 noop, 2 config), f64 timeMs (finite, at least 0), hash,
- *   `sstr` proposer (a node id, or empty for the bootstrap entry), `bytes` data
- * - 4 appendResponse: bool success, u53 index, u53 hintIndex, u53 hintTerm
- * - 5 snapshot: u53 meta.index, u53 meta.term, hash meta.hash, u32 member
- *   count (at most 4096), then per member: `sstr` id, bool voter, u8 readOnly
- *   (0 absent, 1 false, 2 true), `str?` url (at most 2048 characters);
- *   then u53 offset, u53 total, `bytes` data
- * - 6 snapshotResponse: u53 index, u53 received
- * - 7 heartbeat: u53 commit, `str?` context (at most 1024 characters), u32
- *   seen count (at most 4096), then per member: `sstr` id, u53 ticks
- * - 8 heartbeatResponse: `str?` context (at most 1024 characters), u53 configIndex
- * - 9 timeoutNow: nothing more
- * - 10 readIndex: `str` context (at most 1024 characters)
- * - 11 readIndexResponse: `str` context (at most 1024 characters), u53 index
- * - 12 transferLeader: `sstr` target
- *
- * Every id matches {@linkcode NODE_ID_PATTERN}.
- *
- * ## Kind 2, a forwarded proposal ({@linkcode ForwardedProposal})
- *
- * `bytes` command (the command's own bytes, as the node that took the
- * request encoded them), `str?` idempotencyKey (1 to 256 characters), u8
- * wait (0 accepted, 1 committed), u53 timeoutMs.
- *
- * ## Kind 3, a forwarded answer ({@linkcode ForwardedAnswer})
- *
- * bool ok; if ok, `json?` value (null for `undefined`); otherwise `sstr` code
- * (`[a-z_]{1,64}`), `str` message (at most 65536 characters), `json?` details
- * (a JSON object, or null when absent).
+ * The payload of kind 1 is a u32 count (at most
+ * {@linkcode MAX_MESSAGES_PER_BATCH}), then each message.
  *
  * A newer peer changes the format by raising the version, which this code
  * refuses; there are no unknown fields to skip.
@@ -67,12 +30,18 @@
  * @module
  */
 
-import { ByteReader, ByteWriter, MalformedError } from "../../binary.ts";
-import { type Member, NODE_ID_PATTERN, NODE_ID_RULE } from "../../core/config.ts";
-import type { Entry, EntryKind } from "../../core/entry.ts";
-import type { Message, MessageType } from "../../core/messages.ts";
+import { ByteReader, ByteWriter, MalformedError } from "../../binary/mod.ts";
+import type { Message } from "../../core/messages.ts";
 import { WaterCraftError } from "../../errors.ts";
 import type { ForwardedAnswer, ForwardedProposal } from "../transport.ts";
+import { readList } from "./frame_fields.ts";
+import { readAnswer, readProposal, writeAnswer, writeProposal } from "./forward_frames.ts";
+import {
+  estimateMessagesBytes,
+  MESSAGE_BYTES_MIN,
+  readMessage,
+  writeMessage,
+} from "./message_frames.ts";
 
 /** The format version this code writes and reads: byte 4 of every frame. */
 export const FRAME_VERSION = 1;
@@ -132,43 +101,6 @@ export class FrameError extends WaterCraftError {
 const KIND_CODES: Readonly<Record<FrameKind, number>> = { messages: 1, proposal: 2, answer: 3 };
 const KINDS: readonly (FrameKind | undefined)[] = [undefined, "messages", "proposal", "answer"];
 
-const TYPE_CODES: Readonly<Record<MessageType, number>> = {
-  vote: 1,
-  voteResponse: 2,
-  append: 3,
-  appendResponse: 4,
-  snapshot: 5,
-  snapshotResponse: 6,
-  heartbeat: 7,
-  heartbeatResponse: 8,
-  timeoutNow: 9,
-  readIndex: 10,
-  readIndexResponse: 11,
-  transferLeader: 12,
-};
-const TYPE_COUNT = 12;
-
-const ENTRY_KIND_CODES: Readonly<Record<EntryKind, number>> = { command: 0, noop: 1, config: 2 };
-const ENTRY_KINDS: readonly EntryKind[] = ["command", "noop", "config"];
-
-// The JSON codec's bounds. Its string bounds count UTF-16 code units; here
-// the UTF-8 length is first held to 3 bytes per unit (the most one unit
-// takes), before anything is decoded, then the decoded length is checked.
-const MEMBERS_MAX = 4096;
-const READ_CONTEXT_CHARS_MAX = 1024;
-const URL_CHARS_MAX = 2048;
-const IDEMPOTENCY_KEY_CHARS_MAX = 256;
-const ANSWER_MESSAGE_CHARS_MAX = 64 * 1024;
-const NODE_ID_BYTES_MAX = 64;
-const ERROR_CODE_PATTERN = /^[a-z_]{1,64}$/;
-
-// The fewest bytes each repeated item can take, to refuse a count the rest
-// of the frame cannot hold before looping over it.
-const MESSAGE_BYTES_MIN = 1 + 2 + 2 + 8;
-const ENTRY_BYTES_MIN = 8 + 8 + 1 + 8 + 32 + 1 + 4;
-const MEMBER_BYTES_MIN = 2 + 1 + 1 + 4;
-const SEEN_BYTES_MIN = 2 + 8;
-
 const U32_MAX = 0xffff_ffff;
 
 // ------------------------------------------------------------------ encoding
@@ -219,23 +151,6 @@ export function encodeFrame(kind: FrameKind, payload: Uint8Array): Uint8Array {
   return sealFrame(w);
 }
 
-/** A size to start the writer at: close above most batches, so it rarely grows. */
-function estimateBytes(messages: readonly Message[]): number {
-  let n = 4;
-  for (const m of messages) {
-    n += 160;
-    if (m.type === "append") {
-      n += m.entries.length * 130;
-      for (const e of m.entries) n += e.data.length;
-    } else if (m.type === "snapshot") {
-      n += m.data.length + m.meta.config.members.length * 80;
-    } else if (m.type === "heartbeat") {
-      for (const _ in m.seen) n += 80;
-    }
-  }
-  return n;
-}
-
 /**
  * Encodes messages as one frame.
  *
@@ -265,112 +180,10 @@ export function encodeMessages(messages: readonly Message[]): Uint8Array {
       `Cannot encode ${messages.length} messages in one frame: the limit is ${MAX_MESSAGES_PER_BATCH}`,
     );
   }
-  const w = openFrameWriter("messages", estimateBytes(messages));
+  const w = openFrameWriter("messages", estimateMessagesBytes(messages));
   w.u32(messages.length);
   for (const m of messages) writeMessage(w, m);
   return sealFrame(w);
-}
-
-function writeMessage(w: ByteWriter, m: Message): void {
-  w.u8(TYPE_CODES[m.type]);
-  w.shortString(m.from);
-  w.shortString(m.to);
-  w.u53(m.term, "term");
-  switch (m.type) {
-    case "vote":
-      w.bool(m.preVote);
-      w.bool(m.transfer);
-      w.u53(m.lastIndex, "lastIndex");
-      w.u53(m.lastTerm, "lastTerm");
-      return;
-    case "voteResponse":
-      w.bool(m.preVote);
-      w.bool(m.granted);
-      return;
-    case "append":
-      w.u53(m.prevIndex, "prevIndex");
-      w.u53(m.prevTerm, "prevTerm");
-      w.hash(m.prevHash, "prevHash");
-      w.u53(m.commit, "commit");
-      w.u32(m.entries.length);
-      for (const e of m.entries) writeEntry(w, e);
-      return;
-    case "appendResponse":
-      w.bool(m.success);
-      w.u53(m.index, "index");
-      w.u53(m.hintIndex, "hintIndex");
-      w.u53(m.hintTerm, "hintTerm");
-      return;
-    case "snapshot": {
-      const { meta } = m;
-      w.u53(meta.index, "meta.index");
-      w.u53(meta.term, "meta.term");
-      w.hash(meta.hash, "meta.hash");
-      w.u32(meta.config.members.length);
-      for (const member of meta.config.members) writeMember(w, member);
-      w.u53(m.offset, "offset");
-      w.u53(m.total, "total");
-      w.bytes(m.data);
-      return;
-    }
-    case "snapshotResponse":
-      w.u53(m.index, "index");
-      w.u53(m.received, "received");
-      return;
-    case "heartbeat": {
-      w.u53(m.commit, "commit");
-      w.nullableString(m.context);
-      const ids = Object.keys(m.seen);
-      w.u32(ids.length);
-      for (const id of ids) {
-        w.shortString(id);
-        w.u53(m.seen[id]!, "seen");
-      }
-      return;
-    }
-    case "heartbeatResponse":
-      w.nullableString(m.context);
-      w.u53(m.configIndex, "configIndex");
-      return;
-    case "timeoutNow":
-      return;
-    case "readIndex":
-      w.string(m.context);
-      return;
-    case "readIndexResponse":
-      w.string(m.context);
-      w.u53(m.index, "index");
-      return;
-    case "transferLeader":
-      w.shortString(m.target);
-      return;
-    default: {
-      const unknown: never = m;
-      throw new TypeError(`Cannot encode message type ${(unknown as Message).type}`);
-    }
-  }
-}
-
-function writeEntry(w: ByteWriter, e: Entry): void {
-  w.u53(e.index, "entry index");
-  w.u53(e.term, "entry term");
-  w.u8(ENTRY_KIND_CODES[e.kind]);
-  w.f64(e.timeMs);
-  w.hash(e.hash, "entry hash");
-  w.shortString(e.proposer);
-  w.bytes(e.data);
-}
-
-function writeMember(w: ByteWriter, m: Member): void {
-  w.shortString(m.id);
-  w.bool(m.voter);
-  w.u8(m.readOnly === undefined ? 0 : m.readOnly ? 2 : 1);
-  w.nullableString(m.url ?? null);
-}
-
-/** JSON text of a value, or null for what JSON cannot hold (`undefined`, a function). */
-function jsonText(value: unknown): string | null {
-  return JSON.stringify(value) ?? null;
 }
 
 /**
@@ -396,13 +209,7 @@ function jsonText(value: unknown): string | null {
  * ```
  */
 export function encodeForwardedProposal(proposal: ForwardedProposal): Uint8Array {
-  const key = proposal.idempotencyKey;
-  const w = openFrameWriter("proposal", 4 + proposal.command.length + 4 + (key?.length ?? 0) + 9);
-  w.bytes(proposal.command);
-  w.nullableString(key ?? null);
-  w.u8(proposal.wait === "accepted" ? 0 : 1);
-  w.u53(proposal.timeoutMs, "timeoutMs");
-  return sealFrame(w);
+  return sealFrame(writeProposal(proposal, (n) => openFrameWriter("proposal", n)));
 }
 
 /**
@@ -425,32 +232,10 @@ export function encodeForwardedProposal(proposal: ForwardedProposal): Uint8Array
  * ```
  */
 export function encodeForwardedAnswer(answer: ForwardedAnswer): Uint8Array {
-  if (answer.ok) {
-    const value = jsonText(answer.value);
-    const w = openFrameWriter("answer", 5 + (value?.length ?? 0));
-    w.bool(true);
-    w.nullableString(value);
-    return sealFrame(w);
-  }
-  const details = answer.details === undefined ? null : jsonText(answer.details);
-  const w = openFrameWriter(
-    "answer",
-    1 + 1 + answer.code.length + 4 + answer.message.length + 4 + (details?.length ?? 0),
-  );
-  w.bool(false);
-  w.shortString(answer.code);
-  w.string(answer.message);
-  w.nullableString(details);
-  return sealFrame(w);
+  return sealFrame(writeAnswer(answer, (n) => openFrameWriter("answer", n)));
 }
 
 // ------------------------------------------------------------------ decoding
-
-/** Prefixes the field path of a {@linkcode MalformedError}; passes anything else on. */
-function within(error: unknown, prefix: string): unknown {
-  if (!(error instanceof MalformedError)) return error;
-  return new MalformedError(`${prefix}.${error.what}`, error.offset, error.problem);
-}
 
 /** Turns a {@linkcode MalformedError} into a {@linkcode FrameError}; anything else is a bug and passes on. */
 function frameError(error: unknown): unknown {
@@ -497,47 +282,15 @@ function openFrame(frame: Uint8Array, kind: FrameKind): ByteReader {
   return new ByteReader(frame, FRAME_HEADER_BYTES);
 }
 
-/** Reads a u32 count, refusing one above `max` or more items than the rest could hold. */
-function readCount(r: ByteReader, what: string, max: number, itemBytesMin: number): number {
-  const at = r.offset;
-  const n = r.u32(what);
-  if (n > max) throw new MalformedError(what, at, `${n} items, more than the ${max} allowed`);
-  if (n * itemBytesMin > r.remaining) {
-    throw new MalformedError(
-      what,
-      at,
-      `${n} items cannot fit in the ${r.remaining} bytes that remain`,
-    );
+/** Reads a whole payload with `read`, turning what it refuses into a {@linkcode FrameError}. */
+function readPayload<T>(r: ByteReader, read: (r: ByteReader) => T): T {
+  try {
+    const value = read(r);
+    r.end("frame");
+    return value;
+  } catch (error) {
+    throw frameError(error);
   }
-  return n;
-}
-
-function readId(r: ByteReader, what: string): string {
-  const at = r.offset;
-  const id = r.shortString(what, NODE_ID_BYTES_MAX);
-  if (!NODE_ID_PATTERN.test(id)) throw new MalformedError(what, at, `must match ${NODE_ID_RULE}`);
-  return id;
-}
-
-/** Reads a string whose UTF-16 length is bounded, as zod's `.max()` counts. */
-function boundedText(text: string | null, what: string, at: number, max: number): void {
-  if (text !== null && text.length > max) {
-    throw new MalformedError(what, at, `${text.length} characters, more than the ${max} allowed`);
-  }
-}
-
-function readContext(r: ByteReader): string {
-  const at = r.offset;
-  const context = r.string("context", 3 * READ_CONTEXT_CHARS_MAX);
-  boundedText(context, "context", at, READ_CONTEXT_CHARS_MAX);
-  return context;
-}
-
-function readNullableContext(r: ByteReader): string | null {
-  const at = r.offset;
-  const context = r.nullableString("context", 3 * READ_CONTEXT_CHARS_MAX);
-  boundedText(context, "context", at, READ_CONTEXT_CHARS_MAX);
-  return context;
 }
 
 /**
@@ -563,254 +316,11 @@ function readNullableContext(r: ByteReader): string | null {
  * ```
  */
 export function decodeMessages(frame: Uint8Array): Message[] {
-  return readMessages(openFrame(frame, "messages"));
+  return readPayload(openFrame(frame, "messages"), readMessages);
 }
 
 function readMessages(r: ByteReader): Message[] {
-  try {
-    const count = readCount(r, "messages", MAX_MESSAGES_PER_BATCH, MESSAGE_BYTES_MIN);
-    const messages: Message[] = [];
-    for (let i = 0; i < count; i++) {
-      try {
-        messages.push(readMessage(r));
-      } catch (error) {
-        throw within(error, `messages.${i}`);
-      }
-    }
-    r.end("frame");
-    return messages;
-  } catch (error) {
-    throw frameError(error);
-  }
-}
-
-function readMessage(r: ByteReader): Message {
-  const at = r.offset;
-  const code = r.u8("type");
-  if (code < 1 || code > TYPE_COUNT) {
-    throw new MalformedError("type", at, `${code} is not a known message type`);
-  }
-  const from = readId(r, "from");
-  const to = readId(r, "to");
-  const term = r.u53("term");
-  // Object literals evaluate their values in order: each read follows the layout.
-  switch (code) {
-    case 1:
-      return {
-        type: "vote",
-        from,
-        to,
-        term,
-        preVote: r.bool("preVote"),
-        transfer: r.bool("transfer"),
-        lastIndex: r.u53("lastIndex"),
-        lastTerm: r.u53("lastTerm"),
-      };
-    case 2:
-      return {
-        type: "voteResponse",
-        from,
-        to,
-        term,
-        preVote: r.bool("preVote"),
-        granted: r.bool("granted"),
-      };
-    case 3:
-      return {
-        type: "append",
-        from,
-        to,
-        term,
-        prevIndex: r.u53("prevIndex"),
-        prevTerm: r.u53("prevTerm"),
-        prevHash: r.hash("prevHash"),
-        commit: r.u53("commit"),
-        entries: readEntries(r),
-      };
-    case 4:
-      return {
-        type: "appendResponse",
-        from,
-        to,
-        term,
-        success: r.bool("success"),
-        index: r.u53("index"),
-        hintIndex: r.u53("hintIndex"),
-        hintTerm: r.u53("hintTerm"),
-      };
-    case 5:
-      return {
-        type: "snapshot",
-        from,
-        to,
-        term,
-        meta: {
-          index: r.u53("meta.index"),
-          term: r.u53("meta.term"),
-          hash: r.hash("meta.hash"),
-          config: { members: readMembers(r) },
-        },
-        offset: r.u53("offset"),
-        total: r.u53("total"),
-        data: r.bytes("data"),
-      };
-    case 6:
-      return {
-        type: "snapshotResponse",
-        from,
-        to,
-        term,
-        index: r.u53("index"),
-        received: r.u53("received"),
-      };
-    case 7:
-      return {
-        type: "heartbeat",
-        from,
-        to,
-        term,
-        commit: r.u53("commit"),
-        context: readNullableContext(r),
-        seen: readSeen(r),
-      };
-    case 8:
-      return {
-        type: "heartbeatResponse",
-        from,
-        to,
-        term,
-        context: readNullableContext(r),
-        configIndex: r.u53("configIndex"),
-      };
-    case 9:
-      return { type: "timeoutNow", from, to, term };
-    case 10:
-      return { type: "readIndex", from, to, term, context: readContext(r) };
-    case 11:
-      return {
-        type: "readIndexResponse",
-        from,
-        to,
-        term,
-        context: readContext(r),
-        index: r.u53("index"),
-      };
-    default:
-      return { type: "transferLeader", from, to, term, target: readId(r, "target") };
-  }
-}
-
-function readEntries(r: ByteReader): Entry[] {
-  const count = readCount(r, "entries", U32_MAX, ENTRY_BYTES_MIN);
-  const entries: Entry[] = [];
-  for (let i = 0; i < count; i++) {
-    try {
-      entries.push(readEntry(r));
-    } catch (error) {
-      throw within(error, `entries.${i}`);
-    }
-  }
-  return entries;
-}
-
-function readEntry(r: ByteReader): Entry {
-  const indexAt = r.offset;
-  const index = r.u53("index");
-  if (index < 1) throw new MalformedError("index", indexAt, "must be at least 1");
-  const term = r.u53("term");
-  const kindAt = r.offset;
-  const kindCode = r.u8("kind");
-  const kind = ENTRY_KINDS[kindCode];
-  if (kind === undefined) {
-    throw new MalformedError("kind", kindAt, `${kindCode} is not a known entry kind`);
-  }
-  const timeAt = r.offset;
-  const timeMs = r.f64("timeMs");
-  if (!(timeMs >= 0 && timeMs < Infinity)) {
-    throw new MalformedError("timeMs", timeAt, `${timeMs} is not a finite number at least 0`);
-  }
-  const hash = r.hash("hash");
-  const proposerAt = r.offset;
-  const proposer = r.shortString("proposer", NODE_ID_BYTES_MAX);
-  // The bootstrap entry has no proposer.
-  if (proposer !== "" && !NODE_ID_PATTERN.test(proposer)) {
-    throw new MalformedError("proposer", proposerAt, `must be empty or match ${NODE_ID_RULE}`);
-  }
-  const data = r.bytes("data");
-  return { index, term, kind, proposer, timeMs, data, hash };
-}
-
-function readMembers(r: ByteReader): Member[] {
-  const count = readCount(r, "meta.config.members", MEMBERS_MAX, MEMBER_BYTES_MIN);
-  const members: Member[] = [];
-  for (let i = 0; i < count; i++) {
-    try {
-      members.push(readMember(r));
-    } catch (error) {
-      throw within(error, `meta.config.members.${i}`);
-    }
-  }
-  return members;
-}
-
-function readMember(r: ByteReader): Member {
-  const id = readId(r, "id");
-  const voter = r.bool("voter");
-  const readOnlyAt = r.offset;
-  const readOnly = r.u8("readOnly");
-  if (readOnly > 2) {
-    throw new MalformedError("readOnly", readOnlyAt, `${readOnly} is not 0 (absent), 1 or 2`);
-  }
-  const urlAt = r.offset;
-  const url = r.nullableString("url", 3 * URL_CHARS_MAX);
-  boundedText(url, "url", urlAt, URL_CHARS_MAX);
-  return {
-    id,
-    voter,
-    ...(readOnly === 0 ? {} : { readOnly: readOnly === 2 }),
-    ...(url === null ? {} : { url }),
-  };
-}
-
-function readSeen(r: ByteReader): Record<string, number> {
-  const count = readCount(r, "seen", MEMBERS_MAX, SEEN_BYTES_MIN);
-  const seen: Record<string, number> = {};
-  for (let i = 0; i < count; i++) {
-    const at = r.offset;
-    let id: string;
-    let ticks: number;
-    try {
-      id = readId(r, "id");
-      ticks = r.u53("ticks");
-    } catch (error) {
-      throw within(error, `seen.${i}`);
-    }
-    if (Object.hasOwn(seen, id)) throw new MalformedError(`seen.${i}.id`, at, "is a duplicate");
-    // "__proto__" is a valid id: define it, as assigning it would set the prototype.
-    if (id === "__proto__") {
-      Object.defineProperty(seen, id, {
-        value: ticks,
-        enumerable: true,
-        writable: true,
-        configurable: true,
-      });
-    } else {
-      seen[id] = ticks;
-    }
-  }
-  return seen;
-}
-
-/** Reads a `json?` field: the parsed value, or `undefined` where the field holds null. */
-function readJson(r: ByteReader, what: string): unknown {
-  const at = r.offset;
-  const text = r.nullableString(what);
-  if (text === null) return undefined;
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw new MalformedError(what, at, "is not JSON");
-  }
+  return readList(r, "messages", MAX_MESSAGES_PER_BATCH, MESSAGE_BYTES_MIN, readMessage);
 }
 
 /**
@@ -833,32 +343,7 @@ function readJson(r: ByteReader, what: string): unknown {
  * ```
  */
 export function decodeForwardedProposal(frame: Uint8Array): ForwardedProposal {
-  return readProposal(openFrame(frame, "proposal"));
-}
-
-function readProposal(r: ByteReader): ForwardedProposal {
-  try {
-    const command = r.bytes("command");
-    const keyAt = r.offset;
-    const key = r.nullableString("idempotencyKey", 3 * IDEMPOTENCY_KEY_CHARS_MAX);
-    if (key === "") throw new MalformedError("idempotencyKey", keyAt, "must not be empty");
-    boundedText(key, "idempotencyKey", keyAt, IDEMPOTENCY_KEY_CHARS_MAX);
-    const waitAt = r.offset;
-    const wait = r.u8("wait");
-    if (wait > 1) {
-      throw new MalformedError("wait", waitAt, `${wait} is not 0 (accepted) or 1 (committed)`);
-    }
-    const timeoutMs = r.u53("timeoutMs");
-    r.end("frame");
-    return {
-      command,
-      wait: wait === 0 ? "accepted" : "committed",
-      timeoutMs,
-      ...(key === null ? {} : { idempotencyKey: key }),
-    };
-  } catch (error) {
-    throw frameError(error);
-  }
+  return readPayload(openFrame(frame, "proposal"), readProposal);
 }
 
 /**
@@ -879,43 +364,7 @@ function readProposal(r: ByteReader): ForwardedProposal {
  * ```
  */
 export function decodeForwardedAnswer(frame: Uint8Array): ForwardedAnswer {
-  return readAnswer(openFrame(frame, "answer"));
-}
-
-function readAnswer(r: ByteReader): ForwardedAnswer {
-  try {
-    let answer: ForwardedAnswer;
-    if (r.bool("ok")) {
-      answer = { ok: true, value: readJson(r, "value") };
-    } else {
-      const codeAt = r.offset;
-      const code = r.shortString("code", 64);
-      if (!ERROR_CODE_PATTERN.test(code)) {
-        throw new MalformedError("code", codeAt, "must match [a-z_]{1,64}");
-      }
-      const messageAt = r.offset;
-      const message = r.string("message", 3 * ANSWER_MESSAGE_CHARS_MAX);
-      boundedText(message, "message", messageAt, ANSWER_MESSAGE_CHARS_MAX);
-      const detailsAt = r.offset;
-      const details = readJson(r, "details");
-      if (
-        details !== undefined &&
-        (typeof details !== "object" || details === null || Array.isArray(details))
-      ) {
-        throw new MalformedError("details", detailsAt, "must be a JSON object");
-      }
-      answer = {
-        ok: false,
-        code,
-        message,
-        ...(details === undefined ? {} : { details: details as Record<string, unknown> }),
-      };
-    }
-    r.end("frame");
-    return answer;
-  } catch (error) {
-    throw frameError(error);
-  }
+  return readPayload(openFrame(frame, "answer"), readAnswer);
 }
 
 /**
@@ -939,11 +388,11 @@ export function decodeFrame(frame: Uint8Array): DecodedFrame {
   const r = new ByteReader(frame, FRAME_HEADER_BYTES);
   switch (kind) {
     case "messages":
-      return { kind, messages: readMessages(r) };
+      return { kind, messages: readPayload(r, readMessages) };
     case "proposal":
-      return { kind, proposal: readProposal(r) };
+      return { kind, proposal: readPayload(r, readProposal) };
     case "answer":
-      return { kind, answer: readAnswer(r) };
+      return { kind, answer: readPayload(r, readAnswer) };
   }
 }
 

@@ -10,12 +10,11 @@
  */
 
 import { deepStrictEqual, notStrictEqual, ok, strictEqual, throws } from "node:assert/strict";
-import { ByteWriter } from "../../../src/binary.ts";
+import { ByteWriter } from "../../../src/binary/mod.ts";
 import { createEntry, type Entry, GENESIS_HASH } from "../../../src/core/entry.ts";
 import type { Message } from "../../../src/core/messages.ts";
 import { type Prng, randomInt, seededPrng } from "../../../src/core/prng.ts";
 import { WaterCraftError } from "../../../src/errors.ts";
-import { MAX_MESSAGES_PER_BATCH as JSON_MAX_MESSAGES } from "../../../src/transport/http/codec.ts";
 import {
   decodeForwardedAnswer,
   decodeForwardedProposal,
@@ -337,8 +336,8 @@ Deno.test("decodeMessages() carries a 1 MiB entry and returns data that owns its
   deepStrictEqual(decoded.entries[0]!.data, data);
 });
 
-Deno.test("MAX_MESSAGES_PER_BATCH is the JSON codec's", () => {
-  strictEqual(MAX_MESSAGES_PER_BATCH, JSON_MAX_MESSAGES);
+Deno.test("MAX_MESSAGES_PER_BATCH is 10 000, as peers of the JSON codec took", () => {
+  strictEqual(MAX_MESSAGES_PER_BATCH, 10_000);
 });
 
 Deno.test("encodeMessages() refuses what its peer would refuse or could not be written", async (t) => {
