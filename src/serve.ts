@@ -132,6 +132,9 @@ async function serveNode(
         }
         : {}),
     }, (info) => {
+      // Peer streams are requests that last as long as the node: Node's
+      // default would cut every request after 5 minutes.
+      (server as { requestTimeout?: number }).requestTimeout = 0;
       resolve({
         port: info.port,
         protocol,

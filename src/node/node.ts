@@ -485,20 +485,28 @@ export class WaterCraftNode implements PeerHandler {
 
   // ------------------------------------------------------------ peer input
 
-  /** Steps Raft messages from a peer (called by the transport or the HTTP app). */
-  receive(from: string, messages: readonly Message[]): void {
-    if (this.#stopped || !this.#started) return;
+  /**
+   * Steps Raft messages from a peer (called by the transport or the HTTP app).
+   *
+   * @param from The sender's id.
+   * @param messages What it sent.
+   * @returns False once this node is stopped: it takes no more messages.
+   */
+  receive(from: string, messages: readonly Message[]): boolean {
+    if (this.#stopped) return false;
+    if (!this.#started) return true;
     for (const m of messages) {
       if (m.from !== from) continue;
       try {
         this.#raft.step(m);
       } catch (e) {
         this.#fail(e);
-        return;
+        return false;
       }
     }
     this.#leaderWatch.wake(this.#raft.leader);
     this.#schedule();
+    return true;
   }
 
   // ------------------------------------------------------------ loop

@@ -37,8 +37,13 @@ export type ForwardedAnswer =
 
 /** What a node offers its transport: where incoming traffic goes. */
 export interface PeerHandler {
-  /** Raft messages from `from`. Must not throw on bad input from a peer. */
-  receive(from: string, messages: readonly Message[]): void;
+  /**
+   * Raft messages from `from`. Must not throw on bad input from a peer.
+   * Returns false once this handler takes no more messages (its node
+   * stopped), so that a stream to it ends and its sender reconnects,
+   * perhaps to the handler that replaced it.
+   */
+  receive(from: string, messages: readonly Message[]): boolean | void;
   /** A proposal forwarded by `from`, to run as leader. */
   forwarded(from: string, proposal: ForwardedProposal): Promise<ForwardedAnswer>;
 }

@@ -1,21 +1,25 @@
 /**
- * The peer routes of API.md section 4, as a Hono sub-app:
+ * The peer routes of API.md section 4, as a Hono sub-app. Bodies are binary
+ * frames (`frames.ts`):
  *
- * - `POST /raft/messages`, body `{"messages": [...]}` (see
- *   `codec.ts`): steps the messages, answers `204`.
- * - `POST /raft/forward`, body a forwarded proposal: runs it as leader,
- *   answers `200` with the forwarded answer (`{"ok": true, "value"}` or
- *   `{"ok": false, "code", "message", "details"?}`).
+ * - `POST /raft/stream`: a long-lived request whose body is a stream of
+ *   message frames; each is stepped as it arrives. The route answers `204`
+ *   when the sender ends the stream, `400` (ending it) at the first
+ *   malformed frame.
+ * - `POST /raft/messages`: one message frame; steps it, answers `204`.
+ * - `POST /raft/forward`: a proposal frame; runs it as leader, answers `200`
+ *   with an answer frame.
  *
  * Every request needs `X-Raft-From` with a valid node id (else `400
  * invalid_request`). With a cluster secret, the signature headers of
- * `auth.ts` are verified over the exact raw body before
- * anything is parsed or done (else `401 unauthorized`). Bodies over the limit
- * (default 4 MiB) get `413 too_large`; malformed ones `400 invalid_request`
- * naming the field. A batch holding a message whose `from` differs from
- * `X-Raft-From` is refused whole with `400`: that is a bug or a forgery, and
- * nothing of it reaches the node. Errors have the JSON shape of API.md
- * section 2.
+ * `auth.ts` are verified (over the exact raw body, or over an empty body
+ * for a stream, when it opens) before anything is parsed or done (else
+ * `401 unauthorized`). Bodies over the limit (default 4 MiB) get `413
+ * too_large`; a stream frame over it and malformed frames `400
+ * invalid_request`, naming the field. A
+ * frame holding a message whose `from` differs from `X-Raft-From` is
+ * refused whole with `400`: that is a bug or a forgery, and nothing of it
+ * reaches the node. Errors have the JSON shape of API.md section 2.
  *
  * @module
  */
@@ -30,15 +34,22 @@ import { Hono } from "hono";
 import type { Context } from "hono";
 import { isNodeId, NODE_ID_RULE } from "../../core/config.ts";
 import { WaterCraftError } from "../../errors.ts";
-import { parseJson } from "../../validation.ts";
 import {
   createRequestVerifier,
   FROM_HEADER,
   type RequestVerifier,
   SIGNATURE_HEADER,
 } from "./auth.ts";
-import { decodeForwardedProposal, decodeMessages } from "./codec.ts";
+import {
+  decodeForwardedProposal,
+  decodeMessages,
+  encodeForwardedAnswer,
+  FrameError,
+  FrameReader,
+} from "./frames.ts";
+import { STREAM_PATH } from "./peer_stream.ts";
 import { FORWARD_PATH, MESSAGES_PATH } from "./sender.ts";
+import type { Message } from "../../core/messages.ts";
 import type { PeerHandler } from "../transport.ts";
 import { errorResponse } from "../../http/errors.ts";
 
@@ -60,7 +71,7 @@ export const PEER_BODY_LIMIT_BYTES: number = 4 << 20;
  *
  * @param handler Where incoming traffic goes (the node).
  * @param options Secret and body limit.
- * @returns A Hono app with `POST /raft/messages` and `POST /raft/forward`.
+ * @returns A Hono app with `POST /raft/stream`, `POST /raft/messages` and `POST /raft/forward`.
  * @throws {TypeError} When the secret is empty.
  * @throws {RangeError} When the body limit is not a positive integer.
  *
@@ -76,8 +87,8 @@ export const PEER_BODY_LIMIT_BYTES: number = 4 << 20;
  * }, { secret: "s3cret" });
  * const res = await app.request("/raft/messages", {
  *   method: "POST",
- *   headers: { "X-Raft-From": "n2", "content-type": "application/json" },
- *   body: JSON.stringify({ messages: [] }),
+ *   headers: { "X-Raft-From": "n2", "content-type": "application/octet-stream" },
+ *   body: new Uint8Array(6),
  * });
  * strictEqual(res.status, 401);
  * strictEqual((await res.json()).error.code, "unauthorized");
@@ -95,28 +106,86 @@ export function peerRoutes(handler: PeerHandler, options: PeerRoutesOptions = {}
   const app = new Hono();
   app.onError((err, c) => errorResponse(c, err));
 
+  app.post(STREAM_PATH, async (c) => {
+    const from = await admitStream(c, verifier);
+    const body = c.req.raw.body;
+    if (body === null) return c.body(null, 204);
+    const reader = body.getReader();
+    const frames = new FrameReader({ frameBytesMax: limit });
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        for (const frame of frames.push(value)) {
+          if (handler.receive(from, fromSender(frame, from)) === false) {
+            // This node stopped (an embedder may have replaced it behind the
+            // same server): end the stream, so the sender reconnects.
+            await reader.cancel().catch(() => {});
+            return c.json({ error: { code: "unavailable", message: "The node stopped" } }, 503);
+          }
+        }
+      }
+      frames.finish();
+    } catch (e) {
+      // A stream out of step cannot be resynchronised: end it; the sender reconnects.
+      await reader.cancel().catch(() => {});
+      throw e;
+    }
+    return c.body(null, 204);
+  });
+
   app.post(MESSAGES_PATH, async (c) => {
     const { from, body } = await admit(c, MESSAGES_PATH, limit, verifier);
-    const messages = decodeMessages(parseJson(body));
-    for (let i = 0; i < messages.length; i++) {
-      if (messages[i]!.from !== from) {
-        throw new WaterCraftError(
-          "invalid_request",
-          `Invalid body field messages.${i}.from: differs from ${FROM_HEADER} (${from})`,
-        );
-      }
-    }
-    handler.receive(from, messages);
+    handler.receive(from, fromSender(body, from));
     return c.body(null, 204);
   });
 
   app.post(FORWARD_PATH, async (c) => {
     const { from, body } = await admit(c, FORWARD_PATH, limit, verifier);
-    const proposal = decodeForwardedProposal(parseJson(body));
-    return c.json(await handler.forwarded(from, proposal), 200);
+    const answer = await handler.forwarded(from, decodeForwardedProposal(body));
+    return new Response(encodeForwardedAnswer(answer) as Uint8Array<ArrayBuffer>, {
+      status: 200,
+      headers: { "content-type": "application/octet-stream" },
+    });
   });
 
   return app;
+}
+
+/**
+ * Decodes a message frame and checks that every message is from the sender
+ * the request names.
+ *
+ * @throws {FrameError} When the frame is malformed or names another sender.
+ */
+function fromSender(frame: Uint8Array, from: string): Message[] {
+  const messages = decodeMessages(frame);
+  for (let i = 0; i < messages.length; i++) {
+    if (messages[i]!.from !== from) {
+      throw new FrameError(`messages.${i}.from differs from ${FROM_HEADER} (${from})`, 0);
+    }
+  }
+  return messages;
+}
+
+/**
+ * Checks the sender header and, with a secret, the signature a stream opens
+ * with (over an empty body); nothing is read before this succeeds.
+ *
+ * @throws {WaterCraftError} `invalid_request` or `unauthorized`.
+ */
+async function admitStream(c: Context, verifier: RequestVerifier | null): Promise<string> {
+  const from = sender(c);
+  if (verifier !== null) {
+    const result = await verifier.verifyRequest({
+      method: c.req.method,
+      path: STREAM_PATH,
+      headers: c.req.raw.headers,
+      body: new Uint8Array(0),
+    });
+    if (!result.ok) throw unauthorized(result.reason);
+  }
+  return from;
 }
 
 /**
@@ -131,13 +200,7 @@ async function admit(
   limit: number,
   verifier: RequestVerifier | null,
 ): Promise<{ from: string; body: Uint8Array }> {
-  const from = c.req.header(FROM_HEADER);
-  if (from === undefined || !isNodeId(from)) {
-    throw new WaterCraftError(
-      "invalid_request",
-      `Invalid header ${FROM_HEADER}: must be the sender's id, matching ${NODE_ID_RULE}`,
-    );
-  }
+  const from = sender(c);
   // Cheap refusal before reading a body that could not be verified anyway.
   if (verifier !== null && c.req.header(SIGNATURE_HEADER) === undefined) {
     throw unauthorized(`missing ${SIGNATURE_HEADER}`);
@@ -153,6 +216,18 @@ async function admit(
     if (!result.ok) throw unauthorized(result.reason);
   }
   return { from, body };
+}
+
+/** The sender's id from `X-Raft-From`. */
+function sender(c: Context): string {
+  const from = c.req.header(FROM_HEADER);
+  if (from === undefined || !isNodeId(from)) {
+    throw new WaterCraftError(
+      "invalid_request",
+      `Invalid header ${FROM_HEADER}: must be the sender's id, matching ${NODE_ID_RULE}`,
+    );
+  }
+  return from;
 }
 
 function unauthorized(reason: string): WaterCraftError {

@@ -35,7 +35,8 @@ import {
   encodeForwardedProposal,
   encodeMessages,
   MAX_MESSAGES_PER_BATCH,
-} from "./codec.ts";
+} from "./frames.ts";
+import { PeerStream, STREAM_PATH } from "./peer_stream.ts";
 import { describeFetchError, isCertificateError, trustingFetch } from "./tls.ts";
 import type {
   ForwardedAnswer,
@@ -71,6 +72,13 @@ export interface HttpTransportOptions {
   readonly maxRequestBytes?: number;
   /** Most messages per request. Default 4096 (at most 10 000). */
   readonly maxRequestMessages?: number;
+  /**
+   * Send Raft messages over one long-lived stream per peer (`POST
+   * /raft/stream`, frames written as they are queued). With `false`, each
+   * batch is its own `POST /raft/messages` (for proxies that buffer request
+   * bodies). Default true.
+   */
+  readonly streams?: boolean;
   /** First back-off after a failed request, ms. Default 50. */
   readonly backoffMinMs?: number;
   /** Longest back-off, ms. Default 1000. */
@@ -114,7 +122,7 @@ export interface HttpPeerStats {
   readonly queued: number;
   /** Their estimated size, bytes. */
   readonly queuedBytes: number;
-  /** Whether a message request is in flight. */
+  /** Whether a message request is in flight, or a stream is open. */
   readonly inFlight: boolean;
   /** Current back-off after failures, ms (0 when healthy). */
   readonly backoffMs: number;
@@ -124,15 +132,15 @@ export interface HttpPeerStats {
 
 /** Counters of an {@linkcode HttpTransport} since it was created. */
 export interface HttpTransportStats {
-  /** Message requests sent (successful or not). */
+  /** Message requests sent (successful or not); streams opened count one each. */
   readonly requests: number;
-  /** Messages in requests that succeeded. */
+  /** Messages in requests that succeeded, or written to an open stream. */
   readonly messagesSent: number;
   /** Messages dropped: queue overflow, unknown or removed peer, closed transport. */
   readonly dropped: number;
   /** Of `dropped`, those addressed to a peer with no known URL. */
   readonly droppedUnknown: number;
-  /** Message requests that failed (network error, timeout or non-2xx). */
+  /** Message requests and streams that failed (network error, timeout or non-2xx). */
   readonly failures: number;
   /** Messages in requests that failed. */
   readonly messagesFailed: number;
@@ -225,18 +233,20 @@ interface Peer {
   queuedBytes: number;
   /** The request in flight, if any. */
   inFlight: Promise<void> | null;
+  /** The open stream, if any. */
+  stream: PeerStream | null;
   abort: AbortController | null;
   /** Back-off timer, if backing off. */
   timer: ReturnType<typeof setTimeout> | null;
   backoffMs: number;
   /** A flush is scheduled in a microtask. */
   scheduled: boolean;
+  /** A stream is being opened (its headers signed). */
+  opening: Promise<void> | null;
   removed: boolean;
   /** Why the latest request failed, while failing. */
   lastError: string | null;
 }
-
-const encoder = new TextEncoder();
 
 class HttpTransportImpl implements HttpTransport {
   readonly #secret: string | undefined;
@@ -248,6 +258,7 @@ class HttpTransportImpl implements HttpTransport {
   readonly #maxRequestMessages: number;
   readonly #backoffMinMs: number;
   readonly #backoffMaxMs: number;
+  readonly #streams: boolean;
   readonly #fetch: typeof fetch;
   /** Releases the CA-trusting fetch, when `ca` made one. */
   readonly #closeFetch: () => Promise<void>;
@@ -285,6 +296,7 @@ class HttpTransportImpl implements HttpTransport {
     if (this.#maxRequestMessages > MAX_MESSAGES_PER_BATCH) {
       throw new RangeError(`maxRequestMessages must be at most ${MAX_MESSAGES_PER_BATCH}`);
     }
+    this.#streams = options.streams ?? true;
     this.#backoffMinMs = positive("backoffMinMs", options.backoffMinMs ?? 50);
     this.#backoffMaxMs = positive("backoffMaxMs", options.backoffMaxMs ?? 1000);
     if (this.#backoffMaxMs < this.#backoffMinMs) {
@@ -326,10 +338,12 @@ class HttpTransportImpl implements HttpTransport {
         queue: new Fifo(),
         queuedBytes: 0,
         inFlight: null,
+        stream: null,
         abort: null,
         timer: null,
         backoffMs: 0,
         scheduled: false,
+        opening: null,
         removed: false,
         lastError: null,
       });
@@ -411,7 +425,7 @@ class HttpTransportImpl implements HttpTransport {
     proposal: ForwardedProposal,
     signal: AbortSignal,
   ): Promise<ForwardedAnswer> {
-    const body = encoder.encode(encodeForwardedProposal(proposal));
+    const body = encodeForwardedProposal(proposal);
     const headers = await this.#headers(FORWARD_PATH, body);
     if (signal.aborted) {
       throw new WaterCraftError(
@@ -422,7 +436,12 @@ class HttpTransportImpl implements HttpTransport {
     this.#forwards++;
     let response: Response;
     try {
-      response = await this.#fetch(base + FORWARD_PATH, { method: "POST", headers, body, signal });
+      response = await this.#fetch(base + FORWARD_PATH, {
+        method: "POST",
+        headers,
+        body: body as Uint8Array<ArrayBuffer>,
+        signal,
+      });
     } catch (e) {
       // Only a failure to connect proves the leader never saw the write.
       if (!signal.aborted && isConnectFailure(e)) {
@@ -438,9 +457,9 @@ class HttpTransportImpl implements HttpTransport {
         }`,
       );
     }
-    let text: string;
+    let answer: Uint8Array;
     try {
-      text = await response.text();
+      answer = new Uint8Array(await response.arrayBuffer());
     } catch (e) {
       throw new WaterCraftError(
         "timeout",
@@ -451,7 +470,7 @@ class HttpTransportImpl implements HttpTransport {
     }
     if (response.ok) {
       try {
-        return decodeForwardedAnswer(JSON.parse(text));
+        return decodeForwardedAnswer(answer);
       } catch (e) {
         throw new WaterCraftError(
           "timeout",
@@ -459,7 +478,7 @@ class HttpTransportImpl implements HttpTransport {
         );
       }
     }
-    return errorAnswer(response.status, text, to);
+    return errorAnswer(response.status, new TextDecoder().decode(answer), to);
   }
 
   join(request: JoinRequest): Promise<JoinAnswer> {
@@ -488,7 +507,7 @@ class HttpTransportImpl implements HttpTransport {
         url: peer.url,
         queued: peer.queue.length,
         queuedBytes: peer.queuedBytes,
-        inFlight: peer.inFlight !== null,
+        inFlight: peer.inFlight !== null || peer.stream !== null,
         backoffMs: peer.backoffMs,
         lastError: peer.lastError,
       };
@@ -512,6 +531,8 @@ class HttpTransportImpl implements HttpTransport {
     peer.queue.clear();
     peer.queuedBytes = 0;
     peer.abort?.abort(new DOMException("The peer was removed", "AbortError"));
+    peer.stream?.close();
+    peer.stream = null;
     if (peer.timer !== null) clearTimeout(peer.timer);
     peer.timer = null;
   }
@@ -529,6 +550,70 @@ class HttpTransportImpl implements HttpTransport {
   #flush(peer: Peer): void {
     if (this.#closed || peer.removed || peer.inFlight !== null || peer.timer !== null) return;
     if (peer.queue.length === 0) return;
+    if (this.#streams) {
+      this.#flushStream(peer);
+      return;
+    }
+    const work = this.#postMessages(peer, this.#takeBatch(peer));
+    peer.inFlight = work;
+    this.#pending.add(work);
+    const done = () => this.#pending.delete(work);
+    work.then(done, done);
+  }
+
+  /** Writes what is queued to the peer's stream, opening one if none is open. */
+  #flushStream(peer: Peer): void {
+    if (peer.stream === null) {
+      if (peer.opening !== null) return;
+      peer.opening = this.#openStream(peer).finally(() => {
+        peer.opening = null;
+        this.#flush(peer);
+      });
+      return;
+    }
+    const stream = peer.stream;
+    for (let guard = 0; guard < 10_000 && peer.queue.length > 0 && stream.writable; guard++) {
+      const batch = this.#takeBatch(peer);
+      stream.write(encodeMessages(batch));
+      this.#messagesSent += batch.length;
+    }
+  }
+
+  async #openStream(peer: Peer): Promise<void> {
+    const headers = await this.#headers(STREAM_PATH, new Uint8Array(0));
+    if (this.#closed || peer.removed) return;
+    this.#requests++;
+    const stream: PeerStream = new PeerStream({
+      url: peer.url,
+      fetch: this.#fetch,
+      headers,
+      bufferBytes: this.#maxRequestBytes,
+      keepaliveMs: KEEPALIVE_MS,
+      keepalive: KEEPALIVE_FRAME,
+      onDrain: () => this.#schedule(peer),
+      onEnd: (problem) => {
+        if (peer.stream === stream) peer.stream = null;
+        if (problem === null || this.#closed || peer.removed) return;
+        this.#failures++;
+        this.#peerFailed(peer, {
+          message: describeFetchError(problem),
+          certificate: isCertificateError(problem),
+        });
+      },
+    });
+    peer.stream = stream;
+    // A refused stream ends at once; one still open a while later was taken:
+    // the peer is healthy again (and a later failure is a new streak).
+    const settle = setTimeout(() => {
+      if (peer.stream !== stream || stream.ended) return;
+      peer.backoffMs = 0;
+      peer.lastError = null;
+    }, STREAM_SETTLE_MS);
+    stream.ending.then(() => clearTimeout(settle));
+  }
+
+  /** Takes the next batch off the queue: bounded in messages and bytes. */
+  #takeBatch(peer: Peer): Message[] {
     const batch: Message[] = [];
     let bytes = 0;
     while (batch.length < this.#maxRequestMessages) {
@@ -541,11 +626,22 @@ class HttpTransportImpl implements HttpTransport {
       batch.push(next.message);
       bytes += next.bytes;
     }
-    const work = this.#postMessages(peer, batch);
-    peer.inFlight = work;
-    this.#pending.add(work);
-    const done = () => this.#pending.delete(work);
-    work.then(done, done);
+    return batch;
+  }
+
+  /** Reports a failure (once per run of failures) and backs off before trying again. */
+  #peerFailed(peer: Peer, problem: { message: string; certificate: boolean }): void {
+    const first = peer.lastError === null;
+    peer.lastError = problem.message;
+    if (first) this.#reportPeerError({ id: peer.id, url: peer.url, ...problem });
+    peer.backoffMs = peer.backoffMs === 0
+      ? this.#backoffMinMs
+      : Math.min(peer.backoffMs * 2, this.#backoffMaxMs);
+    if (peer.timer !== null) return;
+    peer.timer = setTimeout(() => {
+      peer.timer = null;
+      this.#flush(peer);
+    }, peer.backoffMs);
   }
 
   async #postMessages(peer: Peer, batch: Message[]): Promise<void> {
@@ -558,7 +654,7 @@ class HttpTransportImpl implements HttpTransport {
     let ok = false;
     let problem: { message: string; certificate: boolean } | null = null;
     try {
-      const body = encoder.encode(encodeMessages(batch));
+      const body = encodeMessages(batch) as Uint8Array<ArrayBuffer>;
       const headers = await this.#headers(MESSAGES_PATH, body);
       this.#requests++;
       const response = await this.#fetch(peer.url + MESSAGES_PATH, {
@@ -588,22 +684,11 @@ class HttpTransportImpl implements HttpTransport {
       this.#messagesFailed += batch.length;
     }
     if (this.#closed || peer.removed) return;
-    if (problem !== null) {
-      const first = peer.lastError === null;
-      peer.lastError = problem.message;
-      if (first) this.#reportPeerError({ id: peer.id, url: peer.url, ...problem });
-    }
     if (ok) {
       this.#flush(peer);
       return;
     }
-    peer.backoffMs = peer.backoffMs === 0
-      ? this.#backoffMinMs
-      : Math.min(peer.backoffMs * 2, this.#backoffMaxMs);
-    peer.timer = setTimeout(() => {
-      peer.timer = null;
-      this.#flush(peer);
-    }, peer.backoffMs);
+    this.#peerFailed(peer, problem ?? { message: "failed", certificate: false });
   }
 
   #reportPeerError(failure: PeerFailure): void {
@@ -619,9 +704,18 @@ class HttpTransportImpl implements HttpTransport {
     const auth = this.#secret === undefined
       ? { [FROM_HEADER]: from }
       : await signRequest({ secret: this.#secret, from, method: "POST", path, body });
-    return { "content-type": "application/json", ...auth };
+    return { "content-type": "application/octet-stream", ...auth };
   }
 }
+
+/** How long a stream must stay open before its peer counts as healthy again, ms. */
+const STREAM_SETTLE_MS = 250;
+
+/** How long an open stream may stay silent before it carries a keepalive, ms. */
+const KEEPALIVE_MS = 4000;
+
+/** An empty batch of messages: what a keepalive carries. */
+const KEEPALIVE_FRAME: Uint8Array = encodeMessages([]);
 
 function positive(name: string, value: number): number {
   if (!Number.isSafeInteger(value) || value <= 0) {

@@ -15,7 +15,8 @@
 import { WaterCraftError } from "../../../src/errors.ts";
 import { deepStrictEqual, rejects, strictEqual } from "node:assert/strict";
 import { signRequest } from "../../../src/transport/http/auth.ts";
-import { encodeMessages } from "../../../src/transport/http/codec.ts";
+import { encodeMessages } from "../../../src/transport/http/frames.ts";
+import { STREAM_PATH } from "../../../src/transport/http/peer_stream.ts";
 import { FORWARD_PATH, MESSAGES_PATH } from "../../../src/transport/http/sender.ts";
 import {
   createApp,
@@ -106,7 +107,7 @@ async function peerHeaders(
   from: string,
   method: string,
   path: string,
-  body: string,
+  body: string | Uint8Array,
 ): Promise<Record<string, string>> {
   const auth = secret === null
     ? { "X-Raft-From": from }
@@ -122,14 +123,14 @@ function secretOf(credential: Credential): string | null {
 async function peerRpc(
   target: Target,
   path: string,
-  body: string,
+  body: string | Uint8Array,
   secret: string | null,
   from = "n2",
 ): Promise<{ status: number; code: string | undefined }> {
   const res = await fetch(target.url + path, {
     method: "POST",
     headers: await peerHeaders(secret, from, "POST", path, body),
-    body,
+    body: body as BodyInit,
   });
   const text = await res.text();
   const code = text === "" ? undefined : (JSON.parse(text) as { error?: { code?: string } })
@@ -204,6 +205,15 @@ Deno.test("with --secret set, a node without it or with a wrong one gets 401 and
           code: "unauthorized",
         });
         unchanged(`a vote request with ${credential}`);
+      });
+
+      await t.step(`stream with ${credential}`, async () => {
+        const body = encodeMessages([voteFor(target, before.term + 10)]);
+        deepStrictEqual(await peerRpc(target, STREAM_PATH, body, secret), {
+          status: 401,
+          code: "unauthorized",
+        });
+        unchanged(`a stream with ${credential}`);
       });
 
       await t.step(`append with ${credential}`, async () => {
@@ -293,6 +303,17 @@ Deno.test("with --secret set, the same requests made with the secret take effect
       const after = state(target.node);
       strictEqual(after.term, before.term + 10);
       strictEqual(after.role, "follower");
+    });
+
+    await t.step("a stream signed when it opens is obeyed: its term moves", async () => {
+      const term = state(target.node).term + 3;
+      const res = await fetch(target.url + STREAM_PATH, {
+        method: "POST",
+        headers: await peerHeaders(SECRET, "n2", "POST", STREAM_PATH, ""),
+        body: encodeMessages([voteFor(target, term)]) as BodyInit,
+      });
+      strictEqual(res.status, 204, await res.text());
+      strictEqual(state(target.node).term, term);
     });
 
     await t.step("a signed append of a higher term is obeyed: its term moves", async () => {

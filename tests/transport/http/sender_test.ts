@@ -17,7 +17,8 @@ import {
   decodeMessages,
   encodeForwardedProposal,
   encodeMessages,
-} from "../../../src/transport/http/codec.ts";
+} from "../../../src/transport/http/frames.ts";
+import { STREAM_PATH } from "../../../src/transport/http/peer_stream.ts";
 import {
   httpTransport,
   type HttpTransportOptions,
@@ -112,12 +113,21 @@ function heartbeat(to: string, commit: number, from = "n1"): HeartbeatMessage {
   return { type: "heartbeat", from, to, term: 1, commit, context: null, seen: {} };
 }
 
+/** A frame whose second message is addressed to an id no node can have. */
+function withBadRecipient(): Uint8Array {
+  const frame = encodeMessages([heartbeat("n2", 1), heartbeat("nX", 2)]);
+  const at = frame.findLastIndex((b, i) => b === 0x6e && frame[i + 1] === 0x58);
+  frame[at + 1] = 0x20; // "nX" becomes "n ", which the id pattern refuses
+  return frame;
+}
+
 function commits(messages: readonly Message[]): number[] {
   return messages.map((m) => (m as HeartbeatMessage).commit);
 }
 
+/** A transport in request mode (one POST per batch) unless `options` says otherwise. */
 function transportTo(peers: Record<string, string>, options: HttpTransportOptions = {}) {
-  const transport = httpTransport(options);
+  const transport = httpTransport({ streams: false, ...options });
   transport.start("n1", recorder().handler);
   transport.setPeers(new Map(Object.entries(peers)));
   return transport;
@@ -134,6 +144,63 @@ const PROPOSAL: ForwardedProposal = {
 };
 
 // ------------------------------------------------------------------ messages
+
+Deno.test("httpTransport streams every message to a peer over one request, in order", async () => {
+  const peer = servePeer();
+  const transport = transportTo({ n2: peer.url }, { streams: true });
+  try {
+    for (let i = 1; i <= 300; i++) {
+      transport.send([heartbeat("n2", i)]);
+      if (i % 50 === 0) await yieldOnce();
+    }
+    await waitFor(() => peer.rec.messages.length === 300, "all 300 messages");
+    deepStrictEqual(commits(peer.rec.messages), range(1, 301));
+    const stats = transport.stats();
+    strictEqual(stats.requests, 1, "one stream carried them all");
+    strictEqual(peer.peer.arrivals, 1);
+    strictEqual(stats.messagesSent, 300);
+    strictEqual(stats.failures, 0);
+    ok(stats.peers.n2!.inFlight, "the stream stays open");
+    ok(peer.rec.calls.every((c) => c.from === "n1"));
+  } finally {
+    await transport.close();
+    await peer.server.shutdown();
+  }
+});
+
+Deno.test("httpTransport reopens a stream the peer refused, and later messages arrive", async () => {
+  const peer = servePeer();
+  let refuse = 2;
+  const refusing: typeof fetch = (input, init) => {
+    if (String(input).endsWith(STREAM_PATH) && refuse-- > 0) {
+      return Promise.resolve(new Response("busy", { status: 503 }));
+    }
+    return fetch(input, init);
+  };
+  const failures: string[] = [];
+  const transport = transportTo({ n2: peer.url }, {
+    streams: true,
+    fetch: refusing,
+    backoffMinMs: 5,
+    onPeerError: (f) => failures.push(f.message),
+  });
+  try {
+    // Raft sends again and again (heartbeats); each send finds the stream gone and reopens it.
+    for (let i = 1; i <= 200 && peer.rec.messages.length === 0; i++) {
+      transport.send([heartbeat("n2", i)]);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    ok(peer.rec.messages.length > 0, "messages arrive once the peer takes the stream");
+    strictEqual(transport.stats().failures, 2);
+    deepStrictEqual(failures.length, 1, `one report per streak of failures: ${failures.join(" | ")}`);
+    match(failures[0]!, /503 busy/);
+    const got = commits(peer.rec.messages);
+    deepStrictEqual(got, [...got].sort((a, b) => a - b), "in order");
+  } finally {
+    await transport.close();
+    await peer.server.shutdown();
+  }
+});
 
 Deno.test("httpTransport batches what queues while a request is in flight, in FIFO order", async () => {
   const peer = servePeer();
@@ -199,8 +266,7 @@ Deno.test("httpTransport bounds a dead peer's queue and keeps serving healthy pe
   const attempts: { round: number; commits: number[] }[] = [];
   const recording: typeof fetch = (input, init) => {
     if (String(input).startsWith(dead)) {
-      const body = JSON.parse(new TextDecoder().decode(init!.body as Uint8Array));
-      attempts.push({ round, commits: commits(decodeMessages(body)) });
+      attempts.push({ round, commits: commits(decodeMessages(init!.body as Uint8Array)) });
     }
     return fetch(input, init);
   };
@@ -374,8 +440,8 @@ Deno.test("peerRoutes answers 401 to unsigned or wrongly signed requests and not
     const post = (path: string, headers: Record<string, string>, data = body) =>
       fetch(peer.url + path, {
         method: "POST",
-        headers: { "content-type": "application/json", ...headers },
-        body: data,
+        headers: { "content-type": "application/octet-stream", ...headers },
+        body: data as BodyInit,
       });
 
     for (const path of ["/raft/messages", "/raft/forward"]) {
@@ -472,12 +538,18 @@ Deno.test("httpTransport with the cluster secret is accepted; with a wrong one i
 
 Deno.test("peerRoutes refuses bad requests with the API.md error shape", async (t) => {
   const peer = servePeer({ bodyLimitBytes: 4096 });
-  const post = (headers: Record<string, string>, body: BodyInit, path = "/raft/messages") =>
+  const post = (
+    headers: Record<string, string>,
+    body: BodyInit | Uint8Array,
+    path = "/raft/messages",
+  ) =>
     fetch(peer.url + path, {
       method: "POST",
-      headers: { "content-type": "application/json", ...headers },
-      body,
-    });
+      headers: { "content-type": "application/octet-stream", ...headers },
+      body: body as BodyInit,
+      // A stream body must say so; other bodies ignore it.
+      duplex: "half",
+    } as RequestInit);
   const expect = async (res: Response, status: number, code: string, message?: RegExp) => {
     strictEqual(res.status, status);
     const json = await res.json();
@@ -496,23 +568,44 @@ Deno.test("peerRoutes refuses bad requests with the API.md error shape", async (
         /X-Raft-From/,
       );
     });
-    await t.step("not JSON", async () => {
+    await t.step("not a frame", async () => {
       await expect(
         await post({ "X-Raft-From": "n1" }, "{nope"),
         400,
         "invalid_request",
-        /not valid UTF-8 JSON/,
+        /Cannot decode a peer frame/,
       );
     });
     await t.step("a bad field is named", async () => {
-      const body = JSON.stringify({
-        messages: [heartbeat("n2", 1), { ...heartbeat("n2", 2), commit: -2 }],
-      });
       await expect(
-        await post({ "X-Raft-From": "n1" }, body),
+        await post({ "X-Raft-From": "n1" }, withBadRecipient()),
         400,
         "invalid_request",
-        /messages\.1\.commit/,
+        /messages\.1\.to/,
+      );
+    });
+    for (
+      const [name, body] of [["a bad field", withBadRecipient()], [
+        "a cut frame",
+        encodeMessages([heartbeat("n2", 1)]).subarray(0, 9),
+      ]] as const
+    ) {
+      await t.step(`${name} on a stream ends it with 400`, async () => {
+        await expect(
+          await post({ "X-Raft-From": "n1" }, body, STREAM_PATH),
+          400,
+          "invalid_request",
+          /Cannot decode a peer frame/,
+        );
+      });
+    }
+    await t.step("a message from someone else on a stream", async () => {
+      const body = encodeMessages([heartbeat("n2", 1), heartbeat("n2", 2, "n3")]);
+      await expect(
+        await post({ "X-Raft-From": "n1" }, body, STREAM_PATH),
+        400,
+        "invalid_request",
+        /messages\.1\.from/,
       );
     });
     await t.step("a message from someone else", async () => {
@@ -525,7 +618,7 @@ Deno.test("peerRoutes refuses bad requests with the API.md error shape", async (
       );
     });
     await t.step("over the body limit", async () => {
-      const body = encodeMessages(range(0, 100).map((i) => heartbeat("n2", i)));
+      const body = encodeMessages(range(0, 1000).map((i) => heartbeat("n2", i)));
       await expect(await post({ "X-Raft-From": "n1" }, body), 413, "too_large");
     });
     await t.step("over the body limit, streamed without a length", async () => {
@@ -540,15 +633,12 @@ Deno.test("peerRoutes refuses bad requests with the API.md error shape", async (
       await expect(await post({ "X-Raft-From": "n1" }, stream), 413, "too_large");
     });
     await t.step("a bad forwarded proposal", async () => {
-      const body = JSON.stringify({
-        ...JSON.parse(encodeForwardedProposal(PROPOSAL)),
-        wait: "eventually",
-      });
+      const body = encodeForwardedProposal(PROPOSAL);
       await expect(
-        await post({ "X-Raft-From": "n1" }, body, "/raft/forward"),
+        await post({ "X-Raft-From": "n1" }, body.subarray(0, body.length - 1), "/raft/forward"),
         400,
         "invalid_request",
-        /field wait/,
+        /Cannot decode a peer frame/,
       );
     });
     await t.step("nothing reached the node", () => {
