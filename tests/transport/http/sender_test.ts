@@ -192,7 +192,11 @@ Deno.test("httpTransport reopens a stream the peer refused, and later messages a
     }
     ok(peer.rec.messages.length > 0, "messages arrive once the peer takes the stream");
     strictEqual(transport.stats().failures, 2);
-    deepStrictEqual(failures.length, 1, `one report per streak of failures: ${failures.join(" | ")}`);
+    deepStrictEqual(
+      failures.length,
+      1,
+      `one report per streak of failures: ${failures.join(" | ")}`,
+    );
     match(failures[0]!, /503 busy/);
     const got = commits(peer.rec.messages);
     deepStrictEqual(got, [...got].sort((a, b) => a - b), "in order");
