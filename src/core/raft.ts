@@ -13,7 +13,7 @@
 
 import { assert } from "./assert.ts";
 import { encodeConfig, voterIds } from "./config.ts";
-import { chainFault, createEntry, type Entry, type EntryKind } from "./entry.ts";
+import { chainFault, createEntry, type Entry } from "./entry.ts";
 import { MembershipError, NotLeaderError, ProposalDroppedError } from "./errors.ts";
 import { EMPTY_SNAPSHOT, type LogView, RaftLog, readOnlyLog, type SnapshotMeta } from "./log.ts";
 import { applyMembershipChange, handoverTarget, promotionCandidate } from "./membership.ts";
@@ -28,17 +28,26 @@ import type {
   VoteResponseMessage,
 } from "./messages.ts";
 import { type Progress, ProgressTracker } from "./progress.ts";
-import { type Prng, randomInt } from "./prng.ts";
+import { randomInt } from "./prng.ts";
 import { tallyVotes } from "./quorum.ts";
-import { ReadIndexQueue, type ReadRequest } from "./read_only.ts";
-import { SnapshotReceiver } from "./snapshot_transfer.ts";
+import type { ReadRequest } from "./read_only.ts";
+import {
+  appendOwn,
+  createRaftState,
+  currentVoters,
+  hardState,
+  isVoter,
+  type RaftSettings,
+  type RaftState,
+  send,
+  softState,
+} from "./state.ts";
 import type {
   FollowerView,
   HardState,
   MembershipChange,
   RaftOptions,
   RaftStatus,
-  ReadState,
   Ready,
   Role,
   SoftState,
@@ -86,63 +95,10 @@ import type {
 export class Raft {
   /** This node's id. */
   readonly id: string;
-  /** The replicated log: only this class changes it. */
-  readonly #log: RaftLog;
-  /** What others see of `#log`. */
+  /** Everything this node knows and does: the role modules change it. */
+  readonly #r: RaftState;
+  /** What others see of the log. */
   readonly #logView: LogView;
-
-  #term = 0;
-  #vote: string | null = null;
-  #leader: string | null = null;
-  #role: Role = "follower";
-
-  readonly #prng: Prng;
-  readonly #electionTicks: number;
-  readonly #heartbeatTicks: number;
-  readonly #preVote: boolean;
-  readonly #checkQuorum: boolean;
-  readonly #maxMsgBytes: number;
-  readonly #maxApplyBytes: number;
-  readonly #maxUncommittedBytes: number;
-  readonly #verifyHashes: boolean;
-  /**
-   * The latest snapshot, for followers behind the in-memory log (which may
-   * start before it: entries kept for followers that are only a little behind).
-   */
-  #snapshot: { meta: SnapshotMeta; data: Uint8Array };
-  /** A snapshot received and not yet handed out by `ready()`. */
-  #incomingSnapshot: { meta: SnapshotMeta; data: Uint8Array } | null = null;
-  /** The chunks of a snapshot arriving from a leader. */
-  readonly #receiver = new SnapshotReceiver();
-  readonly #autoPromote: boolean;
-  readonly #promoteLagEntries: number;
-  readonly #seniority: boolean;
-  /** Ticks since start: the unit of the alive list. */
-  #ticks = 0;
-  /** Tick at which the leader was last heard from (followers). */
-  #leaderHeardTick = -1;
-  /** The leader's alive list from its last heartbeat, and the tick it arrived. */
-  #seen: { tick: number; ticksAgo: Readonly<Record<string, number>> } = { tick: 0, ticksAgo: {} };
-
-  #electionElapsed = 0;
-  #heartbeatElapsed = 0;
-  #randomizedElectionTimeout = 0;
-  #timeMs = 0;
-
-  readonly #progress: ProgressTracker;
-  /** Followers owed an append even if it carries nothing (a heartbeat saw them behind). */
-  #wantsAppend = new Set<string>();
-  #votes = new Map<string, boolean>();
-  #transferee: string | null = null;
-  #uncommittedBytes = 0;
-  /** This leader's pending linearizable reads. */
-  readonly #reads = new ReadIndexQueue();
-
-  #messages: Message[] = [];
-  #readStates: ReadState[] = [];
-  #lastHardState: HardState;
-  #lastSoftState: SoftState;
-  #inReady: { entries: readonly Entry[]; committedTo: number } | null = null;
 
   /**
    * Creates a node from recovered state, or a fresh one.
@@ -152,48 +108,55 @@ export class Raft {
    */
   constructor(options: RaftOptions) {
     this.id = options.id;
-    this.#prng = options.prng;
-    this.#electionTicks = options.electionTicks ?? 10;
-    this.#heartbeatTicks = options.heartbeatTicks ?? 1;
-    this.#preVote = options.preVote ?? true;
-    this.#checkQuorum = options.checkQuorum ?? true;
-    this.#maxMsgBytes = options.maxMsgBytes ?? 1 << 20;
-    this.#maxApplyBytes = options.maxApplyBytes ?? 4 << 20;
-    this.#maxUncommittedBytes = options.maxUncommittedBytes ?? 64 << 20;
-    this.#verifyHashes = options.verifyHashes ?? true;
-    this.#autoPromote = options.autoPromote ?? true;
-    this.#promoteLagEntries = options.promoteLagEntries ?? 16;
-    this.#seniority = options.seniority ?? true;
-    if (!(this.#heartbeatTicks >= 1 && Number.isInteger(this.#heartbeatTicks))) {
-      throw new RangeError(`heartbeatTicks must be a positive integer: ${this.#heartbeatTicks}`);
+    const settings: RaftSettings = {
+      id: options.id,
+      prng: options.prng,
+      electionTicks: options.electionTicks ?? 10,
+      heartbeatTicks: options.heartbeatTicks ?? 1,
+      preVote: options.preVote ?? true,
+      checkQuorum: options.checkQuorum ?? true,
+      maxMsgBytes: options.maxMsgBytes ?? 1 << 20,
+      maxApplyBytes: options.maxApplyBytes ?? 4 << 20,
+      maxUncommittedBytes: options.maxUncommittedBytes ?? 64 << 20,
+      verifyHashes: options.verifyHashes ?? true,
+      autoPromote: options.autoPromote ?? true,
+      promoteLagEntries: options.promoteLagEntries ?? 16,
+      seniority: options.seniority ?? true,
+    };
+    const { electionTicks, heartbeatTicks } = settings;
+    if (!(heartbeatTicks >= 1 && Number.isInteger(heartbeatTicks))) {
+      throw new RangeError(`heartbeatTicks must be a positive integer: ${heartbeatTicks}`);
     }
-    if (!(this.#electionTicks > this.#heartbeatTicks && Number.isInteger(this.#electionTicks))) {
+    if (!(electionTicks > heartbeatTicks && Number.isInteger(electionTicks))) {
       throw new RangeError(
-        `electionTicks must be an integer above heartbeatTicks (${this.#heartbeatTicks}): ${this.#electionTicks}`,
+        `electionTicks must be an integer above heartbeatTicks (${heartbeatTicks}): ${electionTicks}`,
       );
     }
     const maxInflight = options.maxInflight ?? 64;
     if (!(maxInflight >= 1)) {
       throw new RangeError(`maxInflight must be at least 1: ${maxInflight}`);
     }
-    this.#progress = new ProgressTracker(this.id, maxInflight);
+    const progress = new ProgressTracker(this.id, maxInflight);
 
     const snapshot = options.snapshot ?? EMPTY_SNAPSHOT;
     const entries = options.entries ?? [];
     const fault = chainFault(snapshot.index, snapshot.hash, entries);
     assert(fault === null, `Recovered log is corrupt: ${fault}`);
     const hard = options.hardState ?? { term: 0, vote: null, commit: 0 };
-    this.#log = new RaftLog(snapshot, entries, hard.commit);
-    this.#logView = readOnlyLog(this.#log);
-    this.#snapshot = { meta: snapshot, data: options.snapshotData ?? new Uint8Array(0) };
-    this.#term = hard.term;
-    this.#vote = hard.vote;
+    const log = new RaftLog(snapshot, entries, hard.commit);
+    this.#logView = readOnlyLog(log);
     if (options.applied !== undefined) {
-      this.#log.appliedTo(Math.min(options.applied, this.#log.committed));
+      log.appliedTo(Math.min(options.applied, log.committed));
     }
-    this.#lastHardState = { term: this.#term, vote: this.#vote, commit: this.#log.committed };
+    const r = createRaftState(settings, {
+      log,
+      progress,
+      snapshot: { meta: snapshot, data: options.snapshotData ?? new Uint8Array(0) },
+      hardState: hard,
+    });
+    this.#r = r;
 
-    if (options.bootstrap && this.#log.lastIndex() === 0 && this.#term === 0) {
+    if (options.bootstrap && log.lastIndex() === 0 && r.term === 0) {
       const first = createEntry(1, snapshot.hash, {
         term: 1,
         kind: "config",
@@ -201,38 +164,38 @@ export class Raft {
         timeMs: 0,
         data: encodeConfig(options.bootstrap),
       });
-      this.#log.append([first]);
-      this.#log.commitTo(1);
-      this.#term = 1;
+      log.append([first]);
+      log.commitTo(1);
+      r.term = 1;
     }
     if (options.forceConfig) {
       // A fresh term makes the forced log more up to date than any other
       // node's, so no one can win an election under the old configuration
       // with an entry that conflicts with it.
-      this.#term = Math.max(this.#term, this.#log.lastTerm()) + 1;
-      this.#vote = null;
-      this.#appendOwn("config", encodeConfig(options.forceConfig));
-      this.#log.commitTo(this.#log.lastIndex());
+      r.term = Math.max(r.term, log.lastTerm()) + 1;
+      r.vote = null;
+      appendOwn(r, "config", encodeConfig(options.forceConfig));
+      log.commitTo(log.lastIndex());
     }
     this.#resetRandomizedElectionTimeout();
-    this.#lastSoftState = this.#softState();
+    r.lastSoftState = softState(r);
   }
 
   // ---------------------------------------------------------------- queries
 
   /** Current term. */
   get term(): number {
-    return this.#term;
+    return this.#r.term;
   }
 
   /** Current role. */
   get role(): Role {
-    return this.#role;
+    return this.#r.role;
   }
 
   /** The leader this node follows (itself when leading), or null. */
   get leader(): string | null {
-    return this.#leader;
+    return this.#r.leader;
   }
 
   /**
@@ -245,25 +208,25 @@ export class Raft {
 
   /** The latest snapshot's position (index 0 before the first). */
   get snapshot(): SnapshotMeta {
-    return this.#snapshot.meta;
+    return this.#r.snapshot.meta;
   }
 
   /** A snapshot of this node's state. */
   status(): RaftStatus {
-    const { index, config } = this.#log.config();
+    const { index, config } = this.#r.log.config();
     return {
       id: this.id,
-      role: this.#role,
-      term: this.#term,
-      vote: this.#vote,
-      leader: this.#leader,
-      commitIndex: this.#log.committed,
-      appliedIndex: this.#log.applied,
-      lastIndex: this.#log.lastIndex(),
-      head: this.#log.hash(this.#log.committed)!,
+      role: this.#r.role,
+      term: this.#r.term,
+      vote: this.#r.vote,
+      leader: this.#r.leader,
+      commitIndex: this.#r.log.committed,
+      appliedIndex: this.#r.log.applied,
+      lastIndex: this.#r.log.lastIndex(),
+      head: this.#r.log.hash(this.#r.log.committed)!,
       config,
       configIndex: index,
-      voter: this.#isVoter(),
+      voter: isVoter(this.#r),
     };
   }
 
@@ -274,7 +237,7 @@ export class Raft {
    *   appends in flight.
    */
   followers(): Map<string, FollowerView> {
-    return this.#progress.views();
+    return this.#r.progress.views();
   }
 
   /**
@@ -287,12 +250,12 @@ export class Raft {
   entryState(
     hash: string,
   ): { state: "accepted" | "committed"; index: number; term: number } | null {
-    const index = this.#log.indexOfHash(hash);
+    const index = this.#r.log.indexOfHash(hash);
     if (index === undefined) return null;
     return {
-      state: index <= this.#log.committed ? "committed" : "accepted",
+      state: index <= this.#r.log.committed ? "committed" : "accepted",
       index,
-      term: this.#log.term(index)!,
+      term: this.#r.log.term(index)!,
     };
   }
 
@@ -305,9 +268,9 @@ export class Raft {
    *   node creates; never used for ordering or timeouts.
    */
   tick(timeMs?: number): void {
-    if (timeMs !== undefined) this.#timeMs = Math.max(this.#timeMs, timeMs);
-    this.#ticks++;
-    if (this.#role === "leader") this.#tickLeader();
+    if (timeMs !== undefined) this.#r.timeMs = Math.max(this.#r.timeMs, timeMs);
+    this.#r.ticks++;
+    if (this.#r.role === "leader") this.#tickLeader();
     else this.#tickElection();
   }
 
@@ -316,7 +279,7 @@ export class Raft {
    * timeout had passed. Does nothing on a leader or a non-voter.
    */
   campaign(): void {
-    if (this.#role !== "leader") this.#campaign("preVote");
+    if (this.#r.role !== "leader") this.#campaign("preVote");
   }
 
   /**
@@ -331,21 +294,23 @@ export class Raft {
    *   uncommitted log would exceed its bound.
    */
   propose(data: Uint8Array, timeMs?: number): Entry {
-    if (timeMs !== undefined) this.#timeMs = Math.max(this.#timeMs, timeMs);
-    if (this.#role !== "leader") throw new NotLeaderError("propose", this.#leader);
-    if (this.#transferee !== null) {
+    if (timeMs !== undefined) this.#r.timeMs = Math.max(this.#r.timeMs, timeMs);
+    if (this.#r.role !== "leader") throw new NotLeaderError("propose", this.#r.leader);
+    if (this.#r.transferee !== null) {
       throw new ProposalDroppedError(
-        `Cannot propose while leadership moves to ${this.#transferee}`,
+        `Cannot propose while leadership moves to ${this.#r.transferee}`,
       );
     }
     const bytes = data.length;
-    if (this.#uncommittedBytes > 0 && this.#uncommittedBytes + bytes > this.#maxUncommittedBytes) {
+    if (
+      this.#r.uncommittedBytes > 0 && this.#r.uncommittedBytes + bytes > this.#r.maxUncommittedBytes
+    ) {
       throw new ProposalDroppedError(
-        `Cannot propose as the uncommitted log is full (${this.#uncommittedBytes} bytes)`,
+        `Cannot propose as the uncommitted log is full (${this.#r.uncommittedBytes} bytes)`,
       );
     }
-    this.#uncommittedBytes += bytes;
-    return this.#appendOwn("command", data);
+    this.#r.uncommittedBytes += bytes;
+    return appendOwn(this.#r, "command", data);
   }
 
   /**
@@ -358,12 +323,12 @@ export class Raft {
    * @throws {NotLeaderError} When no leader is known.
    */
   readIndex(context: string): void {
-    if (this.#role === "leader") {
+    if (this.#r.role === "leader") {
       this.#leaderReadIndex(context, this.id);
       return;
     }
-    if (this.#leader === null) throw new NotLeaderError("read", null);
-    this.#send({ type: "readIndex", to: this.#leader, term: 0, context });
+    if (this.#r.leader === null) throw new NotLeaderError("read", null);
+    send(this.#r, { type: "readIndex", to: this.#r.leader, term: 0, context });
   }
 
   /**
@@ -377,18 +342,18 @@ export class Raft {
    * @throws {MembershipError} `not_member` when `target` is not a voter.
    */
   transferLeader(target: string): void {
-    if (!this.#voters().includes(target)) {
+    if (!currentVoters(this.#r).includes(target)) {
       throw new MembershipError(
         "not_member",
         `Cannot transfer leadership to ${target}: it is not a voter`,
       );
     }
-    if (this.#role === "leader") {
+    if (this.#r.role === "leader") {
       this.#leaderTransfer(target);
       return;
     }
-    if (this.#leader === null) throw new NotLeaderError("transfer leadership", null);
-    this.#send({ type: "transferLeader", to: this.#leader, term: 0, target });
+    if (this.#r.leader === null) throw new NotLeaderError("transfer leadership", null);
+    send(this.#r, { type: "transferLeader", to: this.#r.leader, term: 0, target });
   }
 
   /**
@@ -408,29 +373,29 @@ export class Raft {
    *   voter or promoting a read-only member.
    */
   changeMembers(change: MembershipChange, timeMs?: number): Entry | null {
-    if (timeMs !== undefined) this.#timeMs = Math.max(this.#timeMs, timeMs);
-    if (this.#role !== "leader") throw new NotLeaderError("change membership", this.#leader);
-    if (this.#transferee !== null) {
+    if (timeMs !== undefined) this.#r.timeMs = Math.max(this.#r.timeMs, timeMs);
+    if (this.#r.role !== "leader") throw new NotLeaderError("change membership", this.#r.leader);
+    if (this.#r.transferee !== null) {
       throw new ProposalDroppedError(
-        `Cannot change membership while leadership moves to ${this.#transferee}`,
+        `Cannot change membership while leadership moves to ${this.#r.transferee}`,
       );
     }
     // A new leader must commit an entry of its own term first, or a change
     // it makes could be lost beside one an earlier leader made (the known
     // pitfall of single-server changes, fixed in Ongaro's thesis errata).
-    if (this.#log.term(this.#log.committed) !== this.#term) {
+    if (this.#r.log.term(this.#r.log.committed) !== this.#r.term) {
       throw new ProposalDroppedError(
         "Cannot change membership before the leader commits an entry of its term",
       );
     }
-    if (this.#log.config().index > this.#log.committed) {
+    if (this.#r.log.config().index > this.#r.log.committed) {
       throw new ProposalDroppedError(
         "Cannot change membership while another change is in progress",
       );
     }
-    const next = applyMembershipChange(this.#log.config().config, change);
+    const next = applyMembershipChange(this.#r.log.config().config, change);
     if (next === null) return null;
-    const entry = this.#appendOwn("config", encodeConfig(next));
+    const entry = appendOwn(this.#r, "config", encodeConfig(next));
     this.#syncProgress();
     return entry;
   }
@@ -442,13 +407,15 @@ export class Raft {
    */
   seenTicks(): Map<string, number> {
     const out = new Map<string, number>([[this.id, 0]]);
-    if (this.#role === "leader") return new Map([...out, ...this.#progress.seenTicks(this.#ticks)]);
-    const since = this.#ticks - this.#seen.tick;
-    for (const [id, ago] of Object.entries(this.#seen.ticksAgo)) {
+    if (this.#r.role === "leader") {
+      return new Map([...out, ...this.#r.progress.seenTicks(this.#r.ticks)]);
+    }
+    const since = this.#r.ticks - this.#r.seen.tick;
+    for (const [id, ago] of Object.entries(this.#r.seen.ticksAgo)) {
       if (id !== this.id) out.set(id, ago + since);
     }
-    if (this.#leader !== null && this.#leader !== this.id && this.#leaderHeardTick >= 0) {
-      out.set(this.#leader, this.#ticks - this.#leaderHeardTick);
+    if (this.#r.leader !== null && this.#r.leader !== this.id && this.#r.leaderHeardTick >= 0) {
+      out.set(this.#r.leader, this.#r.ticks - this.#r.leaderHeardTick);
     }
     return out;
   }
@@ -470,13 +437,13 @@ export class Raft {
    */
   compact(index: number, data: Uint8Array, options: { keepEntries?: number } = {}): SnapshotMeta {
     assert(
-      index > this.#snapshot.meta.index && index <= this.#log.applied,
-      `Cannot snapshot at ${index}: outside (${this.#snapshot.meta.index}, ${this.#log.applied}]`,
+      index > this.#r.snapshot.meta.index && index <= this.#r.log.applied,
+      `Cannot snapshot at ${index}: outside (${this.#r.snapshot.meta.index}, ${this.#r.log.applied}]`,
     );
-    const meta = this.#log.metaAt(index);
-    this.#snapshot = { meta, data };
+    const meta = this.#r.log.metaAt(index);
+    this.#r.snapshot = { meta, data };
     const to = index - Math.max(0, options.keepEntries ?? 0);
-    if (to > this.#log.snapshot.index) this.#log.compact(to);
+    if (to > this.#r.log.snapshot.index) this.#r.log.compact(to);
     return meta;
   }
 
@@ -488,13 +455,13 @@ export class Raft {
    */
   step(m: Message): void {
     if (m.to !== this.id) return;
-    if (m.term > this.#term) {
+    if (m.term > this.#r.term) {
       if (m.type === "vote") {
         // A node that heard from a leader within the minimum election timeout
         // ignores votes, so a partitioned node coming back cannot depose a
         // healthy leader (thesis §4.2.3). A transfer overrides the lease.
-        const inLease = this.#checkQuorum && this.#leader !== null &&
-          this.#electionElapsed < this.#electionTicks;
+        const inLease = this.#r.checkQuorum && this.#r.leader !== null &&
+          this.#r.electionElapsed < this.#r.electionTicks;
         if (inLease && !m.transfer) return;
       }
       if (m.type === "vote" && m.preVote) {
@@ -506,27 +473,27 @@ export class Raft {
       } else {
         this.#becomeFollower(m.term, null);
       }
-    } else if (m.term !== 0 && m.term < this.#term) {
+    } else if (m.term !== 0 && m.term < this.#r.term) {
       if (m.type === "append" || m.type === "heartbeat" || m.type === "snapshot") {
         // A stale leader: answer with our term so it steps down. Without this a
         // node that raised its term behind a partition (or campaigning under a
         // stale configuration that the leader's log has replaced) could never
         // rejoin. Removed nodes get no appends, so this cannot make them
         // disruptive.
-        this.#send({
+        send(this.#r, {
           type: "appendResponse",
           to: m.from,
-          term: this.#term,
+          term: this.#r.term,
           success: false,
           index: 0,
           hintIndex: 0,
           hintTerm: 0,
         });
       } else if (m.type === "vote" && m.preVote) {
-        this.#send({
+        send(this.#r, {
           type: "voteResponse",
           to: m.from,
-          term: this.#term,
+          term: this.#r.term,
           preVote: true,
           granted: false,
         });
@@ -538,7 +505,7 @@ export class Raft {
       this.#handleVote(m);
       return;
     }
-    switch (this.#role) {
+    switch (this.#r.role) {
       case "leader":
         this.#stepLeader(m);
         break;
@@ -558,12 +525,13 @@ export class Raft {
   hasReady(): boolean {
     // Asks without sending: appends are cut only in ready(), so polling here
     // between proposals does not split a batch.
-    return this.#messages.length > 0 || this.#owesAppends() || this.#incomingSnapshot !== null ||
-      this.#readStates.length > 0 ||
-      this.#log.stable < this.#log.lastIndex() ||
-      this.#log.applied < this.#log.committed ||
-      !sameHardState(this.#hardState(), this.#lastHardState) ||
-      !sameSoftState(this.#softState(), this.#lastSoftState);
+    return this.#r.messages.length > 0 || this.#owesAppends() ||
+      this.#r.incomingSnapshot !== null ||
+      this.#r.readStates.length > 0 ||
+      this.#r.log.stable < this.#r.log.lastIndex() ||
+      this.#r.log.applied < this.#r.log.committed ||
+      !sameHardState(hardState(this.#r), this.#r.lastHardState) ||
+      !sameSoftState(softState(this.#r), this.#r.lastSoftState);
   }
 
   /**
@@ -574,27 +542,27 @@ export class Raft {
    * @throws {AssertionError} If the previous batch was not advanced.
    */
   ready(): Ready {
-    assert(this.#inReady === null, "ready() called again before advance()");
+    assert(this.#r.inReady === null, "ready() called again before advance()");
     this.#flushAppends();
-    const hard = this.#hardState();
-    const soft = this.#softState();
-    const entries = this.#log.unstableEntries();
-    const committed = this.#log.nextCommitted(this.#maxApplyBytes);
+    const hard = hardState(this.#r);
+    const soft = softState(this.#r);
+    const entries = this.#r.log.unstableEntries();
+    const committed = this.#r.log.nextCommitted(this.#r.maxApplyBytes);
     const rd: Ready = {
-      hardState: sameHardState(hard, this.#lastHardState) ? null : hard,
+      hardState: sameHardState(hard, this.#r.lastHardState) ? null : hard,
       entries,
-      messages: this.#messages,
+      messages: this.#r.messages,
       committed,
-      readStates: this.#readStates,
-      softState: sameSoftState(soft, this.#lastSoftState) ? null : soft,
-      snapshot: this.#incomingSnapshot,
+      readStates: this.#r.readStates,
+      softState: sameSoftState(soft, this.#r.lastSoftState) ? null : soft,
+      snapshot: this.#r.incomingSnapshot,
     };
-    this.#incomingSnapshot = null;
-    this.#lastHardState = hard;
-    this.#lastSoftState = soft;
-    this.#messages = [];
-    this.#readStates = [];
-    this.#inReady = { entries, committedTo: committed.at(-1)?.index ?? 0 };
+    this.#r.incomingSnapshot = null;
+    this.#r.lastHardState = hard;
+    this.#r.lastSoftState = soft;
+    this.#r.messages = [];
+    this.#r.readStates = [];
+    this.#r.inReady = { entries, committedTo: committed.at(-1)?.index ?? 0 };
     return rd;
   }
 
@@ -605,65 +573,65 @@ export class Raft {
    * persisted.
    */
   advance(): void {
-    const done = this.#inReady;
+    const done = this.#r.inReady;
     assert(done !== null, "advance() called without a ready() batch");
-    this.#inReady = null;
-    if (done.entries.length > 0) this.#log.stableTo(done.entries);
-    if (done.committedTo > 0) this.#log.appliedTo(done.committedTo);
-    if (this.#role === "leader") this.#maybeCommit();
+    this.#r.inReady = null;
+    if (done.entries.length > 0) this.#r.log.stableTo(done.entries);
+    if (done.committedTo > 0) this.#r.log.appliedTo(done.committedTo);
+    if (this.#r.role === "leader") this.#maybeCommit();
   }
 
   // ------------------------------------------------------------ transitions
 
   #reset(term: number): void {
-    if (term !== this.#term) {
-      this.#term = term;
-      this.#vote = null;
-      this.#receiver.reset();
+    if (term !== this.#r.term) {
+      this.#r.term = term;
+      this.#r.vote = null;
+      this.#r.receiver.reset();
     }
-    this.#leader = null;
-    this.#electionElapsed = 0;
-    this.#heartbeatElapsed = 0;
+    this.#r.leader = null;
+    this.#r.electionElapsed = 0;
+    this.#r.heartbeatElapsed = 0;
     this.#resetRandomizedElectionTimeout();
-    this.#transferee = null;
-    this.#votes.clear();
-    this.#progress.clear();
-    this.#wantsAppend.clear();
-    this.#reads.reset();
-    this.#uncommittedBytes = 0;
+    this.#r.transferee = null;
+    this.#r.votes.clear();
+    this.#r.progress.clear();
+    this.#r.wantsAppend.clear();
+    this.#r.reads.reset();
+    this.#r.uncommittedBytes = 0;
   }
 
   #becomeFollower(term: number, leader: string | null): void {
     this.#reset(term);
-    this.#role = "follower";
-    this.#leader = leader;
+    this.#r.role = "follower";
+    this.#r.leader = leader;
   }
 
   #becomePreCandidate(): void {
-    assert(this.#role !== "leader", "A leader cannot become a pre-candidate");
+    assert(this.#r.role !== "leader", "A leader cannot become a pre-candidate");
     // Neither the term nor the vote changes until PreVote succeeds.
-    this.#votes.clear();
-    this.#leader = null;
-    this.#role = "preCandidate";
+    this.#r.votes.clear();
+    this.#r.leader = null;
+    this.#r.role = "preCandidate";
     this.#resetRandomizedElectionTimeout();
   }
 
   #becomeCandidate(): void {
-    assert(this.#role !== "leader", "A leader cannot become a candidate");
-    this.#reset(this.#term + 1);
-    this.#vote = this.id;
-    this.#role = "candidate";
+    assert(this.#r.role !== "leader", "A leader cannot become a candidate");
+    this.#reset(this.#r.term + 1);
+    this.#r.vote = this.id;
+    this.#r.role = "candidate";
   }
 
   #becomeLeader(): void {
-    assert(this.#role === "candidate", "Only a candidate can become leader");
-    this.#reset(this.#term);
-    this.#role = "leader";
-    this.#leader = this.id;
+    assert(this.#r.role === "candidate", "Only a candidate can become leader");
+    this.#reset(this.#r.term);
+    this.#r.role = "leader";
+    this.#r.leader = this.id;
     this.#syncProgress();
     // Commit an entry of the new term at once: earlier terms' entries commit
     // only through it (§5.4.2), and ReadIndex waits for it (§6.4).
-    this.#appendOwn("noop", new Uint8Array(0));
+    appendOwn(this.#r, "noop", new Uint8Array(0));
   }
 
   /**
@@ -673,92 +641,94 @@ export class Raft {
    */
   #campaign(kind: "preVote" | "election" | "transfer"): void {
     if (!this.#isPromotable()) return;
-    const pre = kind === "preVote" && this.#preVote;
+    const pre = kind === "preVote" && this.#r.preVote;
     if (pre) this.#becomePreCandidate();
     else this.#becomeCandidate();
-    const term = pre ? this.#term + 1 : this.#term;
+    const term = pre ? this.#r.term + 1 : this.#r.term;
     const transfer = kind === "transfer";
-    this.#votes.set(this.id, true);
+    this.#r.votes.set(this.id, true);
     if (this.#tally() === "won") {
       if (pre) this.#campaign("election");
       else this.#becomeLeader();
       return;
     }
-    for (const id of this.#voters()) {
+    for (const id of currentVoters(this.#r)) {
       if (id === this.id) continue;
-      this.#send({
+      send(this.#r, {
         type: "vote",
         to: id,
         term,
         preVote: pre,
         transfer,
-        lastIndex: this.#log.lastIndex(),
-        lastTerm: this.#log.lastTerm(),
+        lastIndex: this.#r.log.lastIndex(),
+        lastTerm: this.#r.log.lastTerm(),
       });
     }
   }
 
   #tally(): "won" | "lost" | "pending" {
-    return tallyVotes(this.#voters(), this.#votes);
+    return tallyVotes(currentVoters(this.#r), this.#r.votes);
   }
 
   // ------------------------------------------------------------------ ticks
 
   #tickElection(): void {
-    this.#electionElapsed++;
-    if (this.#isPromotable() && this.#electionElapsed >= this.#randomizedElectionTimeout) {
-      this.#electionElapsed = 0;
+    this.#r.electionElapsed++;
+    if (this.#isPromotable() && this.#r.electionElapsed >= this.#r.randomizedElectionTimeout) {
+      this.#r.electionElapsed = 0;
       this.#campaign("preVote");
     }
   }
 
   #tickLeader(): void {
-    this.#heartbeatElapsed++;
-    this.#electionElapsed++;
-    if (this.#electionElapsed >= this.#electionTicks) {
-      this.#electionElapsed = 0;
-      if (this.#checkQuorum && !this.#progress.quorumActive(this.#voters())) {
-        this.#becomeFollower(this.#term, null);
+    this.#r.heartbeatElapsed++;
+    this.#r.electionElapsed++;
+    if (this.#r.electionElapsed >= this.#r.electionTicks) {
+      this.#r.electionElapsed = 0;
+      if (this.#r.checkQuorum && !this.#r.progress.quorumActive(currentVoters(this.#r))) {
+        this.#becomeFollower(this.#r.term, null);
         return;
       }
-      this.#transferee = null;
+      this.#r.transferee = null;
     }
-    if (this.#heartbeatElapsed >= this.#heartbeatTicks) {
-      this.#heartbeatElapsed = 0;
-      this.#broadcastHeartbeat(this.#reads.lastContext());
+    if (this.#r.heartbeatElapsed >= this.#r.heartbeatTicks) {
+      this.#r.heartbeatElapsed = 0;
+      this.#broadcastHeartbeat(this.#r.reads.lastContext());
     }
-    if (this.#autoPromote) this.#maybePromote();
+    if (this.#r.autoPromote) this.#maybePromote();
     // A chunk unanswered for an election timeout is taken as lost and sent again.
-    for (const [, pr] of this.#progress) pr.snapshot?.maybeExpire(this.#ticks, this.#electionTicks);
+    for (const [, pr] of this.#r.progress) {
+      pr.snapshot?.maybeExpire(this.#r.ticks, this.#r.electionTicks);
+    }
   }
 
   #resetRandomizedElectionTimeout(): void {
-    const e = this.#electionTicks;
+    const e = this.#r.electionTicks;
     // Seniority needs PreVote: without it a senior node with a stale log would
     // time out first again and again, raising everyone's term and resetting
     // their timers, and no one else could ever win.
-    const voters = this.#seniority && this.#preVote ? this.#voters() : [];
+    const voters = this.#r.seniority && this.#r.preVote ? currentVoters(this.#r) : [];
     const rank = voters.indexOf(this.id);
     if (rank >= 0 && voters.length > 1) {
       // Each rank draws from its own slice of [e, 2e): seniors time out first.
       const width = Math.max(1, Math.floor(e / voters.length));
-      this.#randomizedElectionTimeout = e + Math.min(rank * width, e - width) +
-        randomInt(this.#prng, width);
+      this.#r.randomizedElectionTimeout = e + Math.min(rank * width, e - width) +
+        randomInt(this.#r.prng, width);
     } else {
-      this.#randomizedElectionTimeout = e + randomInt(this.#prng, e);
+      this.#r.randomizedElectionTimeout = e + randomInt(this.#r.prng, e);
     }
   }
 
   // --------------------------------------------------------------- handlers
 
   #handleVote(m: VoteMessage): void {
-    const canVote = this.#vote === m.from ||
-      (this.#vote === null && this.#leader === null) ||
-      (m.preVote && m.term > this.#term);
-    if (canVote && this.#log.isUpToDate(m.lastIndex, m.lastTerm)) {
+    const canVote = this.#r.vote === m.from ||
+      (this.#r.vote === null && this.#r.leader === null) ||
+      (m.preVote && m.term > this.#r.term);
+    if (canVote && this.#r.log.isUpToDate(m.lastIndex, m.lastTerm)) {
       // A granted answer carries the term asked about, so a pre-candidate can
       // tell it from answers to an older round.
-      this.#send({
+      send(this.#r, {
         type: "voteResponse",
         to: m.from,
         term: m.term,
@@ -766,14 +736,14 @@ export class Raft {
         granted: true,
       });
       if (!m.preVote) {
-        this.#electionElapsed = 0;
-        this.#vote = m.from;
+        this.#r.electionElapsed = 0;
+        this.#r.vote = m.from;
       }
     } else {
-      this.#send({
+      send(this.#r, {
         type: "voteResponse",
         to: m.from,
-        term: this.#term,
+        term: this.#r.term,
         preVote: m.preVote,
         granted: false,
       });
@@ -782,9 +752,9 @@ export class Raft {
 
   /** A message from the current leader: it is alive, so no election yet. */
   #heardFromLeader(from: string): void {
-    this.#electionElapsed = 0;
-    this.#leader = from;
-    this.#leaderHeardTick = this.#ticks;
+    this.#r.electionElapsed = 0;
+    this.#r.leader = from;
+    this.#r.leaderHeardTick = this.#r.ticks;
   }
 
   #stepFollower(m: Message): void {
@@ -805,7 +775,7 @@ export class Raft {
         this.#campaign("transfer");
         break;
       case "readIndexResponse":
-        this.#readStates.push({ index: m.index, context: m.context });
+        this.#r.readStates.push({ index: m.index, context: m.context });
         break;
       default:
         break;
@@ -836,14 +806,14 @@ export class Raft {
 
   #handleVoteResponse(m: VoteResponseMessage): void {
     // Answers to the other kind of round are stale.
-    if (m.preVote !== (this.#role === "preCandidate")) return;
-    if (!this.#votes.has(m.from)) this.#votes.set(m.from, m.granted);
+    if (m.preVote !== (this.#r.role === "preCandidate")) return;
+    if (!this.#r.votes.has(m.from)) this.#r.votes.set(m.from, m.granted);
     const result = this.#tally();
     if (result === "won") {
-      if (this.#role === "preCandidate") this.#campaign("election");
+      if (this.#r.role === "preCandidate") this.#campaign("election");
       else this.#becomeLeader();
     } else if (result === "lost") {
-      this.#becomeFollower(this.#term, null);
+      this.#becomeFollower(this.#r.term, null);
     }
   }
 
@@ -856,13 +826,13 @@ export class Raft {
         this.#handleHeartbeatResponse(m);
         break;
       case "snapshotResponse":
-        this.#progress.heard(m.from, this.#ticks)?.snapshot?.maybeAck(m.index, m.received);
+        this.#r.progress.heard(m.from, this.#r.ticks)?.snapshot?.maybeAck(m.index, m.received);
         break;
       case "readIndex":
         this.#leaderReadIndex(m.context, m.from);
         break;
       case "transferLeader":
-        if (this.#voters().includes(m.target)) this.#leaderTransfer(m.target);
+        if (currentVoters(this.#r).includes(m.target)) this.#leaderTransfer(m.target);
         break;
       default:
         break;
@@ -871,37 +841,37 @@ export class Raft {
 
   #handleAppend(m: AppendMessage): void {
     const reply = (success: boolean, index: number, hintIndex = 0, hintTerm = 0): void => {
-      this.#send({
+      send(this.#r, {
         type: "appendResponse",
         to: m.from,
-        term: this.#term,
+        term: this.#r.term,
         success,
         index,
         hintIndex,
         hintTerm,
       });
     };
-    if (m.prevIndex < this.#log.committed) {
+    if (m.prevIndex < this.#r.log.committed) {
       // Everything up to our commit index matches any current leader's log.
-      reply(true, this.#log.committed);
+      reply(true, this.#r.log.committed);
       return;
     }
-    if (!this.#log.matches(m.prevIndex, m.prevTerm, m.prevHash)) {
+    if (!this.#r.log.matches(m.prevIndex, m.prevTerm, m.prevHash)) {
       // A hash mismatch under an equal term gives hint == prevIndex, which
       // still moves the leader's next probe one entry back.
-      const hint = this.#log.findConflictByTerm(
-        Math.min(m.prevIndex, this.#log.lastIndex()),
+      const hint = this.#r.log.findConflictByTerm(
+        Math.min(m.prevIndex, this.#r.log.lastIndex()),
         m.prevTerm,
       );
       reply(false, m.prevIndex, hint.index, hint.term);
       return;
     }
     const last = m.prevIndex + m.entries.length;
-    const conflict = this.#log.findConflict(m.entries);
+    const conflict = this.#r.log.findConflict(m.entries);
     if (conflict !== 0) {
       const fresh = m.entries.slice(conflict - m.prevIndex - 1);
-      if (this.#verifyHashes) {
-        const fault = chainFault(conflict - 1, this.#log.hash(conflict - 1)!, fresh);
+      if (this.#r.verifyHashes) {
+        const fault = chainFault(conflict - 1, this.#r.log.hash(conflict - 1)!, fresh);
         // Entries that do not hash right are refused like a mismatch; the
         // leader will resend them.
         if (fault !== null) {
@@ -909,74 +879,74 @@ export class Raft {
           return;
         }
       }
-      this.#log.append(fresh);
+      this.#r.log.append(fresh);
     }
-    this.#log.commitTo(Math.min(m.commit, last));
+    this.#r.log.commitTo(Math.min(m.commit, last));
     reply(true, last);
   }
 
   #handleSnapshot(m: SnapshotMessage): void {
     const meta = m.meta;
     const done = (index: number): void => {
-      this.#receiver.reset();
-      this.#send({
+      this.#r.receiver.reset();
+      send(this.#r, {
         type: "appendResponse",
         to: m.from,
-        term: this.#term,
+        term: this.#r.term,
         success: true,
         index,
         hintIndex: 0,
         hintTerm: 0,
       });
     };
-    if (meta.index <= this.#log.committed) {
-      done(this.#log.committed);
+    if (meta.index <= this.#r.log.committed) {
+      done(this.#r.log.committed);
       return;
     }
-    if (this.#log.matches(meta.index, meta.term, meta.hash)) {
+    if (this.#r.log.matches(meta.index, meta.term, meta.hash)) {
       // We hold the snapshot's last entry, so our log already holds what it
       // stands for: only the commit index moves.
-      this.#log.commitTo(meta.index);
+      this.#r.log.commitTo(meta.index);
       done(meta.index);
       return;
     }
-    const chunk = this.#receiver.receive(m);
+    const chunk = this.#r.receiver.receive(m);
     if (!chunk.done) {
-      this.#send({
+      send(this.#r, {
         type: "snapshotResponse",
         to: m.from,
-        term: this.#term,
+        term: this.#r.term,
         index: meta.index,
         received: chunk.received,
       });
       return;
     }
     const data = chunk.data;
-    this.#log.restore(meta);
-    this.#incomingSnapshot = { meta, data };
-    this.#snapshot = { meta, data };
+    this.#r.log.restore(meta);
+    this.#r.incomingSnapshot = { meta, data };
+    this.#r.snapshot = { meta, data };
     // The driver makes the snapshot durable before it sends this answer.
     done(meta.index);
   }
 
   #handleHeartbeat(m: HeartbeatMessage): void {
-    this.#log.commitTo(m.commit);
-    this.#seen = { tick: this.#ticks, ticksAgo: m.seen };
-    this.#send({
+    this.#r.log.commitTo(m.commit);
+    this.#r.seen = { tick: this.#r.ticks, ticksAgo: m.seen };
+    send(this.#r, {
       type: "heartbeatResponse",
       to: m.from,
-      term: this.#term,
+      term: this.#r.term,
       context: m.context,
-      configIndex: this.#log.config().index,
+      configIndex: this.#r.log.config().index,
     });
   }
 
   #handleAppendResponse(m: AppendResponseMessage): void {
-    const pr = this.#progress.heard(m.from, this.#ticks);
+    const pr = this.#r.progress.heard(m.from, this.#r.ticks);
     if (pr === undefined) return;
     if (!m.success) {
       const hint = m.hintTerm > 0
-        ? this.#log.findConflictByTerm(m.hintIndex, m.hintTerm).index
+        ? this.#r.log.findConflictByTerm(m.hintIndex, m.hintTerm).index
         : m.hintIndex;
       if (pr.maybeDecrease(m.index, hint) && pr.state === "replicate") pr.becomeProbe();
       return;
@@ -986,56 +956,44 @@ export class Raft {
       pr.becomeReplicate();
     } else if (pr.state === "replicate") pr.freeUpTo(m.index);
     this.#maybeCommit();
-    if (m.from === this.#transferee && pr.match === this.#log.lastIndex()) {
-      this.#send({ type: "timeoutNow", to: m.from, term: this.#term });
+    if (m.from === this.#r.transferee && pr.match === this.#r.log.lastIndex()) {
+      send(this.#r, { type: "timeoutNow", to: m.from, term: this.#r.term });
     }
   }
 
   #handleHeartbeatResponse(m: HeartbeatResponseMessage): void {
-    const pr = this.#progress.heard(m.from, this.#ticks);
+    const pr = this.#r.progress.heard(m.from, this.#r.ticks);
     if (pr === undefined) return;
     pr.probeSent = false;
     // A full window may be all lost appends: free one slot so the follower
     // cannot stall for ever.
     if (pr.state === "replicate" && pr.isPaused()) pr.inflight.shift();
     // Behind, or missing the configuration in force: send what it lacks.
-    if (pr.match < this.#log.lastIndex() || m.configIndex < this.#log.config().index) {
-      this.#wantsAppend.add(m.from);
+    if (pr.match < this.#r.log.lastIndex() || m.configIndex < this.#r.log.config().index) {
+      this.#r.wantsAppend.add(m.from);
     }
     if (m.context !== null) {
-      const voters = this.#voters();
-      for (const r of this.#reads.recvAck(m.context, m.from, voters)) this.#releaseRead(r);
+      const voters = currentVoters(this.#r);
+      for (const r of this.#r.reads.recvAck(m.context, m.from, voters)) this.#releaseRead(r);
     }
   }
 
   // ----------------------------------------------------------- replication
 
-  #appendOwn(kind: EntryKind, data: Uint8Array): Entry {
-    const entry = createEntry(this.#log.lastIndex() + 1, this.#log.lastHash(), {
-      term: this.#term,
-      kind,
-      proposer: this.id,
-      timeMs: this.#timeMs,
-      data,
-    });
-    this.#log.append([entry]);
-    return entry;
-  }
-
   /** Tracks the progress of exactly the members in force. */
   #syncProgress(): void {
-    this.#progress.sync(this.#log.config().config.members, this.#log.lastIndex() + 1);
+    this.#r.progress.sync(this.#r.log.config().config.members, this.#r.log.lastIndex() + 1);
   }
 
   /** Whether `#flushAppends()` would send anything. */
   #owesAppends(): boolean {
-    if (this.#role !== "leader") return false;
-    for (const [id, pr] of this.#progress) {
+    if (this.#r.role !== "leader") return false;
+    for (const [id, pr] of this.#r.progress) {
       if (pr.isPaused()) continue;
       if (
-        pr.next <= this.#log.lastIndex() || this.#wantsAppend.has(id) ||
-        pr.sentCommit < this.#log.committed || pr.state === "snapshot" ||
-        pr.next <= this.#log.snapshot.index
+        pr.next <= this.#r.log.lastIndex() || this.#r.wantsAppend.has(id) ||
+        pr.sentCommit < this.#r.log.committed || pr.state === "snapshot" ||
+        pr.next <= this.#r.log.snapshot.index
       ) {
         return true;
       }
@@ -1049,36 +1007,36 @@ export class Raft {
    * `ready()`, so proposals since the last batch travel together.
    */
   #flushAppends(): void {
-    if (this.#role !== "leader") return;
-    for (const [id, pr] of this.#progress) {
-      const forced = this.#wantsAppend.delete(id);
+    if (this.#r.role !== "leader") return;
+    for (const [id, pr] of this.#r.progress) {
+      const forced = this.#r.wantsAppend.delete(id);
       let first = true;
       while (!pr.isPaused()) {
-        if (pr.state === "snapshot" || pr.next <= this.#log.snapshot.index) {
+        if (pr.state === "snapshot" || pr.next <= this.#r.log.snapshot.index) {
           // The entries it needs are compacted away: send the snapshot.
           this.#sendSnapshotChunk(id, pr);
           break;
         }
-        const last = this.#log.lastIndex();
+        const last = this.#r.log.lastIndex();
         const entries = pr.next <= last
-          ? this.#log.slice(pr.next, last + 1, this.#maxMsgBytes)
+          ? this.#r.log.slice(pr.next, last + 1, this.#r.maxMsgBytes)
           : [];
-        if (entries.length === 0 && !(first && (forced || pr.sentCommit < this.#log.committed))) {
+        if (entries.length === 0 && !(first && (forced || pr.sentCommit < this.#r.log.committed))) {
           break;
         }
         first = false;
         const prevIndex = pr.next - 1;
-        this.#send({
+        send(this.#r, {
           type: "append",
           to: id,
-          term: this.#term,
+          term: this.#r.term,
           prevIndex,
-          prevTerm: this.#log.term(prevIndex)!,
-          prevHash: this.#log.hash(prevIndex)!,
+          prevTerm: this.#r.log.term(prevIndex)!,
+          prevHash: this.#r.log.hash(prevIndex)!,
           entries,
-          commit: this.#log.committed,
+          commit: this.#r.log.committed,
         });
-        pr.sentCommit = this.#log.committed;
+        pr.sentCommit = this.#r.log.committed;
         const sentTo = entries.at(-1)?.index;
         if (sentTo !== undefined) pr.sentEntries(sentTo);
         else if (pr.state === "probe") pr.probeSent = true;
@@ -1089,62 +1047,64 @@ export class Raft {
 
   /** Sends `id` the next chunk of the latest snapshot (from the start if the snapshot is new). */
   #sendSnapshotChunk(id: string, pr: Progress): void {
-    const { meta, data } = this.#snapshot;
+    const { meta, data } = this.#r.snapshot;
     const sender = pr.snapshot?.index === meta.index ? pr.snapshot : pr.becomeSnapshot(meta.index);
-    const chunk = sender.nextChunk(data, this.#maxMsgBytes);
-    this.#send({
+    const chunk = sender.nextChunk(data, this.#r.maxMsgBytes);
+    send(this.#r, {
       type: "snapshot",
       to: id,
-      term: this.#term,
+      term: this.#r.term,
       meta,
       offset: chunk.offset,
       total: data.length,
       data: chunk.data,
     });
-    sender.sent(this.#ticks);
+    sender.sent(this.#r.ticks);
   }
 
   #broadcastHeartbeat(context: string | null): void {
     const seen: Record<string, number> = {};
     for (const [id, ticks] of this.seenTicks()) seen[id] = ticks;
-    for (const [id, pr] of this.#progress) {
-      const commit = Math.min(pr.match, this.#log.committed);
-      this.#send({ type: "heartbeat", to: id, term: this.#term, commit, context, seen });
+    for (const [id, pr] of this.#r.progress) {
+      const commit = Math.min(pr.match, this.#r.log.committed);
+      send(this.#r, { type: "heartbeat", to: id, term: this.#r.term, commit, context, seen });
     }
   }
 
   /** Commits the highest index a majority stores, if it is of this term (§5.4.2). */
   #maybeCommit(): void {
-    const voters = this.#voters();
+    const voters = currentVoters(this.#r);
     if (voters.length === 0) return;
-    const index = this.#progress.quorumMatch(voters, this.#log.stable);
-    if (index <= this.#log.committed || this.#log.term(index) !== this.#term) return;
-    const firstOfTerm = this.#log.term(this.#log.committed) !== this.#term;
-    for (let i = this.#log.committed + 1; i <= index; i++) {
-      const e = this.#log.entry(i)!;
-      if (e.term === this.#term && e.kind === "command") this.#uncommittedBytes -= e.data.length;
+    const index = this.#r.progress.quorumMatch(voters, this.#r.log.stable);
+    if (index <= this.#r.log.committed || this.#r.log.term(index) !== this.#r.term) return;
+    const firstOfTerm = this.#r.log.term(this.#r.log.committed) !== this.#r.term;
+    for (let i = this.#r.log.committed + 1; i <= index; i++) {
+      const e = this.#r.log.entry(i)!;
+      if (e.term === this.#r.term && e.kind === "command") {
+        this.#r.uncommittedBytes -= e.data.length;
+      }
     }
-    this.#uncommittedBytes = Math.max(0, this.#uncommittedBytes);
-    this.#log.commitTo(index);
-    if (!this.#isVoter() && this.#log.config().index <= index) {
+    this.#r.uncommittedBytes = Math.max(0, this.#r.uncommittedBytes);
+    this.#r.log.commitTo(index);
+    if (!isVoter(this.#r) && this.#r.log.config().index <= index) {
       this.#stepDownRemoved();
       return;
     }
     if (firstOfTerm) {
-      for (const r of this.#reads.takeDeferred()) this.#leaderReadIndex(r.context, r.from);
+      for (const r of this.#r.reads.takeDeferred()) this.#leaderReadIndex(r.context, r.from);
     }
   }
 
   /** Promotes one caught-up learner, if no change is pending. */
   #maybePromote(): void {
-    if (this.#transferee !== null || this.#log.config().index > this.#log.committed) return;
-    if (this.#log.term(this.#log.committed) !== this.#term) return;
-    const { index, config } = this.#log.config();
+    if (this.#r.transferee !== null || this.#r.log.config().index > this.#r.log.committed) return;
+    if (this.#r.log.term(this.#r.log.committed) !== this.#r.term) return;
+    const { index, config } = this.#r.log.config();
     const id = promotionCandidate(config, {
       configIndex: index,
-      lastIndex: this.#log.lastIndex(),
-      lagEntries: this.#promoteLagEntries,
-      matchOf: (id) => this.#progress.get(id)?.match,
+      lastIndex: this.#r.log.lastIndex(),
+      lagEntries: this.#r.promoteLagEntries,
+      matchOf: (id) => this.#r.progress.get(id)?.match,
     });
     if (id !== null) this.changeMembers({ type: "promote", id });
   }
@@ -1152,37 +1112,37 @@ export class Raft {
   /** A leader removed from the configuration hands over to the best voter and steps down. */
   #stepDownRemoved(): void {
     const best = handoverTarget(
-      this.#voters(),
-      Array.from(this.#progress, ([id, pr]) => [id, pr.match] as const),
+      currentVoters(this.#r),
+      Array.from(this.#r.progress, ([id, pr]) => [id, pr.match] as const),
     );
-    if (best !== null) this.#send({ type: "timeoutNow", to: best, term: this.#term });
-    this.#becomeFollower(this.#term, null);
+    if (best !== null) send(this.#r, { type: "timeoutNow", to: best, term: this.#r.term });
+    this.#becomeFollower(this.#r.term, null);
   }
 
   // ------------------------------------------------------------------ reads
 
   #leaderReadIndex(context: string, from: string): void {
-    if (this.#log.term(this.#log.committed) !== this.#term) {
+    if (this.#r.log.term(this.#r.log.committed) !== this.#r.term) {
       // Until an entry of its term commits, a new leader does not know the
       // true commit index (§6.4 step 1).
-      this.#reads.defer({ context, from });
+      this.#r.reads.defer({ context, from });
       return;
     }
-    const voters = this.#voters();
+    const voters = currentVoters(this.#r);
     if (voters.length === 1 && voters[0] === this.id) {
-      this.#releaseRead({ context, from, index: this.#log.committed });
+      this.#releaseRead({ context, from, index: this.#r.log.committed });
       return;
     }
-    if (this.#reads.add({ context, from, index: this.#log.committed }, this.id)) {
+    if (this.#r.reads.add({ context, from, index: this.#r.log.committed }, this.id)) {
       this.#broadcastHeartbeat(context);
     }
   }
 
   #releaseRead(r: ReadRequest): void {
     if (r.from === this.id) {
-      this.#readStates.push({ index: r.index, context: r.context });
+      this.#r.readStates.push({ index: r.index, context: r.context });
     } else {
-      this.#send({
+      send(this.#r, {
         type: "readIndexResponse",
         to: r.from,
         term: 0,
@@ -1195,16 +1155,16 @@ export class Raft {
   // --------------------------------------------------------------- transfer
 
   #leaderTransfer(target: string): void {
-    if (target === this.id || target === this.#transferee) return;
-    const pr = this.#progress.get(target);
+    if (target === this.id || target === this.#r.transferee) return;
+    const pr = this.#r.progress.get(target);
     if (pr === undefined) return;
-    this.#transferee = target;
+    this.#r.transferee = target;
     // The transfer must finish within one election timeout or is abandoned.
-    this.#electionElapsed = 0;
-    if (pr.match === this.#log.lastIndex()) {
-      this.#send({ type: "timeoutNow", to: target, term: this.#term });
+    this.#r.electionElapsed = 0;
+    if (pr.match === this.#r.log.lastIndex()) {
+      send(this.#r, { type: "timeoutNow", to: target, term: this.#r.term });
     } else {
-      this.#wantsAppend.add(target);
+      this.#r.wantsAppend.add(target);
     }
   }
 
@@ -1219,34 +1179,11 @@ export class Raft {
    * one could ever be elected (thesis §4.2.2).
    */
   #isPromotable(): boolean {
-    if (this.#isVoter()) return true;
-    if (this.#log.config().index <= this.#log.committed) return false;
-    return voterIds(this.#log.previousConfig() ?? { members: [] }).includes(this.id);
-  }
-
-  /** The voters of the configuration in force. */
-  #voters(): string[] {
-    return voterIds(this.#log.config().config);
-  }
-
-  #isVoter(): boolean {
-    return this.#voters().includes(this.id);
-  }
-
-  #send(m: DistributiveOmit<Message, "from">): void {
-    this.#messages.push({ ...m, from: this.id } as Message);
-  }
-
-  #hardState(): HardState {
-    return { term: this.#term, vote: this.#vote, commit: this.#log.committed };
-  }
-
-  #softState(): SoftState {
-    return { role: this.#role, leader: this.#leader, term: this.#term };
+    if (isVoter(this.#r)) return true;
+    if (this.#r.log.config().index <= this.#r.log.committed) return false;
+    return voterIds(this.#r.log.previousConfig() ?? { members: [] }).includes(this.id);
   }
 }
-
-type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
 function sameHardState(a: HardState, b: HardState): boolean {
   return a.term === b.term && a.vote === b.vote && a.commit === b.commit;

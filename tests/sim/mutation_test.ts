@@ -31,7 +31,7 @@ const MUTANTS: { name: string; rule: string; mutations: Mutation[]; membership?:
     membership: true,
     mutations: [{
       from:
-        "if (this.#log.config().index > this.#log.committed) {\n      throw new ProposalDroppedError(",
+        "if (this.#r.log.config().index > this.#r.log.committed) {\n      throw new ProposalDroppedError(",
       to: "if (false) {\n      throw new ProposalDroppedError(",
     }],
   },
@@ -39,15 +39,15 @@ const MUTANTS: { name: string; rule: string; mutations: Mutation[]; membership?:
     name: "staleVotes",
     rule: "vote answers from an older term are counted",
     mutations: [{
-      from: "} else if (m.term !== 0 && m.term < this.#term) {",
-      to: '} else if (m.term !== 0 && m.term < this.#term && m.type !== "voteResponse") {',
+      from: "} else if (m.term !== 0 && m.term < this.#r.term) {",
+      to: '} else if (m.term !== 0 && m.term < this.#r.term && m.type !== "voteResponse") {',
     }],
   },
   {
     name: "noUpToDateCheck",
     rule: "votes go to candidates with stale logs (§5.4.1)",
     mutations: [{
-      from: "if (canVote && this.#log.isUpToDate(m.lastIndex, m.lastTerm)) {",
+      from: "if (canVote && this.#r.log.isUpToDate(m.lastIndex, m.lastTerm)) {",
       to: "if (canVote) {",
     }],
   },
@@ -55,8 +55,9 @@ const MUTANTS: { name: string; rule: string; mutations: Mutation[]; membership?:
     name: "commitOldTerm",
     rule: "entries of an earlier term commit by counting replicas (§5.4.2, Figure 8)",
     mutations: [{
-      from: "if (index <= this.#log.committed || this.#log.term(index) !== this.#term) return;",
-      to: "if (index <= this.#log.committed) return;",
+      from:
+        "if (index <= this.#r.log.committed || this.#r.log.term(index) !== this.#r.term) return;",
+      to: "if (index <= this.#r.log.committed) return;",
     }],
   },
   {
@@ -71,7 +72,7 @@ const MUTANTS: { name: string; rule: string; mutations: Mutation[]; membership?:
     name: "restoreOverMatchingLog",
     rule: "a follower that holds a snapshot's last entry replaces its log with the snapshot (§7)",
     mutations: [{
-      from: "if (this.#log.matches(meta.index, meta.term, meta.hash)) {",
+      from: "if (this.#r.log.matches(meta.index, meta.term, meta.hash)) {",
       to: "if (false) {",
     }],
   },
