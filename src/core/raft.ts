@@ -181,7 +181,7 @@ export class Raft {
       appendOwn(r, "config", encodeConfig(options.forceConfig));
       log.commitTo(log.lastIndex());
     }
-    resetRandomizedElectionTimeout(this.#r);
+    resetRandomizedElectionTimeout(r);
     r.lastSoftState = softState(r);
   }
 

@@ -59,7 +59,7 @@ export interface SnapshotWithData {
 
 /** The whole state of one node: its settings, then what changes. */
 export interface RaftState extends RaftSettings {
-  // ---------------------------------------------- persistent (Figure 3.1)
+  // ------------------ persistent: Figure 3.1, and the snapshot of chapter 5
 
   /** Latest term this node has seen: it never decreases. */
   term: number;
@@ -96,11 +96,11 @@ export interface RaftState extends RaftSettings {
   seen: { tick: number; ticksAgo: Readonly<Record<string, number>> };
   /**
    * Ticks since the last reset: on a follower or candidate since it last
-   * heard from a leader, granted a vote or changed role; on a leader since
-   * the last CheckQuorum round or the start of a transfer.
+   * heard from a leader, granted a vote, timed out or changed term; on a
+   * leader since the last CheckQuorum round or the start of a transfer.
    */
   electionElapsed: number;
-  /** Leader: ticks since the last heartbeat broadcast; below `heartbeatTicks`. */
+  /** Leader: ticks since the last heartbeat broadcast; below `heartbeatTicks` between ticks. */
   heartbeatElapsed: number;
   /** The election timeout drawn for this term: in `[electionTicks, 2 * electionTicks)`. */
   randomizedElectionTimeout: number;
@@ -116,7 +116,7 @@ export interface RaftState extends RaftSettings {
   readonly progress: ProgressTracker;
   /** Followers owed an append even if it carries nothing (a heartbeat saw them behind). */
   readonly wantsAppend: Set<string>;
-  /** Leader: the voter leadership is moving to, or null; proposals wait meanwhile. */
+  /** Leader: the voter leadership is moving to, or null; proposals are refused meanwhile. */
   transferee: string | null;
   /** Leader: command bytes appended in this term and not yet committed; never negative. */
   uncommittedBytes: number;
