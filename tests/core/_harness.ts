@@ -18,12 +18,29 @@ import type { HardState, RaftOptions, ReadState } from "../../src/core/types.ts"
 /** Every Raft option except identity and randomness, which the harness sets. */
 export type NodeOptions = Omit<RaftOptions, "id" | "prng">;
 
+/** The election timeout the scenario tests set where timing matters. */
+export const ELECTION_TICKS = 10;
+
 /** Bound on delivery rounds in {@linkcode Cluster.settle}. */
 const MAX_ROUNDS = 500;
 /** Bound on `ready()` batches one node may produce in one drain. */
 const MAX_BATCHES = 50;
 
 const encoder = new TextEncoder();
+
+/**
+ * The messages of one type, typed.
+ *
+ * @param messages Messages of any type.
+ * @param type The type to keep.
+ * @returns Those of `type`, in order.
+ */
+export function ofType<T extends Message["type"]>(
+  messages: readonly Message[],
+  type: T,
+): Extract<Message, { type: T }>[] {
+  return messages.filter((m): m is Extract<Message, { type: T }> => m.type === type);
+}
 
 /**
  * Builds a valid hash-chained log from the terms of its entries (index 1

@@ -30,24 +30,25 @@ const MUTANTS: { name: string; rule: string; mutations: Mutation[]; membership?:
     rule: "a membership change starts while another is uncommitted (§4.1)",
     membership: true,
     mutations: [{
-      from:
-        "if (this.#log.config().index > this.#log.committed) {\n      throw new ProposalDroppedError(",
-      to: "if (false) {\n      throw new ProposalDroppedError(",
+      file: "leader.ts",
+      from: "if (r.log.config().index > r.log.committed) {\n    throw new ProposalDroppedError(",
+      to: "if (false) {\n    throw new ProposalDroppedError(",
     }],
   },
   {
     name: "staleVotes",
     rule: "vote answers from an older term are counted",
     mutations: [{
-      from: "} else if (m.term !== 0 && m.term < this.#term) {",
-      to: '} else if (m.term !== 0 && m.term < this.#term && m.type !== "voteResponse") {',
+      from: "} else if (m.term !== 0 && m.term < r.term) {",
+      to: '} else if (m.term !== 0 && m.term < r.term && m.type !== "voteResponse") {',
     }],
   },
   {
     name: "noUpToDateCheck",
     rule: "votes go to candidates with stale logs (§5.4.1)",
     mutations: [{
-      from: "if (canVote && this.#log.isUpToDate(m.lastIndex, m.lastTerm)) {",
+      file: "election.ts",
+      from: "if (canVote && r.log.isUpToDate(m.lastIndex, m.lastTerm)) {",
       to: "if (canVote) {",
     }],
   },
@@ -55,15 +56,17 @@ const MUTANTS: { name: string; rule: string; mutations: Mutation[]; membership?:
     name: "commitOldTerm",
     rule: "entries of an earlier term commit by counting replicas (§5.4.2, Figure 8)",
     mutations: [{
-      from: "if (index <= this.#log.committed || this.#log.term(index) !== this.#term) return;",
-      to: "if (index <= this.#log.committed) return;",
+      file: "replication.ts",
+      from: "if (index <= r.log.committed || r.log.term(index) !== r.term) return;",
+      to: "if (index <= r.log.committed) return;",
     }],
   },
   {
     name: "readWithoutQuorum",
     rule: "a leader serves ReadIndex without confirming its leadership (§6.4)",
     mutations: [{
-      from: "if (voters.length === 1 && voters[0] === this.id) {",
+      file: "leader.ts",
+      from: "if (voters.length === 1 && voters[0] === r.id) {",
       to: "if (voters.length >= 1) {",
     }],
   },
@@ -71,7 +74,8 @@ const MUTANTS: { name: string; rule: string; mutations: Mutation[]; membership?:
     name: "restoreOverMatchingLog",
     rule: "a follower that holds a snapshot's last entry replaces its log with the snapshot (§7)",
     mutations: [{
-      from: "if (this.#log.matches(meta.index, meta.term, meta.hash)) {",
+      file: "follower.ts",
+      from: "if (r.log.matches(meta.index, meta.term, meta.hash)) {",
       to: "if (false) {",
     }],
   },

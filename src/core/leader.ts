@@ -1,0 +1,216 @@
+/**
+ * A leader's inputs other than replication: its ticks (heartbeats,
+ * CheckQuorum, §6.2), the messages it steps, proposals of commands and of
+ * membership changes (thesis §4.1), promotion of caught-up learners
+ * (§4.2.1), and linearizable reads (ReadIndex, §6.4).
+ *
+ * @module
+ */
+
+import { encodeConfig } from "./config.ts";
+import type { Entry } from "./entry.ts";
+import { becomeFollower } from "./election.ts";
+import { NotLeaderError, ProposalDroppedError } from "./errors.ts";
+import { applyMembershipChange, promotionCandidate } from "./membership.ts";
+import type { Message } from "./messages.ts";
+import type { ReadRequest } from "./read_only.ts";
+import {
+  broadcastHeartbeat,
+  handleAppendResponse,
+  handleHeartbeatResponse,
+  syncProgress,
+} from "./replication.ts";
+import { appendOwn, currentVoters, type RaftState, send } from "./state.ts";
+import { leaderTransfer } from "./transfer.ts";
+import type { MembershipChange } from "./types.ts";
+
+/**
+ * Steps a message on a leader: answers to appends, heartbeats and snapshot
+ * chunks, and reads and transfers that followers forward to it.
+ *
+ * @param r The leader's state.
+ * @param m A message of the current term, or a forwarded read or transfer
+ *   (term 0).
+ */
+export function stepLeader(r: RaftState, m: Message): void {
+  switch (m.type) {
+    case "appendResponse":
+      handleAppendResponse(r, m);
+      break;
+    case "heartbeatResponse":
+      handleHeartbeatResponse(r, m);
+      break;
+    case "snapshotResponse":
+      r.progress.heard(m.from, r.ticks)?.snapshot?.maybeAck(m.index, m.received);
+      break;
+    case "readIndex":
+      leaderReadIndex(r, m.context, m.from);
+      break;
+    case "transferLeader":
+      if (currentVoters(r).includes(m.target)) leaderTransfer(r, m.target);
+      break;
+    default:
+      break;
+  }
+}
+
+/**
+ * A tick on a leader: heartbeats every `heartbeatTicks`; every election
+ * timeout, steps down unless a quorum was heard from (CheckQuorum, §6.2) and
+ * abandons a transfer that has not finished (§3.10); promotes learners;
+ * resends snapshot chunks taken as lost.
+ *
+ * @param r The leader's state.
+ */
+export function tickLeader(r: RaftState): void {
+  r.heartbeatElapsed++;
+  r.electionElapsed++;
+  if (r.electionElapsed >= r.electionTicks) {
+    r.electionElapsed = 0;
+    if (r.checkQuorum && !r.progress.quorumActive(currentVoters(r))) {
+      becomeFollower(r, r.term, null);
+      return;
+    }
+    r.transferee = null;
+  }
+  if (r.heartbeatElapsed >= r.heartbeatTicks) {
+    r.heartbeatElapsed = 0;
+    broadcastHeartbeat(r, r.reads.lastContext());
+  }
+  if (r.autoPromote) maybePromote(r);
+  // A chunk unanswered for an election timeout is taken as lost and sent again.
+  for (const [, pr] of r.progress) pr.snapshot?.maybeExpire(r.ticks, r.electionTicks);
+}
+
+/**
+ * Appends a command to the leader's log, within the bound on uncommitted
+ * bytes.
+ *
+ * @param r The node's state.
+ * @param data The command bytes.
+ * @returns The new entry.
+ * @throws {NotLeaderError} When this node is not the leader.
+ * @throws {ProposalDroppedError} During a leadership transfer, or when the
+ *   uncommitted log would exceed its bound.
+ */
+export function propose(r: RaftState, data: Uint8Array): Entry {
+  if (r.role !== "leader") throw new NotLeaderError("propose", r.leader);
+  if (r.transferee !== null) {
+    throw new ProposalDroppedError(
+      `Cannot propose while leadership moves to ${r.transferee}`,
+    );
+  }
+  const bytes = data.length;
+  if (r.uncommittedBytes > 0 && r.uncommittedBytes + bytes > r.maxUncommittedBytes) {
+    throw new ProposalDroppedError(
+      `Cannot propose as the uncommitted log is full (${r.uncommittedBytes} bytes)`,
+    );
+  }
+  r.uncommittedBytes += bytes;
+  return appendOwn(r, "command", data);
+}
+
+/**
+ * Appends a single-server membership change (thesis §4.1), in force as
+ * soon as it is in the log; one at a time.
+ *
+ * @param r The node's state.
+ * @param change The change.
+ * @returns The configuration entry, or null when the change is already in force.
+ * @throws {NotLeaderError} When this node is not the leader.
+ * @throws {ProposalDroppedError} Before this leader committed an entry of its
+ *   term, while another change is uncommitted, or during a transfer.
+ * @throws {MembershipError} When `applyMembershipChange` refuses the change.
+ */
+export function changeMembers(r: RaftState, change: MembershipChange): Entry | null {
+  if (r.role !== "leader") throw new NotLeaderError("change membership", r.leader);
+  if (r.transferee !== null) {
+    throw new ProposalDroppedError(
+      `Cannot change membership while leadership moves to ${r.transferee}`,
+    );
+  }
+  // A new leader must commit an entry of its own term first, or a change
+  // it makes could be lost beside one an earlier leader made (the known
+  // pitfall of single-server changes, fixed in Ongaro's thesis errata).
+  if (r.log.term(r.log.committed) !== r.term) {
+    throw new ProposalDroppedError(
+      "Cannot change membership before the leader commits an entry of its term",
+    );
+  }
+  if (r.log.config().index > r.log.committed) {
+    throw new ProposalDroppedError(
+      "Cannot change membership while another change is in progress",
+    );
+  }
+  const next = applyMembershipChange(r.log.config().config, change);
+  if (next === null) return null;
+  const entry = appendOwn(r, "config", encodeConfig(next));
+  syncProgress(r);
+  return entry;
+}
+
+/**
+ * Promotes one caught-up learner, if no change is pending (§4.2.1: a new
+ * member votes only once its log has caught up).
+ *
+ * @param r The leader's state.
+ */
+export function maybePromote(r: RaftState): void {
+  if (r.transferee !== null || r.log.config().index > r.log.committed) return;
+  if (r.log.term(r.log.committed) !== r.term) return;
+  const { index, config } = r.log.config();
+  const id = promotionCandidate(config, {
+    configIndex: index,
+    lastIndex: r.log.lastIndex(),
+    lagEntries: r.promoteLagEntries,
+    matchOf: (id) => r.progress.get(id)?.match,
+  });
+  if (id !== null) changeMembers(r, { type: "promote", id });
+}
+
+/**
+ * Takes a read on the leader (§6.4): its read point is the commit index
+ * now, released once a quorum answers a heartbeat sent after it; a lone
+ * voter releases it at once.
+ *
+ * @param r The leader's state.
+ * @param context The caller's id for the read.
+ * @param from Who asked: the leader itself or a follower.
+ */
+export function leaderReadIndex(r: RaftState, context: string, from: string): void {
+  if (r.log.term(r.log.committed) !== r.term) {
+    // Until an entry of its term commits, a new leader does not know the
+    // true commit index (§6.4 step 1).
+    r.reads.defer({ context, from });
+    return;
+  }
+  const voters = currentVoters(r);
+  if (voters.length === 1 && voters[0] === r.id) {
+    releaseRead(r, { context, from, index: r.log.committed });
+    return;
+  }
+  if (r.reads.add({ context, from, index: r.log.committed }, r.id)) {
+    broadcastHeartbeat(r, context);
+  }
+}
+
+/**
+ * Hands a confirmed read to whoever asked: the leader's own driver in the
+ * next `ready()`, or the follower that forwarded it.
+ *
+ * @param r The leader's state.
+ * @param read The read and its read point.
+ */
+export function releaseRead(r: RaftState, read: ReadRequest): void {
+  if (read.from === r.id) {
+    r.readStates.push({ index: read.index, context: read.context });
+  } else {
+    send(r, {
+      type: "readIndexResponse",
+      to: read.from,
+      term: 0,
+      context: read.context,
+      index: read.index,
+    });
+  }
+}

@@ -1,0 +1,180 @@
+/**
+ * Scenario tests for a leader's own duties (src/core/leader.ts): CheckQuorum
+ * and linearizable reads, each named after the claim of the Raft thesis it
+ * checks. Nodes are stepped by hand through the small driver in
+ * `_harness.ts`.
+ *
+ * @module
+ */
+
+import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
+import type { Message, VoteMessage } from "../../src/core/messages.ts";
+import { bootstrapCluster, ELECTION_TICKS, ofType } from "./_harness.ts";
+
+const encoder = new TextEncoder();
+
+/** A RequestVote (or PreVote) message. */
+function voteRequest(
+  fields: Pick<VoteMessage, "from" | "to" | "term" | "lastIndex" | "lastTerm"> & {
+    preVote?: boolean;
+    transfer?: boolean;
+  },
+): VoteMessage {
+  return { type: "vote", preVote: false, transfer: false, ...fields };
+}
+
+// --------------------------------------------------------- thesis §6.2 CheckQuorum
+
+Deno.test("thesis §6.2 CheckQuorum: a leader needs a live majority, followers honour its lease", async (t) => {
+  await t.step("a leader cut off from the majority steps down within two election timeouts", () => {
+    const cluster = bootstrapCluster(["n1", "n2", "n3"]);
+    const n1 = cluster.elect("n1");
+    cluster.isolated.add("n1");
+    let steppedDownAt = 0;
+    for (let tick = 1; tick <= 3 * ELECTION_TICKS && steppedDownAt === 0; tick++) {
+      n1.tick();
+      cluster.settle();
+      if (n1.role !== "leader") steppedDownAt = tick;
+    }
+    ok(
+      steppedDownAt > ELECTION_TICKS && steppedDownAt <= 2 * ELECTION_TICKS,
+      `stepped down at tick ${steppedDownAt}`,
+    );
+    strictEqual(n1.role, "follower");
+    strictEqual(n1.leader, null);
+    strictEqual(n1.term, 2, "stepping down does not change the term");
+  });
+
+  await t.step("control: a leader that hears from a bare majority keeps leading", () => {
+    const cluster = bootstrapCluster(["n1", "n2", "n3"]);
+    const n1 = cluster.elect("n1");
+    cluster.isolated.add("n3");
+    for (let i = 0; i < 5 * ELECTION_TICKS; i++) cluster.tick(["n1", "n2"]);
+    strictEqual(n1.role, "leader");
+    strictEqual(n1.term, 2);
+  });
+
+  await t.step("a follower in the lease ignores a vote request of a higher term", () => {
+    const cluster = bootstrapCluster(["n1", "n2", "n3"]);
+    cluster.elect("n1");
+    const n2 = cluster.node("n2");
+    const request = {
+      from: "n3",
+      to: "n2",
+      term: 5,
+      lastIndex: n2.log.lastIndex(),
+      lastTerm: n2.log.lastTerm(),
+    };
+    n2.step(voteRequest(request));
+    strictEqual(n2.hasReady(), false);
+    strictEqual(n2.term, 2);
+    strictEqual(n2.leader, "n1");
+    // A leadership transfer overrides the lease.
+    n2.step(voteRequest({ ...request, transfer: true }));
+    const rd = n2.ready();
+    strictEqual(n2.term, 5);
+    deepStrictEqual(ofType(rd.messages, "voteResponse").map((m) => [m.to, m.granted]), [[
+      "n3",
+      true,
+    ]]);
+  });
+});
+
+// ------------------------------------------------------- thesis §6.4 ReadIndex
+
+Deno.test("thesis §6.4 ReadIndex: reads are released only with confirmed leadership", async (t) => {
+  await t.step(
+    "on the leader, only after a majority answered the heartbeat carrying the context",
+    () => {
+      const cluster = bootstrapCluster(["n1", "n2", "n3", "n4", "n5"]);
+      const n1 = cluster.elect("n1");
+      strictEqual(n1.log.committed, 2);
+      n1.readIndex("r1");
+      let rd = n1.ready();
+      n1.advance();
+      deepStrictEqual(rd.readStates, []);
+      const heartbeats = ofType(rd.messages, "heartbeat");
+      deepStrictEqual(heartbeats.map((m) => [m.to, m.context]), [
+        ["n2", "r1"],
+        ["n3", "r1"],
+        ["n4", "r1"],
+        ["n5", "r1"],
+      ]);
+      const answerOf = (to: string): Message => {
+        const follower = cluster.node(to);
+        follower.step(heartbeats.find((m) => m.to === to)!);
+        const out = follower.ready();
+        follower.advance();
+        return ofType(out.messages, "heartbeatResponse")[0]!;
+      };
+      n1.step(answerOf("n2"));
+      rd = n1.ready();
+      n1.advance();
+      deepStrictEqual(rd.readStates, [], "2 of 5 is not a majority");
+      n1.step(answerOf("n3"));
+      rd = n1.ready();
+      n1.advance();
+      deepStrictEqual(rd.readStates, [{ index: 2, context: "r1" }]);
+    },
+  );
+
+  await t.step("on a follower it is forwarded and answered with the leader's commit index", () => {
+    const cluster = bootstrapCluster(["n1", "n2", "n3"]);
+    const n1 = cluster.elect("n1");
+    const n2 = cluster.node("n2");
+    // n2 does not get the next entry, so its commit index lags the leader's.
+    const hold = (m: Message) => m.type === "append" && m.to === "n2";
+    n1.propose(encoder.encode("x"));
+    cluster.settle(hold);
+    strictEqual(n1.log.committed, 3);
+    strictEqual(n2.log.committed, 2);
+    n2.readIndex("f1");
+    const rd = n2.ready();
+    deepStrictEqual(rd.messages, [{
+      type: "readIndex",
+      from: "n2",
+      to: "n1",
+      term: 0,
+      context: "f1",
+    }]);
+    cluster.deliver(rd.messages);
+    n2.advance();
+    cluster.settle(hold);
+    deepStrictEqual(cluster.readStates.get("n2"), [{ index: 3, context: "f1" }]);
+    deepStrictEqual(cluster.readStates.get("n1"), []);
+  });
+
+  await t.step("a new leader defers reads until an entry of its term commits", () => {
+    const cluster = bootstrapCluster(["n1", "n2", "n3"]);
+    const n1 = cluster.node("n1");
+    n1.campaign();
+    const acks = cluster.settle((m) => m.type === "appendResponse");
+    strictEqual(n1.role, "leader");
+    strictEqual(
+      n1.log.committed,
+      1,
+      "the bootstrap entry is of term 1; nothing of term 2 commits yet",
+    );
+    n1.readIndex("early");
+    const rd = n1.ready();
+    n1.advance();
+    deepStrictEqual(rd.readStates, []);
+    deepStrictEqual(ofType(rd.messages, "heartbeat"), [], "no confirmation round yet");
+    cluster.deliver(acks);
+    cluster.settle();
+    strictEqual(n1.log.committed, 2);
+    strictEqual(n1.log.term(2), 2);
+    deepStrictEqual(cluster.readStates.get("n1"), [{ index: 2, context: "early" }]);
+  });
+
+  await t.step("a single-node cluster answers at once", () => {
+    const cluster = bootstrapCluster(["n1"]);
+    const n1 = cluster.elect("n1");
+    strictEqual(n1.log.committed, 2);
+    n1.readIndex("solo");
+    const rd = n1.ready();
+    n1.advance();
+    deepStrictEqual(rd.readStates, [{ index: 2, context: "solo" }]);
+    deepStrictEqual(rd.messages, []);
+  });
+});

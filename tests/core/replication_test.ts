@@ -1,0 +1,231 @@
+/**
+ * Scenario tests for a leader's replication (src/core/replication.ts): logs
+ * made to match (Figure 7), the commit rule (Figure 8), and commits that wait
+ * for the leader's own durable copy, each named after the claim of the Raft
+ * paper (§ numbers) it checks. Nodes are stepped by hand through the small
+ * driver in `_harness.ts`.
+ *
+ * @module
+ */
+
+import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
+import type { Message } from "../../src/core/messages.ts";
+import type { Raft } from "../../src/core/raft.ts";
+import { bootstrapCluster, type Cluster, ofType, recoveredCluster } from "./_harness.ts";
+
+const encoder = new TextEncoder();
+
+/** Asserts that `follower` holds exactly the leader's log. */
+function assertSameLog(leader: Raft, follower: Raft): void {
+  strictEqual(follower.log.lastIndex(), leader.log.lastIndex(), `${follower.id} last index`);
+  for (let i = 1; i <= leader.log.lastIndex(); i++) {
+    strictEqual(follower.log.hash(i), leader.log.hash(i), `${follower.id} hash at ${i}`);
+  }
+}
+
+// ------------------------------------------------------------- §5.3 Figure 7
+
+const FIGURE_7_LEADER = [1, 1, 1, 4, 4, 5, 5, 6, 6, 6];
+
+Deno.test("§5.3 Figure 7: a new leader makes every follower's log match its own", async (t) => {
+  // Each follower of Figure 7, the term it is at, how many of the leader's
+  // probes it rejects, and where the conflict-term hint sends the next probe.
+  const rows = [
+    { id: "a", terms: [1, 1, 1, 4, 4, 5, 5, 6, 6], term: 6, rejections: 1, reprobeAt: 9 },
+    { id: "b", terms: [1, 1, 1, 4], term: 4, rejections: 1, reprobeAt: 4 },
+    { id: "c", terms: [1, 1, 1, 4, 4, 5, 5, 6, 6, 6, 6], term: 6, rejections: 0, reprobeAt: null },
+    {
+      id: "d",
+      terms: [1, 1, 1, 4, 4, 5, 5, 6, 6, 6, 7, 7],
+      term: 7,
+      rejections: 0,
+      reprobeAt: null,
+    },
+    { id: "e", terms: [1, 1, 1, 4, 4, 4, 4], term: 4, rejections: 1, reprobeAt: 5 },
+    { id: "f", terms: [1, 1, 1, 2, 2, 2, 3, 3, 3, 3, 3], term: 3, rejections: 1, reprobeAt: 3 },
+  ];
+  const cluster = recoveredCluster([
+    { id: "leader", terms: FIGURE_7_LEADER, hardState: { term: 7, vote: null, commit: 3 } },
+    ...rows.map((r) => ({
+      id: r.id,
+      terms: r.terms,
+      hardState: { term: r.term, vote: null, commit: 3 },
+    })),
+  ]);
+  // a, b, e and f vote for it; c and d have more up-to-date logs and refuse.
+  const leader = cluster.elect("leader");
+  strictEqual(leader.term, 8);
+  deepStrictEqual(
+    Array.from({ length: 11 }, (_, i) => leader.log.term(i + 1)),
+    [...FIGURE_7_LEADER, 8],
+    "the leader's log is its own plus the no-op of term 8",
+  );
+  strictEqual(leader.log.committed, 11);
+
+  for (const row of rows) {
+    await t.step(`follower (${row.id})`, () => {
+      const follower = cluster.node(row.id);
+      assertSameLog(leader, follower);
+      strictEqual(follower.log.committed, 11);
+      strictEqual(follower.term, 8);
+      const rejections = ofType(cluster.delivered, "appendResponse")
+        .filter((m) => m.from === row.id && !m.success);
+      strictEqual(rejections.length, row.rejections);
+      const probes = ofType(cluster.delivered, "append")
+        .filter((m) => m.to === row.id && m.entries.length > 0);
+      strictEqual(probes[0]!.prevIndex, 10, "the first probe follows the leader's old last entry");
+      strictEqual(probes.length, row.rejections + 1);
+      if (row.reprobeAt !== null) strictEqual(probes[1]!.prevIndex, row.reprobeAt);
+    });
+  }
+});
+
+Deno.test("§5.3 the conflict-term hint skips a long conflicting tail in one round trip", () => {
+  // Figure 7's (f), with 200 conflicting entries of terms 2 and 3.
+  const tail = [...Array(50).fill(2), ...Array(150).fill(3)];
+  const cluster = recoveredCluster([
+    { id: "leader", terms: FIGURE_7_LEADER, hardState: { term: 7, vote: null, commit: 3 } },
+    { id: "f", terms: [1, 1, 1, ...tail], hardState: { term: 3, vote: null, commit: 3 } },
+    { id: "g", terms: FIGURE_7_LEADER, hardState: { term: 6, vote: null, commit: 3 } },
+  ]);
+  const f = cluster.node("f");
+  strictEqual(f.log.lastIndex(), 203);
+  const leader = cluster.elect("leader");
+  assertSameLog(leader, f);
+  strictEqual(f.log.lastIndex(), 11);
+  const toF = ofType(cluster.delivered, "append").filter((m) => m.to === "f");
+  const rejected = ofType(cluster.delivered, "appendResponse")
+    .filter((m) => m.from === "f" && !m.success);
+  strictEqual(rejected.length, 1, "one rejection, not one per conflicting entry");
+  deepStrictEqual(toF.filter((m) => m.entries.length > 0).map((m) => m.prevIndex), [10, 3]);
+  ok(toF.length <= 3, `${toF.length} appends for a 203-entry log`);
+});
+
+// ------------------------------------------------------------- §5.4.2 Figure 8
+
+/**
+ * Figure 8 (c), from recovered logs: s1 led term 2 and wrote index 2 (term
+ * 2); s5 led term 3 and wrote another index 2 (term 3) that s3 and s4 voted
+ * for but never received. s1 now wins term 4 with s2 and s3 (s4 and s5 are
+ * down) and replicates its index 2 to both, one entry per append. Appends of
+ * its own no-op (index 3) to followers that already have index 2 are held.
+ */
+function figure8c(): { cluster: Cluster; held: Message[] } {
+  const cluster = recoveredCluster([
+    { id: "s1", terms: [1, 2], hardState: { term: 3, vote: null, commit: 1 } },
+    { id: "s2", terms: [1], hardState: { term: 2, vote: "s1", commit: 1 } },
+    { id: "s3", terms: [1], hardState: { term: 3, vote: "s5", commit: 1 } },
+    { id: "s4", terms: [1], hardState: { term: 3, vote: "s5", commit: 1 } },
+    { id: "s5", terms: [1, 3], hardState: { term: 3, vote: "s5", commit: 1 } },
+  ], { preVote: false, checkQuorum: false, maxMsgBytes: 1 });
+  cluster.isolated.add("s4");
+  cluster.isolated.add("s5");
+  cluster.node("s1").campaign();
+  const held = cluster.settle((m) =>
+    m.type === "append" && m.entries.some((e) => e.index === 3) &&
+    cluster.node(m.to).log.lastIndex() >= 2
+  );
+  return { cluster, held };
+}
+
+/** Crashes s1, brings s4 and s5 back, and has s5 campaign twice (terms 4 and 5). */
+function s5Campaigns(cluster: Cluster): Raft {
+  cluster.isolated.add("s1");
+  cluster.isolated.delete("s4");
+  cluster.isolated.delete("s5");
+  const s5 = cluster.node("s5");
+  s5.campaign();
+  cluster.settle();
+  s5.campaign();
+  cluster.settle();
+  return s5;
+}
+
+Deno.test("§5.4.2 Figure 8: a leader does not commit an entry of an earlier term by counting replicas", async (t) => {
+  await t.step("(c) index 2 of term 2 on s1, s2, s3 (a majority) is not committed", () => {
+    const { cluster } = figure8c();
+    const s1 = cluster.node("s1");
+    strictEqual(s1.role, "leader");
+    strictEqual(s1.term, 4);
+    for (const id of ["s2", "s3"]) {
+      strictEqual(s1.followers().get(id)!.match, 2, `s1 knows ${id} holds index 2`);
+      strictEqual(cluster.node(id).log.hash(2), s1.log.hash(2));
+    }
+    strictEqual(s1.log.stable, 3, "s1's own log is durable up to its no-op");
+    strictEqual(s1.log.committed, 1);
+    strictEqual(s1.entryState(s1.log.hash(2)!)!.state, "accepted");
+  });
+
+  await t.step("(d) so s5 may still win term 5 and overwrite it", () => {
+    const { cluster } = figure8c();
+    const lost = cluster.node("s1").log.hash(2)!;
+    const s5 = s5Campaigns(cluster);
+    strictEqual(s5.role, "leader");
+    strictEqual(s5.term, 5);
+    for (const id of ["s2", "s3", "s4"]) {
+      const node = cluster.node(id);
+      assertSameLog(s5, node);
+      strictEqual(node.log.term(2), 3);
+      strictEqual(node.entryState(lost), null);
+      strictEqual(node.log.committed, 3);
+    }
+  });
+
+  await t.step("(e) it commits once its own no-op is on a majority, and then s5 cannot win", () => {
+    const { cluster, held } = figure8c();
+    const s1 = cluster.node("s1");
+    const index2 = s1.log.hash(2)!;
+    const hold = (m: Message) => m.type === "append" && m.entries.some((e) => e.index === 3);
+    cluster.deliver(held.filter((m) => m.to === "s2"));
+    cluster.settle(hold);
+    strictEqual(s1.followers().get("s2")!.match, 3);
+    strictEqual(s1.log.committed, 1, "the no-op is on s1 and s2 only: 2 of 5");
+    cluster.deliver(held.filter((m) => m.to === "s3"));
+    cluster.settle(hold);
+    strictEqual(s1.log.committed, 3);
+    strictEqual(s1.entryState(index2)!.state, "committed");
+    for (const id of ["s2", "s3"]) strictEqual(cluster.node(id).log.committed, 3);
+
+    const s5 = s5Campaigns(cluster);
+    strictEqual(s5.role, "candidate");
+    strictEqual(s5.term, 5);
+    const refusals = ofType(cluster.delivered, "voteResponse")
+      .filter((m) => m.to === "s5" && m.term === 5 && !m.granted)
+      .map((m) => m.from);
+    deepStrictEqual(refusals.toSorted(), ["s2", "s3"]);
+    for (const id of ["s2", "s3"]) {
+      strictEqual(cluster.node(id).entryState(index2)!.state, "committed");
+    }
+  });
+});
+
+// ------------------------------------------------------- durability and batching
+
+Deno.test("§5.3 durability: a leader counts its own entries toward commit only once persisted", () => {
+  const cluster = bootstrapCluster(["n1", "n2", "n3"]);
+  const n1 = cluster.elect("n1");
+  const n2 = cluster.node("n2");
+  strictEqual(n1.log.committed, 2);
+  const entry = n1.propose(encoder.encode("x"));
+  const rd = n1.ready();
+  deepStrictEqual(rd.entries, [entry]);
+  // The driver writes the entry and sends the appends; n2 acknowledges
+  // before the leader's own write is acknowledged with advance(). n3 is slow.
+  const toN2 = ofType(rd.messages, "append").filter((m) => m.to === "n2");
+  strictEqual(toN2.length, 1);
+  n2.step(toN2[0]!);
+  const ack = n2.ready();
+  n2.advance();
+  n1.step(ofType(ack.messages, "appendResponse")[0]!);
+  strictEqual(n1.followers().get("n2")!.match, 3);
+  strictEqual(n1.log.stable, 2);
+  strictEqual(
+    n1.log.committed,
+    2,
+    "n2's ack alone is 1 of 3: the leader's copy is not durable yet",
+  );
+  n1.advance();
+  strictEqual(n1.log.committed, 3);
+  deepStrictEqual(n1.ready().committed, [entry]);
+  n1.advance();
+});
