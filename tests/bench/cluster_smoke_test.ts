@@ -1,0 +1,83 @@
+/**
+ * `bench/cluster/main.ts --smoke --only watercraft` runs every case of the
+ * cluster benchmark for a moment on a real 3-process WaterCraft cluster and
+ * ends with a JSON line that holds a positive throughput for every put and
+ * get case and a finite failover time. It checks that the benchmark works,
+ * not how fast anything is.
+ *
+ * @module
+ */
+
+import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
+import { fileURLToPath } from "node:url";
+
+const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
+/** The whole run takes about 10 s; the deadline leaves room for a busy machine. */
+const DEADLINE_MS = 90_000;
+
+interface CaseJson {
+  name: string;
+  kind: string;
+  watercraft: Record<string, unknown> | null;
+  etcd: Record<string, unknown> | null;
+}
+
+Deno.test("bench:cluster --smoke --only watercraft ends with one JSON line of sound numbers", async () => {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "bench/cluster/main.ts", "--smoke", "--only", "watercraft"],
+    cwd: REPO_ROOT,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+    // On the deadline the bench gets SIGTERM and kills the nodes it started.
+    signal: AbortSignal.timeout(DEADLINE_MS),
+  }).output();
+  const stdout = new TextDecoder().decode(output.stdout);
+  const stderr = new TextDecoder().decode(output.stderr);
+  const context = `exit ${output.code}\nstdout:\n${stdout}\nstderr:\n${stderr.slice(-4000)}`;
+  strictEqual(output.code, 0, context);
+
+  const lines = stdout.trim().split("\n");
+  const last = lines[lines.length - 1]!;
+  const report = JSON.parse(last) as {
+    runtime: string;
+    systems: string[];
+    smoke: boolean;
+    cases: CaseJson[];
+  };
+  strictEqual(report.runtime, "deno");
+  strictEqual(report.smoke, true);
+  deepStrictEqual(report.systems, ["watercraft"]);
+  ok(lines.some((line) => line.startsWith("| case |")), `no Markdown table\n${context}`);
+
+  const names = report.cases.map((c) => c.name);
+  deepStrictEqual(names, [
+    "put-1",
+    "put-64",
+    "put-256",
+    "get-64-leader",
+    "get-64-spread",
+    "memory",
+    "failover",
+  ]);
+  for (const c of report.cases) {
+    strictEqual(c.etcd, null, c.name);
+    ok(c.watercraft !== null, c.name);
+    const wc = c.watercraft;
+    if (c.kind === "put" || c.kind === "get") {
+      const ops = wc.opsPerSec;
+      ok(typeof ops === "number" && ops > 0, `${c.name}: ops/s ${ops}\n${context}`);
+      ok(typeof wc.p50Ms === "number" && wc.p50Ms > 0, `${c.name}: p50 ${wc.p50Ms}`);
+      ok(typeof wc.p99Ms === "number" && wc.p99Ms >= wc.p50Ms, `${c.name}: p99 ${wc.p99Ms}`);
+    }
+  }
+  const failover = report.cases.find((c) => c.name === "failover")!.watercraft!;
+  ok(
+    typeof failover.failoverMs === "number" && Number.isFinite(failover.failoverMs) &&
+      failover.failoverMs > 0,
+    `failover ${failover.failoverMs}\n${context}`,
+  );
+  const memory = report.cases.find((c) => c.name === "memory")!.watercraft!;
+  ok(typeof memory.rssLoadMiB === "number" && memory.rssLoadMiB > 0, `RSS ${memory.rssLoadMiB}`);
+});
