@@ -1,13 +1,15 @@
 /**
  * Untrusted input to typed values: the one place where a failed zod parse
- * or malformed JSON becomes an `invalid_request` error naming what is wrong.
+ * or malformed JSON becomes an `invalid_request` error naming what is wrong,
+ * and the request schemas every client route shares.
  * Client routes, peer routes and the peer codec all parse through it, so a
  * bad request reads the same wherever it is refused.
  *
  * @module
  */
 
-import type { z } from "zod";
+import type { Context } from "hono";
+import { z } from "zod";
 import { WaterCraftError } from "./errors.ts";
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
@@ -60,4 +62,29 @@ export function parseJson(body: string | Uint8Array, where = "body"): unknown {
     const what = typeof body === "string" ? "JSON" : "UTF-8 JSON";
     throw new WaterCraftError("invalid_request", `Invalid ${where}: not valid ${what}`);
   }
+}
+
+/** A JSON value (anything `JSON.parse` can return). */
+export const jsonValue: z.ZodType<unknown> = z.unknown().refine(
+  (v) => v !== undefined,
+  "must be present",
+);
+
+/** `?consistency=` of reads. */
+export const consistencyQuery = z.enum(["linearizable", "local"]).default("linearizable");
+
+/** `Idempotency-Key` header. */
+export const idempotencyKey = z.string().min(1).max(256).optional();
+
+/**
+ * Reads and validates a JSON request body (an empty body reads as `{}`).
+ *
+ * @param c The request context.
+ * @param schema The body's schema.
+ * @returns The parsed body.
+ * @throws {WaterCraftError} `invalid_request` for malformed JSON or a bad field.
+ */
+export async function parseBody<T>(c: Context, schema: z.ZodType<T>): Promise<T> {
+  const text = await c.req.text();
+  return parseWith(schema, text === "" ? {} : parseJson(text), "body");
 }

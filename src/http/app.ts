@@ -20,18 +20,15 @@ import { kvRoutes } from "../kv/routes.ts";
 import type { WaterCraftNode } from "../node/node.ts";
 import { createRequestVerifier } from "../transport/http/auth.ts";
 import { peerRoutes } from "../transport/http/routes.ts";
-import { parseJson } from "../validation.ts";
+import { idempotencyKey, parseBody, parseJson, parseWith } from "../validation.ts";
 import { errorBody, errorResponse } from "./errors.ts";
 import {
   CLIENT_TOKEN_PATTERN,
   CLIENT_TOKEN_RULE,
   entryBody,
   entryId,
-  idempotencyKey,
   memberBody,
   nodeId,
-  parse,
-  parseBody,
   transferBody,
   waitQuery,
 } from "./schemas.ts";
@@ -150,13 +147,13 @@ export function createApp(node: WaterCraftNode, options: AppOptions = {}): Hono 
   app.post("/v1/members", async (c) => {
     const text = await c.req.text();
     await proveSecret(c, "/v1/members", text);
-    const body = parse(memberBody, parseJson(text), "body");
+    const body = parseWith(memberBody, parseJson(text), "body");
     await node.addMember({ id: body.id, url: body.url, readOnly: body.readOnly ?? false });
     return c.json(node.members());
   });
 
   app.delete("/v1/members/:id", async (c) => {
-    const id = parse(nodeId, c.req.param("id"), "path parameter id");
+    const id = parseWith(nodeId, c.req.param("id"), "path parameter id");
     await proveSecret(c, `/v1/members/${id}`, "");
     await node.removeMember(id);
     return c.json(node.members());
@@ -171,8 +168,12 @@ export function createApp(node: WaterCraftNode, options: AppOptions = {}): Hono 
 
   app.post("/v1/entries", async (c) => {
     const body = await parseBody(c, entryBody);
-    const wait = parse(waitQuery, c.req.query("wait"), "query parameter wait");
-    const key = parse(idempotencyKey, c.req.header("idempotency-key"), "header Idempotency-Key");
+    const wait = parseWith(waitQuery, c.req.query("wait"), "query parameter wait");
+    const key = parseWith(
+      idempotencyKey,
+      c.req.header("idempotency-key"),
+      "header Idempotency-Key",
+    );
     const r = await node.propose(body.data, {
       wait,
       ...(key === undefined ? {} : { idempotencyKey: key }),
@@ -188,7 +189,7 @@ export function createApp(node: WaterCraftNode, options: AppOptions = {}): Hono 
   });
 
   app.get("/v1/entries/:id", (c) => {
-    const id = parse(entryId, c.req.param("id"), "path parameter id");
+    const id = parseWith(entryId, c.req.param("id"), "path parameter id");
     const entry = node.entry(id);
     if (entry === null) throw new WaterCraftError("not_found", `No entry ${id} on this node`);
     return c.json(entry);

@@ -1,20 +1,13 @@
 /**
- * zod schemas for every client request body, parameter and header, and the
- * helpers that turn a failed parse into a 400 naming the field.
+ * zod schemas of the client routes' bodies, parameters and headers (those
+ * the key-value routes share are in `src/validation.ts`).
  *
  * @module
  */
 
-import type { Context } from "hono";
 import { z } from "zod";
 import { NODE_ID_PATTERN, NODE_ID_RULE } from "../core/config.ts";
-import { parseJson, parseWith } from "../validation.ts";
-
-/** A JSON value (anything `JSON.parse` can return). */
-export const jsonValue: z.ZodType<unknown> = z.unknown().refine(
-  (v) => v !== undefined,
-  "must be present",
-);
+import { jsonValue } from "../validation.ts";
 
 /**
  * What a client token may hold: RFC 6750's `b64token`, the only tokens an
@@ -45,37 +38,5 @@ export const memberBody = z.object({
   readOnly: z.boolean().optional(),
 }).strict();
 
-/** `?consistency=` of reads. */
-export const consistencyQuery = z.enum(["linearizable", "local"]).default("linearizable");
-
 /** `?wait=` of `POST /v1/entries`. */
 export const waitQuery = z.enum(["accepted", "committed"]).default("committed");
-
-/** `Idempotency-Key` header. */
-export const idempotencyKey = z.string().min(1).max(256).optional();
-
-/**
- * Parses a value with a schema.
- *
- * @param schema The schema.
- * @param value The raw value.
- * @param where What the value is, for the message ("body", "query parameter limit").
- * @returns The parsed value.
- * @throws {WaterCraftError} `invalid_request`, naming the first bad field.
- */
-export function parse<T>(schema: z.ZodType<T>, value: unknown, where: string): T {
-  return parseWith(schema, value, where);
-}
-
-/**
- * Reads and validates a JSON body (an empty body reads as `{}`).
- *
- * @param c The request context.
- * @param schema The body's schema.
- * @returns The parsed body.
- * @throws {WaterCraftError} `invalid_request` for malformed JSON or a bad field.
- */
-export async function parseBody<T>(c: Context, schema: z.ZodType<T>): Promise<T> {
-  const text = await c.req.text();
-  return parseWith(schema, text === "" ? {} : parseJson(text), "body");
-}

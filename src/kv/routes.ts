@@ -26,7 +26,13 @@ import { type Context, Hono } from "hono";
 import { z } from "zod";
 import { assert } from "../core/assert.ts";
 import { WaterCraftError } from "../errors.ts";
-import { consistencyQuery, idempotencyKey, jsonValue, parse, parseBody } from "../http/schemas.ts";
+import {
+  consistencyQuery,
+  idempotencyKey,
+  jsonValue,
+  parseBody,
+  parseWith,
+} from "../validation.ts";
 import type { WaterCraftNode } from "../node/node.ts";
 import type {
   KvGetAnswer,
@@ -84,15 +90,19 @@ export function kvRoutes(node: WaterCraftNode): Hono {
   // The command is typed `unknown` as the client sent its values: the
   // leader's `validate` checks it before it is logged.
   async function write(c: Context, command: unknown) {
-    const key = parse(idempotencyKey, c.req.header("idempotency-key"), "header Idempotency-Key");
+    const key = parseWith(
+      idempotencyKey,
+      c.req.header("idempotency-key"),
+      "header Idempotency-Key",
+    );
     const r = await node.propose(command, key === undefined ? {} : { idempotencyKey: key });
     return { index: r.index, term: r.term, id: r.id, head: r.head, ...asKv(r.result, isKvResult) };
   }
 
   app.get("/v1/kv", async (c) => {
     const prefix = c.req.query("prefix") ?? "";
-    const limit = parse(limitQuery, c.req.query("limit"), "query parameter limit");
-    const consistency = parse(
+    const limit = parseWith(limitQuery, c.req.query("limit"), "query parameter limit");
+    const consistency = parseWith(
       consistencyQuery,
       c.req.query("consistency"),
       "query parameter consistency",
@@ -103,8 +113,8 @@ export function kvRoutes(node: WaterCraftNode): Hono {
   });
 
   app.get("/v1/kv/:key", async (c) => {
-    const key = parse(kvKey, c.req.param("key"), "path parameter key");
-    const consistency = parse(
+    const key = parseWith(kvKey, c.req.param("key"), "path parameter key");
+    const consistency = parseWith(
       consistencyQuery,
       c.req.query("consistency"),
       "query parameter consistency",
@@ -117,18 +127,18 @@ export function kvRoutes(node: WaterCraftNode): Hono {
   });
 
   app.put("/v1/kv/:key", async (c) => {
-    const key = parse(kvKey, c.req.param("key"), "path parameter key");
+    const key = parseWith(kvKey, c.req.param("key"), "path parameter key");
     const body = await parseBody(c, putBody);
     return c.json(await write(c, { op: "put", key, value: body.value }));
   });
 
   app.delete("/v1/kv/:key", async (c) => {
-    const key = parse(kvKey, c.req.param("key"), "path parameter key");
+    const key = parseWith(kvKey, c.req.param("key"), "path parameter key");
     return c.json(await write(c, { op: "delete", key }));
   });
 
   app.post("/v1/kv/:key/cas", async (c) => {
-    const key = parse(kvKey, c.req.param("key"), "path parameter key");
+    const key = parseWith(kvKey, c.req.param("key"), "path parameter key");
     const body = await parseBody(c, casBody);
     return c.json(await write(c, { op: "cas", key, expect: body.expect, value: body.value }));
   });

@@ -51,7 +51,6 @@ import { STREAM_PATH } from "./peer_stream.ts";
 import { FORWARD_PATH, MESSAGES_PATH } from "./sender.ts";
 import type { Message } from "../../core/messages.ts";
 import type { PeerHandler } from "../transport.ts";
-import { errorResponse } from "../../http/errors.ts";
 
 /** Options of {@linkcode peerRoutes}. */
 export interface PeerRoutesOptions {
@@ -67,7 +66,9 @@ export const PEER_BODY_LIMIT_BYTES: number = 4 << 20;
 /**
  * Creates the peer routes. Mount them at the root of a node's app
  * (`app.route("/", peerRoutes(node))`), or under the same prefix as the
- * node's advertised URL.
+ * node's advertised URL. Refusals are thrown as `WaterCraftError`s for the
+ * app's error handler to render (`createApp` renders them as API.md
+ * section 2 says).
  *
  * @param handler Where incoming traffic goes (the node).
  * @param options Secret and body limit.
@@ -78,13 +79,16 @@ export const PEER_BODY_LIMIT_BYTES: number = 4 << 20;
  * @example Unsigned requests are refused when a secret is set
  * ```ts
  * import { strictEqual } from "node:assert/strict";
+ * import { Hono } from "hono";
+ * import { errorResponse } from "../../http/errors.ts";
  * import { peerRoutes } from "./routes.ts";
  *
  * let received = 0;
- * const app = peerRoutes({
+ * const app = new Hono().onError((e, c) => errorResponse(c, e));
+ * app.route("/", peerRoutes({
  *   receive() { received++; },
  *   forwarded: () => Promise.resolve({ ok: true, value: null }),
- * }, { secret: "s3cret" });
+ * }, { secret: "s3cret" }));
  * const res = await app.request("/raft/messages", {
  *   method: "POST",
  *   headers: { "X-Raft-From": "n2", "content-type": "application/octet-stream" },
@@ -104,7 +108,6 @@ export function peerRoutes(handler: PeerHandler, options: PeerRoutesOptions = {}
     ? null
     : createRequestVerifier({ secret: options.secret });
   const app = new Hono();
-  app.onError((err, c) => errorResponse(c, err));
 
   app.post(STREAM_PATH, async (c) => {
     const from = await admitStream(c, verifier);

@@ -12,6 +12,7 @@ import { readFileSync } from "node:fs";
 import { Hono } from "hono";
 import type { AppendMessage, HeartbeatMessage, Message } from "../../../src/core/messages.ts";
 import { peerRoutes, type PeerRoutesOptions } from "../../../src/transport/http/routes.ts";
+import { errorResponse } from "../../../src/http/errors.ts";
 import { signRequest } from "../../../src/transport/http/auth.ts";
 import {
   decodeMessages,
@@ -91,6 +92,7 @@ function servePeer(options: PeerRoutesOptions = {}) {
   const rec = recorder();
   const peer = { rec, arrivals: 0, gate: null as null | { wait(): Promise<void> } };
   const app = new Hono();
+  app.onError((e, c) => errorResponse(c, e));
   app.use("/raft/*", async (_c, next) => {
     peer.arrivals++;
     if (peer.gate !== null) await peer.gate.wait();
@@ -758,6 +760,7 @@ Deno.test("httpTransport.forward() throws timeout when the leader may have the w
 function serveTlsPeer(cert: TestCert, options: PeerRoutesOptions = {}) {
   const rec = recorder();
   const app = new Hono();
+  app.onError((e, c) => errorResponse(c, e));
   app.route("/", peerRoutes(rec.handler, options));
   const server = Deno.serve({
     port: 0,
