@@ -10,32 +10,7 @@ import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import { UnavailableError } from "../../src/errors.ts";
 import { LeaderWatch } from "../../src/node/leader_watch.ts";
 import { type ManualClock, manualClock } from "../../src/testing.ts";
-
-/** What a watched promise came to, as far as is known. */
-type Seen<T> =
-  | { state: "pending" }
-  | { state: "fulfilled"; value: T }
-  | { state: "rejected"; reason: unknown };
-
-/** Records how `promise` settles; handlers are attached at once, so no rejection goes unhandled. */
-function watch<T>(promise: Promise<T>): { seen(): Seen<T> } {
-  let seen: Seen<T> = { state: "pending" };
-  promise.then(
-    (value) => seen = { state: "fulfilled", value },
-    (reason) => seen = { state: "rejected", reason },
-  );
-  return { seen: () => seen };
-}
-
-/** Lets settled promises run their handlers (no time passes). */
-async function flush(): Promise<void> {
-  for (let i = 0; i < 3; i++) await Promise.resolve();
-}
-
-function rejected<T>(seen: Seen<T>): unknown {
-  if (seen.state !== "rejected") throw new Error(`Expected rejected, got ${seen.state}`);
-  return seen.reason;
-}
+import { flush, rejected, type Seen, watch } from "./_settle.ts";
 
 function fixture(): { clock: ManualClock; watch: LeaderWatch; deadline: number } {
   const clock = manualClock(10_000);

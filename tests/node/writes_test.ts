@@ -18,41 +18,11 @@ import type { ProposeResult } from "../../src/node/options.ts";
 import type { Outcome } from "../../src/node/sessions.ts";
 import { type Landing, PendingWrites } from "../../src/node/writes.ts";
 import { type ManualClock, manualClock } from "../../src/testing.ts";
+import { flush, fulfilled, rejected, watch } from "./_settle.ts";
 
 /** An entry at `index` whose hash is `hash` (the hash is only compared). */
 function entry(index: number, hash: string, term = 1): Entry {
   return { index, term, kind: "command", proposer: "n1", timeMs: 0, data: new Uint8Array(), hash };
-}
-
-/** What a watched promise came to, as far as is known. */
-type Seen<T> =
-  | { state: "pending" }
-  | { state: "fulfilled"; value: T }
-  | { state: "rejected"; reason: unknown };
-
-/** Records how `promise` settles; handlers are attached at once, so no rejection goes unhandled. */
-function watch<T>(promise: Promise<T>): { seen(): Seen<T> } {
-  let seen: Seen<T> = { state: "pending" };
-  promise.then(
-    (value) => seen = { state: "fulfilled", value },
-    (reason) => seen = { state: "rejected", reason },
-  );
-  return { seen: () => seen };
-}
-
-/** Lets settled promises run their handlers (no time passes). */
-async function flush(): Promise<void> {
-  for (let i = 0; i < 3; i++) await Promise.resolve();
-}
-
-function fulfilled<T>(seen: Seen<T>): T {
-  if (seen.state !== "fulfilled") throw new Error(`Expected fulfilled, got ${seen.state}`);
-  return seen.value;
-}
-
-function rejected<T>(seen: Seen<T>): unknown {
-  if (seen.state !== "rejected") throw new Error(`Expected rejected, got ${seen.state}`);
-  return seen.reason;
 }
 
 interface Fixture {
