@@ -168,7 +168,7 @@ export class WaterCraftNode implements PeerHandler {
       raft: () => this.#raft,
       config: () => this.#config,
       leaderHint: () => this.#leaderHint(),
-      awaitLeader: (deadline) => this.#leaderWatch.leader(this.#raft.leader, deadline),
+      awaitLeader: (deadline) => this.#awaitLeader(deadline),
       awaitCommitted: (entry, deadline) => this.#writes.wait(entry, "committed", deadline),
       awaitTransfer: (target, deadline) => this.#leaderWatch.transfer(target, deadline),
       schedule: () => this.#schedule(),
@@ -243,7 +243,7 @@ export class WaterCraftNode implements PeerHandler {
     this.#stats.proposals++;
     try {
       const data = this.#applier.encode(command);
-      const leader = await this.#leaderWatch.leader(this.#raft.leader, deadline);
+      const leader = await this.#awaitLeader(deadline);
       if (leader === this.id) {
         return await this.#proposeAsLeader(data, options.idempotencyKey, wait, deadline);
       }
@@ -343,7 +343,9 @@ export class WaterCraftNode implements PeerHandler {
           `Cannot read: ${this.#settings.maxWaiting} requests are already waiting`,
         );
       }
-      await this.#reads.wait(options.timeoutMs ?? this.#settings.requestTimeoutMs);
+      const timeoutMs = options.timeoutMs ?? this.#settings.requestTimeoutMs;
+      await this.#awaitLeader(this.#clock.now() + timeoutMs);
+      await this.#reads.wait(timeoutMs);
     }
     return { value: this.#applier.query(query), index: this.#applied };
   }
@@ -634,7 +636,40 @@ export class WaterCraftNode implements PeerHandler {
     if (soft.leader !== null) this.#stats.leaderChanges++;
     if (soft.role === "leader") this.#cluster.becameLeader();
     else this.#applier.sessions.clearInFlight();
+    if (soft.role !== "leader" && this.#writes.count > 0) this.#failFast("writes");
+    if (soft.leader === null && this.#reads.count > 0) this.#failFast("reads");
     this.#reads.startRound();
+  }
+
+  /**
+   * Fails waiting clients one election timeout after this node lost its
+   * leadership (writes: their outcome is unknown, 504) or its leader (reads:
+   * 503), unless it has them back by then: a client learns within about an
+   * election timeout, not at its own deadline, that a cut-off node cannot
+   * serve it.
+   */
+  #failFast(what: "writes" | "reads"): void {
+    this.#clock.setTimer(() => {
+      if (this.#stopped) return;
+      if (what === "writes" && this.#raft.role !== "leader") {
+        this.#writes.failAll(
+          new TimeoutError(
+            "This node lost its leadership before the write committed: it may still commit",
+          ),
+        );
+      }
+      if (what === "reads" && this.#raft.leader === null) {
+        this.#reads.failAll(
+          new UnavailableError("Cannot confirm a linearizable read: this node lost its leader"),
+        );
+      }
+    }, this.#settings.electionMs);
+  }
+
+  /** Waits for a leader, at most two election timeouts (one randomised election). */
+  #awaitLeader(deadline: number): Promise<string> {
+    const limit = this.#clock.now() + 2 * this.#settings.electionMs;
+    return this.#leaderWatch.leader(this.#raft.leader, Math.min(deadline, limit));
   }
 
   #refreshConfig(): void {

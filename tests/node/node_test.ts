@@ -269,6 +269,45 @@ Deno.test("writes with no leader reachable end in 503 (nothing written) or 504 (
   await c.stop();
 });
 
+Deno.test("a leader cut off from its quorum fails its waiting writes (504) within a few election timeouts, not at their deadline", async () => {
+  const c = await cluster(["a", "b", "c"]);
+  const leader = await electLeader(c);
+  c.network.isolate(leader.id);
+  const started = c.clock.now();
+  const outcome = leader.propose({ add: 1 }, { timeoutMs: 5000 }).then(() => null, (e) => e);
+  let error: unknown = null;
+  outcome.then((e) => error = e);
+  for (let t = 0; t < 1000 && error === null; t += 10) await c.advance(10);
+  strictEqual(error instanceof TimeoutError, true, String(error));
+  const tookMs = c.clock.now() - started;
+  // CheckQuorum steps it down after one election timeout (100 ms here), then
+  // the writes wait one more: far from the 5 s deadline.
+  strictEqual(tookMs <= 400, true, `took ${tookMs} ms`);
+  await c.stop();
+});
+
+Deno.test("reads and writes on a follower cut off from everyone fail (503) within a few election timeouts", async () => {
+  const c = await cluster(["a", "b", "c"]);
+  const leader = await electLeader(c);
+  const follower = [...c.nodes.values()].find((n) => n !== leader)!;
+  c.network.isolate(follower.id);
+  for (
+    const [what, call] of [
+      ["read", () => follower.read(null, { timeoutMs: 5000 })],
+      ["write", () => follower.propose({ add: 1 }, { timeoutMs: 5000 })],
+    ] as const
+  ) {
+    const started = c.clock.now();
+    let error: unknown = null;
+    (call() as Promise<unknown>).then(() => error = "ok", (e) => error = e);
+    for (let t = 0; t < 2000 && error === null; t += 10) await c.advance(10);
+    strictEqual(error instanceof UnavailableError, true, `${what}: ${String(error)}`);
+    const tookMs = c.clock.now() - started;
+    strictEqual(tookMs <= 700, true, `${what} took ${tookMs} ms`);
+  }
+  await c.stop();
+});
+
 Deno.test("maxWaiting bounds the clients waiting: past it writes fail at once with 503", async () => {
   const clock = manualClock();
   const node = await createNode({
