@@ -1,17 +1,19 @@
 /**
- * The HTTP transport: Raft messages and forwarded writes travel as JSON
- * `POST`s (`fetch`) to the peer routes of each node's Hono app
- * (`routes.ts`), which also receives them; this side only
- * sends.
+ * The HTTP transport, its options and counters, and the sending of Raft
+ * messages to each peer: binary frames (`frames.ts`) travel by `fetch` to
+ * the peer routes of each node's Hono app (`routes.ts`), which also
+ * receives them; this side only sends. Forwarded writes are
+ * `forward_client.ts`'s, joining is `join.ts`'s.
  *
- * Per peer, one `POST {url}/raft/messages` is in flight at a time, and
- * everything queued meanwhile leaves together in the next request: that
+ * Per peer, messages wait in a bounded FIFO queue (`peer_queue.ts`; past
+ * its bound the oldest are dropped and counted) and leave over one
+ * long-lived stream (`peer_stream.ts`), or, with `streams: false`, by one
+ * `POST {url}/raft/messages` (`message_post.ts`) in flight at a time,
+ * everything queued meanwhile leaving together in the next request: that
  * batches under load and keeps each peer's messages in FIFO order, which
- * Raft's pipelined appends rely on. Each peer's queue is bounded (messages
- * and bytes); past the bound the oldest messages are dropped and counted,
- * since Raft tolerates loss and a dead peer must neither grow memory nor
- * delay the others. A failed request backs that peer off (50 ms doubling to
- * 1 s, reset on success); its lost messages are not retried, Raft resends.
+ * Raft's pipelined appends rely on. A failed request or stream backs that
+ * peer off (50 ms doubling to 1 s, reset on success); its lost messages
+ * are not retried, Raft resends.
  *
  * Only Web standards are used (`fetch`, `AbortController`, Web Crypto), so
  * the same code runs on Deno, Bun, Node 20 and edge runtimes. The one
@@ -30,12 +32,10 @@
 import { WaterCraftError } from "../../errors.ts";
 import type { Message } from "../../core/messages.ts";
 import { FROM_HEADER, signRequest } from "./auth.ts";
-import {
-  decodeForwardedAnswer,
-  encodeForwardedProposal,
-  encodeMessages,
-  MAX_MESSAGES_PER_BATCH,
-} from "./frames.ts";
+import { encodeMessages, MAX_MESSAGES_PER_BATCH } from "./frames.ts";
+import { ForwardClient } from "./forward_client.ts";
+import { type PeerProblem, postMessages } from "./message_post.ts";
+import { type BatchLimits, PeerQueue } from "./peer_queue.ts";
 import { PeerStream, STREAM_PATH } from "./peer_stream.ts";
 import { describeFetchError, isCertificateError, trustingFetch } from "./tls.ts";
 import type {
@@ -48,10 +48,8 @@ import type {
 } from "../transport.ts";
 import { joinCluster } from "./join.ts";
 
-/** Path of the Raft message route, relative to a node's base URL. */
-export const MESSAGES_PATH = "/raft/messages";
-/** Path of the forwarded-write route, relative to a node's base URL. */
-export const FORWARD_PATH = "/raft/forward";
+export { FORWARD_PATH } from "./forward_client.ts";
+export { MESSAGES_PATH } from "./message_post.ts";
 
 /** Options of {@linkcode httpTransport}. */
 export interface HttpTransportOptions {
@@ -185,52 +183,12 @@ export function httpTransport(options: HttpTransportOptions = {}): HttpTransport
   return new HttpTransportImpl(options);
 }
 
-/** One queued message and its estimated size. */
-interface Queued {
-  readonly message: Message;
-  readonly bytes: number;
-}
-
-/** A FIFO with O(1) push and shift. */
-class Fifo<T> {
-  #items: (T | undefined)[] = [];
-  #head = 0;
-
-  get length(): number {
-    return this.#items.length - this.#head;
-  }
-
-  push(item: T): void {
-    this.#items.push(item);
-  }
-
-  peek(): T | undefined {
-    return this.#items[this.#head];
-  }
-
-  shift(): T | undefined {
-    if (this.#head >= this.#items.length) return undefined;
-    const item = this.#items[this.#head];
-    this.#items[this.#head++] = undefined;
-    if (this.#head >= 1024 && this.#head * 2 >= this.#items.length) {
-      this.#items = this.#items.slice(this.#head);
-      this.#head = 0;
-    }
-    return item;
-  }
-
-  clear(): void {
-    this.#items = [];
-    this.#head = 0;
-  }
-}
-
 /** Sending state of one peer. */
 interface Peer {
   readonly id: string;
   url: string;
-  readonly queue: Fifo<Queued>;
-  queuedBytes: number;
+  /** Messages waiting, bounded. */
+  readonly queue: PeerQueue;
   /** The request in flight, if any. */
   inFlight: Promise<void> | null;
   /** The open stream, if any. */
@@ -255,7 +213,8 @@ class HttpTransportImpl implements HttpTransport {
   readonly #maxQueuedMessages: number;
   readonly #maxQueuedBytes: number;
   readonly #maxRequestBytes: number;
-  readonly #maxRequestMessages: number;
+  /** Bounds of one request, or of one write to a stream. */
+  readonly #batchLimits: BatchLimits;
   readonly #backoffMinMs: number;
   readonly #backoffMaxMs: number;
   readonly #streams: boolean;
@@ -263,12 +222,13 @@ class HttpTransportImpl implements HttpTransport {
   /** Releases the CA-trusting fetch, when `ca` made one. */
   readonly #closeFetch: () => Promise<void>;
   readonly #onPeerError: ((failure: PeerFailure) => void) | undefined;
+  /** Aborts forwarded writes in flight when the transport closes. */
+  readonly #closing = new AbortController();
+  readonly #forwarder: ForwardClient;
 
   #id: string | null = null;
   #closed = false;
   readonly #peers = new Map<string, Peer>();
-  /** Aborts forwarded writes in flight when the transport closes. */
-  readonly #closing = new AbortController();
   /** Requests in flight that `close()` must wait for. */
   readonly #pending = new Set<Promise<unknown>>();
 
@@ -278,7 +238,6 @@ class HttpTransportImpl implements HttpTransport {
   #droppedUnknown = 0;
   #failures = 0;
   #messagesFailed = 0;
-  #forwards = 0;
 
   constructor(options: HttpTransportOptions) {
     if (
@@ -292,10 +251,11 @@ class HttpTransportImpl implements HttpTransport {
     this.#maxQueuedMessages = positive("maxQueuedMessages", options.maxQueuedMessages ?? 10_000);
     this.#maxQueuedBytes = positive("maxQueuedBytes", options.maxQueuedBytes ?? 32 << 20);
     this.#maxRequestBytes = positive("maxRequestBytes", options.maxRequestBytes ?? 1 << 20);
-    this.#maxRequestMessages = positive("maxRequestMessages", options.maxRequestMessages ?? 4096);
-    if (this.#maxRequestMessages > MAX_MESSAGES_PER_BATCH) {
+    const maxRequestMessages = positive("maxRequestMessages", options.maxRequestMessages ?? 4096);
+    if (maxRequestMessages > MAX_MESSAGES_PER_BATCH) {
       throw new RangeError(`maxRequestMessages must be at most ${MAX_MESSAGES_PER_BATCH}`);
     }
+    this.#batchLimits = { maxMessages: maxRequestMessages, maxBytes: this.#maxRequestBytes };
     this.#streams = options.streams ?? true;
     this.#backoffMinMs = positive("backoffMinMs", options.backoffMinMs ?? 50);
     this.#backoffMaxMs = positive("backoffMaxMs", options.backoffMaxMs ?? 1000);
@@ -314,6 +274,12 @@ class HttpTransportImpl implements HttpTransport {
       this.#closeFetch = () => Promise.resolve();
     }
     this.#onPeerError = options.onPeerError;
+    this.#forwarder = new ForwardClient({
+      fetch: this.#fetch,
+      timeoutMs: this.#timeoutMs,
+      headers: (path, body) => this.#headers(path, body),
+      closing: this.#closing.signal,
+    });
   }
 
   start(id: string, _handler: PeerHandler): void {
@@ -335,8 +301,10 @@ class HttpTransportImpl implements HttpTransport {
       this.#peers.set(id, {
         id,
         url: base,
-        queue: new Fifo(),
-        queuedBytes: 0,
+        queue: new PeerQueue({
+          maxMessages: this.#maxQueuedMessages,
+          maxBytes: this.#maxQueuedBytes,
+        }),
         inFlight: null,
         stream: null,
         abort: null,
@@ -362,17 +330,7 @@ class HttpTransportImpl implements HttpTransport {
         this.#droppedUnknown++;
         continue;
       }
-      const bytes = estimateBytes(message);
-      peer.queue.push({ message, bytes });
-      peer.queuedBytes += bytes;
-      // Keep the newest message even when it alone is over the byte bound.
-      while (
-        peer.queue.length > this.#maxQueuedMessages ||
-        (peer.queuedBytes > this.#maxQueuedBytes && peer.queue.length > 1)
-      ) {
-        peer.queuedBytes -= peer.queue.shift()!.bytes;
-        this.#dropped++;
-      }
+      this.#dropped += peer.queue.push(message);
       this.#schedule(peer);
     }
   }
@@ -395,90 +353,13 @@ class HttpTransportImpl implements HttpTransport {
         `Cannot forward the write to ${to}: its address is unknown`,
       );
     }
-    if (signal.aborted) {
-      throw new WaterCraftError(
-        "unavailable",
-        `Cannot forward the write to ${to}: it was cancelled before sending`,
-      );
-    }
-    const controller = new AbortController();
-    const unlink = linkAbort(controller, [signal, this.#closing.signal]);
-    // The leader answers within `timeoutMs`; give the answer time to travel.
-    const timer = setTimeout(
-      () => controller.abort(new DOMException("The forwarded write timed out", "TimeoutError")),
-      proposal.timeoutMs + this.#timeoutMs,
-    );
-    const work = this.#postForward(peer.url, to, proposal, controller.signal);
+    const work = this.#forwarder.forward({ url: peer.url, to, proposal, signal });
     this.#pending.add(work);
     try {
       return await work;
     } finally {
       this.#pending.delete(work);
-      clearTimeout(timer);
-      unlink();
     }
-  }
-
-  async #postForward(
-    base: string,
-    to: string,
-    proposal: ForwardedProposal,
-    signal: AbortSignal,
-  ): Promise<ForwardedAnswer> {
-    const body = encodeForwardedProposal(proposal);
-    const headers = await this.#headers(FORWARD_PATH, body);
-    if (signal.aborted) {
-      throw new WaterCraftError(
-        "unavailable",
-        `Cannot forward the write to ${to}: it was cancelled before sending`,
-      );
-    }
-    this.#forwards++;
-    let response: Response;
-    try {
-      response = await this.#fetch(base + FORWARD_PATH, {
-        method: "POST",
-        headers,
-        body: body as Uint8Array<ArrayBuffer>,
-        signal,
-      });
-    } catch (e) {
-      // Only a failure to connect proves the leader never saw the write.
-      if (!signal.aborted && isConnectFailure(e)) {
-        throw new WaterCraftError(
-          "unavailable",
-          `Cannot forward the write to ${to}: ${describeFetchError(e)}`,
-        );
-      }
-      throw new WaterCraftError(
-        "timeout",
-        `Cannot learn the outcome of the write forwarded to ${to}: ${
-          describeFetchError(signal.aborted ? signal.reason : e)
-        }`,
-      );
-    }
-    let answer: Uint8Array;
-    try {
-      answer = new Uint8Array(await response.arrayBuffer());
-    } catch (e) {
-      throw new WaterCraftError(
-        "timeout",
-        `Cannot read the answer to the write forwarded to ${to}: ${
-          describeFetchError(signal.aborted ? signal.reason : e)
-        }`,
-      );
-    }
-    if (response.ok) {
-      try {
-        return decodeForwardedAnswer(answer);
-      } catch (e) {
-        throw new WaterCraftError(
-          "timeout",
-          `Cannot read the answer to the write forwarded to ${to}: ${describeFetchError(e)}`,
-        );
-      }
-    }
-    return errorAnswer(response.status, new TextDecoder().decode(answer), to);
   }
 
   join(request: JoinRequest): Promise<JoinAnswer> {
@@ -506,7 +387,7 @@ class HttpTransportImpl implements HttpTransport {
       peers[peer.id] = {
         url: peer.url,
         queued: peer.queue.length,
-        queuedBytes: peer.queuedBytes,
+        queuedBytes: peer.queue.bytes,
         inFlight: peer.inFlight !== null || peer.stream !== null,
         backoffMs: peer.backoffMs,
         lastError: peer.lastError,
@@ -519,7 +400,7 @@ class HttpTransportImpl implements HttpTransport {
       droppedUnknown: this.#droppedUnknown,
       failures: this.#failures,
       messagesFailed: this.#messagesFailed,
-      forwards: this.#forwards,
+      forwards: this.#forwarder.forwards,
       peers,
     };
   }
@@ -527,9 +408,7 @@ class HttpTransportImpl implements HttpTransport {
   #removePeer(peer: Peer): void {
     peer.removed = true;
     this.#peers.delete(peer.id);
-    this.#dropped += peer.queue.length;
-    peer.queue.clear();
-    peer.queuedBytes = 0;
+    this.#dropped += peer.queue.clear();
     peer.abort?.abort(new DOMException("The peer was removed", "AbortError"));
     peer.stream?.close();
     peer.stream = null;
@@ -554,7 +433,7 @@ class HttpTransportImpl implements HttpTransport {
       this.#flushStream(peer);
       return;
     }
-    const work = this.#postMessages(peer, this.#takeBatch(peer));
+    const work = this.#postMessages(peer, peer.queue.take(this.#batchLimits));
     peer.inFlight = work;
     this.#pending.add(work);
     const done = () => this.#pending.delete(work);
@@ -573,7 +452,7 @@ class HttpTransportImpl implements HttpTransport {
     }
     const stream = peer.stream;
     for (let guard = 0; guard < 10_000 && peer.queue.length > 0 && stream.writable; guard++) {
-      const batch = this.#takeBatch(peer);
+      const batch = peer.queue.take(this.#batchLimits);
       stream.write(encodeMessages(batch));
       this.#messagesSent += batch.length;
     }
@@ -612,25 +491,8 @@ class HttpTransportImpl implements HttpTransport {
     stream.ending.then(() => clearTimeout(settle));
   }
 
-  /** Takes the next batch off the queue: bounded in messages and bytes. */
-  #takeBatch(peer: Peer): Message[] {
-    const batch: Message[] = [];
-    let bytes = 0;
-    while (batch.length < this.#maxRequestMessages) {
-      const next = peer.queue.peek();
-      if (next === undefined || (batch.length > 0 && bytes + next.bytes > this.#maxRequestBytes)) {
-        break;
-      }
-      peer.queue.shift();
-      peer.queuedBytes -= next.bytes;
-      batch.push(next.message);
-      bytes += next.bytes;
-    }
-    return batch;
-  }
-
   /** Reports a failure (once per run of failures) and backs off before trying again. */
-  #peerFailed(peer: Peer, problem: { message: string; certificate: boolean }): void {
+  #peerFailed(peer: Peer, problem: PeerProblem): void {
     const first = peer.lastError === null;
     peer.lastError = problem.message;
     if (first) this.#reportPeerError({ id: peer.id, url: peer.url, ...problem });
@@ -647,35 +509,24 @@ class HttpTransportImpl implements HttpTransport {
   async #postMessages(peer: Peer, batch: Message[]): Promise<void> {
     const controller = new AbortController();
     peer.abort = controller;
-    const timer = setTimeout(
-      () => controller.abort(new DOMException("The request timed out", "TimeoutError")),
-      this.#timeoutMs,
-    );
-    let ok = false;
-    let problem: { message: string; certificate: boolean } | null = null;
+    let problem: PeerProblem | null;
     try {
-      const body = encodeMessages(batch) as Uint8Array<ArrayBuffer>;
-      const headers = await this.#headers(MESSAGES_PATH, body);
-      this.#requests++;
-      const response = await this.#fetch(peer.url + MESSAGES_PATH, {
-        method: "POST",
-        headers,
-        body,
-        signal: controller.signal,
+      problem = await postMessages({
+        fetch: this.#fetch,
+        url: peer.url,
+        batch,
+        timeoutMs: this.#timeoutMs,
+        headers: (path, body) => this.#headers(path, body),
+        controller,
+        onSending: () => {
+          this.#requests++;
+        },
       });
-      ok = response.ok;
-      if (ok) await discard(response);
-      else problem = { message: await refusal(response), certificate: false };
-    } catch (e) {
-      ok = false;
-      const reason = controller.signal.aborted ? controller.signal.reason : e;
-      problem = { message: describeFetchError(reason), certificate: isCertificateError(reason) };
     } finally {
-      clearTimeout(timer);
       peer.abort = null;
       peer.inFlight = null;
     }
-    if (ok) {
+    if (problem === null) {
       this.#messagesSent += batch.length;
       peer.backoffMs = 0;
       peer.lastError = null;
@@ -684,11 +535,11 @@ class HttpTransportImpl implements HttpTransport {
       this.#messagesFailed += batch.length;
     }
     if (this.#closed || peer.removed) return;
-    if (ok) {
+    if (problem === null) {
       this.#flush(peer);
       return;
     }
-    this.#peerFailed(peer, problem ?? { message: "failed", certificate: false });
+    this.#peerFailed(peer, problem);
   }
 
   #reportPeerError(failure: PeerFailure): void {
@@ -722,159 +573,4 @@ function positive(name: string, value: number): number {
     throw new RangeError(`${name} must be a positive integer, not ${value}`);
   }
   return value;
-}
-
-/** A cheap upper estimate of a message's encoded size, bytes. */
-function estimateBytes(message: Message): number {
-  let bytes = 256 + message.from.length + message.to.length;
-  if (message.type === "append") {
-    for (const entry of message.entries) {
-      bytes += 160 + entry.proposer.length + Math.ceil(entry.data.length / 3) * 4;
-    }
-  } else if (message.type === "snapshot") {
-    bytes += 512 * message.meta.config.members.length + Math.ceil(message.data.length / 3) * 4;
-  } else if (message.type === "heartbeat") {
-    bytes += (message.context?.length ?? 0) + 80 * Object.keys(message.seen).length;
-  } else if ("context" in message && message.context !== null) {
-    bytes += message.context.length;
-  }
-  return bytes;
-}
-
-/** Most characters of a refusing peer's answer kept in a failure message. */
-const REFUSAL_CHARS_MAX = 300;
-/** Most bytes read of a refusing peer's answer: an error body is small, anything else is cut. */
-const REFUSAL_BYTES_MAX = 4096;
-
-/** Reads the start of a body as text, at most `limit` bytes, and cancels the rest. */
-async function readAtMost(response: Response, limit: number): Promise<string> {
-  const reader = response.body?.getReader();
-  if (reader === undefined) return "";
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  try {
-    while (size < limit) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      chunks.push(value);
-      size += value.byteLength;
-    }
-  } catch {
-    // What arrived still says something; the status too.
-  } finally {
-    reader.cancel().catch(() => {});
-  }
-  const bytes = new Uint8Array(Math.min(size, limit));
-  let offset = 0;
-  for (const chunk of chunks) {
-    const part = chunk.subarray(0, bytes.byteLength - offset);
-    bytes.set(part, offset);
-    offset += part.byteLength;
-  }
-  return new TextDecoder().decode(bytes);
-}
-
-/**
- * Words a non-2xx answer to a message request: the status, and the code and
- * message of an API.md error body (such as why a signature was refused).
- */
-async function refusal(response: Response): Promise<string> {
-  const text = await readAtMost(response, REFUSAL_BYTES_MAX);
-  let detail = text.trim().slice(0, REFUSAL_CHARS_MAX).replace(/\s*\n\s*/g, " ");
-  try {
-    const error = (JSON.parse(text) as { error?: { code?: unknown; message?: unknown } }).error;
-    if (typeof error?.code === "string" || typeof error?.message === "string") {
-      detail = [error.code, error.message].filter((p) => typeof p === "string").join(": ")
-        .slice(0, REFUSAL_CHARS_MAX);
-    }
-  } catch {
-    // Not JSON: keep the text.
-  }
-  return `answered ${response.status}${detail === "" ? "" : ` ${detail}`}`;
-}
-
-/** Consumes or cancels a response body, so no resource outlives the request. */
-async function discard(response: Response): Promise<void> {
-  try {
-    await response.body?.cancel();
-  } catch {
-    // The body is gone either way.
-  }
-}
-
-/** Aborts `target` when any of `sources` aborts; returns a function that unlinks. */
-function linkAbort(target: AbortController, sources: readonly AbortSignal[]): () => void {
-  const listeners: [AbortSignal, () => void][] = [];
-  for (const source of sources) {
-    if (source.aborted) {
-      target.abort(source.reason);
-      continue;
-    }
-    const onAbort = () => target.abort(source.reason);
-    source.addEventListener("abort", onAbort, { once: true });
-    listeners.push([source, onAbort]);
-  }
-  return () => {
-    for (const [source, onAbort] of listeners) source.removeEventListener("abort", onAbort);
-  };
-}
-
-/**
- * Whether a `fetch` failure happened while connecting (refused, unreachable,
- * DNS, TLS handshake), before any byte of the request was sent. Runtimes
- * word this differently (Deno: "tcp connect error", Node: `ECONNREFUSED` in
- * `cause.code`, Bun: `ConnectionRefused`), so the error and its causes are
- * searched; anything unrecognised counts as "maybe sent". Of certificate
- * failures, only this side's refusal of the peer's certificate counts: it
- * happens in the handshake, before the request is written.
- */
-function isConnectFailure(error: unknown): boolean {
-  const connect =
-    /ECONNREFUSED|ConnectionRefused|Connection refused|tcp connect error|client error \(Connect\)|ENOTFOUND|EAI_AGAIN|dns error|failed to lookup|EHOSTUNREACH|ENETUNREACH|EADDRNOTAVAIL|UND_ERR_CONNECT|FailedToOpenSocket|UnableToConnect|invalid peer certificate|UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT|SELF_SIGNED_CERT_IN_CHAIN|DEPTH_ZERO_SELF_SIGNED_CERT|CERT_HAS_EXPIRED|CERT_NOT_YET_VALID|ERR_TLS_CERT_ALTNAME_INVALID/i;
-  let e: unknown = error;
-  for (let depth = 0; depth < 5 && e !== undefined && e !== null; depth++) {
-    if (typeof e === "object") {
-      const { message, code, name } = e as { message?: unknown; code?: unknown; name?: unknown };
-      for (const text of [message, code, name]) {
-        if (typeof text === "string" && connect.test(text)) return true;
-      }
-      e = (e as { cause?: unknown }).cause;
-    } else {
-      return typeof e === "string" && connect.test(e);
-    }
-  }
-  return false;
-}
-
-/**
- * Turns a non-2xx answer to a forwarded write into an error answer. A body of
- * the API.md shape keeps its code, message and other fields (as `details`).
- * Without one, or with the code `internal` (a bug on the leader), the status
- * decides: a 5xx other than 503 leaves the outcome unknown (`timeout`), any
- * other status means nothing was written (`unavailable`).
- */
-function errorAnswer(status: number, text: string, to: string): ForwardedAnswer {
-  let body: unknown;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    body = undefined;
-  }
-  const error = (body as { error?: unknown } | undefined)?.error;
-  const fallback = status >= 500 && status !== 503 ? "timeout" : "unavailable";
-  if (typeof error === "object" && error !== null) {
-    const { code, message, ...details } = error as Record<string, unknown>;
-    const usable = typeof code === "string" && /^[a-z_]{1,64}$/.test(code) && code !== "internal";
-    return {
-      ok: false,
-      code: usable ? code : fallback,
-      message: typeof message === "string" ? message : `The leader ${to} answered ${status}`,
-      ...(Object.keys(details).length > 0 ? { details } : {}),
-    };
-  }
-  return {
-    ok: false,
-    code: fallback,
-    message: `The leader ${to} answered ${status} without an error body`,
-  };
 }

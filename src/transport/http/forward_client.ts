@@ -1,0 +1,262 @@
+/**
+ * Forwarding a client's write to the leader: one signed
+ * `POST {leader}/raft/forward` of a proposal frame per write, bounded in
+ * time (the leader's own timeout, plus the transport's for the answer to
+ * travel), whose answer frame is decoded, or whose non-2xx answer is turned
+ * into an error answer.
+ *
+ * A forward that fails is classified by whether the leader may have the
+ * write: `unavailable` when it surely has not (cancelled before sending,
+ * or the connection was never made), `timeout` when it may have (the
+ * request left, but no readable answer came back), so that callers retry
+ * only what is safe to retry.
+ *
+ * @module
+ */
+
+import { WaterCraftError } from "../../errors.ts";
+import type { ForwardedAnswer, ForwardedProposal } from "../transport.ts";
+import { decodeForwardedAnswer, encodeForwardedProposal } from "./frames.ts";
+import { describeFetchError } from "./tls.ts";
+
+/** Path of the forwarded-write route, relative to a node's base URL. */
+export const FORWARD_PATH = "/raft/forward";
+
+/** How a {@linkcode ForwardClient} calls leaders. */
+export interface ForwardClientOptions {
+  /** The `fetch` to call leaders with. */
+  readonly fetch: typeof fetch;
+  /**
+   * Time for the answer to travel, ms, on top of the proposal's own
+   * `timeoutMs` (within which the leader answers). A positive integer.
+   */
+  readonly timeoutMs: number;
+  /**
+   * The headers of a `POST` of `body` to `path`: content type, sender id
+   * and, with a cluster secret, the signature. Called once per forward.
+   */
+  readonly headers: (path: string, body: Uint8Array) => Promise<Record<string, string>>;
+  /** Aborts every forward in flight, e.g. when the transport closes. */
+  readonly closing: AbortSignal;
+}
+
+/** One write to forward. */
+export interface ForwardRequest {
+  /** The leader's base URL, without a trailing slash. */
+  readonly url: string;
+  /** The leader's id, for messages. */
+  readonly to: string;
+  /** The write. */
+  readonly proposal: ForwardedProposal;
+  /** Cancels the forward; after it left, the outcome is then unknown. */
+  readonly signal: AbortSignal;
+}
+
+/**
+ * Forwards writes to the leader over HTTP and counts them.
+ *
+ * @example A write cancelled before sending is surely not written
+ * ```ts
+ * import { rejects } from "node:assert/strict";
+ * import { ForwardClient } from "./forward_client.ts";
+ *
+ * const client = new ForwardClient({
+ *   fetch: () => Promise.reject(new Error("not called")),
+ *   timeoutMs: 500,
+ *   headers: () => Promise.resolve({}),
+ *   closing: new AbortController().signal,
+ * });
+ * await rejects(
+ *   client.forward({
+ *     url: "http://127.0.0.1:1",
+ *     to: "n2",
+ *     proposal: { command: new Uint8Array(0), wait: "committed", timeoutMs: 1000 },
+ *     signal: AbortSignal.abort(),
+ *   }),
+ *   { code: "unavailable" },
+ * );
+ * ```
+ */
+export class ForwardClient {
+  readonly #options: ForwardClientOptions;
+  /** Forwarded writes sent (their request started). */
+  #forwards = 0;
+
+  /**
+   * Creates a client.
+   *
+   * @param options How to call leaders, already validated by the transport.
+   */
+  constructor(options: ForwardClientOptions) {
+    this.#options = options;
+  }
+
+  /** Forwarded writes sent since the client was created. */
+  get forwards(): number {
+    return this.#forwards;
+  }
+
+  /**
+   * Forwards one write and waits for the leader's answer.
+   *
+   * @param request The leader, the write, and its cancellation.
+   * @returns The leader's answer, or an error answer made of a non-2xx one.
+   * @throws {WaterCraftError} `unavailable` when the leader surely did not
+   *   get the write; `timeout` when it may have but the outcome is unknown.
+   */
+  async forward(request: ForwardRequest): Promise<ForwardedAnswer> {
+    const { to, proposal, signal } = request;
+    if (signal.aborted) throw cancelledBeforeSending(to);
+    const controller = new AbortController();
+    const unlink = linkAbort(controller, [signal, this.#options.closing]);
+    // The leader answers within `timeoutMs`; give the answer time to travel.
+    const timer = setTimeout(
+      () => controller.abort(new DOMException("The forwarded write timed out", "TimeoutError")),
+      proposal.timeoutMs + this.#options.timeoutMs,
+    );
+    try {
+      return await this.#post(request, controller.signal);
+    } finally {
+      clearTimeout(timer);
+      unlink();
+    }
+  }
+
+  async #post(request: ForwardRequest, signal: AbortSignal): Promise<ForwardedAnswer> {
+    const { url, to, proposal } = request;
+    const body = encodeForwardedProposal(proposal);
+    const headers = await this.#options.headers(FORWARD_PATH, body);
+    if (signal.aborted) throw cancelledBeforeSending(to);
+    this.#forwards++;
+    let response: Response;
+    try {
+      response = await this.#options.fetch(url + FORWARD_PATH, {
+        method: "POST",
+        headers,
+        body: body as Uint8Array<ArrayBuffer>,
+        signal,
+      });
+    } catch (e) {
+      // Only a failure to connect proves the leader never saw the write.
+      if (!signal.aborted && isConnectFailure(e)) {
+        throw new WaterCraftError(
+          "unavailable",
+          `Cannot forward the write to ${to}: ${describeFetchError(e)}`,
+        );
+      }
+      throw new WaterCraftError(
+        "timeout",
+        `Cannot learn the outcome of the write forwarded to ${to}: ${
+          describeFetchError(signal.aborted ? signal.reason : e)
+        }`,
+      );
+    }
+    let answer: Uint8Array;
+    try {
+      answer = new Uint8Array(await response.arrayBuffer());
+    } catch (e) {
+      throw new WaterCraftError(
+        "timeout",
+        `Cannot read the answer to the write forwarded to ${to}: ${
+          describeFetchError(signal.aborted ? signal.reason : e)
+        }`,
+      );
+    }
+    if (response.ok) {
+      try {
+        return decodeForwardedAnswer(answer);
+      } catch (e) {
+        throw new WaterCraftError(
+          "timeout",
+          `Cannot read the answer to the write forwarded to ${to}: ${describeFetchError(e)}`,
+        );
+      }
+    }
+    return errorAnswer(response.status, new TextDecoder().decode(answer), to);
+  }
+}
+
+/** The error of a forward cancelled before its request left: nothing was written. */
+function cancelledBeforeSending(to: string): WaterCraftError {
+  return new WaterCraftError(
+    "unavailable",
+    `Cannot forward the write to ${to}: it was cancelled before sending`,
+  );
+}
+
+/** Aborts `target` when any of `sources` aborts; returns a function that unlinks. */
+function linkAbort(target: AbortController, sources: readonly AbortSignal[]): () => void {
+  const listeners: [AbortSignal, () => void][] = [];
+  for (const source of sources) {
+    if (source.aborted) {
+      target.abort(source.reason);
+      continue;
+    }
+    const onAbort = () => target.abort(source.reason);
+    source.addEventListener("abort", onAbort, { once: true });
+    listeners.push([source, onAbort]);
+  }
+  return () => {
+    for (const [source, onAbort] of listeners) source.removeEventListener("abort", onAbort);
+  };
+}
+
+/**
+ * Whether a `fetch` failure happened while connecting (refused, unreachable,
+ * DNS, TLS handshake), before any byte of the request was sent. Runtimes
+ * word this differently (Deno: "tcp connect error", Node: `ECONNREFUSED` in
+ * `cause.code`, Bun: `ConnectionRefused`), so the error and its causes are
+ * searched; anything unrecognised counts as "maybe sent". Of certificate
+ * failures, only this side's refusal of the peer's certificate counts: it
+ * happens in the handshake, before the request is written.
+ */
+function isConnectFailure(error: unknown): boolean {
+  const connect =
+    /ECONNREFUSED|ConnectionRefused|Connection refused|tcp connect error|client error \(Connect\)|ENOTFOUND|EAI_AGAIN|dns error|failed to lookup|EHOSTUNREACH|ENETUNREACH|EADDRNOTAVAIL|UND_ERR_CONNECT|FailedToOpenSocket|UnableToConnect|invalid peer certificate|UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT|SELF_SIGNED_CERT_IN_CHAIN|DEPTH_ZERO_SELF_SIGNED_CERT|CERT_HAS_EXPIRED|CERT_NOT_YET_VALID|ERR_TLS_CERT_ALTNAME_INVALID/i;
+  let e: unknown = error;
+  for (let depth = 0; depth < 5 && e !== undefined && e !== null; depth++) {
+    if (typeof e === "object") {
+      const { message, code, name } = e as { message?: unknown; code?: unknown; name?: unknown };
+      for (const text of [message, code, name]) {
+        if (typeof text === "string" && connect.test(text)) return true;
+      }
+      e = (e as { cause?: unknown }).cause;
+    } else {
+      return typeof e === "string" && connect.test(e);
+    }
+  }
+  return false;
+}
+
+/**
+ * Turns a non-2xx answer to a forwarded write into an error answer. A body of
+ * the API.md shape keeps its code, message and other fields (as `details`).
+ * Without one, or with the code `internal` (a bug on the leader), the status
+ * decides: a 5xx other than 503 leaves the outcome unknown (`timeout`), any
+ * other status means nothing was written (`unavailable`).
+ */
+function errorAnswer(status: number, text: string, to: string): ForwardedAnswer {
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    body = undefined;
+  }
+  const error = (body as { error?: unknown } | undefined)?.error;
+  const fallback = status >= 500 && status !== 503 ? "timeout" : "unavailable";
+  if (typeof error === "object" && error !== null) {
+    const { code, message, ...details } = error as Record<string, unknown>;
+    const usable = typeof code === "string" && /^[a-z_]{1,64}$/.test(code) && code !== "internal";
+    return {
+      ok: false,
+      code: usable ? code : fallback,
+      message: typeof message === "string" ? message : `The leader ${to} answered ${status}`,
+      ...(Object.keys(details).length > 0 ? { details } : {}),
+    };
+  }
+  return {
+    ok: false,
+    code: fallback,
+    message: `The leader ${to} answered ${status} without an error body`,
+  };
+}
