@@ -81,6 +81,8 @@ export class ForwardClient {
   readonly #options: ForwardClientOptions;
   /** Forwarded writes sent (their request started). */
   #forwards = 0;
+  /** The forwards in flight, aborted together when `closing` aborts. */
+  readonly #inFlight = new Set<AbortController>();
 
   /**
    * Creates a client.
@@ -89,6 +91,11 @@ export class ForwardClient {
    */
   constructor(options: ForwardClientOptions) {
     this.#options = options;
+    // One listener for all forwards: a listener per forward would pile up
+    // on the shared signal (Node warns past 10).
+    options.closing.addEventListener("abort", () => {
+      for (const controller of this.#inFlight) controller.abort(options.closing.reason);
+    }, { once: true });
   }
 
   /** Forwarded writes sent since the client was created. */
@@ -107,8 +114,10 @@ export class ForwardClient {
   async forward(request: ForwardRequest): Promise<ForwardedAnswer> {
     const { to, proposal, signal } = request;
     if (signal.aborted) throw cancelledBeforeSending(to);
+    if (this.#options.closing.aborted) throw cancelledBeforeSending(to);
     const controller = new AbortController();
-    const unlink = linkAbort(controller, [signal, this.#options.closing]);
+    this.#inFlight.add(controller);
+    const unlink = linkAbort(controller, [signal]);
     // The leader answers within `timeoutMs`; give the answer time to travel.
     const timer = setTimeout(
       () => controller.abort(new DOMException("The forwarded write timed out", "TimeoutError")),
@@ -119,6 +128,7 @@ export class ForwardClient {
     } finally {
       clearTimeout(timer);
       unlink();
+      this.#inFlight.delete(controller);
     }
   }
 
