@@ -176,7 +176,11 @@ export function handleSnapshot(r: RaftState, m: SnapshotMessage): void {
  * @param m The heartbeat, from the leader of the current term.
  */
 export function handleHeartbeat(r: RaftState, m: HeartbeatMessage): void {
-  r.log.commitTo(m.commit);
+  // A leader sends at most what it knows we hold; past our log, the commit
+  // index is not one to follow (a bug or a forgery), and stopping the node
+  // over it would let any sender stop it.
+  if (m.commit <= r.log.lastIndex()) r.log.commitTo(m.commit);
+  else r.refused++;
   r.seen = { tick: r.ticks, ticksAgo: m.seen };
   send(r, {
     type: "heartbeatResponse",

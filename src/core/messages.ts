@@ -8,6 +8,14 @@
 import type { Entry } from "./entry.ts";
 import type { SnapshotMeta } from "./log.ts";
 
+/**
+ * The highest term a message may carry. A cluster's own terms never get
+ * near it (it takes 2^48 elections); a forged message with a term just
+ * below it still leaves 2^53 − 2^48 terms to count up through, so no input
+ * can push a cluster to a term it cannot increment.
+ */
+export const TERM_MAX: number = 2 ** 48;
+
 /** Fields every message has: who sent it, to whom, and in which term. */
 export interface Envelope {
   /** Sender id. */

@@ -31,6 +31,7 @@ export {
 } from "./errors.ts";
 export { EMPTY_SNAPSHOT, type LogView, type SnapshotMeta, type TermIndex } from "./log.ts";
 export type * from "./messages.ts";
+export { TERM_MAX } from "./messages.ts";
 export { type Prng, seededPrng } from "./prng.ts";
 export { Raft } from "./raft.ts";
 export type {

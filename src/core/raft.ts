@@ -31,7 +31,7 @@ import { MembershipError, NotLeaderError } from "./errors.ts";
 import { stepFollower } from "./follower.ts";
 import { changeMembers, leaderReadIndex, propose, stepLeader, tickLeader } from "./leader.ts";
 import { EMPTY_SNAPSHOT, type LogView, RaftLog, readOnlyLog, type SnapshotMeta } from "./log.ts";
-import type { Message } from "./messages.ts";
+import { type Message, TERM_MAX } from "./messages.ts";
 import { ProgressTracker } from "./progress.ts";
 import { flushAppends, maybeCommit, owesAppends, seenTicks } from "./replication.ts";
 import {
@@ -232,6 +232,7 @@ export class Raft {
       config,
       configIndex: index,
       voter: isVoter(r),
+      refusedMessages: r.refused,
     };
   }
 
@@ -418,6 +419,11 @@ export class Raft {
   step(m: Message): void {
     const r = this.#r;
     if (m.to !== this.id) return;
+    // No peer may push this node to a term it could not count up from.
+    if (m.term > TERM_MAX) {
+      r.refused++;
+      return;
+    }
     // Terms first (thesis §3.3): a newer term makes this node a follower in
     // it, an older one marks the message stale.
     if (m.term > r.term) {

@@ -90,6 +90,12 @@ export interface RaftState extends RaftSettings {
 
   /** Ticks since start: the unit of the alive list; never decreases. */
   ticks: number;
+  /**
+   * Messages refused because no correct peer sends them (a term past
+   * `TERM_MAX`, a heartbeat committing past this log): a bug or a forgery.
+   * Never decreases.
+   */
+  refused: number;
   /** Tick at which the leader was last heard from (followers); -1 before that. */
   leaderHeardTick: number;
   /** The leader's alive list from its last heartbeat, and the tick it arrived. */
@@ -166,6 +172,7 @@ export function createRaftState(
     receiver: new SnapshotReceiver(),
     timeMs: 0,
     ticks: 0,
+    refused: 0,
     leaderHeardTick: -1,
     seen: { tick: 0, ticksAgo: {} },
     electionElapsed: 0,

@@ -163,6 +163,12 @@ export interface RaftStatus {
   readonly configIndex: number;
   /** Whether this node votes in the configuration in force. */
   readonly voter: boolean;
+  /**
+   * Messages refused because no correct peer sends them (a term past
+   * `TERM_MAX`, a heartbeat committing past this log): each is a bug or a
+   * forgery, worth an operator's look.
+   */
+  readonly refusedMessages: number;
 }
 
 /** A leader's view of one follower's replication. */

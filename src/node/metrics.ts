@@ -139,6 +139,8 @@ export interface MetricsView {
   readonly appliedIndex: number;
   /** Last log index. */
   readonly lastIndex: number;
+  /** Peer messages refused as impossible from a correct peer. */
+  readonly refusedMessages: number;
 }
 
 /**
@@ -221,6 +223,13 @@ export function nodeMetrics(stats: NodeStats, st: MetricsView): string {
       help: "Snapshot chunks sent to followers behind the compacted log.",
       type: "counter",
       value: stats.snapshotChunksSent,
+    },
+    {
+      name: "watercraft_peer_messages_refused_total",
+      help:
+        "Peer messages no correct peer sends (a term past the bound, a commit past the log): a bug or a forgery.",
+      type: "counter",
+      value: st.refusedMessages,
     },
     {
       name: "watercraft_leader_changes_total",

@@ -9,7 +9,11 @@
 
 import { strictEqual } from "node:assert/strict";
 import { createEntry, type Entry } from "../../src/core/entry.ts";
-import type { AppendMessage, AppendResponseMessage } from "../../src/core/messages.ts";
+import {
+  type AppendMessage,
+  type AppendResponseMessage,
+  TERM_MAX,
+} from "../../src/core/messages.ts";
 import { bootstrapCluster, type Cluster, ofType } from "./_harness.ts";
 
 const encoder = new TextEncoder();
@@ -123,4 +127,58 @@ Deno.test("§5.3 Log Matching over the hash chain: appends must link to the foll
     strictEqual(response.success, true);
     strictEqual(cluster.node("n2").log.lastIndex(), 3);
   });
+});
+
+// ------------------------------------------------- input no peer may crash or wedge a node with
+
+Deno.test("a follower ignores a heartbeat whose commit index is past its log, and keeps going", () => {
+  const cluster = bootstrapCluster(["n1", "n2", "n3"]);
+  const n1 = cluster.elect("n1");
+  const n2 = cluster.node("n2");
+  const before = n2.log.committed;
+  n2.step({
+    type: "heartbeat",
+    from: "n1",
+    to: "n2",
+    term: n1.term,
+    commit: n2.log.lastIndex() + 1000,
+    context: null,
+    seen: {},
+  });
+  strictEqual(n2.log.committed, before);
+  // It still answers, and still follows the leader.
+  strictEqual(ofType(n2.ready().messages, "heartbeatResponse").length, 1);
+  n2.advance();
+  strictEqual(n2.leader, "n1");
+});
+
+Deno.test("Raft.step() drops a message whose term is past TERM_MAX: the term stays incrementable", () => {
+  const cluster = bootstrapCluster(["n1", "n2", "n3"]);
+  const n1 = cluster.elect("n1");
+  const term = n1.term;
+  for (const forged of [TERM_MAX + 1, Number.MAX_SAFE_INTEGER]) {
+    n1.step({
+      type: "heartbeat",
+      from: "n2",
+      to: "n1",
+      term: forged,
+      commit: 0,
+      context: null,
+      seen: {},
+    });
+    strictEqual(n1.term, term);
+    strictEqual(n1.role, "leader");
+  }
+  // Up to TERM_MAX a newer term is obeyed, and the term after it is still safe.
+  n1.step({
+    type: "heartbeat",
+    from: "n2",
+    to: "n1",
+    term: TERM_MAX,
+    commit: 0,
+    context: null,
+    seen: {},
+  });
+  strictEqual(n1.term, TERM_MAX);
+  strictEqual(Number.isSafeInteger(n1.term + 1), true);
 });

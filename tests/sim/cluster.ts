@@ -550,6 +550,12 @@ class Simulation {
   #observe(node: SimNode): void {
     const raft = node.raft;
     if (raft === null) return;
+    // Nobody here forges messages: a refused one means some node sent what
+    // no correct node sends.
+    const refused = raft.status().refusedMessages;
+    if (refused > 0) {
+      throw new Violation("impossible message", `${raft.id} refused ${refused} message(s)`);
+    }
     if (raft.role === "leader" && this.#checker.leaders.get(raft.term) !== raft.id) {
       this.#checker.becameLeader(raft);
     }

@@ -44,7 +44,7 @@ import {
 } from "../../binary/mod.ts";
 import { type Member, NODE_ID_PATTERN, NODE_ID_RULE } from "../../core/config.ts";
 import type { Entry } from "../../core/entry.ts";
-import type { Message, MessageType } from "../../core/messages.ts";
+import { type Message, type MessageType, TERM_MAX } from "../../core/messages.ts";
 import {
   boundedText,
   NODE_ID_BYTES_MAX,
@@ -231,7 +231,9 @@ export function readMessage(r: ByteReader): Message {
   }
   const from = readId(r, "from");
   const to = readId(r, "to");
+  const termAt = r.offset;
   const term = r.u53("term");
+  if (term > TERM_MAX) throw new MalformedError("term", termAt, `${term} is over ${TERM_MAX}`);
   // Object literals evaluate their values in order: each read follows the layout.
   switch (code) {
     case 1:

@@ -12,7 +12,7 @@
 import { deepStrictEqual, notStrictEqual, ok, strictEqual, throws } from "node:assert/strict";
 import { ByteWriter } from "../../../src/binary/mod.ts";
 import { createEntry, type Entry, GENESIS_HASH } from "../../../src/core/entry.ts";
-import type { Message } from "../../../src/core/messages.ts";
+import { type Message, TERM_MAX } from "../../../src/core/messages.ts";
 import { type Prng, randomInt, seededPrng } from "../../../src/core/prng.ts";
 import { WaterCraftError } from "../../../src/errors.ts";
 import {
@@ -69,12 +69,12 @@ const MESSAGES: { name: string; input: Message }[] = [
     },
   },
   {
-    name: "vote at the largest safe term",
+    name: "vote at the highest term a peer may send",
     input: {
       type: "vote",
       from: "a",
       to: "b",
-      term: Number.MAX_SAFE_INTEGER,
+      term: TERM_MAX,
       preVote: false,
       transfer: true,
       lastIndex: 2 ** 32,
@@ -1264,7 +1264,11 @@ function randomEntry(prng: Prng, index: number): Entry {
 }
 
 function randomMessage(prng: Prng): Message {
-  const envelope = { from: randomId(prng), to: randomId(prng), term: randomCount(prng) };
+  const envelope = {
+    from: randomId(prng),
+    to: randomId(prng),
+    term: Math.min(randomCount(prng), TERM_MAX),
+  };
   const context = (): string | null => prng.next() < 0.3 ? null : randomText(prng, 1024);
   switch (randomInt(prng, 12)) {
     case 0:
@@ -1550,4 +1554,14 @@ Deno.test("decoders throw only FrameError on thousands of random and mutated fra
   // Both outcomes happen often enough for the test to mean something.
   ok(refused > 10_000, `only ${refused} mutations refused`);
   ok(accepted > 100, `only ${accepted} mutations accepted`);
+});
+
+Deno.test("decodeMessages() refuses a term past TERM_MAX: no peer can wedge a cluster's terms", () => {
+  const at = (term: number) => encodeMessages([{ type: "timeoutNow", from: "n1", to: "n2", term }]);
+  strictEqual(decodeMessages(at(TERM_MAX))[0]!.term, TERM_MAX);
+  throws(
+    () => decodeMessages(at(TERM_MAX + 1)),
+    (e: unknown) => e instanceof FrameError && /term .* is over/.test(e.message),
+  );
+  throws(() => decodeMessages(at(Number.MAX_SAFE_INTEGER)), FrameError);
 });
