@@ -15,9 +15,7 @@
 
 import { type Clock, systemClock, type TimerId } from "../clock.ts";
 import { AssertionError } from "../core/assert.ts";
-import type { Configuration } from "../core/config.ts";
 import type { Entry } from "../core/entry.ts";
-import { NotLeaderError } from "../core/errors.ts";
 import type { Message } from "../core/messages.ts";
 import type { Raft } from "../core/raft.ts";
 import type { HardState, SoftState } from "../core/types.ts";
@@ -55,7 +53,8 @@ import {
   roleName,
 } from "./options.ts";
 import { memberStatuses } from "./status.ts";
-import { ReadBatcher } from "./reads.ts";
+import { PeerDirectory } from "./peers.ts";
+import { askReadIndex, ReadBatcher } from "./reads.ts";
 import { settleKept } from "./sessions.ts";
 import { PendingWrites, type WaitFor } from "./writes.ts";
 import { Applier } from "./apply.ts";
@@ -121,12 +120,8 @@ export class WaterCraftNode implements PeerHandler {
   #failure: unknown = null;
   #looping: Promise<void> | null = null;
   #tickTimer: TimerId | null = null;
-  #configIndex = -1;
-  #config: Configuration = { members: [] };
   /** Highest index the state machine reflects (ahead of the core's until `advance()`). */
   #applied = 0;
-  /** Peers known from joining, until the replicated configuration names them. */
-  readonly #extraPeers = new Map<string, string>();
 
   readonly #stats = nodeStats();
   readonly #relayed = new RelayedWrites();
@@ -134,6 +129,7 @@ export class WaterCraftNode implements PeerHandler {
   readonly #reads: ReadBatcher;
   readonly #leaderWatch: LeaderWatch;
   readonly #cluster: ClusterOps;
+  readonly #peers: PeerDirectory;
 
   /**
    * Creates a stopped node; {@linkcode createNode} also starts it.
@@ -152,12 +148,13 @@ export class WaterCraftNode implements PeerHandler {
     this.#transport = options.transport;
     this.#clock = options.clock ?? systemClock();
     this.#onError = options.onError ?? ((e) => console.error("watercraft:", e));
+    this.#peers = new PeerDirectory(this.id, this.url, this.#transport);
     this.#writes = new PendingWrites(this.#clock, (ms) => this.#stats.replication.observeMs(ms));
     this.#leaderWatch = new LeaderWatch(this.#clock);
     this.#reads = new ReadBatcher(this.id, {
       clock: this.#clock,
       retryMs: this.#settings.electionMs,
-      readIndex: (context) => this.#readIndex(context),
+      readIndex: (context) => !this.#stopped && askReadIndex(this.#raft, context),
       schedule: () => this.#schedule(),
     });
     this.#cluster = new ClusterOps({
@@ -166,7 +163,7 @@ export class WaterCraftNode implements PeerHandler {
       heartbeatMs: this.#settings.heartbeatMs,
       electionMs: this.#settings.electionMs,
       raft: () => this.#raft,
-      config: () => this.#config,
+      config: () => this.#peers.config,
       leaderHint: () => this.#leaderHint(),
       awaitLeader: (deadline) => this.#awaitLeader(deadline),
       awaitCommitted: (entry, deadline) => this.#writes.wait(entry, "committed", deadline),
@@ -175,11 +172,7 @@ export class WaterCraftNode implements PeerHandler {
       transport: this.#transport,
       url: this.url,
       readOnly: this.readOnly,
-      learnPeers: (members) => {
-        // Until our log holds the configuration, this is how we answer the leader.
-        for (const m of members) if (m.url && m.id !== this.id) this.#extraPeers.set(m.id, m.url);
-        this.#updatePeers();
-      },
+      learnPeers: (members) => this.#peers.learn(members),
     });
   }
 
@@ -192,10 +185,10 @@ export class WaterCraftNode implements PeerHandler {
     this.#durableHard = state.hardState;
     this.#raft = recoverRaft(this.#options, this.#settings, state);
     this.#applied = this.#raft.log.applied;
-    this.#refreshConfig();
+    this.#peers.refresh(this.#raft.log);
     await this.#transport.start(this.id, this);
     // The original node of a new one-member cluster leads at once.
-    const voters = this.#config.members.filter((m) => m.voter);
+    const voters = this.#peers.config.members.filter((m) => m.voter);
     if (voters.length === 1 && voters[0]!.id === this.id) this.#raft.campaign();
     this.#armTick();
     this.#schedule();
@@ -350,17 +343,6 @@ export class WaterCraftNode implements PeerHandler {
     return { value: this.#applier.query(query), index: this.#applied };
   }
 
-  #readIndex(context: string): boolean {
-    if (this.#stopped) return false;
-    try {
-      this.#raft.readIndex(context);
-      return true;
-    } catch (e) {
-      if (e instanceof NotLeaderError) return false;
-      throw e;
-    }
-  }
-
   // ------------------------------------------------------------ cluster
 
   /**
@@ -447,8 +429,8 @@ export class WaterCraftNode implements PeerHandler {
 
   /** The member list with the alive list, as `/v1/members` reports it. */
   members(): { leader: LeaderHint | null; configIndex: number; members: MemberStatus[] } {
-    const members = memberStatuses(this.#config, this.#raft.seenTicks(), this.#settings);
-    return { leader: this.#leaderHint(), configIndex: this.#configIndex, members };
+    const members = memberStatuses(this.#peers.config, this.#raft.seenTicks(), this.#settings);
+    return { leader: this.#leaderHint(), configIndex: this.#peers.configIndex, members };
   }
 
   /** The head: hash, index and term of the latest applied entry. */
@@ -590,7 +572,7 @@ export class WaterCraftNode implements PeerHandler {
         for (const rs of rd.readStates) this.#reads.confirmed(rs, this.#applied);
         if (rd.softState !== null) this.#onSoftState(rd.softState);
         this.#raft.advance();
-        this.#refreshConfig();
+        this.#peers.refresh(this.#raft.log);
         this.#reads.release(this.#applied);
         this.#leaderWatch.wake(this.#raft.leader);
         await this.#maybeSnapshot();
@@ -642,11 +624,8 @@ export class WaterCraftNode implements PeerHandler {
   }
 
   /**
-   * Fails waiting clients one election timeout after this node lost its
-   * leadership (writes: their outcome is unknown, 504) or its leader (reads:
-   * 503), unless it has them back by then: a client learns within about an
-   * election timeout, not at its own deadline, that a cut-off node cannot
-   * serve it.
+   * Fails waiting clients (writes 504: outcome unknown; reads 503) one election
+   * timeout after this node lost its leadership or leader, unless it is back.
    */
   #failFast(what: "writes" | "reads"): void {
     this.#clock.setTimer(() => {
@@ -672,21 +651,6 @@ export class WaterCraftNode implements PeerHandler {
     return this.#leaderWatch.leader(this.#raft.leader, Math.min(deadline, limit));
   }
 
-  #refreshConfig(): void {
-    const { index, config } = this.#raft.log.config();
-    if (index === this.#configIndex) return;
-    this.#configIndex = index;
-    this.#config = config;
-    this.#updatePeers();
-  }
-
-  #updatePeers(): void {
-    const peers = new Map<string, string>(this.#extraPeers);
-    for (const m of this.#config.members) if (m.url) peers.set(m.id, m.url);
-    peers.delete(this.id);
-    this.#transport.setPeers(peers);
-  }
-
   // ------------------------------------------------------------ helpers
 
   #head(): { head: string; index: number; term: number } {
@@ -699,10 +663,7 @@ export class WaterCraftNode implements PeerHandler {
   readonly #headHash = (): string => this.#head().head;
 
   #leaderHint(): LeaderHint | null {
-    const id = this.#raft?.leader ?? null;
-    if (id === null) return null;
-    const member = this.#config.members.find((m) => m.id === id);
-    return { id, url: member?.url ?? (id === this.id ? this.url : null) };
+    return this.#peers.leaderHint(this.#raft?.leader ?? null);
   }
 
   #assertRunning(): void {

@@ -8,6 +8,8 @@
  */
 
 import type { Clock, TimerId } from "../clock.ts";
+import { NotLeaderError } from "../core/errors.ts";
+import type { Raft } from "../core/raft.ts";
 import type { ReadState } from "../core/types.ts";
 import { UnavailableError } from "../errors.ts";
 
@@ -165,5 +167,22 @@ export class ReadBatcher {
     const at = inRound.indexOf(waiter);
     if (at >= 0) inRound.splice(at, 1);
     this.#awaitingApply = this.#awaitingApply.filter((r) => r !== waiter);
+  }
+}
+
+/**
+ * Asks the core to confirm leadership for a round.
+ *
+ * @param raft The node's core.
+ * @param context The round's context.
+ * @returns False when no leader is known: the round waits for one.
+ */
+export function askReadIndex(raft: Raft, context: string): boolean {
+  try {
+    raft.readIndex(context);
+    return true;
+  } catch (e) {
+    if (e instanceof NotLeaderError) return false;
+    throw e;
   }
 }
