@@ -9,12 +9,19 @@ import type { Entry } from "./entry.ts";
 import type { SnapshotMeta } from "./log.ts";
 
 /**
- * The highest term a message may carry. A cluster's own terms never get
- * near it (it takes 2^48 elections); a forged message with a term just
- * below it still leaves 2^53 − 2^48 terms to count up through, so no input
- * can push a cluster to a term it cannot increment.
+ * The highest term a peer may move a node to in one message. A cluster's
+ * own terms never get near it (it takes 2^48 elections). Past it, a node
+ * follows a term at most {@linkcode TERM_STEP_MAX} above its own, so that a
+ * forger needs billions of messages to climb to the last safe integer,
+ * while elections past the bound still count up one by one.
  */
 export const TERM_MAX: number = 2 ** 48;
+
+/** How far past {@linkcode TERM_MAX} one message may move a node's term. */
+export const TERM_STEP_MAX: number = 2 ** 20;
+
+/** The highest term the wire carries: what a node can still count up from. */
+export const TERM_WIRE_MAX: number = Number.MAX_SAFE_INTEGER - 2 ** 21;
 
 /** Fields every message has: who sent it, to whom, and in which term. */
 export interface Envelope {

@@ -31,7 +31,7 @@ import { MembershipError, NotLeaderError } from "./errors.ts";
 import { stepFollower } from "./follower.ts";
 import { changeMembers, leaderReadIndex, propose, stepLeader, tickLeader } from "./leader.ts";
 import { EMPTY_SNAPSHOT, type LogView, RaftLog, readOnlyLog, type SnapshotMeta } from "./log.ts";
-import { type Message, TERM_MAX } from "./messages.ts";
+import { type Message, TERM_MAX, TERM_STEP_MAX } from "./messages.ts";
 import { ProgressTracker } from "./progress.ts";
 import { flushAppends, maybeCommit, owesAppends, seenTicks } from "./replication.ts";
 import {
@@ -420,7 +420,7 @@ export class Raft {
     const r = this.#r;
     if (m.to !== this.id) return;
     // No peer may push this node to a term it could not count up from.
-    if (m.term > TERM_MAX) {
+    if (m.term > Math.max(TERM_MAX, r.term + TERM_STEP_MAX)) {
       r.refused++;
       return;
     }

@@ -11,6 +11,7 @@
  * @module
  */
 
+import { encodeCanonical } from "./canonical_json.ts";
 import { keyProblem } from "./index.ts";
 import type { ParsedCommand } from "./schemas.ts";
 
@@ -99,8 +100,20 @@ function text(data: Uint8Array, start: number, end: number): string {
   return decoder.decode(data.subarray(start, end));
 }
 
-/** A value's canonical JSON text, which is never empty. */
+/**
+ * A value's canonical JSON text, checked: bytes that no edge made (a peer's
+ * bug or forgery) must be refused here, alike on every node, not stored to
+ * break a later read, apply or snapshot. One parse per value, at apply.
+ */
 function json(data: Uint8Array, start: number, end: number): string {
   if (start === end) throw new RangeError("Key-value command value is empty");
-  return text(data, start, end);
+  const value = text(data, start, end);
+  let canonical: string;
+  try {
+    canonical = encodeCanonical(JSON.parse(value));
+  } catch {
+    throw new RangeError("Key-value command value is not JSON");
+  }
+  if (canonical !== value) throw new RangeError("Key-value command value is not canonical JSON");
+  return value;
 }

@@ -55,7 +55,7 @@ export class Applier {
    * @throws {RejectedError} When the validator refuses it.
    */
   encode(command: unknown): Uint8Array {
-    const validated = this.#sm.validate ? this.#sm.validate(command) : command;
+    const validated = this.#validate(command);
     return this.#sm.encode
       ? this.#sm.encode(validated)
       : encoder.encode(JSON.stringify(validated ?? null));
@@ -79,9 +79,11 @@ export class Applier {
       const kept = key === undefined ? undefined : this.sessions.kept(key);
       // A retry that reached the log twice: the first entry and its result stand.
       if (kept !== undefined) return { outcome: kept.outcome, as: kept, ran: false };
+      // JSON bytes go through the validator again: a leader takes a peer's
+      // forwarded bytes as they are, and only the validator knows the shape.
       command = this.#sm.decode
         ? this.#sm.decode(opened.command)
-        : JSON.parse(decoder.decode(opened.command));
+        : this.#validate(JSON.parse(decoder.decode(opened.command)));
     } catch (err) {
       // Bytes no node's `encode` made (they bypassed `validate`): refused
       // alike on every node, since decoding is deterministic.
@@ -110,6 +112,10 @@ export class Applier {
       this.sessions.keep(key, result);
     }
     return { outcome, ran: true };
+  }
+
+  #validate(command: unknown): unknown {
+    return this.#sm.validate ? this.#sm.validate(command) : command;
   }
 
   /**

@@ -14,7 +14,7 @@ import {
   type AppendResponseMessage,
   TERM_MAX,
 } from "../../src/core/messages.ts";
-import { bootstrapCluster, type Cluster, ofType } from "./_harness.ts";
+import { bootstrapCluster, type Cluster, ELECTION_TICKS, ofType } from "./_harness.ts";
 
 const encoder = new TextEncoder();
 
@@ -152,33 +152,40 @@ Deno.test("a follower ignores a heartbeat whose commit index is past its log, an
   strictEqual(n2.leader, "n1");
 });
 
-Deno.test("Raft.step() drops a message whose term is past TERM_MAX: the term stays incrementable", () => {
+Deno.test("Raft.step() refuses terms no peer may push it to, and elections past TERM_MAX still work", () => {
   const cluster = bootstrapCluster(["n1", "n2", "n3"]);
   const n1 = cluster.elect("n1");
   const term = n1.term;
-  for (const forged of [TERM_MAX + 1, Number.MAX_SAFE_INTEGER]) {
-    n1.step({
-      type: "heartbeat",
-      from: "n2",
-      to: "n1",
-      term: forged,
-      commit: 0,
-      context: null,
-      seen: {},
-    });
-    strictEqual(n1.term, term);
-    strictEqual(n1.role, "leader");
-  }
-  // Up to TERM_MAX a newer term is obeyed, and the term after it is still safe.
-  n1.step({
-    type: "heartbeat",
+  const heartbeat = (to: string, t: number) => ({
+    type: "heartbeat" as const,
     from: "n2",
-    to: "n1",
-    term: TERM_MAX,
+    to,
+    term: t,
     commit: 0,
     context: null,
     seen: {},
   });
-  strictEqual(n1.term, TERM_MAX);
-  strictEqual(Number.isSafeInteger(n1.term + 1), true);
+  for (const forged of [TERM_MAX + 1, Number.MAX_SAFE_INTEGER]) {
+    n1.step(heartbeat("n1", forged));
+    strictEqual(n1.term, term);
+    strictEqual(n1.role, "leader");
+  }
+  strictEqual(n1.status().refusedMessages, 2);
+  // A forged term of exactly TERM_MAX is followed, everywhere: the cluster
+  // must still elect leaders at the terms after it.
+  for (const id of ["n1", "n2", "n3"]) {
+    cluster.node(id).step({ ...heartbeat(id, TERM_MAX), from: id === "n2" ? "n3" : "n2" });
+  }
+  for (const id of ["n1", "n2", "n3"]) strictEqual(cluster.node(id).term, TERM_MAX);
+  // The forged "leader" falls silent; the nodes elect one of their own.
+  let leader: string | undefined;
+  for (let i = 0; i < 50 * ELECTION_TICKS && leader === undefined; i++) {
+    for (const id of ["n1", "n2", "n3"]) cluster.node(id).tick();
+    cluster.settle();
+    leader = ["n1", "n2", "n3"].find((id) => cluster.node(id).role === "leader");
+  }
+  strictEqual(leader !== undefined, true, "no leader past TERM_MAX");
+  const next = cluster.node(leader!);
+  strictEqual(next.term > TERM_MAX, true);
+  strictEqual(Number.isSafeInteger(next.term + 1), true);
 });

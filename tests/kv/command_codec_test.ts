@@ -41,6 +41,17 @@ Deno.test("decodeKvCommand() refuses bytes that no edge made", async (t) => {
       want: /expect runs past/,
     },
     { name: "not UTF-8", data: Uint8Array.of(1, 0, 1, 0xff, 49), want: /./ },
+    { name: "a value that is not JSON", data: Uint8Array.of(1, 0, 1, 97, 123), want: /not JSON/ },
+    {
+      name: "a value that is JSON but not canonical",
+      data: new Uint8Array([1, 0, 1, 97, ...new TextEncoder().encode('{"b":1,"a":2}')]),
+      want: /not canonical/,
+    },
+    {
+      name: "a value that would splice into a snapshot",
+      data: new Uint8Array([1, 0, 1, 97, ...new TextEncoder().encode('1],["zz",2')]),
+      want: /not JSON/,
+    },
   ];
   for (const row of rows) {
     await t.step(row.name, () => {

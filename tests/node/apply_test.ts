@@ -42,6 +42,10 @@ Deno.test("Applier.apply() refuses bytes no edge made, and keeps applying", asyn
       name: "an envelope around bytes the machine cannot decode",
       data: sealEnvelope(Uint8Array.of(9), undefined),
     },
+    {
+      name: "a put whose value is not JSON (a later put of the key must still apply)",
+      data: sealEnvelope(Uint8Array.of(1, 0, 1, 97, 123), undefined),
+    },
   ];
   for (const row of rows) {
     await t.step(row.name, () => {

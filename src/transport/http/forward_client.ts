@@ -246,27 +246,21 @@ function isConnectFailure(error: unknown): boolean {
  * other status means nothing was written (`unavailable`).
  */
 function errorAnswer(status: number, text: string, to: string): ForwardedAnswer {
-  let body: unknown;
+  // A non-2xx answer refuses the peer request itself (its proof, its size, its
+  // shape) or reports a fault: the client's write was not judged, so the
+  // client must not see the leader's code (a 401 here says nothing about the
+  // client's token). Nothing was written, except after a fault (5xx), where
+  // the outcome is unknown.
+  let message: unknown;
   try {
-    body = JSON.parse(text);
+    message = (JSON.parse(text) as { error?: { message?: unknown } }).error?.message;
   } catch {
-    body = undefined;
+    message = undefined;
   }
-  const error = (body as { error?: unknown } | undefined)?.error;
-  const fallback = status >= 500 && status !== 503 ? "timeout" : "unavailable";
-  if (typeof error === "object" && error !== null) {
-    const { code, message, ...details } = error as Record<string, unknown>;
-    const usable = typeof code === "string" && /^[a-z_]{1,64}$/.test(code) && code !== "internal";
-    return {
-      ok: false,
-      code: usable ? code : fallback,
-      message: typeof message === "string" ? message : `The leader ${to} answered ${status}`,
-      ...(Object.keys(details).length > 0 ? { details } : {}),
-    };
-  }
+  const reason = typeof message === "string" ? `: ${message.slice(0, 300)}` : "";
   return {
     ok: false,
-    code: fallback,
-    message: `The leader ${to} answered ${status} without an error body`,
+    code: status >= 500 && status !== 503 ? "timeout" : "unavailable",
+    message: `The leader ${to} refused the forwarded write (${status})${reason}`,
   };
 }

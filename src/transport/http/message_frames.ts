@@ -44,7 +44,7 @@ import {
 } from "../../binary/mod.ts";
 import { type Member, NODE_ID_PATTERN, NODE_ID_RULE } from "../../core/config.ts";
 import type { Entry } from "../../core/entry.ts";
-import { type Message, type MessageType, TERM_MAX } from "../../core/messages.ts";
+import { type Message, type MessageType, TERM_WIRE_MAX } from "../../core/messages.ts";
 import {
   boundedText,
   NODE_ID_BYTES_MAX,
@@ -233,7 +233,9 @@ export function readMessage(r: ByteReader): Message {
   const to = readId(r, "to");
   const termAt = r.offset;
   const term = r.u53("term");
-  if (term > TERM_MAX) throw new MalformedError("term", termAt, `${term} is over ${TERM_MAX}`);
+  if (term > TERM_WIRE_MAX) {
+    throw new MalformedError("term", termAt, `${term} is over ${TERM_WIRE_MAX}`);
+  }
   // Object literals evaluate their values in order: each read follows the layout.
   switch (code) {
     case 1:

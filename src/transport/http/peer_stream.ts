@@ -86,14 +86,18 @@ export class PeerStream {
       if (!this.#wrote && !this.#full) this.write(options.keepalive);
       this.#wrote = false;
     }, options.keepaliveMs);
-    options.fetch(options.url + STREAM_PATH, {
-      method: "POST",
-      headers: { ...options.headers, "content-type": "application/octet-stream" },
-      body,
-      signal: this.#abort.signal,
-      // A request body that is a stream must say so (fetch standard).
-      duplex: "half",
-    } as RequestInit).then(
+    // Through a promise, so that a fetch that throws at once ends the stream
+    // like one that fails later.
+    Promise.resolve().then(() =>
+      options.fetch(options.url + STREAM_PATH, {
+        method: "POST",
+        headers: { ...options.headers, "content-type": "application/octet-stream" },
+        body,
+        signal: this.#abort.signal,
+        // A request body that is a stream must say so (fetch standard).
+        duplex: "half",
+      } as RequestInit)
+    ).then(
       async (response) => {
         // The peer answers only when it ends the stream: refused, or closing.
         const text = await response.text().catch(() => "");

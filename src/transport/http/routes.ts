@@ -109,15 +109,31 @@ export function peerRoutes(handler: PeerHandler, options: PeerRoutesOptions = {}
     : createRequestVerifier({ secret: options.secret });
   const app = new Hono();
 
+  /** The open stream from each sender: a new one replaces it (one per sender, bounded). */
+  const streams = new Map<string, () => void>();
+
   app.post(STREAM_PATH, async (c) => {
     const from = await admitStream(c, verifier);
     const body = c.req.raw.body;
     if (body === null) return c.body(null, 204);
     const reader = body.getReader();
     const frames = new FrameReader({ frameBytesMax: limit });
+    // A sender reconnects after its stream broke; the old one may linger
+    // half-open: end it, so streams never pile up.
+    streams.get(from)?.();
+    const end = () => void reader.cancel().catch(() => {});
+    streams.set(from, end);
     try {
       for (;;) {
-        const { done, value } = await reader.read();
+        let chunk: ReadableStreamReadResult<Uint8Array>;
+        try {
+          chunk = await reader.read();
+        } catch {
+          // The sender hung up mid-stream (or a newer stream replaced this
+          // one): not an error of ours, and nothing more will come.
+          return c.body(null, 204);
+        }
+        const { done, value } = chunk;
         if (done) break;
         for (const frame of frames.push(value)) {
           if (handler.receive(from, fromSender(frame, from)) === false) {
@@ -133,6 +149,8 @@ export function peerRoutes(handler: PeerHandler, options: PeerRoutesOptions = {}
       // A stream out of step cannot be resynchronised: end it; the sender reconnects.
       await reader.cancel().catch(() => {});
       throw e;
+    } finally {
+      if (streams.get(from) === end) streams.delete(from);
     }
     return c.body(null, 204);
   });

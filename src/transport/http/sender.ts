@@ -295,7 +295,12 @@ class HttpTransportImpl implements HttpTransport {
       const base = url.replace(/\/+$/, "");
       const peer = this.#peers.get(id);
       if (peer !== undefined) {
-        peer.url = base;
+        if (peer.url !== base) {
+          peer.url = base;
+          // The open stream still goes to the old address.
+          peer.stream?.close();
+          peer.stream = null;
+        }
         continue;
       }
       this.#peers.set(id, {

@@ -12,7 +12,7 @@
 import { deepStrictEqual, notStrictEqual, ok, strictEqual, throws } from "node:assert/strict";
 import { ByteWriter } from "../../../src/binary/mod.ts";
 import { createEntry, type Entry, GENESIS_HASH } from "../../../src/core/entry.ts";
-import { type Message, TERM_MAX } from "../../../src/core/messages.ts";
+import { type Message, TERM_WIRE_MAX } from "../../../src/core/messages.ts";
 import { type Prng, randomInt, seededPrng } from "../../../src/core/prng.ts";
 import { WaterCraftError } from "../../../src/errors.ts";
 import {
@@ -74,7 +74,7 @@ const MESSAGES: { name: string; input: Message }[] = [
       type: "vote",
       from: "a",
       to: "b",
-      term: TERM_MAX,
+      term: TERM_WIRE_MAX,
       preVote: false,
       transfer: true,
       lastIndex: 2 ** 32,
@@ -1267,7 +1267,7 @@ function randomMessage(prng: Prng): Message {
   const envelope = {
     from: randomId(prng),
     to: randomId(prng),
-    term: Math.min(randomCount(prng), TERM_MAX),
+    term: Math.min(randomCount(prng), TERM_WIRE_MAX),
   };
   const context = (): string | null => prng.next() < 0.3 ? null : randomText(prng, 1024);
   switch (randomInt(prng, 12)) {
@@ -1556,11 +1556,11 @@ Deno.test("decoders throw only FrameError on thousands of random and mutated fra
   ok(accepted > 100, `only ${accepted} mutations accepted`);
 });
 
-Deno.test("decodeMessages() refuses a term past TERM_MAX: no peer can wedge a cluster's terms", () => {
+Deno.test("decodeMessages() refuses a term past TERM_WIRE_MAX: every term it carries can be incremented", () => {
   const at = (term: number) => encodeMessages([{ type: "timeoutNow", from: "n1", to: "n2", term }]);
-  strictEqual(decodeMessages(at(TERM_MAX))[0]!.term, TERM_MAX);
+  strictEqual(decodeMessages(at(TERM_WIRE_MAX))[0]!.term, TERM_WIRE_MAX);
   throws(
-    () => decodeMessages(at(TERM_MAX + 1)),
+    () => decodeMessages(at(TERM_WIRE_MAX + 1)),
     (e: unknown) => e instanceof FrameError && /term .* is over/.test(e.message),
   );
   throws(() => decodeMessages(at(Number.MAX_SAFE_INTEGER)), FrameError);

@@ -208,6 +208,37 @@ Deno.test("httpTransport reopens a stream the peer refused, and later messages a
   }
 });
 
+Deno.test("peerRoutes keeps one stream per sender: a new one ends the one before", async () => {
+  const peer = servePeer();
+  const open = () => {
+    let controller!: ReadableStreamDefaultController<Uint8Array>;
+    const body = new ReadableStream<Uint8Array>({ start: (c) => void (controller = c) });
+    const answered = fetch(peer.url + STREAM_PATH, {
+      method: "POST",
+      headers: { "X-Raft-From": "n1", "content-type": "application/octet-stream" },
+      body,
+      duplex: "half",
+    } as RequestInit);
+    return { controller, answered };
+  };
+  const first = open();
+  first.controller.enqueue(encodeMessages([heartbeat("n2", 1)]));
+  await waitFor(() => peer.rec.messages.length === 1, "the first stream's message");
+  const second = open();
+  second.controller.enqueue(encodeMessages([heartbeat("n2", 2)]));
+  await waitFor(() => peer.rec.messages.length === 2, "the second stream's message");
+  // The first stream is no longer read: what it carries now is not stepped.
+  first.controller.enqueue(encodeMessages([heartbeat("n2", 99)]));
+  second.controller.enqueue(encodeMessages([heartbeat("n2", 3)]));
+  await waitFor(() => peer.rec.messages.length === 3, "the second stream's next message");
+  deepStrictEqual(commits(peer.rec.messages), [1, 2, 3]);
+  first.controller.close();
+  second.controller.close();
+  strictEqual((await second.answered).status, 204);
+  await (await first.answered).body?.cancel();
+  await peer.server.shutdown();
+});
+
 Deno.test("httpTransport batches what queues while a request is in flight, in FIFO order", async () => {
   const peer = servePeer();
   const hold = gate();
@@ -531,7 +562,11 @@ Deno.test("httpTransport with the cluster secret is accepted; with a wrong one i
     });
     const refused = await bad.forward("n2", PROPOSAL, new AbortController().signal);
     ok(!refused.ok);
-    strictEqual(refused.code, "unauthorized");
+    strictEqual(refused.code, "unavailable");
+    ok(
+      !refused.ok && /refused the forwarded write \(401\)/.test(refused.message),
+      JSON.stringify(refused),
+    );
     strictEqual(peer.rec.forwards.length, 1);
   } finally {
     await good.close();
@@ -698,7 +733,11 @@ Deno.test("httpTransport.forward() returns the error of a non-2xx answer", async
     peer.rec.answer = () => Promise.reject(new Error("a bug on the leader"));
     const answer = await transport.forward("n2", PROPOSAL, new AbortController().signal);
     // A 500 leaves the outcome unknown.
-    deepStrictEqual(answer, { ok: false, code: "timeout", message: "Internal error" });
+    deepStrictEqual(answer, {
+      ok: false,
+      code: "timeout",
+      message: "The leader n2 refused the forwarded write (500): Internal error",
+    });
   } finally {
     await transport.close();
     await peer.server.shutdown();
