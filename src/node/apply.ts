@@ -55,7 +55,7 @@ export class Applier {
    * @throws {RejectedError} When the validator refuses it.
    */
   encode(command: unknown): Uint8Array {
-    const validated = this.#validate(command);
+    const validated = this.#sm.validate ? this.#sm.validate(command) : command;
     return this.#sm.encode
       ? this.#sm.encode(validated)
       : encoder.encode(JSON.stringify(validated ?? null));
@@ -79,11 +79,12 @@ export class Applier {
       const kept = key === undefined ? undefined : this.sessions.kept(key);
       // A retry that reached the log twice: the first entry and its result stand.
       if (kept !== undefined) return { outcome: kept.outcome, as: kept, ran: false };
-      // JSON bytes go through the validator again: a leader takes a peer's
-      // forwarded bytes as they are, and only the validator knows the shape.
+      // Without a `decode`, `apply` gets the JSON as it is: the validator may
+      // depend on state, so it is not run again here; `apply` refuses what it
+      // cannot take (the state machine's contract).
       command = this.#sm.decode
         ? this.#sm.decode(opened.command)
-        : this.#validate(JSON.parse(decoder.decode(opened.command)));
+        : JSON.parse(decoder.decode(opened.command));
     } catch (err) {
       // Bytes no node's `encode` made (they bypassed `validate`): refused
       // alike on every node, since decoding is deterministic.
@@ -112,10 +113,6 @@ export class Applier {
       this.sessions.keep(key, result);
     }
     return { outcome, ran: true };
-  }
-
-  #validate(command: unknown): unknown {
-    return this.#sm.validate ? this.#sm.validate(command) : command;
   }
 
   /**
