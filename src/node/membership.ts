@@ -51,14 +51,14 @@ export interface ClusterHost {
   learnPeers(members: JoinAnswer["members"]): void;
 }
 
-/** When and how far the leader evicts silent voters. */
+/** When and how far the leader evicts silent voters (the node's options). */
 export interface EvictionPolicy {
-  /** Remove a voter silent for longer than this, ms. */
-  readonly afterMs: number;
-  /** The fewest voters eviction leaves. */
-  readonly minVoters: number;
-  /** Where evictions are reported. */
-  readonly warn: (message: string) => void;
+  /** Remove a voter silent for longer than this, ms; no eviction without it. */
+  readonly evictAfterMs?: number;
+  /** The fewest voters eviction leaves. Default 3. */
+  readonly minVoters?: number;
+  /** Where evictions are reported. Default `console.warn`. */
+  readonly onWarning?: (message: string) => void;
 }
 
 /** The membership changes and transfers of one node. */
@@ -217,22 +217,23 @@ export class ClusterOps {
   maybeEvict(policy: EvictionPolicy, timeoutMs: number): void {
     const { clock, heartbeatMs } = this.#host;
     const raft = this.#host.raft();
-    if (this.#evicting || raft.role !== "leader") return;
+    const afterMs = policy.evictAfterMs;
+    if (afterMs === undefined || this.#evicting || raft.role !== "leader") return;
     const voters = this.#host.config().members.filter((m) => m.voter);
-    if (voters.length <= policy.minVoters) return;
+    if (voters.length <= (policy.minVoters ?? 3)) return;
+    const warn = policy.onWarning ?? ((message: string) => console.warn(`watercraft: ${message}`));
     const seen = raft.seenTicks();
     const sinceLeading = clock.now() - this.#leaderSinceMs;
     const silent = voters.find((m) => {
       if (m.id === this.#host.id) return false;
       const ticks = seen.get(m.id);
-      return (ticks === undefined ? sinceLeading : ticks * heartbeatMs) > policy.afterMs;
+      return (ticks === undefined ? sinceLeading : ticks * heartbeatMs) > afterMs;
     });
     if (silent === undefined) return;
     this.#evicting = true;
     this.remove(silent.id, timeoutMs).then(
-      () => policy.warn(`evicted member ${silent.id}: silent for over ${policy.afterMs} ms`),
-      (e) =>
-        policy.warn(`could not evict ${silent.id}: ${e instanceof Error ? e.message : String(e)}`),
+      () => warn(`evicted member ${silent.id}: silent for over ${afterMs} ms`),
+      (e) => warn(`could not evict ${silent.id}: ${e instanceof Error ? e.message : String(e)}`),
     ).finally(() => this.#evicting = false);
   }
 

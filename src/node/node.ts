@@ -52,7 +52,7 @@ import {
   type ReadOptions,
   roleName,
 } from "./options.ts";
-import { memberStatuses } from "./status.ts";
+import { memberStatuses, silentPeers } from "./status.ts";
 import { PeerDirectory } from "./peers.ts";
 import { askReadIndex, ReadBatcher } from "./reads.ts";
 import { settleKept } from "./sessions.ts";
@@ -506,21 +506,19 @@ export class WaterCraftNode implements PeerHandler {
         return;
       }
       if (this.#reads.idle) this.#reads.startRound();
-      this.#maybeEvict();
+      this.#reportSilentPeers();
+      this.#cluster.maybeEvict(this.#options, this.#settings.requestTimeoutMs);
       this.#schedule();
       this.#armTick();
     }, this.#settings.heartbeatMs);
   }
 
-  #maybeEvict(): void {
-    const afterMs = this.#options.evictAfterMs;
-    if (afterMs === undefined) return;
-    const warn = this.#options.onWarning ??
-      ((message: string) => console.warn(`watercraft: ${message}`));
-    this.#cluster.maybeEvict(
-      { afterMs, minVoters: this.#options.minVoters ?? 3, warn },
-      this.#settings.requestTimeoutMs,
-    );
+  /** Tells the transport which peers this leader has not heard from (see `silentPeers`). */
+  #reportSilentPeers(): void {
+    if (this.#transport.unreachable === undefined || this.#raft.role !== "leader") return;
+    for (const id of silentPeers(this.id, this.#raft.seenTicks(), this.#settings)) {
+      this.#transport.unreachable(id);
+    }
   }
 
   #schedule(): void {

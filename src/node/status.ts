@@ -45,3 +45,34 @@ export function memberStatuses(
     };
   });
 }
+
+/**
+ * The peers a leader has not heard from for an election timeout, each named
+ * once per election timeout of silence: their connections may be dead while
+ * looking open, and the transport may drop them.
+ *
+ * @param self This node's id.
+ * @param seenTicks Ticks since each member was last heard from.
+ * @param settings The tick and the election timeout.
+ * @returns The ids to report now.
+ *
+ * @example
+ * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
+ * import { silentPeers } from "./status.ts";
+ *
+ * const seen = new Map([["a", 0], ["b", 10], ["c", 15], ["d", 20]]);
+ * deepStrictEqual(silentPeers("a", seen, { heartbeatMs: 50, electionMs: 500 }), ["b", "d"]);
+ * ```
+ */
+export function silentPeers(
+  self: string,
+  seenTicks: ReadonlyMap<string, number>,
+  settings: Pick<NodeSettings, "heartbeatMs" | "electionMs">,
+): string[] {
+  const limit = Math.ceil(settings.electionMs / settings.heartbeatMs);
+  return [...seenTicks].filter(([id, ticks]) =>
+    id !== self && ticks >= limit && ticks % limit === 0
+  )
+    .map(([id]) => id);
+}

@@ -105,6 +105,13 @@ export interface Transport {
    *   member accepted before the deadline.
    */
   join?(request: JoinRequest): Promise<JoinAnswer>;
+  /**
+   * Hears that the node has not heard from `peer` for an election timeout:
+   * a connection that looks open may be dead (a half-open TCP connection, a
+   * peer that stopped reading). Transports with long-lived connections drop
+   * it and reconnect on the next send; others may ignore it.
+   */
+  unreachable?(peer: string): void;
   /** Stops sending and frees resources. */
   close(): Promise<void>;
 }

@@ -140,6 +140,8 @@ export interface HttpTransportStats {
   readonly droppedUnknown: number;
   /** Message requests and streams that failed (network error, timeout or non-2xx). */
   readonly failures: number;
+  /** Streams dropped because the node had not heard from their peer for a while. */
+  readonly streamResets: number;
   /** Messages in requests that failed. */
   readonly messagesFailed: number;
   /** Forwarded writes sent. */
@@ -156,6 +158,12 @@ export interface HttpTransport extends Transport {
    * @returns A snapshot.
    */
   stats(): HttpTransportStats;
+  /**
+   * Drops the open stream to a peer the node has not heard from for a while.
+   *
+   * @param peer The silent peer's id.
+   */
+  unreachable(peer: string): void;
 }
 
 /**
@@ -201,6 +209,8 @@ interface Peer {
   scheduled: boolean;
   /** A stream is being opened (its headers signed). */
   opening: Promise<void> | null;
+  /** When the open stream was opened, ms (`performance.now()`). */
+  streamOpenedMs: number;
   removed: boolean;
   /** Why the latest request failed, while failing. */
   lastError: string | null;
@@ -237,6 +247,7 @@ class HttpTransportImpl implements HttpTransport {
   #dropped = 0;
   #droppedUnknown = 0;
   #failures = 0;
+  #streamResets = 0;
   #messagesFailed = 0;
 
   constructor(options: HttpTransportOptions) {
@@ -317,6 +328,7 @@ class HttpTransportImpl implements HttpTransport {
         backoffMs: 0,
         scheduled: false,
         opening: null,
+        streamOpenedMs: 0,
         removed: false,
         lastError: null,
       });
@@ -404,6 +416,7 @@ class HttpTransportImpl implements HttpTransport {
       dropped: this.#dropped,
       droppedUnknown: this.#droppedUnknown,
       failures: this.#failures,
+      streamResets: this.#streamResets,
       messagesFailed: this.#messagesFailed,
       forwards: this.#forwarder.forwards,
       peers,
@@ -486,6 +499,7 @@ class HttpTransportImpl implements HttpTransport {
       },
     });
     peer.stream = stream;
+    peer.streamOpenedMs = performance.now();
     // A refused stream ends at once; one still open a while later was taken:
     // the peer is healthy again (and a later failure is a new streak).
     const settle = setTimeout(() => {
@@ -494,6 +508,24 @@ class HttpTransportImpl implements HttpTransport {
       peer.lastError = null;
     }, STREAM_SETTLE_MS);
     stream.ending.then(() => clearTimeout(settle));
+  }
+
+  /**
+   * Drops the stream to a peer the node has not heard from for a while: it
+   * may look open while dead (half-open, or a peer that stopped reading).
+   * The next send opens a new one. A stream younger than a second is left
+   * alone, so that a slow peer is not reconnected over and over.
+   *
+   * @param id The silent peer.
+   */
+  unreachable(id: string): void {
+    const peer = this.#peers.get(id);
+    const stream = peer?.stream;
+    if (peer === undefined || stream == null) return;
+    if (performance.now() - peer.streamOpenedMs < STREAM_SETTLE_MS * 4) return;
+    peer.stream = null;
+    this.#streamResets++;
+    stream.close();
   }
 
   /** Reports a failure (once per run of failures) and backs off before trying again. */

@@ -208,6 +208,33 @@ Deno.test("httpTransport reopens a stream the peer refused, and later messages a
   }
 });
 
+Deno.test("httpTransport.unreachable() drops a stream that is not young, and the next send reopens it", async () => {
+  const peer = servePeer();
+  const transport = transportTo({ n2: peer.url }, { streams: true });
+  try {
+    transport.send([heartbeat("n2", 1)]);
+    await waitFor(() => peer.rec.messages.length === 1, "the first message");
+    transport.unreachable("n2");
+    strictEqual(transport.stats().streamResets, 0, "a young stream is left alone");
+    await waitFor(
+      () => {
+        transport.unreachable("n2");
+        return transport.stats().streamResets === 1;
+      },
+      "the stream dropped once it is a second old",
+      5000,
+    );
+    strictEqual(transport.stats().peers.n2!.inFlight, false);
+    transport.send([heartbeat("n2", 2)]);
+    await waitFor(() => peer.rec.messages.length === 2, "the message after the reset");
+    strictEqual(peer.peer.arrivals, 2, "a new stream carried it");
+    strictEqual(transport.stats().failures, 0, "a reset is not a failure");
+  } finally {
+    await transport.close();
+    await peer.server.shutdown();
+  }
+});
+
 Deno.test("peerRoutes keeps one stream per sender: a new one ends the one before", async () => {
   const peer = servePeer();
   const open = () => {
