@@ -555,7 +555,17 @@ export class WaterCraftNode implements PeerHandler {
           this.#applied = rd.snapshot.meta.index;
           this.#stats.snapshotsInstalled++;
         }
-        if (rd.hardState !== null || rd.entries.length > 0) {
+        // Committed entries are durable on a majority already, and the commit
+        // index is volatile state (Figure 3.1): apply, and answer the clients,
+        // without waiting for this batch's write.
+        if (rd.committed.length > 0) this.#applyAll(rd.committed);
+        // A write whose only news is the commit index would cost an fsync per
+        // commit on every node; it rides along with the next entries instead
+        // (a restart then replays from an older commit index, which is safe).
+        const onlyCommit = rd.entries.length === 0 && rd.hardState !== null &&
+          rd.hardState.term === this.#durableHard.term &&
+          rd.hardState.vote === this.#durableHard.vote;
+        if ((rd.hardState !== null || rd.entries.length > 0) && !onlyCommit) {
           const started = this.#clock.now();
           await this.#storage.save(rd.hardState, rd.entries);
           this.#stats.diskSync.observeMs(this.#clock.now() - started);
@@ -566,7 +576,6 @@ export class WaterCraftNode implements PeerHandler {
           // An entry truncated while its write was in flight is not accepted.
           if (this.#raft.log.hash(e.index) === e.hash) this.#writes.accepted(e, this.#headHash);
         }
-        if (rd.committed.length > 0) this.#applyAll(rd.committed);
         for (const rs of rd.readStates) this.#reads.confirmed(rs, this.#applied);
         if (rd.softState !== null) this.#onSoftState(rd.softState);
         this.#raft.advance();

@@ -308,6 +308,24 @@ Deno.test("reads and writes on a follower cut off from everyone fail (503) withi
   await c.stop();
 });
 
+Deno.test("a commit alone costs no disk write: writes are answered without an fsync of the commit index", async () => {
+  const c = await cluster(["a", "b", "c"]);
+  const leader = await electLeader(c);
+  const commitOnly = new Map<string, number>();
+  for (const [id, storage] of c.storages) {
+    const save = storage.save.bind(storage);
+    storage.save = (hard, entries) => {
+      if (entries.length === 0) commitOnly.set(id, (commitOnly.get(id) ?? 0) + 1);
+      return save(hard, entries);
+    };
+  }
+  for (let i = 0; i < 5; i++) await during(c, leader.propose({ add: 1 }));
+  await c.advance(200);
+  deepStrictEqual([...commitOnly], [], "saves without entries");
+  for (const node of c.nodes.values()) strictEqual((await during(c, node.read(null))).value, 5);
+  await c.stop();
+});
+
 Deno.test("maxWaiting bounds the clients waiting: past it writes fail at once with 503", async () => {
   const clock = manualClock();
   const node = await createNode({
