@@ -187,9 +187,6 @@ export class WaterCraftNode implements PeerHandler {
     this.#applied = this.#raft.log.applied;
     this.#peers.refresh(this.#raft.log);
     await this.#transport.start(this.id, this);
-    // The original node of a new one-member cluster leads at once.
-    const voters = this.#peers.config.members.filter((m) => m.voter);
-    if (voters.length === 1 && voters[0]!.id === this.id) this.#raft.campaign();
     this.#armTick();
     this.#schedule();
   }
@@ -555,13 +552,10 @@ export class WaterCraftNode implements PeerHandler {
           this.#applied = rd.snapshot.meta.index;
           this.#stats.snapshotsInstalled++;
         }
-        // Committed entries are durable on a majority already, and the commit
-        // index is volatile state (Figure 3.1): apply, and answer the clients,
-        // without waiting for this batch's write.
+        // Committed entries are durable on a majority, and the commit index is
+        // volatile (Figure 3.1): apply without waiting for this batch's write,
+        // and let a commit index alone ride along with the next entries.
         if (rd.committed.length > 0) this.#applyAll(rd.committed);
-        // A write whose only news is the commit index would cost an fsync per
-        // commit on every node; it rides along with the next entries instead
-        // (a restart then replays from an older commit index, which is safe).
         const onlyCommit = rd.entries.length === 0 && rd.hardState !== null &&
           rd.hardState.term === this.#durableHard.term &&
           rd.hardState.vote === this.#durableHard.vote;

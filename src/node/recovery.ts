@@ -20,7 +20,7 @@ import type { NodeOptions, NodeSettings } from "./options.ts";
  * @param options What the node is made of.
  * @param settings Its checked settings.
  * @param state What storage recovered.
- * @returns The core, ready to tick.
+ * @returns The core, ready to tick (leading already when it is its cluster's only voter).
  * @throws {TypeError} When a read-only node would have to start a cluster.
  */
 export function recoverRaft(
@@ -45,7 +45,7 @@ export function recoverRaft(
   const force = options.forceNewCluster;
   const forceConfig = force ? forcedConfig(options.id, state, force) : null;
   const { heartbeatMs, electionMs } = settings;
-  return new Raft({
+  const raft = new Raft({
     id: options.id,
     prng: seededPrng(options.seed ?? crypto.getRandomValues(new Uint32Array(1))[0]!),
     electionTicks: Math.max(2, Math.round(electionMs / heartbeatMs)),
@@ -62,4 +62,8 @@ export function recoverRaft(
     ...(bootstrap ? { bootstrap } : {}),
     ...(forceConfig ? { forceConfig } : {}),
   });
+  // The only voter of its cluster (the original node of a new one) leads at once.
+  const voters = raft.log.config().config.members.filter((m) => m.voter);
+  if (voters.length === 1 && voters[0]!.id === options.id) raft.campaign();
+  return raft;
 }
