@@ -46,7 +46,7 @@ export async function acquireLock(dir: string, warn: (message: string) => void):
       return;
     }
     const owner = await lockOwner(path);
-    if (owner !== null && owner !== process.pid && pidAlive(owner)) {
+    if (owner !== null && owner !== process.pid && await pidAlive(owner)) {
       throw new Error(
         `Cannot open storage in ${dir}: it is locked by running process ${owner} (${path})`,
       );
@@ -100,12 +100,39 @@ function errorCode(error: unknown): string | undefined {
   return (error as { code?: string } | null)?.code;
 }
 
-/** Whether process `pid` runs (EPERM: it exists but belongs to someone else). */
-function pidAlive(pid: number): boolean {
+/**
+ * Whether process `pid` runs (EPERM: it exists but belongs to someone else).
+ * A zombie, dead but not yet reaped by its parent (as a runtime killed under
+ * `npx` is for a moment), does not.
+ */
+async function pidAlive(pid: number): Promise<boolean> {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (error) {
     return errorCode(error) === "EPERM";
   }
+  return !isZombie(await readFile(`/proc/${pid}/stat`, "utf8").catch(() => null));
+}
+
+/**
+ * Whether a Linux `/proc/PID/stat` line describes a zombie: its state, the
+ * field after the parenthesised command name, is `Z`.
+ *
+ * @param stat The line, or null where there is no `/proc` (not Linux).
+ * @returns True only for a zombie.
+ *
+ * @example
+ * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * import { isZombie } from "./lock.ts";
+ *
+ * strictEqual(isZombie("4242 (deno) Z 1 4242 4242 0 -1"), true);
+ * strictEqual(isZombie("4242 (a) b) S 1 4242"), false);
+ * strictEqual(isZombie(null), false);
+ * ```
+ */
+export function isZombie(stat: string | null): boolean {
+  if (stat === null) return false;
+  // The command name may hold spaces and parentheses: the state follows the last ")".
+  return stat.slice(stat.lastIndexOf(")") + 1).trimStart().startsWith("Z");
 }
