@@ -162,6 +162,21 @@ export function errorFromCode(
 }
 
 /**
+ * An error's details with its leader hint among them: what
+ * {@linkcode errorFromCode} takes back, so that an error keeps its hint when
+ * it crosses the wire or is kept with an idempotency key.
+ *
+ * @param error The error.
+ * @returns Its details, plus `leader` when it carries one.
+ */
+export function errorDetails(error: WaterCraftError): Readonly<Record<string, unknown>> {
+  const leader = error instanceof UnavailableError || error instanceof ReadOnlyError
+    ? error.leader
+    : null;
+  return leader === null ? error.details : { ...error.details, leader };
+}
+
+/**
  * Turns a refusal of the Raft core into the error callers see.
  *
  * @param error What the core threw.

@@ -9,6 +9,7 @@
  * @module
  */
 
+import { concatBytes } from "@noble/hashes/utils.js";
 import type { SnapshotMeta } from "./log.ts";
 import type { SnapshotMessage } from "./messages.ts";
 
@@ -203,7 +204,7 @@ export class SnapshotReceiver {
     }
     if (r.received < r.total) return { done: false, received: r.received };
     this.#transfer = null;
-    return { done: true, data: concatChunks(r.chunks, r.total) };
+    return { done: true, data: concatChunks(r.chunks) };
   }
 
   /** Forgets the transfer under way: the term moved on, or the snapshot is no longer needed. */
@@ -212,14 +213,7 @@ export class SnapshotReceiver {
   }
 }
 
-/** Joins snapshot chunks into one array of `total` bytes. */
-function concatChunks(chunks: readonly Uint8Array[], total: number): Uint8Array {
-  if (chunks.length === 1 && chunks[0]!.length === total) return chunks[0]!;
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
+/** Joins snapshot chunks into one array (the chunks add up to the snapshot's size). */
+function concatChunks(chunks: readonly Uint8Array[]): Uint8Array {
+  return chunks.length === 1 ? chunks[0]! : concatBytes(...chunks);
 }

@@ -8,13 +8,7 @@
  */
 
 import type { Clock } from "../clock.ts";
-import {
-  type ErrorCode,
-  errorFromCode,
-  ReadOnlyError,
-  UnavailableError,
-  WaterCraftError,
-} from "../errors.ts";
+import { type ErrorCode, errorDetails, errorFromCode, WaterCraftError } from "../errors.ts";
 import type { ForwardedAnswer, ForwardedProposal, Transport } from "../transport/transport.ts";
 import type { ProposeResult } from "./options.ts";
 import type { WaitFor } from "./writes.ts";
@@ -75,11 +69,7 @@ export async function forwardWrite(
  */
 export function answerFromError(e: unknown): ForwardedAnswer {
   if (e instanceof WaterCraftError) {
-    const details: Record<string, unknown> = { ...e.details };
-    if ((e instanceof UnavailableError || e instanceof ReadOnlyError) && e.leader !== null) {
-      details.leader = e.leader;
-    }
-    return { ok: false, code: e.code, message: e.message, details };
+    return { ok: false, code: e.code, message: e.message, details: { ...errorDetails(e) } };
   }
   return { ok: false, code: "unavailable", message: `The leader failed: ${String(e)}` };
 }

@@ -8,13 +8,7 @@
  * @module
  */
 
-import {
-  type ErrorCode,
-  errorFromCode,
-  ReadOnlyError,
-  UnavailableError,
-  type WaterCraftError,
-} from "../errors.ts";
+import { type ErrorCode, errorDetails, errorFromCode, type WaterCraftError } from "../errors.ts";
 import type { ProposeResult } from "./options.ts";
 
 /**
@@ -120,7 +114,7 @@ export class Sessions {
         ok: false,
         code: k.outcome.error.code,
         message: k.outcome.error.message,
-        details: detailsOf(k.outcome.error),
+        details: errorDetails(k.outcome.error),
       },
     }]);
     const json = encoder.encode(JSON.stringify(kept));
@@ -192,12 +186,4 @@ export function settleKept(kept: KeptResult, head: string): Promise<ProposeResul
     head,
     result: kept.outcome.value,
   });
-}
-
-/** An error's details, with its leader hint (kept apart on the error) among them. */
-function detailsOf(error: WaterCraftError): Readonly<Record<string, unknown>> {
-  const leader = error instanceof UnavailableError || error instanceof ReadOnlyError
-    ? error.leader
-    : null;
-  return leader === null ? error.details : { ...error.details, leader };
 }

@@ -11,6 +11,7 @@
  * @module
  */
 
+import { concatBytes } from "@noble/hashes/utils.js";
 import type { Message } from "../../core/messages.ts";
 import { encodeMessages } from "./frames.ts";
 import { describeFetchError, isCertificateError } from "./tls.ts";
@@ -157,12 +158,5 @@ async function readAtMost(response: Response, limit: number): Promise<string> {
   } finally {
     reader.cancel().catch(() => {});
   }
-  const bytes = new Uint8Array(Math.min(size, limit));
-  let offset = 0;
-  for (const chunk of chunks) {
-    const part = chunk.subarray(0, bytes.byteLength - offset);
-    bytes.set(part, offset);
-    offset += part.byteLength;
-  }
-  return new TextDecoder().decode(bytes);
+  return new TextDecoder().decode(concatBytes(...chunks).subarray(0, limit));
 }

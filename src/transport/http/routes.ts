@@ -31,6 +31,7 @@
  * @ignore
  */
 import { Hono } from "hono";
+import { concatBytes } from "@noble/hashes/utils.js";
 import type { Context } from "hono";
 import { isNodeId, NODE_ID_RULE } from "../../core/config.ts";
 import { WaterCraftError } from "../../errors.ts";
@@ -289,12 +290,5 @@ async function readBody(c: Context, limit: number): Promise<Uint8Array> {
     }
     chunks.push(value);
   }
-  if (chunks.length === 1) return chunks[0]!;
-  const body = new Uint8Array(total);
-  let at = 0;
-  for (const chunk of chunks) {
-    body.set(chunk, at);
-    at += chunk.length;
-  }
-  return body;
+  return chunks.length === 1 ? chunks[0]! : concatBytes(...chunks);
 }
