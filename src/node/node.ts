@@ -333,9 +333,10 @@ export class WaterCraftNode implements PeerHandler {
           `Cannot read: ${this.#settings.maxWaiting} requests are already waiting`,
         );
       }
-      const timeoutMs = options.timeoutMs ?? this.#settings.requestTimeoutMs;
-      await this.#awaitLeader(this.#clock.now() + timeoutMs);
-      await this.#reads.wait(timeoutMs);
+      // One deadline for finding a leader and confirming with it.
+      const deadline = this.#clock.now() + (options.timeoutMs ?? this.#settings.requestTimeoutMs);
+      await this.#awaitLeader(deadline);
+      await this.#reads.wait(Math.max(1, deadline - this.#clock.now()));
     }
     return { value: this.#applier.query(query), index: this.#applied };
   }
