@@ -63,7 +63,7 @@ export function becomeFollower(r: RaftState, term: number, leader: string | null
  * @param r The node's state, not a leader's.
  * @throws {AssertionError} On a leader.
  */
-export function becomePreCandidate(r: RaftState): void {
+function becomePreCandidate(r: RaftState): void {
   assert(r.role !== "leader", "A leader cannot become a pre-candidate");
   // Neither the term nor the vote changes until PreVote succeeds.
   r.votes.clear();
@@ -78,7 +78,7 @@ export function becomePreCandidate(r: RaftState): void {
  * @param r The node's state, not a leader's.
  * @throws {AssertionError} On a leader.
  */
-export function becomeCandidate(r: RaftState): void {
+function becomeCandidate(r: RaftState): void {
   assert(r.role !== "leader", "A leader cannot become a candidate");
   reset(r, r.term + 1);
   r.vote = r.id;
@@ -91,7 +91,7 @@ export function becomeCandidate(r: RaftState): void {
  * @param r The state of a candidate that won a majority.
  * @throws {AssertionError} On anything but a candidate.
  */
-export function becomeLeader(r: RaftState): void {
+function becomeLeader(r: RaftState): void {
   assert(r.role === "candidate", "Only a candidate can become leader");
   reset(r, r.term);
   r.role = "leader";
@@ -113,7 +113,7 @@ export function becomeLeader(r: RaftState): void {
  * @param r The node's state.
  * @returns Whether it may campaign.
  */
-export function isPromotable(r: RaftState): boolean {
+function isPromotable(r: RaftState): boolean {
   if (isVoter(r)) return true;
   if (r.log.config().index <= r.log.committed) return false;
   return voterIds(r.log.previousConfig() ?? { members: [] }).includes(r.id);
@@ -240,7 +240,7 @@ export function stepCandidate(r: RaftState, m: Message): void {
  * @param r The candidate's state.
  * @param m The answer.
  */
-export function handleVoteResponse(r: RaftState, m: VoteResponseMessage): void {
+function handleVoteResponse(r: RaftState, m: VoteResponseMessage): void {
   // Answers to the other kind of round are stale.
   if (m.preVote !== (r.role === "preCandidate")) return;
   if (!r.votes.has(m.from)) r.votes.set(m.from, m.granted);

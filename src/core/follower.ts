@@ -53,7 +53,7 @@ export function stepFollower(r: RaftState, m: Message): void {
  * @param r The follower's state.
  * @param from The leader.
  */
-export function heardFromLeader(r: RaftState, from: string): void {
+function heardFromLeader(r: RaftState, from: string): void {
   r.electionElapsed = 0;
   r.leader = from;
   r.leaderHeardTick = r.ticks;

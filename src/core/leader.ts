@@ -155,7 +155,7 @@ export function changeMembers(r: RaftState, change: MembershipChange): Entry | n
  *
  * @param r The leader's state.
  */
-export function maybePromote(r: RaftState): void {
+function maybePromote(r: RaftState): void {
   if (r.transferee !== null || r.log.config().index > r.log.committed) return;
   if (r.log.term(r.log.committed) !== r.term) return;
   const { index, config } = r.log.config();

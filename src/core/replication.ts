@@ -97,7 +97,7 @@ export function flushAppends(r: RaftState): void {
  * @param id The follower.
  * @param pr Its progress, which enters snapshot state.
  */
-export function sendSnapshotChunk(r: RaftState, id: string, pr: Progress): void {
+function sendSnapshotChunk(r: RaftState, id: string, pr: Progress): void {
   const { meta, data } = r.snapshot;
   const sender = pr.snapshot?.index === meta.index ? pr.snapshot : pr.becomeSnapshot(meta.index);
   const chunk = sender.nextChunk(data, r.maxMsgBytes);
