@@ -46,12 +46,13 @@ async function startService(id: string, prefix: string, join?: string): Promise<
     id,
     url: origin + prefix,
     stateMachine: kvStateMachine(),
-    transport: httpTransport({ secret: SECRET }),
+    secret: SECRET, // given once: the transport and the app take it from the node
+    transport: httpTransport(),
     bootstrap: join === undefined, // the first service starts the cluster
   });
   const app = new Hono();
   app.get("/hello", (c) => c.text(`hello from ${id}'s own route`));
-  app.route(prefix, createApp(node, { secret: SECRET }));
+  app.route(prefix, createApp(node));
   handler = app.fetch;
   if (join !== undefined) await node.join([join], { timeoutMs: 10_000 });
   return { origin, prefix, node, server };

@@ -32,6 +32,10 @@ for tool in "$DENO" "$BUN" "$NODE" curl; do
   fi
 done
 
+# A secured cluster, as by default: every node gets the same secret.
+WATERCRAFT_SECRET=${WATERCRAFT_SECRET:-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')}
+export WATERCRAFT_SECRET
+
 LOGS=$(mktemp -d)
 IDS=()
 PIDS=()

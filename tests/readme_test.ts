@@ -5,7 +5,7 @@
  * @module
  */
 
-import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
+import { deepStrictEqual, match, ok, strictEqual } from "node:assert/strict";
 import { CliProcess, fromFileUrl, waitFor } from "./process/harness.ts";
 import { ensureTools } from "./process/tools.ts";
 
@@ -62,7 +62,7 @@ async function shellLines(heading: string): Promise<string[]> {
  * would run it), so the process's pid is the program's and stopping it
  * leaves no child behind.
  */
-async function denoTask(line: string): Promise<CliProcess> {
+async function denoTask(line: string, env: Record<string, string> = {}): Promise<CliProcess> {
   const [name, ...args] = line.replace(/^deno task /, "").split(/\s+/);
   ok(line.startsWith("deno task ") && name !== undefined, line);
   const config = JSON.parse(await Deno.readTextFile(new URL("deno.json", root)));
@@ -70,6 +70,7 @@ async function denoTask(line: string): Promise<CliProcess> {
   if (task === undefined || !task.startsWith("deno ")) throw new Error(`No deno task ${name}`);
   return new CliProcess(Deno.execPath(), [...task.slice("deno ".length).split(/\s+/), ...args], {
     label: line,
+    env,
   });
 }
 
@@ -86,11 +87,27 @@ async function curl(line: string): Promise<string> {
   return text;
 }
 
+/** Runs the README's `export WATERCRAFT_SECRET=...` line through bash and returns the value. */
+async function exportedSecret(line: string): Promise<string> {
+  ok(line.startsWith("export WATERCRAFT_SECRET="), line);
+  const out = await new Deno.Command("bash", {
+    args: ["-c", `${line}; printf %s "$WATERCRAFT_SECRET"`],
+    stdout: "piped",
+  }).output();
+  const secret = new TextDecoder().decode(out.stdout);
+  match(secret, /^[0-9a-f]{64}$/);
+  return secret;
+}
+
 Deno.test("README: the 3-node cluster and its curl commands work as written", async () => {
-  const [starts, calls] = [
-    (await shellLines("A 3-node cluster on one machine")).filter((l) => l.startsWith("deno ")),
-    (await shellLines("A 3-node cluster on one machine")).filter((l) => l.startsWith("curl ")),
+  const lines = await shellLines("A 3-node cluster on one machine");
+  const [exports, starts, calls] = [
+    lines.filter((l) => l.startsWith("export ")),
+    lines.filter((l) => l.startsWith("deno ")).map((l) => l.replace(/\s*&$/, "")),
+    lines.filter((l) => l.startsWith("curl ")),
   ];
+  strictEqual(exports.length, 1);
+  const env = { WATERCRAFT_SECRET: await exportedSecret(exports[0]!) };
   strictEqual(starts.length, 3);
   strictEqual(calls.length, 6);
   // The only change: data in a temporary directory, so the checkout stays clean.
@@ -98,7 +115,7 @@ Deno.test("README: the 3-node cluster and its curl commands work as written", as
   const nodes: CliProcess[] = [];
   try {
     for (const [i, line] of starts.entries()) {
-      const node = await denoTask(`${line} --data ${data}/n${i + 1}`);
+      const node = await denoTask(`${line} --data ${data}/n${i + 1}`, env);
       nodes.push(node);
       await waitFor(`${line} to listen`, () => node.stdout.includes("watercraft listening on"));
     }

@@ -75,9 +75,10 @@ export async function startWaterCraft(options: WaterCraftOptions): Promise<Clust
       String(options.electionMs),
       ...(join === null ? [] : ["--join", join]),
     ];
-    // Empty is unset: the caller's own WATERCRAFT_* settings must not leak in.
+    // The caller's own WATERCRAFT_* settings must not leak in (empty is
+    // unset). Secured, as by default: the members share a secret.
     m.proc = new Proc(`${m.id}@${options.runtime}`, command, args, {
-      WATERCRAFT_SECRET: "",
+      WATERCRAFT_SECRET: "bench-cluster-secret",
       WATERCRAFT_CLIENT_TOKEN: "",
     });
     return m.proc;

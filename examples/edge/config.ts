@@ -15,8 +15,10 @@ export interface EdgeConfig {
   readonly join: readonly string[];
   /** `WATERCRAFT_READ_ONLY`: `true` (default) joins as a read-only member, `false` as a voter. */
   readonly readOnly: boolean;
-  /** `WATERCRAFT_SECRET`: the cluster secret. */
+  /** `WATERCRAFT_SECRET`: the cluster secret; required unless `insecure`. */
   readonly secret: string | null;
+  /** `WATERCRAFT_INSECURE=true`: an open cluster, no secret (experiments only). */
+  readonly insecure: boolean;
   /** `WATERCRAFT_CLIENT_TOKEN`: bearer token of the client routes. */
   readonly clientToken: string | null;
   /** `WATERCRAFT_KV_PATH`: a local KV file; unset opens the default KV (the hosted one on Deploy). */
@@ -45,11 +47,13 @@ const ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
  * const env: Record<string, string> = {
  *   WATERCRAFT_ID: "edge-1",
  *   WATERCRAFT_JOIN: "http://10.0.0.1:6969, http://10.0.0.2:6969",
+ *   WATERCRAFT_SECRET: "the cluster's secret",
  * };
  * const config = readConfig((name) => env[name]);
  * deepStrictEqual(config.join, ["http://10.0.0.1:6969", "http://10.0.0.2:6969"]);
  * deepStrictEqual([config.readOnly, config.advertise, config.heartbeatMs], [true, null, 50]);
  * throws(() => readConfig(() => undefined), /must join a cluster/);
+ * throws(() => readConfig((name) => ({ ...env, WATERCRAFT_SECRET: undefined })[name]), /WATERCRAFT_SECRET/);
  * ```
  */
 export function readConfig(env: (name: string) => string | undefined): EdgeConfig {
@@ -77,6 +81,13 @@ export function readConfig(env: (name: string) => string | undefined): EdgeConfi
       "A read-only member must join a cluster: set WATERCRAFT_JOIN (or WATERCRAFT_READ_ONLY=false)",
     );
   }
+  const secret = get("WATERCRAFT_SECRET");
+  const insecure = get("WATERCRAFT_INSECURE") === "true";
+  if ((secret === null) === !insecure) {
+    throw new TypeError(
+      "Set the cluster secret in WATERCRAFT_SECRET, or WATERCRAFT_INSECURE=true for an open cluster (not both)",
+    );
+  }
   const number = (name: string, fallback: number): number => {
     const text = get(name);
     const value = text === null ? fallback : Number(text);
@@ -90,7 +101,8 @@ export function readConfig(env: (name: string) => string | undefined): EdgeConfi
     advertise: advertise?.replace(/\/+$/, "") ?? null,
     join,
     readOnly,
-    secret: get("WATERCRAFT_SECRET"),
+    secret,
+    insecure,
     clientToken: get("WATERCRAFT_CLIENT_TOKEN"),
     kvPath: get("WATERCRAFT_KV_PATH"),
     heartbeatMs: number("WATERCRAFT_HEARTBEAT_MS", 50),

@@ -94,8 +94,8 @@ async function startEdge(origin: string | null, previous: Edge | null): Promise<
     id: config.id,
     url,
     stateMachine: kvStateMachine(),
+    ...(config.secret === null ? { insecure: true } : { secret: config.secret }),
     transport: httpTransport({
-      ...(config.secret === null ? {} : { secret: config.secret }),
       ...(config.clientToken === null ? {} : { clientToken: config.clientToken }),
     }),
     storage: denoKvStorage(kv, { prefix: ["watercraft", config.id] }),
@@ -107,7 +107,6 @@ async function startEdge(origin: string | null, previous: Edge | null): Promise<
     onError: (error) => console.error(`watercraft: node ${config.id} stopped:`, error),
   });
   const app = createApp(node, {
-    ...(config.secret === null ? {} : { secret: config.secret }),
     ...(config.clientToken === null ? {} : { clientToken: config.clientToken }),
   });
   const st = node.status();

@@ -14,7 +14,7 @@ import { pathToFileURL } from "node:url";
 import { createApp } from "../http/app.ts";
 import { kvStateMachine } from "../kv/mod.ts";
 import { createNode, type WaterCraftNode } from "../node/node.ts";
-import { type FetchHandler, serve, type Server } from "../serve.ts";
+import { type FetchHandler, runtime, serve, type Server } from "../serve.ts";
 import { httpTransport, type PeerFailure } from "../transport/http/sender.ts";
 import {
   type CliOptions,
@@ -26,6 +26,7 @@ import {
   parseArgs,
   UsageError,
 } from "./flags.ts";
+import { INSECURE_WARNING, joinHint, type SettledSecret, settleSecret } from "./secret.ts";
 import { openStorage } from "./storage.ts";
 import { loadTls } from "./tls.ts";
 
@@ -40,6 +41,8 @@ interface RunningNode {
   readonly server: Server;
   /** The URL it advertises. */
   readonly url: string;
+  /** The cluster secret it runs with, and where it came from. */
+  readonly secret: SettledSecret;
   /** Stops the server and the node; safe to call twice. */
   stop(): Promise<void>;
 }
@@ -156,7 +159,14 @@ async function start(
     );
   }
   const tls = loadTls(options);
-  const { id, storage } = await openStorage(options);
+  const { id, storage, fresh } = await openStorage(options);
+  let secret: SettledSecret;
+  try {
+    secret = await settleSecret(options, fresh);
+  } catch (error) {
+    await storage.close().catch(() => {});
+    throw error;
+  }
   // Binds first: with --port 0 the advertised URL needs the real port, and a
   // taken port fails before anything else starts. Requests that arrive
   // before the node exists are told to retry.
@@ -176,15 +186,16 @@ async function start(
       cause: error,
     });
   }
-  const url = options.advertise ?? `${server.protocol}://${machineHostname()}:${server.port}`;
+  const url = options.advertise ??
+    `${server.protocol}://${advertisedHost(options.host)}:${server.port}`;
   let node: WaterCraftNode;
   try {
     node = await createNode({
       id,
       url,
       stateMachine: kvStateMachine(),
+      ...(secret.secret === null ? { insecure: true } : { secret: secret.secret }),
       transport: httpTransport({
-        ...(options.secret === null ? {} : { secret: options.secret }),
         // Joining calls the members' client API, which takes the token this
         // node requires of its own clients.
         ...(options.clientToken === null ? {} : { clientToken: options.clientToken }),
@@ -204,7 +215,6 @@ async function start(
     throw error;
   }
   const app = createApp(node, {
-    ...(options.secret === null ? {} : { secret: options.secret }),
     ...(options.clientToken === null ? {} : { clientToken: options.clientToken }),
   });
   handler = (request) => app.fetch(request);
@@ -213,6 +223,7 @@ async function start(
     node,
     server,
     url,
+    secret,
     stop() {
       stopping ??= (async () => {
         // Stops accepting first, then ends the node (which fails waiting
@@ -234,7 +245,9 @@ function announce(
   ending: () => boolean,
 ): void {
   const { node, url } = running;
+  if (options.insecure) console.error(INSECURE_WARNING);
   console.log(`watercraft listening on ${url} as ${node.id}`);
+  if (running.secret.generated) console.log(joinHint(running.secret, url, launcher()));
 
   if (options.join.length > 0) {
     const via = options.join.join(",");
@@ -259,6 +272,28 @@ function announce(
         end(EXIT_FAILURE);
       },
     );
+  }
+}
+
+/**
+ * The host of the default advertised URL: the bound address when it is a
+ * specific one, else the machine's name (bound to every address).
+ */
+function advertisedHost(host: string): string {
+  if (host === "0.0.0.0" || host === "::" || host === "[::]") return machineHostname();
+  const bare = host.replace(/^\[(.*)\]$/, "$1");
+  return bare.includes(":") ? `[${bare}]` : bare;
+}
+
+/** How this runtime starts the CLI, for the join command a new cluster prints. */
+function launcher(): string {
+  switch (runtime()) {
+    case "deno":
+      return "deno run -A src/cli.ts";
+    case "bun":
+      return "bun src/cli.ts";
+    case "node":
+      return "npx tsx src/cli.ts";
   }
 }
 

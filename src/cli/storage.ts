@@ -18,8 +18,9 @@ import { type CliOptions, oneLine, UsageError } from "./flags.ts";
  * reading the log again.
  *
  * @param options The parsed settings.
- * @returns The node's id (the persisted one unless `--id` was given) and
- *   its storage, which the caller closes.
+ * @returns The node's id (the persisted one unless `--id` was given), its
+ *   storage, which the caller closes, and whether that storage is empty
+ *   (the node never ran).
  * @throws {UsageError} When the data dir is unusable, belongs to another
  *   node, is locked by a running node, or holds a corrupt log, or when
  *   `--storage kv` runs outside Deno.
@@ -39,8 +40,10 @@ import { type CliOptions, oneLine, UsageError } from "./flags.ts";
  */
 export async function openStorage(
   options: CliOptions,
-): Promise<{ id: string; storage: Storage }> {
-  if (options.storage === "memory") return { id: options.id, storage: memoryStorage() };
+): Promise<{ id: string; storage: Storage; fresh: boolean }> {
+  if (options.storage === "memory") {
+    return { id: options.id, storage: memoryStorage(), fresh: true };
+  }
   const { mkdir, readFile, writeFile } = await import("node:fs/promises");
   const { join } = await import("node:path");
   let id = options.id;
@@ -81,6 +84,8 @@ export async function openStorage(
     closeKv();
     throw new UsageError(`--data ${options.data} is unusable: ${oneLine(error)}`);
   }
+  const fresh = first === null ||
+    (first.entries.length === 0 && first.snapshot === null && first.hardState.term === 0);
   const storage: Storage = {
     load: () => {
       const state = first;
@@ -94,5 +99,5 @@ export async function openStorage(
       closeKv();
     },
   };
-  return { id, storage };
+  return { id, storage, fresh };
 }

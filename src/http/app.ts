@@ -14,12 +14,14 @@
 import { type Context, Hono } from "hono";
 import { bearerAuth } from "hono/bearer-auth";
 import { bodyLimit } from "hono/body-limit";
-import { timingSafeEqual } from "hono/utils/buffer";
+import { sha256 } from "@noble/hashes/sha2.js";
+import { bytesToHex, utf8ToBytes } from "@noble/hashes/utils.js";
 import { WaterCraftError } from "../errors.ts";
 import { kvRoutes } from "../kv/routes.ts";
-import type { WaterCraftNode } from "../node/node.ts";
-import { createRequestVerifier } from "../transport/http/auth.ts";
+import { peerSecurityOf, type WaterCraftNode } from "../node/node.ts";
+import { CHALLENGE_HEADER, sameSignature } from "../transport/http/auth.ts";
 import { peerRoutes } from "../transport/http/routes.ts";
+import { PeerVerifier } from "../transport/http/verifier.ts";
 import { idempotencyKey, parseBody, parseJson, parseWith } from "../validation.ts";
 import { errorBody, errorResponse } from "./errors.ts";
 import {
@@ -35,8 +37,6 @@ import {
 
 /** Options of {@linkcode createApp}. */
 export interface AppOptions {
-  /** Cluster secret: peer routes require proof of it. */
-  readonly secret?: string;
   /** Bearer token required on client routes (`/v1/*`, `/metrics`). */
   readonly clientToken?: string;
   /** Largest client request body, bytes. Default 1 MiB. */
@@ -49,6 +49,11 @@ export interface AppOptions {
  * Creates the Hono app of a node. Serve it as is (`app.fetch` is a standard
  * fetch handler, fit for an edge function) or mount it in your own app with
  * `yourApp.route("/prefix", createApp(node))`.
+ *
+ * Peer routes and membership changes take the proof of the cluster secret
+ * the node was created with (`NodeOptions.secret`), or nothing when it was
+ * created `insecure`. A node created with neither (on an in-process
+ * transport) takes no peer requests at all.
  *
  * @param node The node to serve.
  * @param options Secrets and limits.
@@ -80,7 +85,29 @@ export function createApp(node: WaterCraftNode, options: AppOptions = {}): Hono 
   );
 
   app.get("/healthz", (c) => c.json({ ok: true }));
-  app.route("/", peerRoutes(node, options.secret === undefined ? {} : { secret: options.secret }));
+  const security = peerSecurityOf(node);
+  const secret = security !== null && "secret" in security ? security.secret : null;
+  // One verifier for peer routes and membership changes: a challenge a
+  // joining node learned from either is good for both.
+  const verifier = secret === null ? null : new PeerVerifier({ secret });
+  const secretDigest = secret === null ? null : bytesToHex(sha256(utf8ToBytes(secret)));
+  if (security === null) {
+    app.all("/raft/*", () => {
+      throw new WaterCraftError(
+        "unauthorized",
+        "This node takes no peer requests: it was created with neither a cluster secret nor insecure: true",
+      );
+    });
+  } else {
+    app.route(
+      "/",
+      peerRoutes(node, {
+        secret,
+        ...(verifier === null ? {} : { verifier }),
+        commandLimitBytes: options.bodyLimitBytes ?? 1 << 20,
+      }),
+    );
+  }
 
   const limit = bodyLimit({
     maxSize: options.bodyLimitBytes ?? 1 << 20,
@@ -120,33 +147,48 @@ export function createApp(node: WaterCraftNode, options: AppOptions = {}): Hono 
   app.get("/v1/status", (c) => c.json(node.status()));
   app.get("/v1/members", (c) => c.json(node.members()));
 
-  // Membership changes need the cluster secret when one is set: a peer
-  // signature (what joining nodes send) or the secret itself in
-  // `X-WaterCraft-Secret` (for operators with curl, over HTTPS).
-  const verifier = options.secret === undefined
-    ? null
-    : createRequestVerifier({ secret: options.secret });
-  const proveSecret = async (c: Context, path: string, body: string): Promise<void> => {
-    if (verifier === null) return;
+  // Membership changes need the cluster secret in a secured cluster: a
+  // peer's proof (what joining nodes send) or the secret itself in
+  // `X-WaterCraft-Secret` (for operators with curl, over HTTPS). A node
+  // with no security at all refuses them.
+  const proveSecret = (c: Context, path: string, body: string): Response | null => {
+    if (security === null) {
+      throw new WaterCraftError(
+        "unauthorized",
+        "Membership changes need the cluster secret, and this node was created without one",
+      );
+    }
+    if (verifier === null) return null;
     const given = c.req.header("x-watercraft-secret");
-    if (given !== undefined && await timingSafeEqual(given, options.secret!)) return;
-    const result = await verifier.verifyRequest({
+    if (given !== undefined) {
+      // Digests compared, so that the time taken tells nothing of the secret, its length included.
+      if (sameSignature(bytesToHex(sha256(utf8ToBytes(given))), secretDigest!)) return null;
+      throw new WaterCraftError("unauthorized", "Wrong X-WaterCraft-Secret");
+    }
+    const result = verifier.verify({
       method: c.req.method,
       path,
       headers: c.req.raw.headers,
-      body,
+      body: new TextEncoder().encode(body),
     });
-    if (!result.ok) {
-      throw new WaterCraftError(
+    if (result.ok) return null;
+    return Response.json(
+      errorBody(
         "unauthorized",
-        `Membership changes need the cluster secret: ${result.reason}`,
-      );
-    }
+        "Membership changes need the cluster secret: send it in X-WaterCraft-Secret (over " +
+          `HTTPS), or sign the request as a peer does (${result.reason})`,
+      ),
+      {
+        status: 401,
+        headers: result.challenge === null ? {} : { [CHALLENGE_HEADER]: result.challenge },
+      },
+    );
   };
 
   app.post("/v1/members", async (c) => {
     const text = await c.req.text();
-    await proveSecret(c, "/v1/members", text);
+    const refused = proveSecret(c, "/v1/members", text);
+    if (refused !== null) return refused;
     const body = parseWith(memberBody, parseJson(text), "body");
     await node.addMember({ id: body.id, url: body.url, readOnly: body.readOnly ?? false });
     return c.json(node.members());
@@ -154,7 +196,8 @@ export function createApp(node: WaterCraftNode, options: AppOptions = {}): Hono 
 
   app.delete("/v1/members/:id", async (c) => {
     const id = parseWith(nodeId, c.req.param("id"), "path parameter id");
-    await proveSecret(c, `/v1/members/${id}`, "");
+    const refused = proveSecret(c, `/v1/members/${id}`, "");
+    if (refused !== null) return refused;
     await node.removeMember(id);
     return c.json(node.members());
   });

@@ -98,6 +98,8 @@ export interface NodeStats {
   snapshotsInstalled: number;
   /** Snapshot chunks sent. */
   snapshotChunksSent: number;
+  /** Election and transfer messages dropped as sent by a non-member. */
+  nonMemberMessages: number;
   /** Leader: from proposal until committed. */
   readonly replication: Histogram;
   /** Time to make one batch durable. */
@@ -121,6 +123,7 @@ export function nodeStats(): NodeStats {
     snapshotsTaken: 0,
     snapshotsInstalled: 0,
     snapshotChunksSent: 0,
+    nonMemberMessages: 0,
     replication: new Histogram(),
     diskSync: new Histogram(),
     apply: new Histogram(),
@@ -230,6 +233,13 @@ export function nodeMetrics(stats: NodeStats, st: MetricsView): string {
         "Peer messages no correct peer sends (a term past the bound, a commit past the log): a bug or a forgery.",
       type: "counter",
       value: st.refusedMessages,
+    },
+    {
+      name: "watercraft_peer_messages_from_non_members_total",
+      help:
+        "Election and leadership-transfer messages dropped because their sender is not a member (removed, or never one).",
+      type: "counter",
+      value: stats.nonMemberMessages,
     },
     {
       name: "watercraft_leader_changes_total",

@@ -33,6 +33,7 @@ import type {
   ForwardedAnswer,
   ForwardedProposal,
   PeerHandler,
+  PeerSecurity,
   Transport,
 } from "../transport/transport.ts";
 import { answerFromError, forwardWrite, RelayedWrites } from "./forward.ts";
@@ -93,8 +94,27 @@ export async function createNode(options: NodeOptions): Promise<WaterCraftNode> 
   return node;
 }
 
+/**
+ * How a node's peers prove they belong (its `secret` or `insecure`
+ * option), for the HTTP app that serves it: given once, to the node. Not
+ * part of the public API.
+ *
+ * @param node The node.
+ * @returns Its security; null when it has neither a secret nor `insecure`.
+ */
+export function peerSecurityOf(node: WaterCraftNode): PeerSecurity | null {
+  return securityOf(node);
+}
+
+let securityOf: (node: WaterCraftNode) => PeerSecurity | null;
+
 /** A running WaterCraft node. Create one with {@linkcode createNode}. */
 export class WaterCraftNode implements PeerHandler {
+  static {
+    // The settings are private; this module's function may read them.
+    securityOf = (node) => node.#settings.security;
+  }
+
   /** This node's id. */
   readonly id: string;
   /** This node's advertised URL, if any. */
@@ -186,7 +206,7 @@ export class WaterCraftNode implements PeerHandler {
     this.#raft = recoverRaft(this.#options, this.#settings, state);
     this.#applied = this.#raft.log.applied;
     this.#peers.refresh(this.#raft.log);
-    await this.#transport.start(this.id, this);
+    await this.#transport.start(this.id, this, this.#settings.security);
     this.#armTick();
     this.#schedule();
   }
@@ -479,6 +499,10 @@ export class WaterCraftNode implements PeerHandler {
     if (!this.#started) return true;
     for (const m of messages) {
       if (m.from !== from) continue;
+      if (!this.#peers.admits(from, m.type)) {
+        this.#stats.nonMemberMessages++;
+        continue;
+      }
       try {
         this.#raft.step(m);
       } catch (e) {

@@ -12,7 +12,7 @@ import type { Role } from "../core/types.ts";
 import type { LeaderHint } from "../errors.ts";
 import type { StateMachine } from "../state_machine.ts";
 import type { Storage } from "../storage/storage.ts";
-import type { Transport } from "../transport/transport.ts";
+import type { PeerSecurity, Transport } from "../transport/transport.ts";
 import type { Clock } from "../clock.ts";
 
 /** Options of {@linkcode createNode}. */
@@ -24,6 +24,19 @@ export interface NodeOptions {
   readonly stateMachine: StateMachine<any, unknown, any, unknown>;
   /** How this node reaches its peers. */
   readonly transport: Transport;
+  /**
+   * The cluster secret: every peer request and membership change proves it
+   * (without it, nothing reaches the node from the network). Given here
+   * once; the transport and `createApp` take it from the node. A node on a
+   * networked transport (HTTP) needs it, or `insecure: true`.
+   */
+  readonly secret?: string;
+  /**
+   * Run an open cluster: peers prove nothing, so anyone who reaches the
+   * node's port can act as a member. For experiments on a trusted network;
+   * not together with `secret`.
+   */
+  readonly insecure?: boolean;
   /** Where it keeps its log; default {@linkcode memoryStorage}. */
   readonly storage?: Storage;
   /** The URL peers and clients use to reach this node. */
@@ -206,6 +219,8 @@ export interface NodeSettings {
   readonly snapshotEvery: number;
   /** Entries kept in memory behind a snapshot. */
   readonly snapshotKeepEntries: number;
+  /** How peers prove they belong; null when neither a secret nor `insecure` was given. */
+  readonly security: PeerSecurity | null;
 }
 
 /**
@@ -213,7 +228,9 @@ export interface NodeSettings {
  *
  * @param options What the node is made of.
  * @returns The settings the node runs with.
- * @throws {TypeError} On an invalid id or an option out of range.
+ * @throws {TypeError} On an invalid id or an option out of range; when
+ *   both `secret` and `insecure` are given, or neither for a networked
+ *   transport.
  *
  * @example
  * ```ts
@@ -247,6 +264,7 @@ export function nodeSettings(options: NodeOptions): NodeSettings {
   return {
     heartbeatMs,
     electionMs,
+    security: security(options),
     requestTimeoutMs: positive("requestTimeoutMs", options.requestTimeoutMs ?? 5000),
     maxWaiting: positive("maxWaiting", options.maxWaiting ?? 10_000),
     snapshotEvery: positive("snapshotEvery", options.snapshotEvery ?? 10_000),
@@ -265,6 +283,30 @@ export function nodeSettings(options: NodeOptions): NodeSettings {
 export function roleName(role: Role, voter: boolean): NodeStatus["role"] {
   if (!voter) return "learner";
   return role === "leader" ? "leader" : role === "follower" ? "follower" : "candidate";
+}
+
+function security(options: NodeOptions): PeerSecurity | null {
+  const { secret, insecure } = options;
+  if (insecure !== undefined && typeof insecure !== "boolean") {
+    throw new TypeError(`insecure must be a boolean: ${insecure}`);
+  }
+  if (secret !== undefined) {
+    if (typeof secret !== "string" || secret.length === 0) {
+      throw new TypeError("The cluster secret must be a non-empty string");
+    }
+    if (insecure === true) {
+      throw new TypeError("Give a node either the cluster secret or insecure: true, not both");
+    }
+    return { secret };
+  }
+  if (insecure === true) return { insecure: true };
+  if (options.transport.networked === true) {
+    throw new TypeError(
+      "A node on a networked transport needs the cluster secret (secret) or an explicit " +
+        "insecure: true (an open cluster: anyone who reaches its port can act as a member)",
+    );
+  }
+  return null;
 }
 
 function positive(name: string, value: number): number {

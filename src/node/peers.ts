@@ -21,6 +21,8 @@ export class PeerDirectory {
   #config: Configuration = EMPTY_CONFIG;
   /** Peers known from joining, until the replicated configuration names them. */
   readonly #joined = new Map<string, string>();
+  /** Ids that left a configuration this node had, and are not back in it. */
+  readonly #removed = new Set<string>();
 
   /**
    * Creates an empty directory.
@@ -54,6 +56,8 @@ export class PeerDirectory {
   refresh(log: LogView): void {
     const { index, config } = log.config();
     if (index === this.#configIndex) return;
+    for (const m of this.#config.members) this.#removed.add(m.id);
+    for (const m of config.members) this.#removed.delete(m.id);
     this.#configIndex = index;
     this.#config = config;
     this.#tellTransport();
@@ -68,6 +72,29 @@ export class PeerDirectory {
   learn(members: JoinAnswer["members"]): void {
     for (const m of members) if (m.url && m.id !== this.#id) this.#joined.set(m.id, m.url);
     this.#tellTransport();
+  }
+
+  /**
+   * Whether a message from `from` may disrupt this node: start an election
+   * or take leadership. Refused for a member that was removed (it may run
+   * on, unaware), and for a transfer from anyone this node's configuration
+   * does not list; allowed for an id this node has never seen, which may be
+   * a member added while this node was cut off, whose vote request it must
+   * answer for the cluster to stay available. A node that has no
+   * configuration yet (it is joining) knows no one and allows everything.
+   * Messages only a leader sends are never refused here: a node behind may
+   * not know its new leader yet, and Raft itself rejects stale ones.
+   *
+   * @param from The sender's id.
+   * @param type The message's type.
+   * @returns False when the message must be dropped.
+   */
+  admits(from: string, type: string): boolean {
+    if (type !== "vote" && type !== "timeoutNow" && type !== "transferLeader") return true;
+    if (this.#config.members.length === 0) return true;
+    if (this.#removed.has(from)) return false;
+    if (type === "vote") return true;
+    return this.#config.members.some((m) => m.id === from);
   }
 
   /**

@@ -48,6 +48,14 @@ export interface PeerHandler {
   forwarded(from: string, proposal: ForwardedProposal): Promise<ForwardedAnswer>;
 }
 
+/**
+ * How a node's peers prove they belong to its cluster: by the cluster
+ * secret, or not at all in an open cluster (`insecure`, for experiments).
+ */
+export type PeerSecurity =
+  | { readonly secret: string }
+  | { readonly insecure: true };
+
 /** A node's request to be added to a running cluster. */
 export interface JoinRequest {
   /** The joining node's id. */
@@ -75,11 +83,18 @@ export interface JoinAnswer {
 /** Moves messages between nodes. */
 export interface Transport {
   /**
+   * True when messages leave the process (the HTTP transport): a node on
+   * such a transport needs the cluster secret or an explicit `insecure`.
+   */
+  readonly networked?: boolean;
+  /**
    * Starts the transport for node `id`; incoming traffic goes to `handler`.
    * Transports that receive through the HTTP app (which calls the node
-   * directly) may ignore `handler`.
+   * directly) may ignore `handler`. `security` is the node's (null when
+   * it has neither a secret nor `insecure`, which only a transport that is
+   * not `networked` may accept): a networked transport signs with it.
    */
-  start(id: string, handler: PeerHandler): void | Promise<void>;
+  start(id: string, handler: PeerHandler, security: PeerSecurity | null): void | Promise<void>;
   /** Tells the transport where each peer is (id to URL); called on every membership change. */
   setPeers(peers: ReadonlyMap<string, string>): void;
   /**

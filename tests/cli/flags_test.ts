@@ -25,6 +25,7 @@ Deno.test("parseArgs() applies the defaults of API.md section 1", () => {
       idGiven: true,
       forceNewCluster: false,
       secret: null,
+      insecure: false,
       clientToken: null,
       tlsCert: null,
       tlsKey: null,

@@ -73,6 +73,8 @@ type Want = unknown;
 interface Row {
   readonly name: string;
   readonly options?: AppOptions;
+  /** The node's cluster secret; without one the node is created `insecure`. */
+  readonly secret?: string;
   readonly writes?: readonly Write[];
   readonly members?: readonly Added[];
   readonly method?: string;
@@ -99,6 +101,7 @@ async function soloNode(row: Row): Promise<{ node: WaterCraftNode; ctx: Ctx }> {
     url: URL_N1,
     stateMachine: kvStateMachine(),
     transport: new MemoryNetwork().transport(),
+    ...(row.secret === undefined ? { insecure: true } : { secret: row.secret }),
     clock: manualClock(1_000_000),
     seed: 1,
     onError: () => {},
@@ -556,7 +559,7 @@ const clusterRows: Row[] = [
   },
   {
     name: "POST /v1/members with the X-WaterCraft-Secret of a secured app adds the member",
-    options: { secret: "s3cret" },
+    secret: "s3cret",
     method: "POST",
     path: "/v1/members",
     body: N2,
@@ -636,7 +639,7 @@ const clusterRows: Row[] = [
   },
   {
     name: "POST /v1/members of a secured app answers 401 without the secret",
-    options: { secret: "s3cret" },
+    secret: "s3cret",
     method: "POST",
     path: "/v1/members",
     body: N2,
@@ -645,7 +648,7 @@ const clusterRows: Row[] = [
   },
   {
     name: "POST /v1/members of a secured app answers 401 to a wrong secret",
-    options: { secret: "s3cret" },
+    secret: "s3cret",
     method: "POST",
     path: "/v1/members",
     body: N2,

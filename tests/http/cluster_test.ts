@@ -42,7 +42,8 @@ async function start(
     id,
     url,
     stateMachine: kvStateMachine(),
-    transport: httpTransport({ secret: SECRET }),
+    secret: SECRET,
+    transport: httpTransport(),
     bootstrap: join === null,
     readOnly,
     heartbeatMs: 20,
@@ -50,7 +51,7 @@ async function start(
     onError: () => {},
     ...extra,
   });
-  const app = createApp(node, { secret: SECRET });
+  const app = createApp(node);
   handler = (req) => app.fetch(req);
   if (join !== null) await node.join(join, { timeoutMs: 10_000 });
   return { node, server, url };

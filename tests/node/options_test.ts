@@ -31,6 +31,7 @@ const DEFAULTS: NodeSettings = {
   maxWaiting: 10_000,
   snapshotEvery: 10_000,
   snapshotKeepEntries: 1000,
+  security: null,
 };
 
 /** Options without the fields every row shares. */
@@ -56,7 +57,23 @@ Deno.test("nodeSettings() fills in the defaults and keeps the values given", asy
         maxWaiting: 3,
         snapshotEvery: 7,
         snapshotKeepEntries: 2,
+        security: null,
       },
+    },
+    {
+      name: "the cluster secret",
+      options: { secret: "s3cret" },
+      want: { ...DEFAULTS, security: { secret: "s3cret" } },
+    },
+    {
+      name: "an open cluster",
+      options: { insecure: true },
+      want: { ...DEFAULTS, security: { insecure: true } },
+    },
+    {
+      name: "insecure: false is no choice",
+      options: { insecure: false },
+      want: DEFAULTS,
     },
     {
       name: "election exactly twice the heartbeat",
@@ -98,8 +115,24 @@ Deno.test("nodeSettings() fills in the defaults and keeps the values given", asy
   }
 });
 
+Deno.test("nodeSettings() needs a secret or insecure: true on a networked transport", () => {
+  const networked = { ...BASE, transport: { ...BASE.transport, networked: true } };
+  throws(
+    () => nodeSettings(networked),
+    /needs the cluster secret \(secret\) or an explicit insecure: true/,
+  );
+  deepStrictEqual(nodeSettings({ ...networked, secret: "s" }).security, { secret: "s" });
+  deepStrictEqual(nodeSettings({ ...networked, insecure: true }).security, { insecure: true });
+});
+
 Deno.test("nodeSettings() refuses bad options with TypeError naming the option", async (t) => {
   const rows: { name: string; options: Extra; want: RegExp }[] = [
+    { name: "an empty secret", options: { secret: "" }, want: /secret must be a non-empty string/ },
+    {
+      name: "both a secret and insecure",
+      options: { secret: "s", insecure: true },
+      want: /either the cluster secret or insecure: true, not both/,
+    },
     { name: "an empty id", options: { id: "" }, want: /^Node id must match/ },
     { name: "an id with a space", options: { id: "n 1" }, want: /^Node id must match/ },
     { name: "an id with a slash", options: { id: "n/1" }, want: /^Node id must match/ },

@@ -131,8 +131,14 @@ export class CliProcess {
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
-      // The caller's own WATERCRAFT_* settings must not leak in (empty is unset).
-      env: { NO_COLOR: "1", WATERCRAFT_SECRET: "", WATERCRAFT_CLIENT_TOKEN: "", ...options.env },
+      // The caller's own WATERCRAFT_* settings must not leak in (empty is
+      // unset); every node shares the test cluster's secret unless told otherwise.
+      env: {
+        NO_COLOR: "1",
+        WATERCRAFT_SECRET: TEST_SECRET,
+        WATERCRAFT_CLIENT_TOKEN: "",
+        ...options.env,
+      },
     }).spawn();
     this.pid = this.#child.pid;
     this.#drained = Promise.all([
@@ -243,6 +249,9 @@ export interface Launchers {
   /** `file:` URL of tsx's loader. */
   readonly tsxLoader?: string;
 }
+
+/** The secret of the clusters the process tests start (nodes get it in `WATERCRAFT_SECRET`). */
+export const TEST_SECRET = "process-test-cluster-secret";
 
 /**
  * The command line that runs `src/cli.ts` on `runtime`. On Node it is

@@ -16,6 +16,7 @@
 
 import { WaterCraftError } from "../../errors.ts";
 import type { ForwardedAnswer, ForwardedProposal } from "../transport.ts";
+import type { Proof } from "./credentials.ts";
 import { decodeForwardedAnswer, encodeForwardedProposal } from "./frames.ts";
 import { describeFetchError } from "./tls.ts";
 
@@ -31,11 +32,18 @@ export interface ForwardClientOptions {
    * `timeoutMs` (within which the leader answers). A positive integer.
    */
   readonly timeoutMs: number;
+  /** The proof of a `POST` of `body` to `path` at `url` (`PeerCredentials.sign`). */
+  readonly prove: (url: string, path: string, body: Uint8Array) => Proof;
   /**
-   * The headers of a `POST` of `body` to `path`: content type, sender id
-   * and, with a cluster secret, the signature. Called once per forward.
+   * Learns the challenge a refusal hands out (`PeerCredentials.learn`);
+   * true when the forward should be sent again.
    */
-  readonly headers: (path: string, body: Uint8Array) => Promise<Record<string, string>>;
+  readonly learn: (url: string, response: Response) => boolean;
+  /**
+   * Whether an answer carries the leader's signature
+   * (`PeerCredentials.answerIsAuthentic`).
+   */
+  readonly authentic: (proof: Proof, response: Response, body: Uint8Array) => boolean;
   /** Aborts every forward in flight, e.g. when the transport closes. */
   readonly closing: AbortSignal;
 }
@@ -63,7 +71,9 @@ export interface ForwardRequest {
  * const client = new ForwardClient({
  *   fetch: () => Promise.reject(new Error("not called")),
  *   timeoutMs: 500,
- *   headers: () => Promise.resolve({}),
+ *   prove: () => ({ headers: {}, signed: null }),
+ *   learn: () => false,
+ *   authentic: () => true,
  *   closing: new AbortController().signal,
  * });
  * await rejects(
@@ -135,14 +145,55 @@ export class ForwardClient {
   async #post(request: ForwardRequest, signal: AbortSignal): Promise<ForwardedAnswer> {
     const { url, to, proposal } = request;
     const body = encodeForwardedProposal(proposal);
-    const headers = await this.#options.headers(FORWARD_PATH, body);
-    if (signal.aborted) throw cancelledBeforeSending(to);
-    this.#forwards++;
+    for (let attempt = 1;; attempt++) {
+      const proof = this.#options.prove(url, FORWARD_PATH, body);
+      if (signal.aborted) throw cancelledBeforeSending(to);
+      if (attempt === 1) this.#forwards++;
+      const { response, answer } = await this.#send(url, to, proof, body, signal);
+      if (response.ok) {
+        if (!this.#options.authentic(proof, response, answer)) {
+          throw new WaterCraftError(
+            "timeout",
+            `Cannot trust the answer to the write forwarded to ${to}: it does not carry the leader's signature`,
+          );
+        }
+        try {
+          return decodeForwardedAnswer(answer);
+        } catch (e) {
+          throw new WaterCraftError(
+            "timeout",
+            `Cannot read the answer to the write forwarded to ${to}: ${describeFetchError(e)}`,
+          );
+        }
+      }
+      // A new challenge: the leader refused the proof, not the write; sign
+      // under the challenge and send again, once.
+      if (attempt === 1 && this.#options.learn(url, response)) continue;
+      if (proof.signed !== null && !this.#options.authentic(proof, response, answer)) {
+        // Anyone on the path could have written an unsigned refusal: it
+        // cannot say that the write was not made.
+        throw new WaterCraftError(
+          "timeout",
+          `Cannot trust the refusal of the write forwarded to ${to} (${response.status}): it does not carry the leader's signature`,
+        );
+      }
+      return errorAnswer(response.status, new TextDecoder().decode(answer), to);
+    }
+  }
+
+  /** Sends one signed forward and reads its whole answer. */
+  async #send(
+    url: string,
+    to: string,
+    proof: Proof,
+    body: Uint8Array,
+    signal: AbortSignal,
+  ): Promise<{ response: Response; answer: Uint8Array }> {
     let response: Response;
     try {
       response = await this.#options.fetch(url + FORWARD_PATH, {
         method: "POST",
-        headers,
+        headers: { ...proof.headers, "content-type": "application/octet-stream" },
         body: body as Uint8Array<ArrayBuffer>,
         signal,
       });
@@ -161,9 +212,8 @@ export class ForwardClient {
         }`,
       );
     }
-    let answer: Uint8Array;
     try {
-      answer = new Uint8Array(await response.arrayBuffer());
+      return { response, answer: new Uint8Array(await response.arrayBuffer()) };
     } catch (e) {
       throw new WaterCraftError(
         "timeout",
@@ -172,17 +222,6 @@ export class ForwardClient {
         }`,
       );
     }
-    if (response.ok) {
-      try {
-        return decodeForwardedAnswer(answer);
-      } catch (e) {
-        throw new WaterCraftError(
-          "timeout",
-          `Cannot read the answer to the write forwarded to ${to}: ${describeFetchError(e)}`,
-        );
-      }
-    }
-    return errorAnswer(response.status, new TextDecoder().decode(answer), to);
   }
 }
 

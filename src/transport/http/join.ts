@@ -14,16 +14,16 @@
 import { type ErrorCode, errorFromCode, UnavailableError, WaterCraftError } from "../../errors.ts";
 import type { Clock } from "../../clock.ts";
 import type { JoinAnswer, JoinRequest } from "../transport.ts";
-import { FROM_HEADER, signRequest } from "./auth.ts";
+import type { PeerCredentials } from "./credentials.ts";
 import { describeFetchError, isCertificateError } from "./tls.ts";
 
 /** Options of {@linkcode joinCluster}: the request, and how the transport calls members. */
 export interface JoinOptions extends JoinRequest {
-  /** Cluster secret: membership requests are signed with it. */
-  readonly secret?: string;
+  /** The node's credentials: membership requests are signed with them. */
+  readonly credentials: PeerCredentials;
   /** Client token, sent as a bearer token. */
   readonly clientToken?: string;
-  /** Where progress is reported. */
+  /** Where each failed attempt is reported, with why. Default `console.warn`. */
   readonly log?: (line: string) => void;
   /** The `fetch` to call members with. Default `globalThis.fetch`. */
   readonly fetch?: typeof fetch;
@@ -80,13 +80,19 @@ export async function joinCluster(options: JoinOptions): Promise<JoinAnswer> {
         if (candidates.every((url) => untrusted.has(url))) break;
       }
     }
-    options.log?.(`watercraft: join attempt ${attempt + 1} failed (${lastProblem}); retrying`);
+    (options.log ?? console.warn)(
+      `watercraft: join attempt ${attempt + 1} failed (${lastProblem}); retrying`,
+    );
     await delay(options.clock, Math.min(backoffMs, Math.max(0, deadline - options.clock.now())));
     backoffMs = Math.min(backoffMs * 2, 2000);
   }
   throw new UnavailableError(`Cannot join the cluster: ${lastProblem}`);
 }
 
+/**
+ * Calls a member's client API, signed with the node's credentials; a `401`
+ * that hands out a challenge is answered once, signed under it.
+ */
 async function call<T>(
   options: JoinOptions,
   base: string,
@@ -95,30 +101,37 @@ async function call<T>(
   body?: unknown,
 ): Promise<T> {
   const text = body === undefined ? "" : JSON.stringify(body);
-  const headers: Record<string, string> = {
-    "content-type": "application/json",
-    [FROM_HEADER]: options.id,
-  };
-  if (options.clientToken !== undefined) headers.authorization = `Bearer ${options.clientToken}`;
-  if (options.secret !== undefined) {
-    Object.assign(
+  for (let attempt = 1;; attempt++) {
+    const proof = options.credentials.sign(
+      base,
+      options.id,
+      method,
+      path,
+      new TextEncoder().encode(text),
+    );
+    const headers: Record<string, string> = {
+      "content-type": "application/json",
+      ...proof.headers,
+    };
+    if (options.clientToken !== undefined) headers.authorization = `Bearer ${options.clientToken}`;
+    const res = await (options.fetch ?? fetch)(base + path, {
+      method,
       headers,
-      await signRequest({ secret: options.secret, from: options.id, method, path, body: text }),
+      ...(body === undefined ? {} : { body: text }),
+      signal: AbortSignal.timeout(10_000),
+    });
+    if (attempt === 1 && options.credentials.learn(base, res)) {
+      await res.body?.cancel().catch(() => {});
+      continue;
+    }
+    const answer = await res.json().catch(() => null);
+    if (res.ok) return answer as T;
+    const error = (answer as { error?: { code?: string; message?: string } } | null)?.error;
+    throw errorFromCode(
+      (error?.code ?? "unavailable") as ErrorCode,
+      error?.message ?? `${method} ${base}${path} answered ${res.status}`,
     );
   }
-  const res = await (options.fetch ?? fetch)(base + path, {
-    method,
-    headers,
-    ...(body === undefined ? {} : { body: text }),
-    signal: AbortSignal.timeout(10_000),
-  });
-  const answer = await res.json().catch(() => null);
-  if (res.ok) return answer as T;
-  const error = (answer as { error?: { code?: string; message?: string } } | null)?.error;
-  throw errorFromCode(
-    (error?.code ?? "unavailable") as ErrorCode,
-    error?.message ?? `${method} ${base}${path} answered ${res.status}`,
-  );
 }
 
 function delay(clock: Clock, ms: number): Promise<void> {

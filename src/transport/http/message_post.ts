@@ -1,7 +1,8 @@
 /**
  * One per-batch `POST {url}/raft/messages` of Raft messages to a peer, the
  * sender's fallback when streams are off (for proxies that buffer request
- * bodies): the signed request, its timeout, and its answer. An accepted
+ * bodies): the signed request (sent again at once, signed under the new
+ * challenge, when the peer hands one out), its timeout, and its answer. An accepted
  * answer's body is discarded, so that no resource outlives the request; a
  * refusal (non-2xx) is put into words for `onPeerError` and the peer's
  * `lastError`, reading at most a few KiB of it, since an error body is
@@ -13,6 +14,7 @@
 
 import { concatBytes } from "@noble/hashes/utils.js";
 import type { Message } from "../../core/messages.ts";
+import type { Proof } from "./credentials.ts";
 import { encodeMessages } from "./frames.ts";
 import { describeFetchError, isCertificateError } from "./tls.ts";
 
@@ -37,11 +39,13 @@ export interface PostMessagesOptions {
   readonly batch: readonly Message[];
   /** How long the request may take, answer included, ms. */
   readonly timeoutMs: number;
+  /** The proof of a `POST` of `body` to `path` (`PeerCredentials.sign`). */
+  readonly prove: (path: string, body: Uint8Array) => Proof;
   /**
-   * The headers of a `POST` of `body` to `path`: content type, sender id
-   * and, with a cluster secret, the signature.
+   * Learns the challenge a refusal hands out (`PeerCredentials.learn`);
+   * true when the request should be sent again.
    */
-  readonly headers: (path: string, body: Uint8Array) => Promise<Record<string, string>>;
+  readonly learn: (response: Response) => boolean;
   /**
    * Aborts the request (e.g. the peer was removed); it is aborted with a
    * `TimeoutError` after `timeoutMs`.
@@ -68,7 +72,8 @@ export interface PostMessagesOptions {
  *   url: "http://127.0.0.1:1",
  *   batch: [{ type: "timeoutNow", from: "n1", to: "n2", term: 1 }],
  *   timeoutMs: 500,
- *   headers: () => Promise.resolve({}),
+ *   prove: () => ({ headers: {}, signed: null }),
+ *   learn: () => false,
  *   controller: new AbortController(),
  *   onSending() {},
  * });
@@ -86,19 +91,26 @@ export async function postMessages(options: PostMessagesOptions): Promise<PeerPr
   );
   try {
     const body = encodeMessages(options.batch) as Uint8Array<ArrayBuffer>;
-    const headers = await options.headers(MESSAGES_PATH, body);
-    options.onSending();
-    const response = await options.fetch(options.url + MESSAGES_PATH, {
-      method: "POST",
-      headers,
-      body,
-      signal: controller.signal,
-    });
-    if (response.ok) {
-      await discard(response);
-      return null;
+    for (let attempt = 1;; attempt++) {
+      const { headers } = options.prove(MESSAGES_PATH, body);
+      options.onSending();
+      const response = await options.fetch(options.url + MESSAGES_PATH, {
+        method: "POST",
+        headers: { ...headers, "content-type": "application/octet-stream" },
+        body,
+        signal: controller.signal,
+      });
+      if (response.ok) {
+        await discard(response);
+        return null;
+      }
+      // A new challenge: sign under it and send again, once.
+      if (attempt === 1 && options.learn(response)) {
+        await discard(response);
+        continue;
+      }
+      return { message: await refusal(response), certificate: false };
     }
-    return { message: await refusal(response), certificate: false };
   } catch (e) {
     const reason = controller.signal.aborted ? controller.signal.reason : e;
     return { message: describeFetchError(reason), certificate: isCertificateError(reason) };

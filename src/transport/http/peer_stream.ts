@@ -9,8 +9,13 @@
  * sender closes it; the sender then opens a new one after a back-off.
  * Frames written into a stream that breaks are lost, which Raft tolerates.
  *
+ * In a secured cluster each frame is followed by its seal
+ * (`stream_seal.ts`), keyed by the signed request that opened the stream.
+ *
  * @module
  */
+
+import type { FrameSealer } from "./stream_seal.ts";
 
 /** Path of the stream route. */
 export const STREAM_PATH = "/raft/stream";
@@ -23,6 +28,8 @@ export interface PeerStreamOptions {
   readonly fetch: typeof fetch;
   /** The headers that open the stream (sender id, proof of the secret). */
   readonly headers: Record<string, string>;
+  /** Seals each frame written, in a secured cluster; null in an open one. */
+  readonly sealer: FrameSealer | null;
   /**
    * Bytes the stream may hold unsent before {@linkcode PeerStream.writable}
    * turns false: past it the sender keeps frames in its own bounded queue.
@@ -38,8 +45,11 @@ export interface PeerStreamOptions {
   readonly keepalive: Uint8Array;
   /** Called once when the stream can take frames again after being full. */
   readonly onDrain: () => void;
-  /** Called once when the stream ends, with why (null when closed by us). */
-  readonly onEnd: (problem: unknown) => void;
+  /**
+   * Called once when the stream ends, with why (null when closed by us),
+   * and the peer's answer when it ended the stream by answering.
+   */
+  readonly onEnd: (problem: unknown, answer: Response | null) => void;
 }
 
 /** An open stream of frames to one peer. */
@@ -101,7 +111,10 @@ export class PeerStream {
       async (response) => {
         // The peer answers only when it ends the stream: refused, or closing.
         const text = await response.text().catch(() => "");
-        this.#end(new Error(`The peer ended the stream: ${response.status} ${text.slice(0, 300)}`));
+        this.#end(
+          new Error(`The peer ended the stream: ${response.status} ${text.slice(0, 300)}`),
+          response,
+        );
       },
       (error) => this.#end(error),
     );
@@ -128,6 +141,7 @@ export class PeerStream {
     this.#wrote = true;
     try {
       this.#controller.enqueue(frame);
+      if (this.#options.sealer !== null) this.#controller.enqueue(this.#options.sealer.seal(frame));
     } catch {
       // Cancelled: the fetch is settling and will end the stream.
       return false;
@@ -148,7 +162,7 @@ export class PeerStream {
     this.#end(null);
   }
 
-  #end(problem: unknown): void {
+  #end(problem: unknown, answer: Response | null = null): void {
     if (this.#ended) return;
     this.#ended = true;
     clearInterval(this.#keepalive);
@@ -158,6 +172,6 @@ export class PeerStream {
     } catch {
       // Already closed.
     }
-    this.#options.onEnd(problem);
+    this.#options.onEnd(problem, answer);
   }
 }

@@ -10,16 +10,24 @@
  * - `POST /raft/forward`: a proposal frame; runs it as leader, answers `200`
  *   with an answer frame.
  *
- * Every request needs `X-Raft-From` with a valid node id (else `400
- * invalid_request`). With a cluster secret, the signature headers of
- * `auth.ts` are verified (over the exact raw body, or over an empty body
- * for a stream, when it opens) before anything is parsed or done (else
- * `401 unauthorized`). Bodies over the limit (default 4 MiB) get `413
- * too_large`; a stream frame over it and malformed frames `400
- * invalid_request`, naming the field. A
- * frame holding a message whose `from` differs from `X-Raft-From` is
- * refused whole with `400`: that is a bug or a forgery, and nothing of it
- * reaches the node. Errors have the JSON shape of API.md section 2.
+ * In a secured cluster every request must prove the secret (`auth.ts`,
+ * checked by `verifier.ts`) before anything of its body is parsed or done,
+ * else `401 unauthorized` saying which proof is wrong; a `401` that asks
+ * the sender to sign under a new challenge carries it in
+ * `X-Raft-Challenge`. A stream's opening request is signed over an empty
+ * body and each of its frames is followed by a seal (`stream_seal.ts`); a
+ * frame whose seal is wrong ends the stream with `401`. The answer to a
+ * forwarded write is signed. In an open cluster (`--insecure`) only
+ * `X-Raft-From` is needed, with a valid node id (else `400
+ * invalid_request`).
+ *
+ * Bodies over the limit (default 4 MiB) get `413 too_large`; a stream frame
+ * over it and malformed frames `400 invalid_request`, naming the field. A
+ * forwarded command over the client body limit gets `413` too: forwarding
+ * is no way around it. A frame holding a message whose `from` differs from
+ * `X-Raft-From` is refused whole with `400`: that is a bug or a forgery,
+ * and nothing of it reaches the node. Errors have the JSON shape of API.md
+ * section 2.
  *
  * @module
  */
@@ -35,11 +43,15 @@ import { concatBytes } from "@noble/hashes/utils.js";
 import type { Context } from "hono";
 import { isNodeId, NODE_ID_RULE } from "../../core/config.ts";
 import { WaterCraftError } from "../../errors.ts";
+import { errorBody, errorResponse } from "../../http/errors.ts";
 import {
-  createRequestVerifier,
+  answerSignature,
+  CHALLENGE_HEADER,
+  checkSecret,
   FROM_HEADER,
-  type RequestVerifier,
   SIGNATURE_HEADER,
+  type SignedRequest,
+  streamKey,
 } from "./auth.ts";
 import {
   decodeForwardedProposal,
@@ -50,15 +62,28 @@ import {
 } from "./frames.ts";
 import { STREAM_PATH } from "./peer_stream.ts";
 import { FORWARD_PATH, MESSAGES_PATH } from "./sender.ts";
+import { FrameOpener } from "./stream_seal.ts";
+import { PeerVerifier, type VerifyResult } from "./verifier.ts";
 import type { Message } from "../../core/messages.ts";
 import type { PeerHandler } from "../transport.ts";
 
 /** Options of {@linkcode peerRoutes}. */
 export interface PeerRoutesOptions {
-  /** Cluster secret: when set, every request must prove it. */
-  readonly secret?: string;
+  /**
+   * The cluster secret every request must prove, or null for an open
+   * cluster (`--insecure`: anyone who reaches the port is a peer). No
+   * default: a node is open only when told so.
+   */
+  readonly secret: string | null;
+  /**
+   * The verifier of the secret's proofs, when the app shares one with other
+   * routes (membership changes); by default the routes make their own.
+   */
+  readonly verifier?: PeerVerifier;
   /** Largest request body, bytes. Default 4 MiB. */
   readonly bodyLimitBytes?: number;
+  /** Largest forwarded command, bytes: the client body limit. Default 1 MiB. */
+  readonly commandLimitBytes?: number;
 }
 
 /** Default body limit of peer requests: 4 MiB. */
@@ -66,18 +91,19 @@ export const PEER_BODY_LIMIT_BYTES: number = 4 << 20;
 
 /**
  * Creates the peer routes. Mount them at the root of a node's app
- * (`app.route("/", peerRoutes(node))`), or under the same prefix as the
+ * (`app.route("/", peerRoutes(node, ...))`), or under the same prefix as the
  * node's advertised URL. Refusals are thrown as `WaterCraftError`s for the
  * app's error handler to render (`createApp` renders them as API.md
- * section 2 says).
+ * section 2 says), except those that hand out a challenge, which answer
+ * themselves.
  *
  * @param handler Where incoming traffic goes (the node).
- * @param options Secret and body limit.
+ * @param options Secret and body limits.
  * @returns A Hono app with `POST /raft/stream`, `POST /raft/messages` and `POST /raft/forward`.
- * @throws {TypeError} When the secret is empty.
- * @throws {RangeError} When the body limit is not a positive integer.
+ * @throws {TypeError} When the secret is an empty string.
+ * @throws {RangeError} When a body limit is not a positive integer.
  *
- * @example Unsigned requests are refused when a secret is set
+ * @example Unsigned requests are refused in a secured cluster, and handed a challenge
  * ```ts
  * import { strictEqual } from "node:assert/strict";
  * import { Hono } from "hono";
@@ -97,28 +123,33 @@ export const PEER_BODY_LIMIT_BYTES: number = 4 << 20;
  * });
  * strictEqual(res.status, 401);
  * strictEqual((await res.json()).error.code, "unauthorized");
+ * strictEqual(res.headers.get("X-Raft-Challenge")?.length, 32);
  * strictEqual(received, 0);
  * ```
  */
-export function peerRoutes(handler: PeerHandler, options: PeerRoutesOptions = {}): Hono {
-  const limit = options.bodyLimitBytes ?? PEER_BODY_LIMIT_BYTES;
-  if (!Number.isSafeInteger(limit) || limit <= 0) {
-    throw new RangeError(`bodyLimitBytes must be a positive integer, not ${limit}`);
-  }
-  const verifier = options.secret === undefined
-    ? null
-    : createRequestVerifier({ secret: options.secret });
+export function peerRoutes(handler: PeerHandler, options: PeerRoutesOptions): Hono {
+  const limit = positiveLimit("bodyLimitBytes", options.bodyLimitBytes ?? PEER_BODY_LIMIT_BYTES);
+  const commandLimit = positiveLimit("commandLimitBytes", options.commandLimitBytes ?? 1 << 20);
+  const secret = options.secret === null ? null : checkSecret(options.secret);
+  const verifier = secret === null ? null : options.verifier ?? new PeerVerifier({ secret });
   const app = new Hono();
 
   /** The open stream from each sender: a new one replaces it (one per sender, bounded). */
   const streams = new Map<string, () => void>();
 
   app.post(STREAM_PATH, async (c) => {
-    const from = await admitStream(c, verifier);
+    const admitted = admit(c, STREAM_PATH, new Uint8Array(0), verifier);
+    if ("refusal" in admitted) return admitted.refusal;
+    const { from, signed } = admitted;
     const body = c.req.raw.body;
     if (body === null) return c.body(null, 204);
     const reader = body.getReader();
     const frames = new FrameReader({ frameBytesMax: limit });
+    const opener = secret === null || signed === null
+      ? null
+      : new FrameOpener(streamKey(secret, signed));
+    /** A frame waiting for its seal. */
+    let unsealed: Uint8Array | null = null;
     // A sender reconnects after its stream broke; the old one may linger
     // half-open: end it, so streams never pile up.
     streams.get(from)?.();
@@ -136,7 +167,19 @@ export function peerRoutes(handler: PeerHandler, options: PeerRoutesOptions = {}
         }
         const { done, value } = chunk;
         if (done) break;
-        for (const frame of frames.push(value)) {
+        for (let frame of frames.push(value)) {
+          if (opener !== null) {
+            if (unsealed === null) {
+              unsealed = frame;
+              continue;
+            }
+            const problem = opener.open(unsealed, frame);
+            if (problem !== null) {
+              await reader.cancel().catch(() => {});
+              throw unauthorized(`the stream's ${problem}`);
+            }
+            [frame, unsealed] = [unsealed, null];
+          }
           if (handler.receive(from, fromSender(frame, from)) === false) {
             // This node stopped (an embedder may have replaced it behind the
             // same server): end the stream, so the sender reconnects.
@@ -157,18 +200,45 @@ export function peerRoutes(handler: PeerHandler, options: PeerRoutesOptions = {}
   });
 
   app.post(MESSAGES_PATH, async (c) => {
-    const { from, body } = await admit(c, MESSAGES_PATH, limit, verifier);
-    handler.receive(from, fromSender(body, from));
+    const { body, refusal } = await readBody(c, limit, verifier);
+    if (refusal !== undefined) return refusal;
+    const admitted = admit(c, MESSAGES_PATH, body, verifier);
+    if ("refusal" in admitted) return admitted.refusal;
+    handler.receive(admitted.from, fromSender(body, admitted.from));
     return c.body(null, 204);
   });
 
   app.post(FORWARD_PATH, async (c) => {
-    const { from, body } = await admit(c, FORWARD_PATH, limit, verifier);
-    const answer = await handler.forwarded(from, decodeForwardedProposal(body));
-    return new Response(encodeForwardedAnswer(answer) as Uint8Array<ArrayBuffer>, {
-      status: 200,
-      headers: { "content-type": "application/octet-stream" },
-    });
+    const { body, refusal } = await readBody(c, limit, verifier);
+    if (refusal !== undefined) return refusal;
+    const admitted = admit(c, FORWARD_PATH, body, verifier);
+    if ("refusal" in admitted) return admitted.refusal;
+    // Every answer of an admitted forward is signed, refusals included: an
+    // unsigned one could be anyone's, so the forwarding node cannot trust
+    // it to say whether the write was made.
+    const signed = (status: number, contentType: string, bytes: Uint8Array): Response => {
+      const headers: Record<string, string> = { "content-type": contentType };
+      if (secret !== null && admitted.signed !== null) {
+        const { challenge, seq } = admitted.signed;
+        headers[SIGNATURE_HEADER] = answerSignature(secret, challenge, seq, bytes);
+      }
+      return new Response(bytes as Uint8Array<ArrayBuffer>, { status, headers });
+    };
+    try {
+      const proposal = decodeForwardedProposal(body);
+      if (proposal.command.length > commandLimit) {
+        throw new WaterCraftError(
+          "too_large",
+          `The forwarded command is over ${commandLimit} bytes, the client body limit`,
+        );
+      }
+      const answer = await handler.forwarded(admitted.from, proposal);
+      return signed(200, "application/octet-stream", encodeForwardedAnswer(answer));
+    } catch (e) {
+      const refusal = errorResponse(c, e);
+      const bytes = new Uint8Array(await refusal.arrayBuffer());
+      return signed(refusal.status, "application/json", bytes);
+    }
   });
 
   return app;
@@ -191,53 +261,35 @@ function fromSender(frame: Uint8Array, from: string): Message[] {
 }
 
 /**
- * Checks the sender header and, with a secret, the signature a stream opens
- * with (over an empty body); nothing is read before this succeeds.
+ * Checks the request's proof: the sender header and, in a secured cluster,
+ * the signature over `body` (empty for a stream).
  *
- * @throws {WaterCraftError} `invalid_request` or `unauthorized`.
+ * @returns The sender and what it signed, or the `401` to answer with (not
+ *   told apart with `instanceof Response`: Node's server adapter swaps the
+ *   global `Response` class).
+ * @throws {WaterCraftError} `invalid_request` for a missing sender in an open cluster.
  */
-async function admitStream(c: Context, verifier: RequestVerifier | null): Promise<string> {
-  const from = sender(c);
-  if (verifier !== null) {
-    const result = await verifier.verifyRequest({
-      method: c.req.method,
-      path: STREAM_PATH,
-      headers: c.req.raw.headers,
-      body: new Uint8Array(0),
-    });
-    if (!result.ok) throw unauthorized(result.reason);
-  }
-  return from;
-}
-
-/**
- * Checks the sender header, reads the body within the limit and verifies the
- * signature; nothing is parsed before this succeeds.
- *
- * @throws {WaterCraftError} `invalid_request`, `too_large` or `unauthorized`.
- */
-async function admit(
+function admit(
   c: Context,
   path: string,
-  limit: number,
-  verifier: RequestVerifier | null,
-): Promise<{ from: string; body: Uint8Array }> {
-  const from = sender(c);
-  // Cheap refusal before reading a body that could not be verified anyway.
-  if (verifier !== null && c.req.header(SIGNATURE_HEADER) === undefined) {
-    throw unauthorized(`missing ${SIGNATURE_HEADER}`);
-  }
-  const body = await readBody(c, limit);
-  if (verifier !== null) {
-    const result = await verifier.verifyRequest({
-      method: c.req.method,
-      path,
-      headers: c.req.raw.headers,
-      body,
-    });
-    if (!result.ok) throw unauthorized(result.reason);
-  }
-  return { from, body };
+  body: Uint8Array,
+  verifier: PeerVerifier | null,
+): { from: string; signed: SignedRequest | null } | { refusal: Response } {
+  if (verifier === null) return { from: sender(c), signed: null };
+  const result = verifier.verify({ method: c.req.method, path, headers: c.req.raw.headers, body });
+  if (!result.ok) return { refusal: refusal(result) };
+  return { from: result.request.from, signed: result.request };
+}
+
+/** The `401` of a refused proof, with the fresh challenge to sign under when there is one. */
+function refusal(result: Extract<VerifyResult, { ok: false }>): Response {
+  return Response.json(
+    errorBody("unauthorized", `Cannot accept the peer request: ${result.reason}`),
+    {
+      status: 401,
+      headers: result.challenge === null ? {} : { [CHALLENGE_HEADER]: result.challenge },
+    },
+  );
 }
 
 /** The sender's id from `X-Raft-From`. */
@@ -256,17 +308,41 @@ function unauthorized(reason: string): WaterCraftError {
   return new WaterCraftError("unauthorized", `Cannot accept the peer request: ${reason}`);
 }
 
+function positiveLimit(name: string, value: number): number {
+  if (!Number.isSafeInteger(value) || value <= 0) {
+    throw new RangeError(`${name} must be a positive integer, not ${value}`);
+  }
+  return value;
+}
+
 function tooLarge(limit: number): WaterCraftError {
   return new WaterCraftError("too_large", `Request body is over ${limit} bytes`);
 }
 
 /**
  * Reads the raw body, refusing it as soon as it passes `limit` (a declared
- * `content-length` is checked first; a chunked body is counted as it comes).
+ * `content-length` is checked first; a chunked body is counted as it
+ * comes). In a secured cluster, a request with no signature at all is
+ * refused first, without reading a body that could not be verified anyway.
  *
+ * @returns The body, or the `401` to answer with.
  * @throws {WaterCraftError} `too_large`.
  */
-async function readBody(c: Context, limit: number): Promise<Uint8Array> {
+async function readBody(
+  c: Context,
+  limit: number,
+  verifier: PeerVerifier | null,
+): Promise<{ body: Uint8Array; refusal?: undefined } | { body?: undefined; refusal: Response }> {
+  if (verifier !== null && c.req.header(SIGNATURE_HEADER) === undefined) {
+    const result = verifier.verify({
+      method: c.req.method,
+      path: "",
+      headers: c.req.raw.headers,
+      body: new Uint8Array(0),
+    });
+    // Without a signature the proof cannot verify: this is its refusal.
+    if (!result.ok) return { refusal: refusal(result) };
+  }
   const declared = c.req.header("content-length");
   if (declared !== undefined && Number(declared) > limit) throw tooLarge(limit);
   const raw = c.req.raw;
@@ -274,9 +350,9 @@ async function readBody(c: Context, limit: number): Promise<Uint8Array> {
     // Read earlier by a middleware of the embedding app: Hono cached it.
     const bytes = new Uint8Array(await c.req.arrayBuffer());
     if (bytes.length > limit) throw tooLarge(limit);
-    return bytes;
+    return { body: bytes };
   }
-  if (raw.body === null) return new Uint8Array(0);
+  if (raw.body === null) return { body: new Uint8Array(0) };
   const reader = raw.body.getReader();
   const chunks: Uint8Array[] = [];
   let total = 0;
@@ -290,5 +366,5 @@ async function readBody(c: Context, limit: number): Promise<Uint8Array> {
     }
     chunks.push(value);
   }
-  return chunks.length === 1 ? chunks[0]! : concatBytes(...chunks);
+  return { body: chunks.length === 1 ? chunks[0]! : concatBytes(...chunks) };
 }

@@ -31,12 +31,13 @@
 
 import { WaterCraftError } from "../../errors.ts";
 import type { Message } from "../../core/messages.ts";
-import { FROM_HEADER, signRequest } from "./auth.ts";
+import { PeerCredentials, type Proof } from "./credentials.ts";
 import { encodeMessages, MAX_MESSAGES_PER_BATCH } from "./frames.ts";
 import { ForwardClient } from "./forward_client.ts";
 import { type PeerProblem, postMessages } from "./message_post.ts";
 import { type BatchLimits, PeerQueue } from "./peer_queue.ts";
 import { PeerStream, STREAM_PATH } from "./peer_stream.ts";
+import { FrameSealer } from "./stream_seal.ts";
 import { describeFetchError, isCertificateError, trustingFetch } from "./tls.ts";
 import type {
   ForwardedAnswer,
@@ -44,6 +45,7 @@ import type {
   JoinAnswer,
   JoinRequest,
   PeerHandler,
+  PeerSecurity,
   Transport,
 } from "../transport.ts";
 import { joinCluster } from "./join.ts";
@@ -53,8 +55,6 @@ export { MESSAGES_PATH } from "./message_post.ts";
 
 /** Options of {@linkcode httpTransport}. */
 export interface HttpTransportOptions {
-  /** Cluster secret: every request is signed with it (see `auth.ts`). */
-  readonly secret?: string;
   /** Client token the cluster's members require, sent when joining. */
   readonly clientToken?: string;
   /** Timeout of one message request, ms. Default 2000. */
@@ -168,12 +168,13 @@ export interface HttpTransport extends Transport {
 
 /**
  * Creates an HTTP transport. Receiving is the Hono app's job (mount
- * `peerRoutes`), so `start()` only records this node's id.
+ * `peerRoutes`), so `start()` only records this node's id and the node's
+ * security (its cluster secret, or `insecure`), which it signs with: the
+ * secret is given to the node, not here.
  *
- * @param options Secret, timeouts and bounds.
+ * @param options Timeouts and bounds.
  * @returns The transport.
  * @throws {RangeError} When a limit is not a positive integer.
- * @throws {TypeError} When the secret is empty.
  *
  * @example Messages to an unknown peer are dropped and counted
  * ```ts
@@ -181,7 +182,11 @@ export interface HttpTransport extends Transport {
  * import { httpTransport } from "./sender.ts";
  *
  * const transport = httpTransport({ timeoutMs: 500 });
- * await transport.start("n1", { receive() {}, forwarded: () => Promise.resolve({ ok: true, value: null }) });
+ * await transport.start(
+ *   "n1",
+ *   { receive() {}, forwarded: () => Promise.resolve({ ok: true, value: null }) },
+ *   { secret: "s3cret" },
+ * );
  * transport.send([{ type: "timeoutNow", from: "n1", to: "n9", term: 1 }]);
  * strictEqual(transport.stats().droppedUnknown, 1);
  * await transport.close();
@@ -211,13 +216,17 @@ interface Peer {
   opening: Promise<void> | null;
   /** When the open stream was opened, ms (`performance.now()`). */
   streamOpenedMs: number;
+  /** The last stream was reopened at once under a challenge the peer handed out. */
+  relearned: boolean;
   removed: boolean;
   /** Why the latest request failed, while failing. */
   lastError: string | null;
 }
 
 class HttpTransportImpl implements HttpTransport {
-  readonly #secret: string | undefined;
+  readonly networked = true;
+  /** Signs requests once `start()` gave the node's security. */
+  #credentials: PeerCredentials = new PeerCredentials(null);
   readonly #clientToken: string | undefined;
   readonly #timeoutMs: number;
   readonly #maxQueuedMessages: number;
@@ -251,12 +260,6 @@ class HttpTransportImpl implements HttpTransport {
   #messagesFailed = 0;
 
   constructor(options: HttpTransportOptions) {
-    if (
-      options.secret !== undefined && (typeof options.secret !== "string" || options.secret === "")
-    ) {
-      throw new TypeError("The cluster secret must be a non-empty string");
-    }
-    this.#secret = options.secret;
     this.#clientToken = options.clientToken;
     this.#timeoutMs = positive("timeoutMs", options.timeoutMs ?? 2000);
     this.#maxQueuedMessages = positive("maxQueuedMessages", options.maxQueuedMessages ?? 10_000);
@@ -288,13 +291,22 @@ class HttpTransportImpl implements HttpTransport {
     this.#forwarder = new ForwardClient({
       fetch: this.#fetch,
       timeoutMs: this.#timeoutMs,
-      headers: (path, body) => this.#headers(path, body),
+      prove: (url, path, body) => this.#prove(url, path, body),
+      learn: (url, response) => this.#credentials.learn(url, response),
+      authentic: (proof, response, body) =>
+        this.#credentials.answerIsAuthentic(proof.signed, response, body),
       closing: this.#closing.signal,
     });
   }
 
-  start(id: string, _handler: PeerHandler): void {
+  start(id: string, _handler: PeerHandler, security: PeerSecurity | null): void {
+    if (security === null) {
+      throw new TypeError(
+        "A node on the HTTP transport needs the cluster secret (secret) or an explicit insecure: true",
+      );
+    }
     this.#id = id;
+    this.#credentials = new PeerCredentials("secret" in security ? security.secret : null);
   }
 
   setPeers(peers: ReadonlyMap<string, string>): void {
@@ -329,6 +341,7 @@ class HttpTransportImpl implements HttpTransport {
         scheduled: false,
         opening: null,
         streamOpenedMs: 0,
+        relearned: false,
         removed: false,
         lastError: null,
       });
@@ -383,7 +396,7 @@ class HttpTransportImpl implements HttpTransport {
     return joinCluster({
       ...request,
       fetch: this.#fetch,
-      ...(this.#secret === undefined ? {} : { secret: this.#secret }),
+      credentials: this.#credentials,
       ...(this.#clientToken === undefined ? {} : { clientToken: this.#clientToken }),
     });
   }
@@ -432,6 +445,7 @@ class HttpTransportImpl implements HttpTransport {
     peer.stream = null;
     if (peer.timer !== null) clearTimeout(peer.timer);
     peer.timer = null;
+    this.#credentials.forget(peer.url);
   }
 
   /** Flushes `peer` in a microtask, so that sends of one tick share a request. */
@@ -477,20 +491,34 @@ class HttpTransportImpl implements HttpTransport {
   }
 
   async #openStream(peer: Peer): Promise<void> {
-    const headers = await this.#headers(STREAM_PATH, new Uint8Array(0));
+    // Not before the end of the flush that asked for it, as when signing was async.
+    await Promise.resolve();
     if (this.#closed || peer.removed) return;
+    const proof = this.#prove(peer.url, STREAM_PATH, new Uint8Array(0));
+    const key = this.#credentials.streamKey(proof.signed);
     this.#requests++;
     const stream: PeerStream = new PeerStream({
       url: peer.url,
       fetch: this.#fetch,
-      headers,
+      headers: proof.headers,
+      sealer: key === null ? null : new FrameSealer(key),
       bufferBytes: this.#maxRequestBytes,
       keepaliveMs: KEEPALIVE_MS,
       keepalive: KEEPALIVE_FRAME,
       onDrain: () => this.#schedule(peer),
-      onEnd: (problem) => {
+      onEnd: (problem, answer) => {
         if (peer.stream === stream) peer.stream = null;
         if (problem === null || this.#closed || peer.removed) return;
+        // The peer handed out a new challenge (it restarted, or this is the
+        // first stream to it): always learn it; open again at once, signed
+        // under it, unless that already happened just before (then back off
+        // like after any failure).
+        const learned = answer !== null && this.#credentials.learn(peer.url, answer);
+        if (learned && !peer.relearned) {
+          peer.relearned = true;
+          this.#flush(peer);
+          return;
+        }
         this.#failures++;
         this.#peerFailed(peer, {
           message: describeFetchError(problem),
@@ -504,6 +532,7 @@ class HttpTransportImpl implements HttpTransport {
     // the peer is healthy again (and a later failure is a new streak).
     const settle = setTimeout(() => {
       if (peer.stream !== stream || stream.ended) return;
+      peer.relearned = false;
       peer.backoffMs = 0;
       peer.lastError = null;
     }, STREAM_SETTLE_MS);
@@ -553,7 +582,8 @@ class HttpTransportImpl implements HttpTransport {
         url: peer.url,
         batch,
         timeoutMs: this.#timeoutMs,
-        headers: (path, body) => this.#headers(path, body),
+        prove: (path, body) => this.#prove(peer.url, path, body),
+        learn: (response) => this.#credentials.learn(peer.url, response),
         controller,
         onSending: () => {
           this.#requests++;
@@ -587,12 +617,8 @@ class HttpTransportImpl implements HttpTransport {
     }
   }
 
-  async #headers(path: string, body: Uint8Array): Promise<Record<string, string>> {
-    const from = this.#id!;
-    const auth = this.#secret === undefined
-      ? { [FROM_HEADER]: from }
-      : await signRequest({ secret: this.#secret, from, method: "POST", path, body });
-    return { "content-type": "application/octet-stream", ...auth };
+  #prove(url: string, path: string, body: Uint8Array): Proof {
+    return this.#credentials.sign(url, this.#id!, "POST", path, body);
   }
 }
 

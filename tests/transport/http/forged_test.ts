@@ -17,6 +17,7 @@ async function soloLeader() {
     id: "n1",
     stateMachine: kvStateMachine(),
     transport: new MemoryNetwork().transport(),
+    insecure: true,
     onError: () => {},
   });
   return { node, app: createApp(node) };

@@ -14,7 +14,9 @@
 
 import { WaterCraftError } from "../../../src/errors.ts";
 import { deepStrictEqual, rejects, strictEqual } from "node:assert/strict";
-import { signRequest } from "../../../src/transport/http/auth.ts";
+import { concatBytes } from "@noble/hashes/utils.js";
+import { PeerCredentials } from "../../../src/transport/http/credentials.ts";
+import { FrameSealer } from "../../../src/transport/http/stream_seal.ts";
 import { encodeMessages } from "../../../src/transport/http/frames.ts";
 import { STREAM_PATH } from "../../../src/transport/http/peer_stream.ts";
 import { FORWARD_PATH, MESSAGES_PATH } from "../../../src/transport/http/sender.ts";
@@ -51,11 +53,12 @@ async function startTarget(): Promise<Target> {
     id: "n1",
     url,
     stateMachine: kvStateMachine(),
-    transport: httpTransport({ secret: SECRET }),
+    secret: SECRET,
+    transport: httpTransport(),
     bootstrap: true,
     onError: () => {},
   });
-  const app = createApp(node, { secret: SECRET });
+  const app = createApp(node);
   handler = (req) => app.fetch(req);
   return { node, server, url };
 }
@@ -101,18 +104,44 @@ type Credential = "no proof" | "a wrong secret";
 
 const CREDENTIALS: readonly Credential[] = ["no proof", "a wrong secret"];
 
-/** Headers of a peer request from `from`: unsigned, or signed with `secret`. */
-async function peerHeaders(
+/**
+ * Sends a request as a peer from `from` would: unsigned (secret null), or
+ * signed with `secret` under the challenge the target hands out (the first
+ * attempt learns it). A stream's body is one frame followed by its seal.
+ */
+async function peerFetch(
+  target: Target,
   secret: string | null,
   from: string,
   method: string,
   path: string,
   body: string | Uint8Array,
-): Promise<Record<string, string>> {
-  const auth = secret === null
-    ? { "X-Raft-From": from }
-    : await signRequest({ secret, from, method, path, body });
-  return { "content-type": "application/json", ...auth };
+  headers: Record<string, string> = {},
+): Promise<Response> {
+  const credentials = new PeerCredentials(secret);
+  const bytes = typeof body === "string" ? new TextEncoder().encode(body) : body;
+  const stream = path === STREAM_PATH;
+  for (let attempt = 1;; attempt++) {
+    const proof = credentials.sign(
+      target.url,
+      from,
+      method,
+      path,
+      stream ? new Uint8Array(0) : bytes,
+    );
+    const key = stream ? credentials.streamKey(proof.signed) : null;
+    const sent = key === null ? bytes : concatBytes(bytes, new FrameSealer(key).seal(bytes));
+    const res = await fetch(target.url + path, {
+      method,
+      headers: { ...headers, ...proof.headers },
+      ...(method === "DELETE" ? {} : { body: sent as BodyInit }),
+    });
+    if (attempt === 1 && credentials.learn(target.url, res)) {
+      await res.body?.cancel();
+      continue;
+    }
+    return res;
+  }
 }
 
 function secretOf(credential: Credential): string | null {
@@ -127,10 +156,8 @@ async function peerRpc(
   secret: string | null,
   from = "n2",
 ): Promise<{ status: number; code: string | undefined }> {
-  const res = await fetch(target.url + path, {
-    method: "POST",
-    headers: await peerHeaders(secret, from, "POST", path, body),
-    body: body as BodyInit,
+  const res = await peerFetch(target, secret, from, "POST", path, body, {
+    "content-type": "application/octet-stream",
   });
   const text = await res.text();
   const code = text === "" ? undefined : (JSON.parse(text) as { error?: { code?: string } })
@@ -183,7 +210,8 @@ Deno.test("with --secret set, a node without it or with a wrong one gets 401 and
           id: "intruder",
           url: NOWHERE,
           stateMachine: kvStateMachine(),
-          transport: httpTransport(secret === null ? {} : { secret }),
+          ...(secret === null ? { insecure: true } : { secret }),
+          transport: httpTransport(),
           bootstrap: false,
           onError: () => {},
         });
@@ -245,20 +273,29 @@ Deno.test("with --secret set, a node without it or with a wrong one gets 401 and
         ] as const
       ) {
         await t.step(`${method} ${path} with ${credential}`, async () => {
-          const variants: Record<string, string>[] = secret === null
-            ? [{ "content-type": "application/json" }]
+          const json = { "content-type": "application/json" };
+          const attempts: (() => Promise<Response>)[] = secret === null
+            ? [
+              () =>
+                fetch(target.url + path, {
+                  method,
+                  headers: json,
+                  ...(body === "" ? {} : { body }),
+                }),
+            ]
             : [
               // What a joining node with the wrong secret sends.
-              await peerHeaders(secret, "intruder", method, path, body),
+              () => peerFetch(target, secret, "intruder", method, path, body, json),
               // What an operator with the wrong secret sends.
-              { "content-type": "application/json", "X-WaterCraft-Secret": secret },
+              () =>
+                fetch(target.url + path, {
+                  method,
+                  headers: { ...json, "X-WaterCraft-Secret": secret },
+                  ...(body === "" ? {} : { body }),
+                }),
             ];
-          for (const headers of variants) {
-            const res = await fetch(target.url + path, {
-              method,
-              headers,
-              ...(body === "" ? {} : { body }),
-            });
+          for (const attempt of attempts) {
+            const res = await attempt();
             const answer = await res.json();
             strictEqual(res.status, 401, JSON.stringify(answer));
             strictEqual(answer.error.code, "unauthorized");
@@ -286,10 +323,7 @@ Deno.test("with --secret set, the same requests made with the secret take effect
       strictEqual(add.status, 200, await add.text());
       deepStrictEqual(state(target.node).members.map((m) => m.id), ["n1", "probe"]);
       const path = "/v1/members/probe";
-      const remove = await fetch(target.url + path, {
-        method: "DELETE",
-        headers: await peerHeaders(SECRET, "n1", "DELETE", path, ""),
-      });
+      const remove = await peerFetch(target, SECRET, "n1", "DELETE", path, "");
       strictEqual(remove.status, 200, await remove.text());
       deepStrictEqual(state(target.node).members, before.members);
     });
@@ -305,16 +339,22 @@ Deno.test("with --secret set, the same requests made with the secret take effect
       strictEqual(after.role, "follower");
     });
 
-    await t.step("a stream signed when it opens is obeyed: its term moves", async () => {
-      const term = state(target.node).term + 3;
-      const res = await fetch(target.url + STREAM_PATH, {
-        method: "POST",
-        headers: await peerHeaders(SECRET, "n2", "POST", STREAM_PATH, ""),
-        body: encodeMessages([voteFor(target, term)]) as BodyInit,
-      });
-      strictEqual(res.status, 204, await res.text());
-      strictEqual(state(target.node).term, term);
-    });
+    await t.step(
+      "a stream signed when it opens, its frame sealed, is obeyed: its term moves",
+      async () => {
+        const term = state(target.node).term + 3;
+        const res = await peerFetch(
+          target,
+          SECRET,
+          "n2",
+          "POST",
+          STREAM_PATH,
+          encodeMessages([voteFor(target, term)]),
+        );
+        strictEqual(res.status, 204, await res.text());
+        strictEqual(state(target.node).term, term);
+      },
+    );
 
     await t.step("a signed append of a higher term is obeyed: its term moves", async () => {
       const term = state(target.node).term + 5;

@@ -13,7 +13,7 @@ import { Hono } from "hono";
 import type { AppendMessage, HeartbeatMessage, Message } from "../../../src/core/messages.ts";
 import { peerRoutes, type PeerRoutesOptions } from "../../../src/transport/http/routes.ts";
 import { errorResponse } from "../../../src/http/errors.ts";
-import { signRequest } from "../../../src/transport/http/auth.ts";
+import { requestSignature } from "../../../src/transport/http/auth.ts";
 import {
   decodeMessages,
   encodeForwardedProposal,
@@ -88,7 +88,7 @@ function recorder(): Recorder {
 }
 
 /** A peer: a Hono app with the peer routes behind an optional gate, served on loopback. */
-function servePeer(options: PeerRoutesOptions = {}) {
+function servePeer(options: Partial<PeerRoutesOptions> = {}) {
   const rec = recorder();
   const peer = { rec, arrivals: 0, gate: null as null | { wait(): Promise<void> } };
   const app = new Hono();
@@ -98,7 +98,7 @@ function servePeer(options: PeerRoutesOptions = {}) {
     if (peer.gate !== null) await peer.gate.wait();
     await next();
   });
-  app.route("/", peerRoutes(rec.handler, options));
+  app.route("/", peerRoutes(rec.handler, { secret: null, ...options }));
   const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen() {} }, app.fetch);
   return { ...peer, peer, server, url: `http://127.0.0.1:${server.addr.port}` };
 }
@@ -127,10 +127,16 @@ function commits(messages: readonly Message[]): number[] {
   return messages.map((m) => (m as HeartbeatMessage).commit);
 }
 
-/** A transport in request mode (one POST per batch) unless `options` says otherwise. */
-function transportTo(peers: Record<string, string>, options: HttpTransportOptions = {}) {
+/**
+ * A transport in request mode (one POST per batch) unless `options` says
+ * otherwise; signing with `secret`, else open.
+ */
+function transportTo(
+  peers: Record<string, string>,
+  { secret, ...options }: HttpTransportOptions & { secret?: string } = {},
+) {
   const transport = httpTransport({ streams: false, ...options });
-  transport.start("n1", recorder().handler);
+  transport.start("n1", recorder().handler, secret === undefined ? { insecure: true } : { secret });
   transport.setPeers(new Map(Object.entries(peers)));
   return transport;
 }
@@ -507,59 +513,63 @@ Deno.test("peerRoutes answers 401 to unsigned or wrongly signed requests and not
         headers: { "content-type": "application/octet-stream", ...headers },
         body: data as BodyInit,
       });
+    /** Headers signed under `challenge` with `secret`, over `signedBody` for `path`. */
+    const signed = (
+      challenge: string,
+      seq: number,
+      { secret = "s3cret", path = "/raft/messages", signedBody = body } = {},
+    ) => ({
+      "X-Raft-From": "n1",
+      "X-Raft-Challenge": challenge,
+      "X-Raft-Seq": String(seq),
+      "X-Raft-Signature": requestSignature(secret, {
+        method: "POST",
+        path,
+        from: "n1",
+        challenge,
+        seq,
+        body: signedBody,
+      }),
+    });
 
+    let challenge = "";
     for (const path of ["/raft/messages", "/raft/forward"]) {
       const res = await post(path, { "X-Raft-From": "n1" });
       strictEqual(res.status, 401);
       const json = await res.json();
       strictEqual(json.error.code, "unauthorized");
-      strictEqual(typeof json.error.message, "string");
+      match(json.error.message, /no X-Raft-Challenge yet/);
+      challenge = res.headers.get("X-Raft-Challenge")!;
+      match(challenge, /^[0-9a-f]{32}$/);
     }
 
-    const wrong = await signRequest({
-      secret: "guess",
-      from: "n1",
-      method: "POST",
-      path: "/raft/messages",
-      body,
-    });
-    const res = await post("/raft/messages", wrong);
-    strictEqual(res.status, 401);
-    match((await res.json()).error.message, /wrong signature/);
+    const wrong = await post("/raft/messages", signed(challenge, 1, { secret: "guess" }));
+    strictEqual(wrong.status, 401);
+    match((await wrong.json()).error.message, /cluster secret differs/);
+    strictEqual(wrong.headers.get("X-Raft-Challenge"), null, "no new challenge for a wrong secret");
 
-    // Signed for another body.
-    const other = await signRequest({
-      secret: "s3cret",
-      from: "n1",
-      method: "POST",
-      path: "/raft/messages",
-      body: "{}",
-    });
+    // Signed for another body, for the other route, under a challenge never handed out.
+    const other = signed(challenge, 2, { signedBody: new Uint8Array([1]) });
     strictEqual((await post("/raft/messages", other)).status, 401);
-    // Signed for the other route.
-    const forwardSig = await signRequest({
-      secret: "s3cret",
-      from: "n1",
-      method: "POST",
-      path: "/raft/forward",
-      body,
-    });
-    strictEqual((await post("/raft/messages", forwardSig)).status, 401);
+    strictEqual(
+      (await post("/raft/messages", signed(challenge, 3, { path: "/raft/forward" }))).status,
+      401,
+    );
+    const made = await post("/raft/messages", signed("ab".repeat(16), 1));
+    strictEqual(made.status, 401);
+    match((await made.json()).error.message, /unknown or expired X-Raft-Challenge/);
+    match(made.headers.get("X-Raft-Challenge")!, /^[0-9a-f]{32}$/);
 
     // Signed right: accepted once, then the replay is refused.
-    const right = await signRequest({
-      secret: "s3cret",
-      from: "n1",
-      method: "POST",
-      path: "/raft/messages",
-      body,
-    });
+    const right = signed(challenge, 4);
     strictEqual((await post("/raft/messages", right)).status, 204);
     const replay = await post("/raft/messages", right);
     strictEqual(replay.status, 401);
-    match((await replay.json()).error.message, /already used/);
+    match((await replay.json()).error.message, /already used \(a replay\)/);
+    // A lower number not seen yet is still good: concurrent requests arrive out of order.
+    strictEqual((await post("/raft/messages", signed(challenge, 2))).status, 204);
 
-    strictEqual(peer.rec.calls.length, 1);
+    strictEqual(peer.rec.calls.length, 2);
     strictEqual(peer.rec.forwards.length, 0);
   } finally {
     await peer.server.shutdown();
@@ -587,12 +597,14 @@ Deno.test("httpTransport with the cluster secret is accepted; with a wrong one i
       ok: true,
       value: { echo: new TextDecoder().decode(PROPOSAL.command) },
     });
-    const refused = await bad.forward("n2", PROPOSAL, new AbortController().signal);
-    ok(!refused.ok);
-    strictEqual(refused.code, "unavailable");
-    ok(
-      !refused.ok && /refused the forwarded write \(401\)/.test(refused.message),
-      JSON.stringify(refused),
+    // The refusal of a wrong secret is unsigned (there is no shared key to
+    // sign it with), and anyone on the path could have written it: the
+    // outcome stays unknown rather than "not written".
+    await rejects(
+      bad.forward("n2", PROPOSAL, new AbortController().signal),
+      (e: unknown) =>
+        e instanceof WaterCraftError && e.code === "timeout" &&
+        /Cannot trust the refusal .* \(401\)/.test(e.message),
     );
     strictEqual(peer.rec.forwards.length, 1);
   } finally {
@@ -823,11 +835,11 @@ Deno.test("httpTransport.forward() throws timeout when the leader may have the w
 // ------------------------------------------------------------------ HTTPS and the ca option
 
 /** A peer like {@linkcode servePeer}, over HTTPS with `cert`. */
-function serveTlsPeer(cert: TestCert, options: PeerRoutesOptions = {}) {
+function serveTlsPeer(cert: TestCert, options: Partial<PeerRoutesOptions> = {}) {
   const rec = recorder();
   const app = new Hono();
   app.onError((e, c) => errorResponse(c, e));
-  app.route("/", peerRoutes(rec.handler, options));
+  app.route("/", peerRoutes(rec.handler, { secret: null, ...options }));
   const server = Deno.serve({
     port: 0,
     hostname: "127.0.0.1",
