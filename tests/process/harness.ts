@@ -353,6 +353,8 @@ export interface StartOptions {
   readonly data?: string;
   /** A fixed port (a restarted member must come back at its URL); default a free one. */
   readonly port?: number;
+  /** A command the node runs under, e.g. `["faketime", "-f", "+10h"]`. */
+  readonly wrapper?: readonly string[];
 }
 
 let sharedPki: TestPki | null = null;
@@ -415,7 +417,8 @@ export async function startNode(options: StartOptions): Promise<CliNode> {
       ...(options.tls ? tlsArgs(options.tls === true ? TLS_FILES : options.tls) : []),
       ...(options.args ?? []),
     ];
-    const proc = new CliProcess(command, args, {
+    const [run, ...wrapped] = [...(options.wrapper ?? []), command, ...args];
+    const proc = new CliProcess(run!, wrapped, {
       label: `${options.id}@${runtime}`,
       ...(options.env ? { env: options.env } : {}),
     });
