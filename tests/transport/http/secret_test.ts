@@ -17,7 +17,7 @@ import { deepStrictEqual, rejects, strictEqual } from "node:assert/strict";
 import { concatBytes } from "@noble/hashes/utils.js";
 import { PeerCredentials } from "../../../src/transport/http/credentials.ts";
 import { FrameSealer } from "../../../src/transport/http/stream_seal.ts";
-import { encodeMessages } from "../../../src/transport/http/frames.ts";
+import { encodeForwardedProposal, encodeMessages } from "../../../src/transport/http/frames.ts";
 import { STREAM_PATH } from "../../../src/transport/http/peer_stream.ts";
 import { FORWARD_PATH, MESSAGES_PATH } from "../../../src/transport/http/sender.ts";
 import {
@@ -326,6 +326,20 @@ Deno.test("with --secret set, the same requests made with the secret take effect
       const remove = await peerFetch(target, SECRET, "n1", "DELETE", path, "");
       strictEqual(remove.status, 200, await remove.text());
       deepStrictEqual(state(target.node).members, before.members);
+    });
+
+    await t.step("a signed forward of a command over the client body limit gets 413", async () => {
+      const last = state(target.node).lastIndex;
+      const body = encodeForwardedProposal({
+        command: new Uint8Array((1 << 20) + 1),
+        wait: "committed",
+        timeoutMs: 1000,
+      });
+      deepStrictEqual(await peerRpc(target, FORWARD_PATH, body, SECRET), {
+        status: 413,
+        code: "too_large",
+      });
+      strictEqual(state(target.node).lastIndex, last);
     });
 
     await t.step("a signed vote request deposes the leader: its term moves", async () => {
