@@ -11,8 +11,7 @@
  *
  * @ignore
  */
-import { type Context, Hono } from "hono";
-import { bearerAuth } from "hono/bearer-auth";
+import { type Context, Hono, type MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { timingSafeEqual } from "hono/utils/buffer";
 import { WaterCraftError } from "../errors.ts";
@@ -97,19 +96,7 @@ export function createApp(node: WaterCraftNode, options: AppOptions = {}): Hono 
   if (token !== undefined && !CLIENT_TOKEN_PATTERN.test(token)) {
     throw new TypeError(`The client token must hold ${CLIENT_TOKEN_RULE}`);
   }
-  const refuse = (message: string) => () =>
-    Response.json(errorBody("unauthorized", message), { status: 401 });
-  const guard = token === undefined ? [] : [bearerAuth({
-    token,
-    noAuthenticationHeader: {
-      message: refuse("Missing client token (Authorization: Bearer ...)"),
-    },
-    // A header that holds no bearer token is a missing one, not a bad request.
-    invalidAuthenticationHeader: {
-      message: refuse("Missing client token: the Authorization header is not Bearer <token>"),
-    },
-    invalidToken: { message: refuse("Wrong client token") },
-  })];
+  const guard = token === undefined ? [] : [clientTokenGuard(token)];
   app.use("/v1/*", ...guard, limit);
   if (guard.length > 0) app.use("/metrics", ...guard);
 
@@ -197,4 +184,45 @@ export function createApp(node: WaterCraftNode, options: AppOptions = {}): Hono 
 
   if (options.kv !== false) app.route("/", kvRoutes(node));
   return app;
+}
+
+/**
+ * `Authorization: Bearer <token>`: the scheme in any case (auth schemes are
+ * case-insensitive, RFC 9110 section 11.1), one or more spaces, then an RFC
+ * 6750 token (the class has both cases, so the flag does not widen it).
+ */
+const BEARER_HEADER = /^bearer +([A-Za-z0-9._~+/-]+=*)$/i;
+
+/**
+ * The client-token check of the client routes. Each refusal is `401
+ * unauthorized` and says which proof is wrong: no header, a header that is
+ * not `Bearer <token>`, or another token. Written here rather than taken
+ * from hono's `bearerAuth`, whose scheme matching changed within the
+ * versions our dependency range allows (older ones are case-sensitive).
+ */
+function clientTokenGuard(token: string): MiddlewareHandler {
+  const refuse = (message: string, error?: "invalid_request" | "invalid_token") =>
+    Response.json(errorBody("unauthorized", message), {
+      status: 401,
+      headers: {
+        "WWW-Authenticate": `Bearer realm="watercraft"${error ? `, error="${error}"` : ""}`,
+      },
+    });
+  return async (c, next) => {
+    const header = c.req.header("authorization");
+    if (header === undefined || header === "") {
+      return refuse("Missing client token: send the header Authorization: Bearer <token>");
+    }
+    const given = BEARER_HEADER.exec(header)?.[1];
+    if (given === undefined) {
+      return refuse(
+        "Malformed Authorization header: it must be Bearer <token> (an RFC 6750 token)",
+        "invalid_request",
+      );
+    }
+    if (!await timingSafeEqual(given, token)) {
+      return refuse("Wrong client token", "invalid_token");
+    }
+    await next();
+  };
 }
