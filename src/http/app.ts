@@ -21,6 +21,7 @@ import { createRequestVerifier } from "../transport/http/auth.ts";
 import { peerRoutes } from "../transport/http/routes.ts";
 import { idempotencyKey, parseBody, parseJson, parseWith } from "../validation.ts";
 import { errorBody, errorResponse } from "./errors.ts";
+import { pathProblem, pathRefusalMessage, requestPath } from "./request_path.ts";
 import {
   CLIENT_TOKEN_PATTERN,
   CLIENT_TOKEN_RULE,
@@ -77,6 +78,16 @@ export function createApp(node: WaterCraftNode, options: AppOptions = {}): Hono 
       404,
     )
   );
+
+  // Before any route: a path that runtimes read differently (a dot segment,
+  // a malformed escape) is refused the same way on all of them.
+  app.use("*", async (c, next) => {
+    const problem = pathProblem(rawPath(c));
+    if (problem !== undefined) {
+      throw new WaterCraftError("invalid_request", pathRefusalMessage(problem));
+    }
+    await next();
+  });
 
   app.get("/healthz", (c) => c.json({ ok: true }));
   app.route("/", peerRoutes(node, options.secret === undefined ? {} : { secret: options.secret }));
@@ -225,4 +236,15 @@ function clientTokenGuard(token: string): MiddlewareHandler {
     }
     await next();
   };
+}
+
+/**
+ * The request's path as the client sent it, as far as this app can see it:
+ * `@hono/node-server` passes Node's raw request-target in `env.incoming`;
+ * elsewhere the request's URL is all there is (on Deno, the raw target; on
+ * Bun, already resolved, which `serve()` makes up for).
+ */
+function rawPath(c: Context): string {
+  const incoming = (c.env as { incoming?: { url?: unknown } } | undefined)?.incoming?.url;
+  return requestPath(typeof incoming === "string" ? incoming : c.req.url);
 }
