@@ -62,7 +62,11 @@ export { type TrustingFetch, trustingFetch } from "./src/transport/http/tls.ts";
 export { type FetchHandler, serve, type ServeOptions, type Server } from "./src/serve.ts";
 export type {
   ForwardedAnswer,
+  ForwardedLeaderTransfer,
+  ForwardedMemberAddition,
+  ForwardedMemberRemoval,
   ForwardedProposal,
+  ForwardedWrite,
   JoinAnswer,
   JoinRequest,
   PeerHandler,

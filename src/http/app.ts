@@ -11,9 +11,9 @@
  *
  * @ignore
  */
-import { type Context, Hono } from "hono";
-import { bearerAuth } from "hono/bearer-auth";
+import { type Context, Hono, type MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
+import { timingSafeEqual } from "hono/utils/buffer";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { bytesToHex, utf8ToBytes } from "@noble/hashes/utils.js";
 import { WaterCraftError } from "../errors.ts";
@@ -24,6 +24,7 @@ import { peerRoutes } from "../transport/http/routes.ts";
 import { PeerVerifier } from "../transport/http/verifier.ts";
 import { idempotencyKey, parseBody, parseJson, parseWith } from "../validation.ts";
 import { errorBody, errorResponse } from "./errors.ts";
+import { pathProblem, pathRefusalMessage, requestPath } from "./request_path.ts";
 import {
   CLIENT_TOKEN_PATTERN,
   CLIENT_TOKEN_RULE,
@@ -84,6 +85,16 @@ export function createApp(node: WaterCraftNode, options: AppOptions = {}): Hono 
     )
   );
 
+  // Before any route: a path that runtimes read differently (a dot segment,
+  // a malformed escape) is refused the same way on all of them.
+  app.use("*", async (c, next) => {
+    const problem = pathProblem(rawPath(c));
+    if (problem !== undefined) {
+      throw new WaterCraftError("invalid_request", pathRefusalMessage(problem));
+    }
+    await next();
+  });
+
   app.get("/healthz", (c) => c.json({ ok: true }));
   const security = peerSecurityOf(node);
   const secret = security !== null && "secret" in security ? security.secret : null;
@@ -124,19 +135,7 @@ export function createApp(node: WaterCraftNode, options: AppOptions = {}): Hono 
   if (token !== undefined && !CLIENT_TOKEN_PATTERN.test(token)) {
     throw new TypeError(`The client token must hold ${CLIENT_TOKEN_RULE}`);
   }
-  const refuse = (message: string) => () =>
-    Response.json(errorBody("unauthorized", message), { status: 401 });
-  const guard = token === undefined ? [] : [bearerAuth({
-    token,
-    noAuthenticationHeader: {
-      message: refuse("Missing client token (Authorization: Bearer ...)"),
-    },
-    // A header that holds no bearer token is a missing one, not a bad request.
-    invalidAuthenticationHeader: {
-      message: refuse("Missing client token: the Authorization header is not Bearer <token>"),
-    },
-    invalidToken: { message: refuse("Wrong client token") },
-  })];
+  const guard = token === undefined ? [] : [clientTokenGuard(token)];
   app.use("/v1/*", ...guard, limit);
   if (guard.length > 0) app.use("/metrics", ...guard);
 
@@ -240,4 +239,56 @@ export function createApp(node: WaterCraftNode, options: AppOptions = {}): Hono 
 
   if (options.kv !== false) app.route("/", kvRoutes(node));
   return app;
+}
+
+/**
+ * `Authorization: Bearer <token>`: the scheme in any case (auth schemes are
+ * case-insensitive, RFC 9110 section 11.1), one or more spaces, then an RFC
+ * 6750 token (the class has both cases, so the flag does not widen it).
+ */
+const BEARER_HEADER = /^bearer +([A-Za-z0-9._~+/-]+=*)$/i;
+
+/**
+ * The client-token check of the client routes. Each refusal is `401
+ * unauthorized` and says which proof is wrong: no header, a header that is
+ * not `Bearer <token>`, or another token. Written here rather than taken
+ * from hono's `bearerAuth`, whose scheme matching changed within the
+ * versions our dependency range allows (older ones are case-sensitive).
+ */
+function clientTokenGuard(token: string): MiddlewareHandler {
+  const refuse = (message: string, error?: "invalid_request" | "invalid_token") =>
+    Response.json(errorBody("unauthorized", message), {
+      status: 401,
+      headers: {
+        "WWW-Authenticate": `Bearer realm="watercraft"${error ? `, error="${error}"` : ""}`,
+      },
+    });
+  return async (c, next) => {
+    const header = c.req.header("authorization");
+    if (header === undefined || header === "") {
+      return refuse("Missing client token: send the header Authorization: Bearer <token>");
+    }
+    const given = BEARER_HEADER.exec(header)?.[1];
+    if (given === undefined) {
+      return refuse(
+        "Malformed Authorization header: it must be Bearer <token> (an RFC 6750 token)",
+        "invalid_request",
+      );
+    }
+    if (!await timingSafeEqual(given, token)) {
+      return refuse("Wrong client token", "invalid_token");
+    }
+    await next();
+  };
+}
+
+/**
+ * The request's path as the client sent it, as far as this app can see it:
+ * `@hono/node-server` passes Node's raw request-target in `env.incoming`;
+ * elsewhere the request's URL is all there is (on Deno, the raw target; on
+ * Bun, already resolved, which `serve()` makes up for).
+ */
+function rawPath(c: Context): string {
+  const incoming = (c.env as { incoming?: { url?: unknown } } | undefined)?.incoming?.url;
+  return requestPath(typeof incoming === "string" ? incoming : c.req.url);
 }

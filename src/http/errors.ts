@@ -43,8 +43,8 @@ export interface ErrorBody {
  * @returns The JSON error response.
  */
 export function errorResponse(c: Context, error: unknown): Response {
-  // Hono's own middleware (bearer auth) answers with a ready response, built
-  // with errorBody() so it has this module's shape.
+  // Hono's own middleware answers with a ready response; ours build theirs
+  // with errorBody() so they have this module's shape.
   if (error instanceof HTTPException) return error.getResponse();
   if (error instanceof WaterCraftError) {
     const body: ErrorBody = {

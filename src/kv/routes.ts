@@ -10,8 +10,13 @@
  *   head }`, or `409 cas_failed` with `current`.
  *
  * Writes take an `Idempotency-Key` header. The sub-app has no middleware and
- * no error handler of its own: `createApp` mounts it after the client token
- * guard and the body limit, and renders its errors.
+ * no error handler of its own: `createApp` mounts it after the path check
+ * (`src/http/request_path.ts`), the client token guard and the body limit,
+ * and renders its errors.
+ *
+ * A key is its path segment decoded with `decodeURIComponent`; the path
+ * check has refused any segment that does not decode, so no escape is ever
+ * kept as it is (`%ZZ` is not a key, and `%25ZZ` is the key `%ZZ`).
  *
  * @module
  */
@@ -44,8 +49,17 @@ import type {
 import { keyProblem } from "./index.ts";
 import { KV_LIST_LIMIT_DEFAULT, KV_LIST_LIMIT_MAX } from "./state_machine.ts";
 
-/** A key in a path: 1 to {@linkcode KV_KEY_BYTES_MAX} UTF-8 bytes, valid Unicode. */
+/**
+ * A key in a path: 1 to {@linkcode KV_KEY_BYTES_MAX} UTF-8 bytes, valid
+ * Unicode, and not `.` or `..`: a path cannot name those keys the same way
+ * on every runtime (the path check refuses them first; this holds should
+ * the routes be mounted without it).
+ */
 const kvKey = z.string().superRefine((key, ctx) => {
+  if (key === "." || key === "..") {
+    ctx.addIssue({ code: "custom", message: `${JSON.stringify(key)} cannot be named in a path` });
+    return;
+  }
   const problem = keyProblem(key, 1);
   if (problem !== undefined) ctx.addIssue({ code: "custom", message: problem });
 });

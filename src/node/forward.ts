@@ -1,15 +1,21 @@
 /**
- * Writes a follower relays to its leader: the request goes over the
- * transport, the leader's answer (a result, or an error with its code) comes
- * back and is rebuilt as the same class of error, and the follower remembers
- * the entry's id as `pending` until its own log holds it.
+ * Requests a member relays to its leader: writes, membership changes and
+ * leadership transfers. The request goes over the transport, the leader's
+ * answer (a result, or an error with its code) comes back and is rebuilt as
+ * the same class of error, and for a write the follower remembers the
+ * entry's id as `pending` until its own log holds it.
  *
  * @module
  */
 
 import type { Clock } from "../clock.ts";
 import { type ErrorCode, errorDetails, errorFromCode, WaterCraftError } from "../errors.ts";
-import type { ForwardedAnswer, ForwardedProposal, Transport } from "../transport/transport.ts";
+import type {
+  ForwardedAnswer,
+  ForwardedProposal,
+  ForwardedWrite,
+  Transport,
+} from "../transport/transport.ts";
 import type { ProposeResult } from "./options.ts";
 import type { WaitFor } from "./writes.ts";
 
@@ -44,20 +50,51 @@ export async function forwardWrite(
   request: ForwardRequest,
   clock: Clock,
 ): Promise<ProposeResult> {
-  const remaining = Math.max(1, request.deadline - clock.now());
-  const proposal: ForwardedProposal = {
+  const proposal: ForwardedWrite = {
     command: request.command,
     wait: request.wait,
-    timeoutMs: remaining,
+    timeoutMs: remainingMs(request.deadline, clock),
     ...(request.idempotencyKey !== undefined ? { idempotencyKey: request.idempotencyKey } : {}),
   };
+  return await forwardToLeader(transport, leader, proposal) as ProposeResult;
+}
+
+/**
+ * Forwards a proposal of any kind to the leader and returns the value of its
+ * answer.
+ *
+ * @param transport How to reach the leader.
+ * @param leader The leader's id.
+ * @param proposal The proposal; its `timeoutMs` bounds the leader's work.
+ * @returns The leader's answer's value.
+ * @throws {WaterCraftError} The leader's refusal, as the class its code
+ *   stands for; `unavailable` when the leader surely did not get it,
+ *   `timeout` when the outcome is unknown.
+ */
+export async function forwardToLeader(
+  transport: Transport,
+  leader: string,
+  proposal: ForwardedProposal,
+): Promise<unknown> {
   // A little longer than the leader's own deadline, so its answer wins.
-  const signal = AbortSignal.timeout(remaining + 1000);
+  const signal = AbortSignal.timeout(proposal.timeoutMs + 1000);
   const answer = await transport.forward(leader, proposal, signal);
   if (!answer.ok) {
     throw errorFromCode(answer.code as ErrorCode, answer.message, answer.details ?? {});
   }
-  return answer.value as ProposeResult;
+  return answer.value;
+}
+
+/**
+ * What remains of a deadline, for the leader: at least 1 ms, so that a
+ * request forwarded at its deadline still gets an answer rather than none.
+ *
+ * @param deadline When the caller stops waiting, on the clock's time.
+ * @param clock Time.
+ * @returns The milliseconds left, at least 1.
+ */
+export function remainingMs(deadline: number, clock: Clock): number {
+  return Math.max(1, deadline - clock.now());
 }
 
 /**

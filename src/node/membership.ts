@@ -4,6 +4,12 @@
  * configuration, retried while another change is pending), eviction of
  * silent voters, and the configuration a forced new cluster starts from.
  *
+ * Only the leader runs a change or a transfer; any other member forwards
+ * it to the leader (as it forwards writes) and answers with the leader's
+ * answer, so that an operator or a joining node may ask any member. What
+ * was forwarded is run with `relay: false`: a member that has lost its
+ * leadership meanwhile refuses it rather than bouncing it on.
+ *
  * @module
  */
 
@@ -15,7 +21,8 @@ import type { Raft } from "../core/raft.ts";
 import type { MembershipChange } from "../core/types.ts";
 import { fromRaftError, type LeaderHint, UnavailableError, WaterCraftError } from "../errors.ts";
 import type { PersistedState } from "../storage/storage.ts";
-import type { JoinAnswer, Transport } from "../transport/transport.ts";
+import type { ForwardedProposal, JoinAnswer, Transport } from "../transport/transport.ts";
+import { forwardToLeader, remainingMs } from "./forward.ts";
 
 /** What cluster operations need of their node. */
 export interface ClusterHost {
@@ -39,6 +46,13 @@ export interface ClusterHost {
   awaitCommitted(entry: Entry, deadline: number): Promise<unknown>;
   /** Waits until `target` leads. */
   awaitTransfer(target: string, deadline: number): Promise<void>;
+  /**
+   * Waits until this node has applied everything committed when it is
+   * called (a linearizable read barrier).
+   */
+  awaitCaughtUp(deadline: number): Promise<void>;
+  /** Index of the configuration in this node's log. */
+  configIndex(): number;
   /** Makes the node run its loop. */
   schedule(): void;
   /** How the node reaches members, for joining. */
@@ -59,6 +73,18 @@ export interface EvictionPolicy {
   readonly minVoters?: number;
   /** Where evictions are reported. Default `console.warn`. */
   readonly onWarning?: (message: string) => void;
+}
+
+/** How a membership change or a transfer runs. */
+export interface ClusterOpOptions {
+  /** How long to wait, ms. */
+  readonly timeoutMs: number;
+  /**
+   * Forward to the leader when this node does not lead. Default true; false
+   * for what another member forwarded here, so that it is never forwarded
+   * twice (two members with stale views could bounce it between them).
+   */
+  readonly relay?: boolean;
 }
 
 /** The membership changes and transfers of one node. */
@@ -119,22 +145,46 @@ export class ClusterOps {
   }
 
   /**
-   * Moves leadership to `target`, or to the most caught-up other voter.
+   * Moves leadership to `target`, or to the most caught-up other voter; on
+   * a member that does not lead, through the leader.
    *
    * @param target The voter to lead next.
+   * @param options How long to wait (default and most: two election
+   *   timeouts) and whether to forward.
+   * @returns The id of the new leader.
    * @throws {WaterCraftError} `not_found` for an unknown voter, `unavailable`
-   *   when leadership did not move within two election timeouts.
+   *   when leadership did not move in time or no leader is known, `timeout`
+   *   when a forwarded transfer's outcome is unknown.
    */
-  async transfer(target?: string): Promise<void> {
+  async transfer(
+    target: string | undefined,
+    options: Partial<ClusterOpOptions> = {},
+  ): Promise<string> {
     const { clock } = this.#host;
     const raft = this.#host.raft();
-    const deadline = clock.now() + 2 * this.#host.electionMs;
+    const limitMs = 2 * this.#host.electionMs;
+    const deadline = clock.now() + Math.min(options.timeoutMs ?? limitMs, limitMs);
     const leader = await this.#host.awaitLeader(deadline);
+    if (leader !== this.#host.id) {
+      if (options.relay === false) {
+        throw new UnavailableError(
+          "Cannot transfer leadership: this node is not the leader",
+          this.#host.leaderHint(),
+        );
+      }
+      const answer = await forwardToLeader(this.#host.transport, leader, {
+        kind: "transferLeader",
+        ...(target === undefined ? {} : { target }),
+        timeoutMs: remainingMs(deadline, clock),
+      });
+      const moved = newLeaderOf(answer) ?? target ?? leader;
+      // Best effort, so that this node names the new leader when it answers:
+      // leadership has moved whether or not this node has heard of it yet.
+      if (raft.leader !== moved) await this.#host.awaitTransfer(moved, deadline).catch(() => {});
+      return moved;
+    }
     let to = target;
     if (to === undefined) {
-      if (leader !== this.#host.id) {
-        throw new UnavailableError("Cannot pick a target: ask the leader", this.#host.leaderHint());
-      }
       const voters = new Set(this.#host.config().members.filter((m) => m.voter).map((m) => m.id));
       const best = [...raft.followers()].filter(([id]) => voters.has(id))
         .sort((a, b) => b[1].match - a[1].match)[0];
@@ -143,7 +193,7 @@ export class ClusterOps {
       }
       to = best[0];
     }
-    if (leader === to) return;
+    if (leader === to) return to;
     try {
       raft.transferLeader(to);
     } catch (e) {
@@ -151,34 +201,36 @@ export class ClusterOps {
     }
     this.#host.schedule();
     await this.#host.awaitTransfer(to, deadline);
+    return to;
   }
 
   /**
    * Adds a member as a learner; adding one that exists at the same URL
-   * succeeds without a change.
+   * succeeds without a change. On a member that does not lead, through the
+   * leader.
    *
    * @param member Who joins.
-   * @param timeoutMs How long to wait.
+   * @param options How long to wait and whether to forward.
+   * @returns The index of the configuration that holds the member.
    * @throws {WaterCraftError} `conflict` when the id exists at another URL.
-   * @throws {UnavailableError} On a follower, with the leader.
+   * @throws {UnavailableError} When no leader is known, or (`relay: false`)
+   *   this node does not lead.
+   * @throws {TimeoutError} When the outcome is unknown.
    */
-  add(member: { id: string; url: string; readOnly?: boolean }, timeoutMs: number): Promise<void> {
+  add(
+    member: { id: string; url: string; readOnly?: boolean },
+    options: ClusterOpOptions,
+  ): Promise<number> {
+    const readOnly = member.readOnly ?? false;
     return this.#change((members) => {
       const current = members.find((m) => m.id === member.id);
       if (current === undefined) {
         return {
           type: "add",
-          member: {
-            id: member.id,
-            url: member.url,
-            voter: false,
-            readOnly: member.readOnly ?? false,
-          },
+          member: { id: member.id, url: member.url, voter: false, readOnly },
         };
       }
-      if (
-        current.url !== member.url || (current.readOnly ?? false) !== (member.readOnly ?? false)
-      ) {
+      if (current.url !== member.url || (current.readOnly ?? false) !== readOnly) {
         throw new WaterCraftError(
           "conflict",
           `Cannot add ${member.id} at ${member.url}: it is already a member at ${
@@ -187,24 +239,35 @@ export class ClusterOps {
         );
       }
       return null;
-    }, timeoutMs);
+    }, {
+      ...options,
+      forward: (timeoutMs) => ({
+        kind: "addMember",
+        member: { id: member.id, url: member.url, readOnly },
+        timeoutMs,
+      }),
+    });
   }
 
   /**
-   * Removes a member, the leader included.
+   * Removes a member, the leader included. On a member that does not lead,
+   * through the leader.
    *
    * @param id The member to remove.
-   * @param timeoutMs How long to wait.
+   * @param options How long to wait and whether to forward.
+   * @returns The index of the configuration without the member.
    * @throws {WaterCraftError} `not_found` for an unknown member.
-   * @throws {UnavailableError} On a follower, with the leader.
+   * @throws {UnavailableError} When no leader is known, or (`relay: false`)
+   *   this node does not lead.
+   * @throws {TimeoutError} When the outcome is unknown.
    */
-  remove(id: string, timeoutMs: number): Promise<void> {
+  remove(id: string, options: ClusterOpOptions): Promise<number> {
     return this.#change((members) => {
       if (!members.some((m) => m.id === id)) {
         throw new WaterCraftError("not_found", `No member ${id}`);
       }
       return { type: "remove", id };
-    }, timeoutMs);
+    }, { ...options, forward: (timeoutMs) => ({ kind: "removeMember", id, timeoutMs }) });
   }
 
   /**
@@ -231,7 +294,8 @@ export class ClusterOps {
     });
     if (silent === undefined) return;
     this.#evicting = true;
-    this.remove(silent.id, timeoutMs).then(
+    // Only a leader evicts: were it deposed meanwhile, the removal is dropped, not forwarded.
+    this.remove(silent.id, { timeoutMs, relay: false }).then(
       () => warn(`evicted member ${silent.id}: silent for over ${afterMs} ms`),
       (e) => warn(`could not evict ${silent.id}: ${e instanceof Error ? e.message : String(e)}`),
     ).finally(() => this.#evicting = false);
@@ -239,19 +303,33 @@ export class ClusterOps {
 
   #change(
     decide: (members: readonly Member[]) => MembershipChange | null,
-    timeoutMs: number,
-  ): Promise<void> {
+    options: ClusterOpOptions & { readonly forward: (timeoutMs: number) => ForwardedProposal },
+  ): Promise<number> {
     const { clock } = this.#host;
     const raft = this.#host.raft();
-    const run = async () => {
-      const deadline = clock.now() + timeoutMs;
+    const run = async (): Promise<number> => {
+      const deadline = clock.now() + options.timeoutMs;
       for (let attempt = 0; attempt < 10_000; attempt++) {
         const leader = await this.#host.awaitLeader(deadline);
         if (leader !== this.#host.id) {
-          throw new UnavailableError(
-            "Membership changes go to the leader",
-            this.#host.leaderHint(),
+          if (options.relay === false) {
+            throw new UnavailableError(
+              "Cannot change the membership: this node is not the leader",
+              this.#host.leaderHint(),
+            );
+          }
+          const answer = await forwardToLeader(
+            this.#host.transport,
+            leader,
+            options.forward(remainingMs(deadline, clock)),
           );
+          const configIndex = configIndexOf(answer);
+          // Best effort, so that this node lists the change when it answers:
+          // it is committed whether or not this node has heard of it yet.
+          if (this.#host.configIndex() < configIndex) {
+            await this.#host.awaitCaughtUp(deadline).catch(() => {});
+          }
+          return configIndex;
         }
         // Decide against a committed configuration only: a retry must not
         // answer "done" (or "no such member") for a change still pending.
@@ -265,7 +343,7 @@ export class ClusterOps {
           continue;
         }
         const change = decide(raft.log.config().config.members);
-        if (change === null) return;
+        if (change === null) return pending;
         let entry: Entry | null;
         try {
           entry = raft.changeMembers(change, clock.now());
@@ -278,16 +356,29 @@ export class ClusterOps {
           await new Promise((r) => clock.setTimer(() => r(undefined), this.#host.heartbeatMs));
           continue;
         }
-        if (entry === null) return;
+        if (entry === null) return pending;
         this.#host.schedule();
         await this.#host.awaitCommitted(entry, deadline);
-        return;
+        return entry.index;
       }
+      throw new UnavailableError("Cannot change the membership: too many attempts");
     };
     const result = this.#chain.then(run, run);
     this.#chain = result.catch(() => {});
     return result;
   }
+}
+
+/** The configuration index a leader answered a forwarded change with, or 0. */
+function configIndexOf(answer: unknown): number {
+  const index = (answer as { configIndex?: unknown } | null)?.configIndex;
+  return Number.isSafeInteger(index) ? index as number : 0;
+}
+
+/** The new leader a leader answered a forwarded transfer with, if it said. */
+function newLeaderOf(answer: unknown): string | null {
+  const leader = (answer as { leader?: unknown } | null)?.leader;
+  return typeof leader === "string" ? leader : null;
 }
 
 /**

@@ -188,6 +188,10 @@ export class WaterCraftNode implements PeerHandler {
       awaitLeader: (deadline) => this.#awaitLeader(deadline),
       awaitCommitted: (entry, deadline) => this.#writes.wait(entry, "committed", deadline),
       awaitTransfer: (target, deadline) => this.#leaderWatch.transfer(target, deadline),
+      awaitCaughtUp: async (deadline) => {
+        await this.#reads.wait(Math.max(1, deadline - this.#clock.now()));
+      },
+      configIndex: () => this.#peers.configIndex,
       schedule: () => this.#schedule(),
       transport: this.#transport,
       url: this.url,
@@ -304,25 +308,58 @@ export class WaterCraftNode implements PeerHandler {
     return promise;
   }
 
-  /** Runs a write forwarded by a follower; never throws (errors become answers). */
+  /**
+   * Runs what another member forwarded to this leader: a write, a
+   * membership change or a leadership transfer. Never throws: errors
+   * become answers.
+   *
+   * @param from The member that forwarded it.
+   * @param proposal What it forwarded.
+   * @returns The result (see {@linkcode ForwardedProposal}), or the error's
+   *   code, message and details.
+   */
   async forwarded(from: string, proposal: ForwardedProposal): Promise<ForwardedAnswer> {
     void from;
     try {
       this.#assertRunning();
+      const write = proposal.kind === undefined || proposal.kind === "write";
       if (this.#raft.role !== "leader") {
         throw new UnavailableError(
-          "Cannot write: this node is no longer the leader",
+          write
+            ? "Cannot write: this node is no longer the leader"
+            : "Cannot run the forwarded request: this node is no longer the leader",
           this.#leaderHint(),
         );
       }
-      const limitMs = Math.min(proposal.timeoutMs, this.#settings.requestTimeoutMs * 2);
-      const value = await this.#proposeAsLeader(
-        proposal.command,
-        proposal.idempotencyKey,
-        proposal.wait,
-        this.#clock.now() + limitMs,
-      );
-      return { ok: true, value };
+      const timeoutMs = Math.min(proposal.timeoutMs, this.#settings.requestTimeoutMs * 2);
+      // Forwarded once only: were this node deposed meanwhile, it refuses.
+      const once = { timeoutMs, relay: false };
+      switch (proposal.kind) {
+        case "addMember":
+          return {
+            ok: true,
+            value: { configIndex: await this.#cluster.add(proposal.member, once) },
+          };
+        case "removeMember":
+          return {
+            ok: true,
+            value: { configIndex: await this.#cluster.remove(proposal.id, once) },
+          };
+        case "transferLeader":
+          return {
+            ok: true,
+            value: { leader: await this.#cluster.transfer(proposal.target, once) },
+          };
+        default: {
+          const value = await this.#proposeAsLeader(
+            proposal.command,
+            proposal.idempotencyKey,
+            proposal.wait,
+            this.#clock.now() + timeoutMs,
+          );
+          return { ok: true, value };
+        }
+      }
     } catch (e) {
       return answerFromError(e);
     }
@@ -365,48 +402,58 @@ export class WaterCraftNode implements PeerHandler {
 
   /**
    * Moves leadership to `target`, or to the most caught-up other voter.
-   * Resolves once `target` leads.
+   * Resolves once `target` leads. Any member may be asked: one that does
+   * not lead forwards the transfer to the leader.
    *
    * @param target The voter to lead next.
    * @throws {WaterCraftError} `not_found` for an unknown voter, `unavailable`
-   *   when leadership did not move within two election timeouts.
+   *   when no leader is known or leadership did not move within two election
+   *   timeouts, `timeout` when a forwarded transfer's outcome is unknown.
    */
-  transferLeader(target?: string): Promise<void> {
+  async transferLeader(target?: string): Promise<void> {
     this.#assertRunning();
-    return this.#cluster.transfer(target);
+    await this.#cluster.transfer(target);
   }
 
   /**
    * Adds a member as a learner; unless read-only, the leader promotes it to
    * voter once it has caught up. Resolves once the addition is committed.
    * Adding a member that exists at the same URL succeeds without a change.
-   * Only the leader accepts changes: elsewhere the error names the leader.
+   * Any member may be asked: one that does not lead forwards the change to
+   * the leader, as it forwards writes.
    *
    * @param member Who joins.
    * @param options How long to wait.
    * @throws {WaterCraftError} `conflict` (409) when the id exists at another URL.
-   * @throws {UnavailableError} On a follower, with the leader.
+   * @throws {UnavailableError} No leader is known; nothing changed (503).
+   * @throws {TimeoutError} The outcome is unknown: the change may still commit (504).
    */
-  addMember(
+  async addMember(
     member: { id: string; url: string; readOnly?: boolean },
     options: { timeoutMs?: number } = {},
   ): Promise<void> {
     this.#assertRunning();
-    return this.#cluster.add(member, options.timeoutMs ?? this.#settings.requestTimeoutMs);
+    await this.#cluster.add(member, {
+      timeoutMs: options.timeoutMs ?? this.#settings.requestTimeoutMs,
+    });
   }
 
   /**
    * Removes a member, the leader included (it steps down once the removal
-   * commits). Resolves once the removal is committed.
+   * commits). Resolves once the removal is committed. Any member may be
+   * asked: one that does not lead forwards the change to the leader.
    *
    * @param id The member to remove.
    * @param options How long to wait.
    * @throws {WaterCraftError} `not_found` for an unknown member.
-   * @throws {UnavailableError} On a follower, with the leader.
+   * @throws {UnavailableError} No leader is known; nothing changed (503).
+   * @throws {TimeoutError} The outcome is unknown: the change may still commit (504).
    */
-  removeMember(id: string, options: { timeoutMs?: number } = {}): Promise<void> {
+  async removeMember(id: string, options: { timeoutMs?: number } = {}): Promise<void> {
     this.#assertRunning();
-    return this.#cluster.remove(id, options.timeoutMs ?? this.#settings.requestTimeoutMs);
+    await this.#cluster.remove(id, {
+      timeoutMs: options.timeoutMs ?? this.#settings.requestTimeoutMs,
+    });
   }
 
   /**

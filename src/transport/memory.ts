@@ -3,13 +3,26 @@
  * exchange messages through a shared {@linkcode MemoryNetwork} that can drop,
  * delay and partition them.
  *
+ * Forwarded requests (writes, membership changes, leadership transfers)
+ * fail as they do over HTTP, so that in-process clusters see the same
+ * errors: `unavailable` when the request could not leave (no route to the
+ * leader, or cancelled before sending), `timeout` when it left but its
+ * answer cannot come back (a partition that arose meanwhile, the caller's
+ * signal, a transport closed while waiting).
+ *
  * @module
  */
 
 import { WaterCraftError } from "../errors.ts";
 import { type Prng, seededPrng } from "../core/prng.ts";
 import type { Message } from "../core/messages.ts";
-import type { ForwardedAnswer, ForwardedProposal, PeerHandler, Transport } from "./transport.ts";
+import {
+  describeProposal,
+  type ForwardedAnswer,
+  type ForwardedProposal,
+  type PeerHandler,
+  type Transport,
+} from "./transport.ts";
 
 /** Faults of a {@linkcode MemoryNetwork}. */
 export interface MemoryNetworkOptions {
@@ -73,20 +86,33 @@ export class MemoryNetwork {
         if (closed || self === null) return;
         for (const m of messages) this.#deliver(m);
       },
-      forward: (
+      forward: async (
         to: string,
         proposal: ForwardedProposal,
         signal: AbortSignal,
       ): Promise<ForwardedAnswer> => {
         const from = self;
         const handler = this.#handlers.get(to);
+        const what = describeProposal(proposal);
         if (closed || from === null || handler === undefined || !this.#reachable(from, to)) {
-          return Promise.reject(
-            new WaterCraftError("unavailable", `Cannot reach ${to} to forward the write`),
+          throw new WaterCraftError("unavailable", `Cannot reach ${to} to forward the ${what}`);
+        }
+        if (signal.aborted) {
+          throw new WaterCraftError(
+            "unavailable",
+            `Cannot forward the ${what} to ${to}: it was cancelled before sending`,
           );
         }
-        signal.throwIfAborted();
-        return handler.forwarded(from, proposal);
+        // From here on the leader may act on it: an answer that does not come
+        // back leaves the outcome unknown.
+        const answer = await untilAborted(handler.forwarded(from, proposal), signal);
+        if (answer === null || closed || !this.#reachable(to, from)) {
+          throw new WaterCraftError(
+            "timeout",
+            `Cannot learn the outcome of the ${what} forwarded to ${to}: its answer was lost`,
+          );
+        }
+        return answer;
       },
       close: () => {
         closed = true;
@@ -138,4 +164,13 @@ export class MemoryNetwork {
     if (this.delayMs > 0) setTimeout(arrive, this.delayMs);
     else queueMicrotask(arrive);
   }
+}
+
+/** The answer, or null once `signal` aborts first (the caller stopped waiting). */
+function untilAborted<T>(answer: Promise<T>, signal: AbortSignal): Promise<T | null> {
+  return new Promise<T | null>((resolve, reject) => {
+    const onAbort = () => resolve(null);
+    signal.addEventListener("abort", onAbort, { once: true });
+    answer.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
 }

@@ -10,8 +10,13 @@
 import type { Message } from "../core/messages.ts";
 import type { Clock } from "../clock.ts";
 
-/** A client write forwarded by a follower to the leader. */
-export interface ForwardedProposal {
+/**
+ * A client write forwarded by a follower to the leader. `kind` is optional
+ * so that writes built before the other kinds existed still type-check.
+ */
+export interface ForwardedWrite {
+  /** What is forwarded: a write (the default). */
+  readonly kind?: "write";
   /** The command's bytes: validated and encoded by the node that took the request. */
   readonly command: Uint8Array;
   /** Idempotency key, if the client gave one. */
@@ -21,6 +26,49 @@ export interface ForwardedProposal {
   /** How long the leader may take, in ms, before the answer is `timeout`. */
   readonly timeoutMs: number;
 }
+
+/** A member addition forwarded to the leader (`POST /v1/members` on another member). */
+export interface ForwardedMemberAddition {
+  /** What is forwarded. */
+  readonly kind: "addMember";
+  /** Who joins, at which URL, and whether as a read-only member. */
+  readonly member: { readonly id: string; readonly url: string; readonly readOnly: boolean };
+  /** How long the leader may take, in ms, before the answer is `timeout`. */
+  readonly timeoutMs: number;
+}
+
+/** A member removal forwarded to the leader (`DELETE /v1/members/:id` on another member). */
+export interface ForwardedMemberRemoval {
+  /** What is forwarded. */
+  readonly kind: "removeMember";
+  /** The member to remove. */
+  readonly id: string;
+  /** How long the leader may take, in ms, before the answer is `timeout`. */
+  readonly timeoutMs: number;
+}
+
+/** A leadership transfer forwarded to the leader (`POST /v1/leader/transfer` on another member). */
+export interface ForwardedLeaderTransfer {
+  /** What is forwarded. */
+  readonly kind: "transferLeader";
+  /** The voter to lead next; absent: the leader picks the most caught-up one. */
+  readonly target?: string;
+  /** How long the leader may take, in ms, before the answer is `timeout`. */
+  readonly timeoutMs: number;
+}
+
+/**
+ * A request a member relays to the leader, which alone may run it: a write,
+ * a membership change or a leadership transfer. The leader answers with a
+ * {@linkcode ForwardedAnswer}: a write's result, `{ configIndex }` for a
+ * committed membership change, `{ leader }` (the new leader's id) for a
+ * transfer.
+ */
+export type ForwardedProposal =
+  | ForwardedWrite
+  | ForwardedMemberAddition
+  | ForwardedMemberRemoval
+  | ForwardedLeaderTransfer;
 
 /**
  * The leader's answer to a forwarded request: either a result or an error
@@ -44,7 +92,10 @@ export interface PeerHandler {
    * perhaps to the handler that replaced it.
    */
   receive(from: string, messages: readonly Message[]): boolean | void;
-  /** A proposal forwarded by `from`, to run as leader. */
+  /**
+   * A proposal forwarded by `from`, to run as leader. Never throws: a
+   * refusal is an answer with the error's code.
+   */
   forwarded(from: string, proposal: ForwardedProposal): Promise<ForwardedAnswer>;
 }
 
@@ -104,7 +155,7 @@ export interface Transport {
    */
   send(messages: readonly Message[]): void;
   /**
-   * Forwards a client proposal to `to` (the leader) and returns its answer.
+   * Forwards a proposal of any kind to `to` (the leader) and returns its answer.
    *
    * @throws {WaterCraftError} `unavailable` when the peer cannot be reached
    *   before anything was sent, `timeout` when the outcome is unknown.
@@ -129,4 +180,31 @@ export interface Transport {
   unreachable?(peer: string): void;
   /** Stops sending and frees resources. */
   close(): Promise<void>;
+}
+
+/**
+ * Names what a forwarded proposal asks for, for error messages.
+ *
+ * @param proposal The proposal.
+ * @returns "write", "member addition", "member removal" or "leadership transfer".
+ *
+ * @example
+ * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * import { describeProposal } from "./transport.ts";
+ *
+ * strictEqual(describeProposal({ kind: "removeMember", id: "n2", timeoutMs: 100 }), "member removal");
+ * ```
+ */
+export function describeProposal(proposal: ForwardedProposal): string {
+  switch (proposal.kind) {
+    case "addMember":
+      return "member addition";
+    case "removeMember":
+      return "member removal";
+    case "transferLeader":
+      return "leadership transfer";
+    default:
+      return "write";
+  }
 }

@@ -178,6 +178,70 @@ Deno.test("HTTP cluster: a read-only member refuses writes with 403 and a leader
   }
 });
 
+Deno.test("HTTP cluster: membership changes and leader transfers sent to a follower are forwarded to the leader", async () => {
+  const members: Member[] = [];
+  const secret = { "X-WaterCraft-Secret": SECRET };
+  const ids = (body: { members: { id: string }[] }) => body.members.map((m) => m.id).sort();
+  try {
+    members.push(await start("n1", null));
+    members.push(await start("n2", [members[0]!.url]));
+    members.push(await start("n3", [members[1]!.url]));
+    const [m1, m2, m3] = members as [Member, Member, Member];
+    await waitFor("3 voters", () => m1.node.members().members.filter((m) => m.voter).length === 3);
+    // Added by nobody yet: it waits to be added through a follower.
+    members.push(await start("n4", null, false, { bootstrap: false }));
+    const m4 = members[3]!;
+
+    // Without the cluster secret the follower refuses; nothing reaches the leader.
+    const denied = await call(`${m2.url}/v1/members`, "POST", { id: "n4", url: m4.url });
+    deepStrictEqual([denied.status, denied.body.error.code], [401, "unauthorized"]);
+    deepStrictEqual(ids(m1.node.members()), ["n1", "n2", "n3"]);
+
+    const added = await call(`${m2.url}/v1/members`, "POST", { id: "n4", url: m4.url }, secret);
+    strictEqual(added.status, 200, JSON.stringify(added.body));
+    deepStrictEqual(ids(added.body), ["n1", "n2", "n3", "n4"], "the follower lists the new member");
+    deepStrictEqual(ids(m1.node.members()), ["n1", "n2", "n3", "n4"]);
+    await waitFor("n4 to replicate", () => m4.node.status().leader?.id === "n1");
+
+    // The leader's refusals cross with their status.
+    const conflict = await call(
+      `${m3.url}/v1/members`,
+      "POST",
+      { id: "n4", url: "http://127.0.0.1:9" },
+      secret,
+    );
+    deepStrictEqual([conflict.status, conflict.body.error.code], [409, "conflict"]);
+    const missing = await call(`${m3.url}/v1/members/n9`, "DELETE", undefined, secret);
+    deepStrictEqual([missing.status, missing.body.error.code], [404, "not_found"]);
+
+    const removed = await call(`${m3.url}/v1/members/n4`, "DELETE", undefined, secret);
+    strictEqual(removed.status, 200, JSON.stringify(removed.body));
+    deepStrictEqual(ids(removed.body), ["n1", "n2", "n3"]);
+    deepStrictEqual(ids(m1.node.members()), ["n1", "n2", "n3"]);
+
+    const toN3 = await call(`${m2.url}/v1/leader/transfer`, "POST", { id: "n3" });
+    deepStrictEqual([toN3.status, toN3.body], [200, { leader: { id: "n3", url: m3.url } }]);
+    strictEqual(m3.node.status().role, "leader");
+    // n1 follows now; asked to move leadership on, it forwards to n3, which picks.
+    const onward = await call(`${m1.url}/v1/leader/transfer`, "POST", {});
+    strictEqual(onward.status, 200, JSON.stringify(onward.body));
+    strictEqual(onward.body.leader.id === "n3", false, JSON.stringify(onward.body));
+    strictEqual(m3.node.status().role === "leader", false);
+
+    // With no leader to forward to, the answer is 503 and nothing changes.
+    await stop(m4);
+    await stop(m2);
+    await stop(m3);
+    await waitFor("n1 to know no leader", () => m1.node.status().leader === null);
+    const alone = await call(`${m1.url}/v1/members`, "POST", { id: "n5", url: m4.url }, secret);
+    deepStrictEqual([alone.status, alone.body.error.code], [503, "unavailable"]);
+    const stuck = await call(`${m1.url}/v1/leader/transfer`, "POST", { id: "n2" });
+    deepStrictEqual([stuck.status, stuck.body.error.code], [503, "unavailable"]);
+  } finally {
+    for (const m of members) await stop(m).catch(() => {});
+  }
+});
+
 Deno.test("createApp() mounts under a prefix next to the embedding app's own routes", async () => {
   const { node, server } = await start("solo", null);
   try {

@@ -442,3 +442,116 @@ Deno.test("the /v1/kv routes answer 500 internal on a node that runs another sta
     await node.stop();
   }
 });
+
+// ------------------------------------------------------------------ key paths
+
+/** Paths that runtimes read differently: each must answer 400, the same everywhere. */
+const AMBIGUOUS_PATHS = [
+  "/v1/kv/..",
+  "/v1/kv/.",
+  "/v1/kv/%2e%2E",
+  "/v1/kv/.%2e",
+  "/v1/kv/%2E",
+  "/v1/kv/x/../y",
+  "/v1/kv/../cas",
+  "/v1/kv/a/./cas",
+  "/v1/kv/%ZZ",
+  "/v1/kv/a%",
+  "/v1/kv/%2",
+  "/v1/kv/%FF",
+  "/v1/kv/%C3",
+  "/v1/kv/a\\b",
+];
+
+/**
+ * A request whose URL is `target` exactly as sent, as Deno.serve hands it
+ * over; the Request constructor alone would resolve its dot segments.
+ */
+function asSent(method: string, target: string, body?: string): Request {
+  const request = new Request("http://localhost/", {
+    method,
+    ...(body === undefined ? {} : { body, headers: { "content-type": "application/json" } }),
+  });
+  Object.defineProperty(request, "url", { value: `http://localhost${target}` });
+  return request;
+}
+
+Deno.test("a key path that runtimes read differently answers 400 invalid_request and changes nothing", async (t) => {
+  const node = await soloNode([{ op: "put", key: "y", value: 1 }]);
+  const app = createApp(node);
+  const lastIndex = node.status().lastIndex;
+  const deliveries: {
+    name: string;
+    send: (method: string, target: string, body?: string) => Promise<Response>;
+  }[] = [
+    {
+      name: "as Deno.serve hands it over (the URL as sent)",
+      send: (method, target, body) => Promise.resolve(app.fetch(asSent(method, target, body))),
+    },
+    {
+      // The URL resolved, Node's raw target beside it.
+      name: "as @hono/node-server hands it over",
+      send: (method, target, body) =>
+        Promise.resolve(app.fetch(
+          new Request(`http://localhost${target.replaceAll("\\", "%5C")}`, {
+            method,
+            ...(body === undefined ? {} : { body }),
+          }),
+          { incoming: { url: target } },
+        )),
+    },
+  ];
+  try {
+    for (const delivery of deliveries) {
+      for (const target of AMBIGUOUS_PATHS) {
+        await t.step(`${delivery.name}: ${target}`, async () => {
+          for (const method of ["GET", "PUT", "DELETE", "POST"]) {
+            const body = method === "GET" || method === "DELETE"
+              ? undefined
+              : JSON.stringify({ expect: null, value: 1 });
+            const res = await delivery.send(method, target, body);
+            const answer = await res.json();
+            strictEqual(res.status, 400, `${method}: ${JSON.stringify(answer)}`);
+            strictEqual(answer.error.code, "invalid_request");
+            ok(/^Invalid path: segment /.test(answer.error.message), answer.error.message);
+          }
+          strictEqual(node.status().lastIndex, lastIndex, "a refused request wrote");
+        });
+      }
+    }
+  } finally {
+    await node.stop();
+  }
+});
+
+Deno.test("a key's escapes decode strictly: %25ZZ is the key %ZZ, and %ZZ is no key", async () => {
+  const node = await soloNode([]);
+  const app = createApp(node);
+  try {
+    const put = await app.request("/v1/kv/%25ZZ", {
+      method: "PUT",
+      body: JSON.stringify({ value: "percent" }),
+    });
+    strictEqual(put.status, 200);
+    deepStrictEqual((await (await app.request("/v1/kv")).json()).items, [
+      { key: "%ZZ", value: "percent" },
+    ]);
+    strictEqual((await (await app.request("/v1/kv/%25ZZ")).json()).value, "percent");
+    const literal = await app.request("/v1/kv/%ZZ");
+    strictEqual(literal.status, 400);
+    strictEqual((await literal.json()).error.code, "invalid_request");
+    // Dots inside a longer key, or escaped in one, are keys like any other.
+    for (
+      const [path, key] of [["/v1/kv/...", "..."], ["/v1/kv/a..", "a.."], ["/v1/kv/.%2e.", "..."]]
+    ) {
+      const res = await app.request(path!, { method: "PUT", body: JSON.stringify({ value: key }) });
+      strictEqual(res.status, 200, path);
+    }
+    deepStrictEqual(
+      (await (await app.request("/v1/kv")).json()).items.map((i: { key: string }) => i.key),
+      ["%ZZ", "...", "a.."],
+    );
+  } finally {
+    await node.stop();
+  }
+});

@@ -200,7 +200,7 @@ Deno.test("forwardWrite() leaves the idempotency key out when there is none", as
   const proposal = transport.calls[0]?.proposal;
   ok(proposal !== undefined);
   ok(!("idempotencyKey" in proposal), "no key, not an undefined one");
-  strictEqual(proposal.wait, "accepted");
+  strictEqual("wait" in proposal && proposal.wait, "accepted");
 });
 
 Deno.test("forwardWrite() rebuilds the leader's refusal as the class its code stands for", async (t) => {

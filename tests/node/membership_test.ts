@@ -259,3 +259,113 @@ Deno.test("a retried addMember() does not answer before the pending addition com
   strictEqual(retry === "ok", false, retry);
   await h.stop();
 });
+
+// ------------------------------------------------------------------ on any member
+
+/** The error code a promise was rejected with, or "ok". */
+async function outcome(promise: Promise<unknown>): Promise<string> {
+  try {
+    await promise;
+    return "ok";
+  } catch (e) {
+    return e instanceof WaterCraftError ? e.code : `not a WaterCraftError: ${e}`;
+  }
+}
+
+Deno.test("addMember(), removeMember() and transferLeader() on a follower are forwarded to the leader", async () => {
+  const h = new Harness();
+  const a = await grow(h, ["a", "b", "c"]);
+  const b = h.nodes.get("b")!;
+  const c = h.nodes.get("c")!;
+  await h.start("d", { bootstrap: false });
+
+  await h.during(b.addMember({ id: "d", url: "mem://d" }));
+  strictEqual(a.members().members.some((m) => m.id === "d"), true, "the leader added d");
+  // The follower answers once its own view holds the committed change.
+  strictEqual(b.members().members.some((m) => m.id === "d"), true, "the follower lists d");
+  strictEqual(b.members().configIndex, a.members().configIndex);
+  await h.until(() => h.voters(a).includes("d"));
+
+  // The leader's refusals come back with their codes; nothing changes.
+  const before = a.status().configIndex;
+  strictEqual(
+    await outcome(h.during(c.addMember({ id: "d", url: "mem://elsewhere" }))),
+    "conflict",
+  );
+  strictEqual(await outcome(h.during(c.removeMember("nobody"))), "not_found");
+  strictEqual(await outcome(h.during(c.transferLeader("nobody"))), "not_found");
+  strictEqual(a.status().configIndex, before);
+
+  await h.during(c.removeMember("d"));
+  deepStrictEqual(h.voters(a), ["a", "b", "c"]);
+  deepStrictEqual(h.voters(c), ["a", "b", "c"]);
+
+  // A transfer to a named voter, asked of another follower...
+  await h.during(b.transferLeader("c"));
+  strictEqual(c.status().role, "leader");
+  strictEqual(b.status().leader?.id, "c", "the follower names the new leader when it answers");
+  // ...to itself, asked of itself...
+  await h.during(a.transferLeader("a"));
+  strictEqual(a.status().role, "leader");
+  // ...and to whoever the leader picks.
+  await h.during(b.transferLeader());
+  strictEqual(a.status().role === "leader", false);
+  strictEqual(b.status().leader !== null && b.status().leader?.id !== "a", true);
+  await h.stop();
+});
+
+Deno.test("a member that knows no leader refuses membership changes and transfers with 503; nothing changes", async () => {
+  const h = new Harness();
+  const a = await grow(h, ["a", "b", "c"]);
+  const b = h.nodes.get("b")!;
+  h.network.isolate("b");
+  await h.until(() => b.status().leader === null);
+  const before = a.status().configIndex;
+  strictEqual(await outcome(h.during(b.addMember({ id: "e", url: "mem://e" }))), "unavailable");
+  strictEqual(await outcome(h.during(b.removeMember("c"))), "unavailable");
+  strictEqual(await outcome(h.during(b.transferLeader("c"))), "unavailable");
+  strictEqual(await outcome(h.during(b.transferLeader())), "unavailable");
+  await h.advance(500);
+  strictEqual(a.status().configIndex, before);
+  strictEqual(a.status().role, "leader");
+  await h.stop();
+});
+
+Deno.test("a forwarded membership change whose answer is lost is a timeout (504): it may have committed", async () => {
+  const h = new Harness();
+  const a = await grow(h, ["a", "b", "c", "e"]);
+  const b = h.nodes.get("b")!;
+  await h.start("d", { bootstrap: false });
+  // With c and e cut off, the leader cannot commit (2 of 4 voters)...
+  h.network.partition(["a"], ["c", "e"]);
+  const asked = outcome(b.addMember({ id: "d", url: "mem://d" }));
+  await settle();
+  strictEqual(a.raft.log.config().index > a.raft.log.committed, true, "the leader has it, pending");
+  // ...until they are back; by then the follower that forwarded it is cut off.
+  h.network.heal();
+  h.network.partition(["a"], ["b"]);
+  strictEqual(await h.during(asked), "timeout");
+  strictEqual(a.members().members.some((m) => m.id === "d"), true, "yet it committed");
+  await h.stop();
+});
+
+Deno.test("a request forwarded to a member that no longer leads is refused, not forwarded again", async () => {
+  const h = new Harness();
+  await grow(h, ["a", "b", "c"]);
+  const b = h.nodes.get("b")!;
+  const proposals = [
+    { kind: "addMember", member: { id: "e", url: "mem://e", readOnly: false }, timeoutMs: 100 },
+    { kind: "removeMember", id: "c", timeoutMs: 100 },
+    { kind: "transferLeader", target: "c", timeoutMs: 100 },
+  ] as const;
+  for (const proposal of proposals) {
+    const answer = await h.during(b.forwarded("c", proposal));
+    strictEqual(answer.ok, false, proposal.kind);
+    deepStrictEqual(
+      !answer.ok && [answer.code, (answer.details?.leader as { id?: string } | undefined)?.id],
+      ["unavailable", "a"],
+      proposal.kind,
+    );
+  }
+  await h.stop();
+});

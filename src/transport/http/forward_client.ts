@@ -1,5 +1,6 @@
 /**
- * Forwarding a client's write to the leader: one signed
+ * Forwarding a client's write, membership change or leadership transfer to
+ * the leader (all "writes" below): one signed
  * `POST {leader}/raft/forward` of a proposal frame per write, bounded in
  * time (the leader's own timeout, plus the transport's for the answer to
  * travel), whose answer frame is decoded, or whose non-2xx answer is turned
@@ -15,7 +16,7 @@
  */
 
 import { WaterCraftError } from "../../errors.ts";
-import type { ForwardedAnswer, ForwardedProposal } from "../transport.ts";
+import { describeProposal, type ForwardedAnswer, type ForwardedProposal } from "../transport.ts";
 import type { Proof } from "./credentials.ts";
 import { decodeForwardedAnswer, encodeForwardedProposal } from "./frames.ts";
 import { describeFetchError } from "./tls.ts";
@@ -123,14 +124,15 @@ export class ForwardClient {
    */
   async forward(request: ForwardRequest): Promise<ForwardedAnswer> {
     const { to, proposal, signal } = request;
-    if (signal.aborted) throw cancelledBeforeSending(to);
-    if (this.#options.closing.aborted) throw cancelledBeforeSending(to);
+    const what = describeProposal(proposal);
+    if (signal.aborted) throw cancelledBeforeSending(to, what);
+    if (this.#options.closing.aborted) throw cancelledBeforeSending(to, what);
     const controller = new AbortController();
     this.#inFlight.add(controller);
     const unlink = linkAbort(controller, [signal]);
     // The leader answers within `timeoutMs`; give the answer time to travel.
     const timer = setTimeout(
-      () => controller.abort(new DOMException("The forwarded write timed out", "TimeoutError")),
+      () => controller.abort(new DOMException(`The forwarded ${what} timed out`, "TimeoutError")),
       proposal.timeoutMs + this.#options.timeoutMs,
     );
     try {
@@ -144,17 +146,18 @@ export class ForwardClient {
 
   async #post(request: ForwardRequest, signal: AbortSignal): Promise<ForwardedAnswer> {
     const { url, to, proposal } = request;
+    const what = describeProposal(proposal);
     const body = encodeForwardedProposal(proposal);
     for (let attempt = 1;; attempt++) {
       const proof = this.#options.prove(url, FORWARD_PATH, body);
-      if (signal.aborted) throw cancelledBeforeSending(to);
+      if (signal.aborted) throw cancelledBeforeSending(to, what);
       if (attempt === 1) this.#forwards++;
-      const { response, answer } = await this.#send(url, to, proof, body, signal);
+      const { response, answer } = await this.#send(url, to, what, proof, body, signal);
       if (response.ok) {
         if (!this.#options.authentic(proof, response, answer)) {
           throw new WaterCraftError(
             "timeout",
-            `Cannot trust the answer to the write forwarded to ${to}: it does not carry the leader's signature`,
+            `Cannot trust the answer to the ${what} forwarded to ${to}: it does not carry the leader's signature`,
           );
         }
         try {
@@ -162,7 +165,7 @@ export class ForwardClient {
         } catch (e) {
           throw new WaterCraftError(
             "timeout",
-            `Cannot read the answer to the write forwarded to ${to}: ${describeFetchError(e)}`,
+            `Cannot read the answer to the ${what} forwarded to ${to}: ${describeFetchError(e)}`,
           );
         }
       }
@@ -174,10 +177,10 @@ export class ForwardClient {
         // cannot say that the write was not made.
         throw new WaterCraftError(
           "timeout",
-          `Cannot trust the refusal of the write forwarded to ${to} (${response.status}): it does not carry the leader's signature`,
+          `Cannot trust the refusal of the ${what} forwarded to ${to} (${response.status}): it does not carry the leader's signature`,
         );
       }
-      return errorAnswer(response.status, new TextDecoder().decode(answer), to);
+      return errorAnswer(response.status, new TextDecoder().decode(answer), { to, what });
     }
   }
 
@@ -185,6 +188,7 @@ export class ForwardClient {
   async #send(
     url: string,
     to: string,
+    what: string,
     proof: Proof,
     body: Uint8Array,
     signal: AbortSignal,
@@ -202,12 +206,12 @@ export class ForwardClient {
       if (!signal.aborted && isConnectFailure(e)) {
         throw new WaterCraftError(
           "unavailable",
-          `Cannot forward the write to ${to}: ${describeFetchError(e)}`,
+          `Cannot forward the ${what} to ${to}: ${describeFetchError(e)}`,
         );
       }
       throw new WaterCraftError(
         "timeout",
-        `Cannot learn the outcome of the write forwarded to ${to}: ${
+        `Cannot learn the outcome of the ${what} forwarded to ${to}: ${
           describeFetchError(signal.aborted ? signal.reason : e)
         }`,
       );
@@ -217,7 +221,7 @@ export class ForwardClient {
     } catch (e) {
       throw new WaterCraftError(
         "timeout",
-        `Cannot read the answer to the write forwarded to ${to}: ${
+        `Cannot read the answer to the ${what} forwarded to ${to}: ${
           describeFetchError(signal.aborted ? signal.reason : e)
         }`,
       );
@@ -226,10 +230,10 @@ export class ForwardClient {
 }
 
 /** The error of a forward cancelled before its request left: nothing was written. */
-function cancelledBeforeSending(to: string): WaterCraftError {
+function cancelledBeforeSending(to: string, what: string): WaterCraftError {
   return new WaterCraftError(
     "unavailable",
-    `Cannot forward the write to ${to}: it was cancelled before sending`,
+    `Cannot forward the ${what} to ${to}: it was cancelled before sending`,
   );
 }
 
@@ -284,7 +288,11 @@ function isConnectFailure(error: unknown): boolean {
  * decides: a 5xx other than 503 leaves the outcome unknown (`timeout`), any
  * other status means nothing was written (`unavailable`).
  */
-function errorAnswer(status: number, text: string, to: string): ForwardedAnswer {
+function errorAnswer(
+  status: number,
+  text: string,
+  { to, what }: { to: string; what: string },
+): ForwardedAnswer {
   // A non-2xx answer refuses the peer request itself (its proof, its size, its
   // shape) or reports a fault: the client's write was not judged, so the
   // client must not see the leader's code (a 401 here says nothing about the
@@ -300,6 +308,6 @@ function errorAnswer(status: number, text: string, to: string): ForwardedAnswer 
   return {
     ok: false,
     code: status >= 500 && status !== 503 ? "timeout" : "unavailable",
-    message: `The leader ${to} refused the forwarded write (${status})${reason}`,
+    message: `The leader ${to} refused the forwarded ${what} (${status})${reason}`,
   };
 }

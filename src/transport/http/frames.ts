@@ -1,14 +1,14 @@
 /**
  * The binary wire format of the peer protocol: length-prefixed frames, each
- * carrying a batch of Raft messages, a forwarded proposal or a forwarded
- * answer. Entry and snapshot bytes travel as they are (no base64), frames
+ * carrying a batch of Raft messages, a forwarded proposal (a write, a
+ * membership change or a leadership transfer) or a forwarded answer. Entry and snapshot bytes travel as they are (no base64), frames
  * can follow each other on one long-lived stream ({@linkcode FrameReader}
  * splits them again), and the decoders check every bound the JSON codec
  * they replaced checked, throwing only {@linkcode FrameError} for anything
  * they refuse.
  *
  * This file holds the envelope and the API; the payloads are laid out in
- * `message_frames.ts` (kind 1) and `forward_frames.ts` (kinds 2 and 3),
+ * `message_frames.ts` (kind 1) and `forward_frames.ts` (kinds 2 to 6),
  * with the primitives of `src/binary/` (integers little-endian, `u53` a
  * safe integer in 8 bytes).
  *
@@ -18,7 +18,8 @@
  * | ----- | --------------------------------------------------------- |
  * | 0-3   | u32 length `n`: bytes that follow (at least 2)             |
  * | 4     | u8 version: {@linkcode FRAME_VERSION}                      |
- * | 5     | u8 kind: 1 messages, 2 proposal, 3 answer                  |
+ * | 5     | u8 kind: 1 messages, 2 proposal (a write), 3 answer, 4    |
+ * |       | member addition, 5 member removal, 6 leadership transfer  |
  * | 6-    | the payload, `n - 2` bytes, all of it read by its kind     |
  *
  * The payload of kind 1 is a u32 count (at most
@@ -35,7 +36,15 @@ import type { Message } from "../../core/messages.ts";
 import { WaterCraftError } from "../../errors.ts";
 import type { ForwardedAnswer, ForwardedProposal } from "../transport.ts";
 import { readList } from "./frame_fields.ts";
-import { readAnswer, readProposal, writeAnswer, writeProposal } from "./forward_frames.ts";
+import {
+  readAnswer,
+  readLeaderTransfer,
+  readMemberAddition,
+  readMemberRemoval,
+  readProposal,
+  writeAnswer,
+  writeProposal,
+} from "./forward_frames.ts";
 import {
   estimateMessagesBytes,
   MESSAGE_BYTES_MIN,
@@ -52,10 +61,23 @@ export const FRAME_BYTES_MAX_DEFAULT: number = 4 * 1024 * 1024;
 /** Most messages one frame may carry (as in the JSON codec). */
 export const MAX_MESSAGES_PER_BATCH: number = 10_000;
 
-/** What a frame carries. */
-export type FrameKind = "messages" | "proposal" | "answer";
+/**
+ * What a frame carries: `proposal` is a forwarded write; `addMember`,
+ * `removeMember` and `transferLeader` are the other forwarded proposals.
+ */
+export type FrameKind =
+  | "messages"
+  | "proposal"
+  | "answer"
+  | "addMember"
+  | "removeMember"
+  | "transferLeader";
 
-/** A decoded frame, by kind. */
+/**
+ * A decoded frame, by what it carries: `proposal` stands for a forwarded
+ * proposal of any kind (frame kinds 2 and 4 to 6), which its own `kind`
+ * tells apart.
+ */
 export type DecodedFrame =
   | { readonly kind: "messages"; readonly messages: Message[] }
   | { readonly kind: "proposal"; readonly proposal: ForwardedProposal }
@@ -98,8 +120,41 @@ export class FrameError extends WaterCraftError {
   }
 }
 
-const KIND_CODES: Readonly<Record<FrameKind, number>> = { messages: 1, proposal: 2, answer: 3 };
-const KINDS: readonly (FrameKind | undefined)[] = [undefined, "messages", "proposal", "answer"];
+const KIND_CODES: Readonly<Record<FrameKind, number>> = {
+  messages: 1,
+  proposal: 2,
+  answer: 3,
+  addMember: 4,
+  removeMember: 5,
+  transferLeader: 6,
+};
+const KINDS: readonly (FrameKind | undefined)[] = [
+  undefined,
+  "messages",
+  "proposal",
+  "answer",
+  "addMember",
+  "removeMember",
+  "transferLeader",
+];
+
+/** How the payload of each kind of forwarded proposal is read. */
+const PROPOSAL_READERS: Readonly<
+  Record<
+    "proposal" | "addMember" | "removeMember" | "transferLeader",
+    (r: ByteReader) => ForwardedProposal
+  >
+> = {
+  proposal: readProposal,
+  addMember: readMemberAddition,
+  removeMember: readMemberRemoval,
+  transferLeader: readLeaderTransfer,
+};
+
+/** The frame kind of a forwarded proposal. */
+function proposalFrameKind(proposal: ForwardedProposal): FrameKind {
+  return proposal.kind === undefined || proposal.kind === "write" ? "proposal" : proposal.kind;
+}
 
 const U32_MAX = 0xffff_ffff;
 
@@ -187,13 +242,14 @@ export function encodeMessages(messages: readonly Message[]): Uint8Array {
 }
 
 /**
- * Encodes a forwarded proposal as one frame; the command's bytes go in as
- * they are.
+ * Encodes a forwarded proposal as one frame of its kind (2 for a write, 4
+ * to 6 for the others); a write's command bytes go in as they are.
  *
  * @param proposal The proposal.
  * @returns The frame.
  * @throws {TypeError} When `timeoutMs` is not a non-negative safe integer.
- * @throws {RangeError} When the command takes 2^32 - 1 bytes or more.
+ * @throws {RangeError} When the command takes 2^32 - 1 bytes or more, or an
+ *   id more than 255 bytes.
  *
  * @example Round trip
  * ```ts
@@ -209,7 +265,7 @@ export function encodeMessages(messages: readonly Message[]): Uint8Array {
  * ```
  */
 export function encodeForwardedProposal(proposal: ForwardedProposal): Uint8Array {
-  return sealFrame(writeProposal(proposal, (n) => openFrameWriter("proposal", n)));
+  return sealFrame(writeProposal(proposal, (n) => openFrameWriter(proposalFrameKind(proposal), n)));
 }
 
 /**
@@ -324,10 +380,11 @@ function readMessages(r: ByteReader): Message[] {
 }
 
 /**
- * Decodes a frame holding a forwarded proposal.
+ * Decodes a frame holding a forwarded proposal of any kind: a write, a
+ * member addition or removal, or a leadership transfer.
  *
  * @param frame One whole frame.
- * @returns The proposal.
+ * @returns The proposal; a write has no `kind` field.
  * @throws {FrameError} For anything malformed, naming the field. Nothing
  *   else, whatever the input.
  *
@@ -343,7 +400,15 @@ function readMessages(r: ByteReader): Message[] {
  * ```
  */
 export function decodeForwardedProposal(frame: Uint8Array): ForwardedProposal {
-  return readPayload(openFrame(frame, "proposal"), readProposal);
+  const kind = readHeader(frame);
+  if (!isProposalKind(kind)) {
+    throw new FrameError(`frame kind at offset 5: ${kind}, expected a forwarded proposal`, 5);
+  }
+  return readPayload(new ByteReader(frame, FRAME_HEADER_BYTES), PROPOSAL_READERS[kind]);
+}
+
+function isProposalKind(kind: FrameKind): kind is keyof typeof PROPOSAL_READERS {
+  return Object.hasOwn(PROPOSAL_READERS, kind);
 }
 
 /**
@@ -389,10 +454,13 @@ export function decodeFrame(frame: Uint8Array): DecodedFrame {
   switch (kind) {
     case "messages":
       return { kind, messages: readPayload(r, readMessages) };
-    case "proposal":
-      return { kind, proposal: readPayload(r, readProposal) };
     case "answer":
       return { kind, answer: readPayload(r, readAnswer) };
+    case "proposal":
+    case "addMember":
+    case "removeMember":
+    case "transferLeader":
+      return { kind: "proposal", proposal: readPayload(r, PROPOSAL_READERS[kind]) };
   }
 }
 

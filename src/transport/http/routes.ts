@@ -226,7 +226,7 @@ export function peerRoutes(handler: PeerHandler, options: PeerRoutesOptions): Ho
     };
     try {
       const proposal = decodeForwardedProposal(body);
-      if (proposal.command.length > commandLimit) {
+      if ("command" in proposal && proposal.command.length > commandLimit) {
         throw new WaterCraftError(
           "too_large",
           `The forwarded command is over ${commandLimit} bytes, the client body limit`,

@@ -418,6 +418,34 @@ const PROPOSALS: { name: string; input: ForwardedProposal }[] = [
       timeoutMs: Number.MAX_SAFE_INTEGER,
     },
   },
+  {
+    name: "a member addition (kind 4)",
+    input: {
+      kind: "addMember",
+      member: { id: "n4", url: "https://n4.test:6969/raft-prefix", readOnly: false },
+      timeoutMs: 5_000,
+    },
+  },
+  {
+    name: "a read-only member addition with the longest id and URL",
+    input: {
+      kind: "addMember",
+      member: { id: "r".repeat(64), url: `http://${"é".repeat(2040)}`, readOnly: true },
+      timeoutMs: 0,
+    },
+  },
+  {
+    name: "a member removal (kind 5)",
+    input: { kind: "removeMember", id: "n._-2", timeoutMs: Number.MAX_SAFE_INTEGER },
+  },
+  {
+    name: "a leadership transfer to a target (kind 6)",
+    input: { kind: "transferLeader", target: "n3", timeoutMs: 1_000 },
+  },
+  {
+    name: "a leadership transfer to whoever the leader picks",
+    input: { kind: "transferLeader", timeoutMs: 1_000 },
+  },
 ];
 
 const ANSWERS: { name: string; input: ForwardedAnswer; want?: ForwardedAnswer }[] = [
@@ -474,7 +502,44 @@ Deno.test("decodeFrame() tells the kinds apart; the typed decoders refuse the ot
   );
   throws(() => decodeForwardedAnswer(encodeMessages(messages)), FrameError);
   throws(() => decodeForwardedProposal(encodeMessages(messages)), FrameError);
+  throws(
+    () => decodeForwardedProposal(encodeForwardedAnswer(answer)),
+    /frame kind at offset 5: answer, expected a forwarded proposal/,
+  );
   throws(() => encodeFrame("gossip" as "messages", new Uint8Array(0)), RangeError);
+});
+
+Deno.test("forwarded membership changes and transfers travel in frame kinds 4 to 6", async (t) => {
+  const rows: { input: ForwardedProposal; kind: number }[] = [
+    { input: PROPOSALS[0]!.input, kind: 2 },
+    {
+      input: {
+        kind: "addMember",
+        member: { id: "a", url: "http://a", readOnly: true },
+        timeoutMs: 1,
+      },
+      kind: 4,
+    },
+    { input: { kind: "removeMember", id: "a", timeoutMs: 1 }, kind: 5 },
+    { input: { kind: "transferLeader", timeoutMs: 1 }, kind: 6 },
+  ];
+  for (const row of rows) {
+    await t.step(`${row.input.kind ?? "write"} is kind ${row.kind}`, () => {
+      const frame = encodeForwardedProposal(row.input);
+      strictEqual(frame[5], row.kind);
+      deepStrictEqual(decodeFrame(frame), { kind: "proposal", proposal: row.input });
+      // The envelope is the same for every kind: only the kind byte tells them apart.
+      deepStrictEqual(
+        encodeFrame(
+          (["proposal", "addMember", "removeMember", "transferLeader"] as const)[
+            [2, 4, 5, 6].indexOf(row.kind)
+          ]!,
+          frame.subarray(FRAME_HEADER_BYTES),
+        ),
+        frame,
+      );
+    });
+  }
 });
 
 // ------------------------------------------------------------------ bounds
@@ -622,8 +687,8 @@ const BAD_FRAMES: { name: string; input: Uint8Array; want: RegExp }[] = [
   },
   {
     name: "unknown kind",
-    input: frameOf(4, (w) => w.u32(0)),
-    want: /^frame kind at offset 5: 4 is unknown$/,
+    input: frameOf(7, (w) => w.u32(0)),
+    want: /^frame kind at offset 5: 7 is unknown$/,
   },
   {
     name: "kind 0",
@@ -947,6 +1012,117 @@ const BAD_PROPOSALS: { name: string; input: Uint8Array; want: RegExp }[] = [
       w.u8(0);
     }),
     want: /^frame at offset 24: 1 bytes follow its end$/,
+  },
+  {
+    name: "a member addition with a malformed id",
+    input: frameOf(4, (w) => {
+      w.shortString("n 4");
+      w.string("http://n4");
+      w.bool(false);
+      w.u53(1);
+    }),
+    want: /^member\.id at offset 6: must match /,
+  },
+  {
+    name: "a member addition with an id over 64 bytes",
+    input: frameOf(4, (w) => {
+      w.shortString("n".repeat(65));
+      w.string("http://n4");
+      w.bool(false);
+      w.u53(1);
+    }),
+    want: /^member\.id at offset 6: declares 65 bytes, more than the 64 allowed$/,
+  },
+  {
+    name: "a member addition with an empty URL",
+    input: frameOf(4, (w) => {
+      w.shortString("n4");
+      w.string("");
+      w.bool(false);
+      w.u53(1);
+    }),
+    want: /^member\.url at offset 9: must not be empty$/,
+  },
+  {
+    name: "a member addition with a URL over 2048 characters",
+    input: frameOf(4, (w) => {
+      w.shortString("n4");
+      w.string("h".repeat(2049));
+      w.bool(false);
+      w.u53(1);
+    }),
+    want: /^member\.url at offset 9: 2049 characters, more than the 2048 allowed$/,
+  },
+  {
+    name: "a member addition whose URL declares more bytes than remain",
+    input: frameOf(4, (w) => {
+      w.shortString("n4");
+      w.u32(1000);
+      w.raw(new Uint8Array(3));
+    }),
+    want: /^member\.url at offset 13: needs 1000 bytes, 3 remain$/,
+  },
+  {
+    name: "a member addition with readOnly not a boolean",
+    input: frameOf(4, (w) => {
+      w.shortString("n4");
+      w.string("http://n4");
+      w.u8(2);
+      w.u53(1);
+    }),
+    want: /^member\.readOnly at offset 22: 2 is not a boolean/,
+  },
+  {
+    name: "a member addition cut short before its timeout",
+    input: frameOf(4, (w) => {
+      w.shortString("n4");
+      w.string("http://n4");
+      w.bool(true);
+    }),
+    want: /^timeoutMs at offset 23: needs 8 bytes, 0 remain$/,
+  },
+  {
+    name: "a member removal with an empty id",
+    input: frameOf(5, (w) => {
+      w.shortString("");
+      w.u53(1);
+    }),
+    want: /^id at offset 6: must match /,
+  },
+  {
+    name: "a member removal with an unsafe timeout",
+    input: frameOf(5, (w) => {
+      w.shortString("n2");
+      u64(w, 0, 0x4000_0000);
+    }),
+    want: /^timeoutMs at offset 9: \d+ is not a safe integer$/,
+  },
+  {
+    name: "a member removal followed by a stray byte",
+    input: frameOf(5, (w) => {
+      w.shortString("n2");
+      w.u53(1);
+      w.u8(0);
+    }),
+    want: /^frame at offset 17: 1 bytes follow its end$/,
+  },
+  {
+    name: "a leadership transfer to a malformed target",
+    input: frameOf(6, (w) => {
+      w.shortString("n/3");
+      w.u53(1);
+    }),
+    want: /^target at offset 6: must be empty or match /,
+  },
+  {
+    name: "a leadership transfer cut short",
+    input: frameOf(6, (w) => w.shortString("n3")),
+    want: /^timeoutMs at offset 9: needs 8 bytes, 0 remain$/,
+  },
+  {
+    name: "an empty leadership transfer",
+    input: frameOf(6, () => {}),
+    want: /^target at offset 6: needs 1 bytes, 0 remain$/,
   },
 ];
 
@@ -1396,6 +1572,21 @@ function randomJson(prng: Prng, depth = 0): unknown {
 }
 
 function randomProposal(prng: Prng): ForwardedProposal {
+  const timeoutMs = randomCount(prng);
+  const roll = prng.next();
+  if (roll < 0.15) {
+    const url = "http://" + randomText(prng, 100);
+    const member = { id: randomId(prng), url, readOnly: prng.next() < 0.5 };
+    return { kind: "addMember", member, timeoutMs };
+  }
+  if (roll < 0.3) return { kind: "removeMember", id: randomId(prng), timeoutMs };
+  if (roll < 0.45) {
+    return {
+      kind: "transferLeader",
+      ...(prng.next() < 0.5 ? {} : { target: randomId(prng) }),
+      timeoutMs,
+    };
+  }
   return {
     command: randomBytes(prng, 50),
     wait: prng.next() < 0.5 ? "accepted" : "committed",

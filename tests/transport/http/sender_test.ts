@@ -70,7 +70,12 @@ function recorder(): Recorder {
     calls: [],
     forwards: [],
     answer: (proposal) =>
-      Promise.resolve({ ok: true, value: { echo: new TextDecoder().decode(proposal.command) } }),
+      Promise.resolve({
+        ok: true,
+        value: {
+          echo: "command" in proposal ? new TextDecoder().decode(proposal.command) : proposal.kind,
+        },
+      }),
     get messages(): Message[] {
       return rec.calls.flatMap((c) => c.messages);
     },
