@@ -26,9 +26,9 @@
  * can hold a newline, so the signed text is unambiguous.
  *
  * The answer to a forwarded write is signed too (`X-Raft-Signature` on the
- * response, over `"watercraft-answer\n" challenge "\n" seq "\n"` and the
- * body), so that no one on the path can tell a client that a write
- * committed when it did not. A stream's frames are sealed one by one with
+ * response, over `"watercraft-answer\n" challenge "\n" seq "\n" status
+ * "\n"` and the body), so that no one on the path can tell a client that a
+ * write committed when it did not, or the other way round. A stream's frames are sealed one by one with
  * a key derived from its opening request (`stream_seal.ts`).
  *
  * HMAC-SHA256 comes from `@noble/hashes`: synchronous, so that signing adds
@@ -112,6 +112,7 @@ export function requestSignature(secret: string, request: SignedRequest): string
  * @param secret The cluster secret.
  * @param challenge The request's challenge.
  * @param seq The request's sequence number.
+ * @param status The answer's HTTP status.
  * @param body The exact answer body.
  * @returns The signature, 64 lowercase hex digits.
  * @throws {TypeError} When the secret is empty.
@@ -120,11 +121,12 @@ export function answerSignature(
   secret: string,
   challenge: string,
   seq: number,
+  status: number,
   body: Uint8Array,
 ): string {
   return bytesToHex(
     hmac.create(sha256, secretKey(secret))
-      .update(utf8ToBytes(`watercraft-answer\n${challenge}\n${seq}\n`))
+      .update(utf8ToBytes(`watercraft-answer\n${challenge}\n${seq}\n${status}\n`))
       .update(body)
       .digest(),
   );

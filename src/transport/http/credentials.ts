@@ -137,7 +137,10 @@ export class PeerCredentials {
     if (this.#secret === null || signed === null) return true;
     const signature = response.headers.get(SIGNATURE_HEADER);
     return signature !== null &&
-      sameSignature(signature, answerSignature(this.#secret, signed.challenge, signed.seq, body));
+      sameSignature(
+        signature,
+        answerSignature(this.#secret, signed.challenge, signed.seq, response.status, body),
+      );
   }
 
   /**

@@ -169,9 +169,17 @@ export class ForwardClient {
           );
         }
       }
-      // A new challenge: the leader refused the proof, not the write; sign
-      // under the challenge and send again, once.
-      if (attempt === 1 && this.#options.learn(url, response)) continue;
+      // A new challenge: the leader refused the proof, not the write. Sent
+      // again, signed under it, only when this attempt was unsigned (the
+      // first to this leader): a leader runs nothing unsigned, whereas a
+      // refused signed attempt may be a forgery hiding a write that ran.
+      if (this.#options.learn(url, response)) {
+        if (attempt === 1 && proof.signed === null) continue;
+        throw new WaterCraftError(
+          "timeout",
+          `Cannot learn the outcome of the ${what} forwarded to ${to}: the leader answered with a new challenge (did it restart?)`,
+        );
+      }
       if (proof.signed !== null && !this.#options.authentic(proof, response, answer)) {
         // Anyone on the path could have written an unsigned refusal: it
         // cannot say that the write was not made.

@@ -220,7 +220,7 @@ export function peerRoutes(handler: PeerHandler, options: PeerRoutesOptions): Ho
       const headers: Record<string, string> = { "content-type": contentType };
       if (secret !== null && admitted.signed !== null) {
         const { challenge, seq } = admitted.signed;
-        headers[SIGNATURE_HEADER] = answerSignature(secret, challenge, seq, bytes);
+        headers[SIGNATURE_HEADER] = answerSignature(secret, challenge, seq, status, bytes);
       }
       return new Response(bytes as Uint8Array<ArrayBuffer>, { status, headers });
     };

@@ -223,13 +223,11 @@ export class PeerVerifier {
     }
     this.#pending.delete(challenge);
     const session: Session = { from, window: new ReplayWindow(REPLAY_WINDOW) };
-    let own = 0;
-    for (const [key, other] of this.#sessions) {
-      if (other.from === from && ++own >= SESSIONS_PER_SENDER) {
-        // The sender's oldest: a sender opens a session per restart.
-        this.#sessions.delete(key);
-        own--;
-      }
+    // A sender opens a session per restart: past its bound, its least
+    // recently used ones go (the map's order is use order).
+    const own = [...this.#sessions].filter(([, other]) => other.from === from);
+    for (let i = 0; i <= own.length - SESSIONS_PER_SENDER; i++) {
+      this.#sessions.delete(own[i]![0]);
     }
     this.#sessions.set(challenge, session);
     while (this.#sessions.size > SESSIONS_MAX) {
