@@ -170,14 +170,16 @@ export class ForwardClient {
         }
       }
       // A new challenge: the leader refused the proof, not the write. Sent
-      // again, signed under it, only when this attempt was unsigned (the
-      // first to this leader): a leader runs nothing unsigned, whereas a
-      // refused signed attempt may be a forgery hiding a write that ran.
+      // again, signed under it, when this attempt was unsigned (a leader
+      // runs nothing unsigned) or the refusal is signed (the leader forgot
+      // the challenge, as after a restart); an unsigned refusal of a signed
+      // attempt may be a forgery hiding a write that ran.
       if (this.#options.learn(url, response)) {
-        if (attempt === 1 && proof.signed === null) continue;
+        const sure = proof.signed === null || this.#options.authentic(proof, response, answer);
+        if (attempt === 1 && sure) continue;
         throw new WaterCraftError(
           "timeout",
-          `Cannot learn the outcome of the ${what} forwarded to ${to}: the leader answered with a new challenge (did it restart?)`,
+          `Cannot learn the outcome of the ${what} forwarded to ${to}: an unsigned refusal handed out a new challenge`,
         );
       }
       if (proof.signed !== null && !this.#options.authentic(proof, response, answer)) {

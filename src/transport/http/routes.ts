@@ -138,7 +138,7 @@ export function peerRoutes(handler: PeerHandler, options: PeerRoutesOptions): Ho
   const streams = new Map<string, () => void>();
 
   app.post(STREAM_PATH, async (c) => {
-    const admitted = admit(c, STREAM_PATH, new Uint8Array(0), verifier);
+    const admitted = admit(c, STREAM_PATH, new Uint8Array(0), verifier, secret);
     if ("refusal" in admitted) return admitted.refusal;
     const { from, signed } = admitted;
     const body = c.req.raw.body;
@@ -202,7 +202,7 @@ export function peerRoutes(handler: PeerHandler, options: PeerRoutesOptions): Ho
   app.post(MESSAGES_PATH, async (c) => {
     const { body, refusal } = await readBody(c, limit, verifier);
     if (refusal !== undefined) return refusal;
-    const admitted = admit(c, MESSAGES_PATH, body, verifier);
+    const admitted = admit(c, MESSAGES_PATH, body, verifier, secret);
     if ("refusal" in admitted) return admitted.refusal;
     handler.receive(admitted.from, fromSender(body, admitted.from));
     return c.body(null, 204);
@@ -211,7 +211,7 @@ export function peerRoutes(handler: PeerHandler, options: PeerRoutesOptions): Ho
   app.post(FORWARD_PATH, async (c) => {
     const { body, refusal } = await readBody(c, limit, verifier);
     if (refusal !== undefined) return refusal;
-    const admitted = admit(c, FORWARD_PATH, body, verifier);
+    const admitted = admit(c, FORWARD_PATH, body, verifier, secret);
     if ("refusal" in admitted) return admitted.refusal;
     // Every answer of an admitted forward is signed, refusals included: an
     // unsigned one could be anyone's, so the forwarding node cannot trust
@@ -274,22 +274,30 @@ function admit(
   path: string,
   body: Uint8Array,
   verifier: PeerVerifier | null,
+  secret: string | null,
 ): { from: string; signed: SignedRequest | null } | { refusal: Response } {
   if (verifier === null) return { from: sender(c), signed: null };
   const result = verifier.verify({ method: c.req.method, path, headers: c.req.raw.headers, body });
-  if (!result.ok) return { refusal: refusal(result) };
+  if (!result.ok) return { refusal: refusal(result, secret) };
   return { from: result.request.from, signed: result.request };
 }
 
-/** The `401` of a refused proof, with the fresh challenge to sign under when there is one. */
-function refusal(result: Extract<VerifyResult, { ok: false }>): Response {
-  return Response.json(
-    errorBody("unauthorized", `Cannot accept the peer request: ${result.reason}`),
-    {
-      status: 401,
-      headers: result.challenge === null ? {} : { [CHALLENGE_HEADER]: result.challenge },
-    },
+/**
+ * The `401` of a refused proof, with the fresh challenge to sign under when
+ * there is one, signed when the request was authentic but its challenge
+ * forgotten: its sender may then resend it knowing it was not acted on.
+ */
+function refusal(result: Extract<VerifyResult, { ok: false }>, secret: string | null): Response {
+  const body = new TextEncoder().encode(
+    JSON.stringify(errorBody("unauthorized", `Cannot accept the peer request: ${result.reason}`)),
   );
+  const headers: Record<string, string> = { "content-type": "application/json" };
+  if (result.challenge !== null) headers[CHALLENGE_HEADER] = result.challenge;
+  if (result.forgotten !== null && secret !== null) {
+    const { challenge, seq } = result.forgotten;
+    headers[SIGNATURE_HEADER] = answerSignature(secret, challenge, seq, 401, body);
+  }
+  return new Response(body, { status: 401, headers });
 }
 
 /** The sender's id from `X-Raft-From`. */
@@ -341,7 +349,7 @@ async function readBody(
       body: new Uint8Array(0),
     });
     // Without a signature the proof cannot verify: this is its refusal.
-    if (!result.ok) return { refusal: refusal(result) };
+    if (!result.ok) return { refusal: refusal(result, null) };
   }
   const declared = c.req.header("content-length");
   if (declared !== undefined && Number(declared) > limit) throw tooLarge(limit);

@@ -68,7 +68,17 @@ export interface VerifyInput {
  */
 export type VerifyResult =
   | { readonly ok: true; readonly request: SignedRequest }
-  | { readonly ok: false; readonly reason: string; readonly challenge: string | null };
+  | {
+    readonly ok: false;
+    readonly reason: string;
+    readonly challenge: string | null;
+    /**
+     * The request, when its signature is right but its challenge is
+     * forgotten (this node restarted): the refusal may be signed for it, so
+     * that its sender knows the request was not acted on.
+     */
+    readonly forgotten: SignedRequest | null;
+  };
 
 /** Options of {@linkcode PeerVerifier}. */
 export interface PeerVerifierOptions {
@@ -180,22 +190,6 @@ export class PeerVerifier {
       );
     }
     const seq = Number(seqText);
-    const session = this.#sessions.get(challenge);
-    const pendingSince = this.#pending.get(challenge);
-    if (session === undefined) {
-      if (pendingSince === undefined || this.#now() - pendingSince > PENDING_TTL_MS) {
-        return this.#refuse(
-          `unknown or expired ${CHALLENGE_HEADER}: sign under the one in this answer`,
-          true,
-        );
-      }
-    } else {
-      if (session.from !== from) {
-        return this.#refuse(`${CHALLENGE_HEADER} belongs to another sender`, true);
-      }
-      const problem = session.window.check(seq);
-      if (problem !== null) return this.#refuse(problem, false);
-    }
     const request: SignedRequest = {
       method: input.method,
       path: input.path,
@@ -204,7 +198,27 @@ export class PeerVerifier {
       seq,
       body: input.body,
     };
-    if (!sameSignature(requestSignature(this.#secret, request), signature)) {
+    const authentic = sameSignature(requestSignature(this.#secret, request), signature);
+    const session = this.#sessions.get(challenge);
+    const pendingSince = this.#pending.get(challenge);
+    if (session === undefined) {
+      if (pendingSince === undefined || this.#now() - pendingSince > PENDING_TTL_MS) {
+        return {
+          ...this.#refuse(
+            `unknown or expired ${CHALLENGE_HEADER}: sign under the one in this answer`,
+            true,
+          ),
+          forgotten: authentic ? request : null,
+        };
+      }
+    } else {
+      if (session.from !== from) {
+        return this.#refuse(`${CHALLENGE_HEADER} belongs to another sender`, true);
+      }
+      const problem = session.window.check(seq);
+      if (problem !== null) return this.#refuse(problem, false);
+    }
+    if (!authentic) {
       return this.#refuse(
         `wrong ${SIGNATURE_HEADER}: the sender's cluster secret differs from this node's`,
         false,
@@ -236,8 +250,13 @@ export class PeerVerifier {
     return session;
   }
 
-  #refuse(reason: string, withChallenge: boolean): VerifyResult {
-    return { ok: false, reason, challenge: withChallenge ? this.challenge() : null };
+  #refuse(reason: string, withChallenge: boolean): Extract<VerifyResult, { ok: false }> {
+    return {
+      ok: false,
+      reason,
+      challenge: withChallenge ? this.challenge() : null,
+      forgotten: null,
+    };
   }
 }
 

@@ -719,6 +719,27 @@ Deno.test("over HTTP with streams: false, a peer replaced by a fresh one keeps r
   }
 });
 
+Deno.test("over HTTP, a forward to a leader that forgot its challenge (it restarted) is resent once, after a signed refusal", async () => {
+  const first = inbox();
+  const peer = servePeer(peerApp(first));
+  const transport = await senderTo(peer.url, { streams: false });
+  try {
+    const signal = new AbortController().signal;
+    deepStrictEqual(await transport.forward("n2", PROPOSAL, signal), { ok: true, value: ECHO });
+    const second = inbox();
+    peer.replace(peerApp(second));
+    const before = peer.paths.length;
+    // Signed under the forgotten challenge: refused with a signed 401, so
+    // the sender knows nothing ran, learns the new challenge and resends.
+    deepStrictEqual(await transport.forward("n2", PROPOSAL, signal), { ok: true, value: ECHO });
+    strictEqual(peer.paths.length - before, 2, "one refusal, one resend");
+    strictEqual(second.forwards.length, 1, "the write ran once");
+  } finally {
+    await transport.close();
+    await peer.server.shutdown();
+  }
+});
+
 Deno.test("over HTTP with streams, a peer replaced after the stream settled keeps receiving, one failure at most", async () => {
   const first = inbox();
   const peer = servePeer(peerApp(first));
