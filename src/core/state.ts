@@ -93,7 +93,8 @@ export interface RaftState extends RaftSettings {
   /**
    * Messages refused because no correct peer sends them (a term past
    * `TERM_MAX`, a heartbeat committing past this log, an acknowledgement
-   * past a leader's log, what `messageFault()` names): a bug or a forgery.
+   * past a leader's log or past its snapshot, what `messageFault()` names):
+   * a bug or a forgery.
    * Never decreases.
    */
   refused: number;

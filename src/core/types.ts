@@ -166,9 +166,9 @@ export interface RaftStatus {
   /**
    * Messages refused because no correct peer sends them (a term past
    * `TERM_MAX`, a heartbeat committing past this log, an acknowledgement
-   * past a leader's log, a term-carrying message of term 0, an index past
-   * `INDEX_MAX`, append entries out of sequence): each is a bug or a
-   * forgery, worth an operator's look.
+   * past a leader's log or past its snapshot, a term-carrying message of
+   * term 0, an index past `INDEX_MAX`, append entries out of sequence):
+   * each is a bug or a forgery, worth an operator's look.
    */
   readonly refusedMessages: number;
 }

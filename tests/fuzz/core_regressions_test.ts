@@ -112,6 +112,34 @@ Deno.test("an acknowledgement past the leader's log is refused, where the leader
   strictEqual(n2.status().refusedMessages, 0);
 });
 
+Deno.test("a snapshot acknowledgement past the snapshot's size is refused, where the transfer stalled for good", () => {
+  // Small messages, so that the snapshot takes several chunks.
+  const cluster = bootstrapCluster(MEMBERS, { maxMsgBytes: 1 });
+  const n1 = cluster.elect("n1");
+  const n3 = cluster.node("n3");
+  cluster.isolated.add("n3");
+  for (let i = 0; i < 5; i++) {
+    n1.propose(new Uint8Array([i]));
+    cluster.settle();
+  }
+  n1.compact(n1.log.applied, new Uint8Array(5000));
+  cluster.isolated.delete("n3");
+  // n3's first answer, held back: it holds the first chunk.
+  let held: Message[] = [];
+  for (let t = 0; t < 5 && held.length === 0; t++) {
+    n1.tick();
+    held = cluster.settle((m) => m.type === "snapshotResponse");
+  }
+  strictEqual(held.length, 1);
+  // The fuzz case: that answer with a count past the snapshot's end.
+  stepAndDrain(cluster, n1, { ...held[0]!, received: 10_000_000 } as Message);
+  strictEqual(n1.status().refusedMessages, 1);
+  cluster.deliver(held);
+  for (let t = 0; t < 50 && n3.log.lastIndex() < n1.log.lastIndex(); t++) cluster.tick();
+  strictEqual(n3.log.lastIndex(), n1.log.lastIndex());
+  strictEqual(n3.log.committed, n1.log.committed);
+});
+
 Deno.test("a message of term 0 other than a read or a transfer is refused, where it counted as one of the current term", async (t) => {
   await t.step("a snapshot from a non-member, which a follower installed", () => {
     const { cluster } = ledByN1();
