@@ -85,6 +85,7 @@ type Action =
   | { readonly t: "read"; readonly node: number }
   | { readonly t: "transfer"; readonly node: number; readonly target: string }
   | { readonly t: "campaign"; readonly node: number }
+  | { readonly t: "compact"; readonly node: number; readonly keep: number }
   | { readonly t: "isolate"; readonly node: number }
   | { readonly t: "heal" };
 
@@ -123,14 +124,18 @@ const actionArb: fc.Arbitrary<Action> = fc.oneof(
     }),
   },
   { weight: 2, arbitrary: fc.record({ t: fc.constant("late" as const), pick: fc.nat() }) },
-  { weight: 3, arbitrary: fc.record({ t: fc.constant("propose" as const), node: nodeArb }) },
+  { weight: 4, arbitrary: fc.record({ t: fc.constant("propose" as const), node: nodeArb }) },
   { weight: 1, arbitrary: fc.record({ t: fc.constant("read" as const), node: nodeArb }) },
   {
     weight: 1,
     arbitrary: fc.record({ t: fc.constant("transfer" as const), node: nodeArb, target: idArb }),
   },
   { weight: 1, arbitrary: fc.record({ t: fc.constant("campaign" as const), node: nodeArb }) },
-  { weight: 1, arbitrary: fc.record({ t: fc.constant("isolate" as const), node: nodeArb }) },
+  {
+    weight: 3,
+    arbitrary: fc.record({ t: fc.constant("compact" as const), node: nodeArb, keep: fc.nat(3) }),
+  },
+  { weight: 2, arbitrary: fc.record({ t: fc.constant("isolate" as const), node: nodeArb }) },
   { weight: 1, arbitrary: fc.constant({ t: "heal" as const }) },
 );
 
@@ -156,10 +161,12 @@ interface Stats {
   refused: number;
   /** Entries committed, in all (the highest commit index of each run). */
   committed: number;
+  /** Snapshot chunks the nodes sent to followers left behind. */
+  snapshots: number;
 }
 
 function newStats(): Stats {
-  return { stepped: 0, trusted: 0, refused: 0, committed: 0 };
+  return { stepped: 0, trusted: 0, refused: 0, committed: 0, snapshots: 0 };
 }
 
 /** The fuzzing must reach the core and the cluster must work meanwhile, or the runs prove nothing. */
@@ -167,6 +174,7 @@ function checkWork(stats: Stats): void {
   ok(stats.stepped > 10 * RUNS, `only ${stats.stepped} fuzzed messages stepped`);
   ok(stats.refused > RUNS, `only ${stats.refused} messages refused`);
   ok(stats.committed > 3 * RUNS, `only ${stats.committed} entries committed`);
+  ok(stats.snapshots > RUNS / 20, `only ${stats.snapshots} snapshot chunks sent`);
 }
 
 /**
@@ -240,6 +248,7 @@ class FuzzRun {
     } catch (e) {
       throw new Error(`${m.from} sent a message the wire cannot carry: ${describe(m)}: ${e}`);
     }
+    if (m.type === "snapshot") this.#stats.snapshots++;
     if (this.cluster.nodes.has(m.to)) this.#history.push(m);
     if (this.#history.length > 2 * HISTORY_MAX) this.#history.splice(0, HISTORY_MAX);
     for (const raft of this.rafts) this.#observeLeader(raft);
@@ -264,7 +273,8 @@ class FuzzRun {
       );
     }
     checker.leaders.set(raft.term, raft.id);
-    for (let i = 1; i <= checker.maxCommitted; i++) {
+    // Entries a snapshot stands for are checked through its hash (`check()`).
+    for (let i = raft.log.snapshot.index + 1; i <= checker.maxCommitted; i++) {
       if (this.#commitTerms[i]! >= raft.term) continue;
       strictEqual(
         raft.log.hash(i),
@@ -375,9 +385,16 @@ class FuzzRun {
         this.settle();
         return;
       }
-      case "propose":
-        this.#tolerate(() => this.#raft(a.node).propose(encoder.encode(`p${this.#proposals++}`)));
+      case "propose": {
+        // A client asks a node and follows its leader hint, as a forwarding follower would.
+        const asked = this.#raft(a.node);
+        const hint = asked.leader;
+        const raft = hint !== null && this.cluster.nodes.has(hint)
+          ? this.cluster.node(hint)
+          : asked;
+        this.#tolerate(() => raft.propose(encoder.encode(`p${this.#proposals++}`)));
         return;
+      }
       case "read":
         this.#tolerate(() => this.#raft(a.node).readIndex(`r${this.#reads++}`));
         return;
@@ -388,6 +405,18 @@ class FuzzRun {
         this.#raft(a.node).campaign();
         this.settle();
         return;
+      case "compact": {
+        // A snapshot at the applied index, so that a follower left behind
+        // gets the snapshot, in chunks, instead of entries.
+        const raft = this.#raft(a.node);
+        const index = raft.log.applied;
+        if (index > raft.snapshot.index) {
+          raft.compact(index, encoder.encode(`state@${index}|${"s".repeat(index * 97 % 3000)}`), {
+            keepEntries: a.keep,
+          });
+        }
+        return;
+      }
       case "isolate":
         this.cluster.isolated.add(MEMBERS[a.node]!);
         return;
