@@ -6,7 +6,7 @@
  * @module
  */
 
-import { assert } from "./assert.ts";
+import { assert, AssertionError } from "./assert.ts";
 
 /** What a node id looks like: 1 to 64 letters, digits, `.`, `_` or `-`. */
 export const NODE_ID_PATTERN: RegExp = /^[A-Za-z0-9._-]{1,64}$/;
@@ -65,23 +65,74 @@ export function encodeConfig(config: Configuration): Uint8Array {
 }
 
 /**
+ * Says what keeps a value from being a configuration: a member list whose
+ * members each have a string id and a boolean `voter`.
+ *
+ * @param value Anything, such as parsed JSON or a peer's snapshot metadata.
+ * @returns What is wrong, or null when it is a configuration.
+ *
+ * @example
+ * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * import { configurationFault } from "./config.ts";
+ *
+ * strictEqual(configurationFault({ members: [{ id: "n1", voter: true }] }), null);
+ * strictEqual(configurationFault({ members: [{ id: "n1" }] }), "member 0 is malformed");
+ * ```
+ */
+export function configurationFault(value: unknown): string | null {
+  const members = typeof value === "object" && value !== null
+    ? (value as { members?: unknown }).members
+    : undefined;
+  if (!Array.isArray(members)) return "no member list";
+  for (let i = 0; i < members.length; i++) {
+    const m: unknown = members[i];
+    if (
+      typeof m !== "object" || m === null || typeof (m as Member).id !== "string" ||
+      typeof (m as Member).voter !== "boolean"
+    ) {
+      return `member ${i} is malformed`;
+    }
+  }
+  return null;
+}
+
+/**
+ * Says what keeps bytes from being the data of a `config` entry.
+ *
+ * @param data The entry's data.
+ * @returns What is wrong, or null when {@linkcode decodeConfig} takes them.
+ */
+export function configDataFault(data: Uint8Array): string | null {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(decoder.decode(data));
+  } catch {
+    return "not JSON";
+  }
+  return configurationFault(parsed);
+}
+
+/**
  * Decodes the data of a `config` entry.
  *
  * @param data Bytes made by {@linkcode encodeConfig}.
  * @returns The configuration.
  * @throws {AssertionError} If the bytes are not a configuration: a config
- *   entry is only ever written by the core, so this is corruption.
+ *   entry is only ever written by the core, and a follower takes one from
+ *   a leader only once {@linkcode configDataFault} passed it, so this is
+ *   corruption.
  */
 export function decodeConfig(data: Uint8Array): Configuration {
-  const parsed = JSON.parse(decoder.decode(data)) as Configuration;
-  assert(Array.isArray(parsed?.members), "Config entry holds no member list");
-  for (const m of parsed.members) {
-    assert(
-      typeof m.id === "string" && typeof m.voter === "boolean",
-      "Config entry holds a malformed member",
-    );
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(decoder.decode(data));
+  } catch {
+    throw new AssertionError("Config entry is not JSON");
   }
-  return parsed;
+  const fault = configurationFault(parsed);
+  assert(fault === null, `Config entry holds ${fault}`);
+  return parsed as Configuration;
 }
 
 /**

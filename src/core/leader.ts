@@ -41,6 +41,14 @@ export function stepLeader(r: RaftState, m: Message): void {
       handleHeartbeatResponse(r, m);
       break;
     case "snapshotResponse":
+      if (m.index === r.snapshot.meta.index && m.received > r.snapshot.data.length) {
+        // A follower holds at most the whole snapshot. Taken as true, the
+        // count would make every later chunk start past the end, and the
+        // follower, answering with what it really holds, would never be
+        // heard again: the transfer would stall for good.
+        r.refused++;
+        break;
+      }
       r.progress.heard(m.from, r.ticks)?.snapshot?.maybeAck(m.index, m.received);
       break;
     case "readIndex":

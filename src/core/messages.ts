@@ -5,6 +5,7 @@
  * @module
  */
 
+import { configDataFault, configurationFault } from "./config.ts";
 import type { Entry } from "./entry.ts";
 import type { SnapshotMeta } from "./log.ts";
 
@@ -22,6 +23,15 @@ export const TERM_STEP_MAX: number = 2 ** 20;
 
 /** The highest term the wire carries: what a node can still count up from. */
 export const TERM_WIRE_MAX: number = Number.MAX_SAFE_INTEGER - 2 ** 21;
+
+/**
+ * The highest log index a message may name. Logs grow one entry at a time,
+ * so no real one comes near it (2^52 entries at a million a second take 140
+ * years); a node whose log a forged snapshot moved up to it can still count
+ * up exactly for as long again. Past 2^53, `index + 1` is no longer exact
+ * and a loop over indexes never ends.
+ */
+export const INDEX_MAX: number = 2 ** 52;
 
 /** Fields every message has: who sent it, to whom, and in which term. */
 export interface Envelope {
@@ -212,3 +222,86 @@ export type Message =
 
 /** The `type` of any message. */
 export type MessageType = Message["type"];
+
+/** The messages that carry no term (term 0), as `Envelope.term` says. */
+const TERMLESS: ReadonlySet<MessageType> = new Set([
+  "readIndex",
+  "readIndexResponse",
+  "transferLeader",
+]);
+
+/**
+ * Says what makes a message one that no correct peer sends, whatever the
+ * recipient's state: term 0 on a message that carries a term (no term rule
+ * would apply to it, so it would count as current), an index past
+ * {@linkcode INDEX_MAX}, an append whose entries do not follow `prevIndex`
+ * one by one (its last index is `prevIndex` plus their count) or hold a
+ * configuration that does not decode, or a snapshot whose configuration is
+ * malformed.
+ * A node refuses such a message whole; the wire decoders need not know
+ * these rules.
+ *
+ * @param m The message, of well-formed shape (numbers are non-negative
+ *   safe integers).
+ * @returns What is wrong, or null when nothing is.
+ *
+ * @example
+ * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * import { messageFault } from "./messages.ts";
+ *
+ * strictEqual(messageFault({ type: "timeoutNow", from: "n1", to: "n2", term: 3 }), null);
+ * strictEqual(
+ *   messageFault({ type: "timeoutNow", from: "n1", to: "n2", term: 0 }),
+ *   "a timeoutNow of term 0",
+ * );
+ * ```
+ */
+export function messageFault(m: Message): string | null {
+  if (m.term === 0 && !TERMLESS.has(m.type)) return `a ${m.type} of term 0`;
+  const index = highestIndex(m);
+  if (index > INDEX_MAX) return `a ${m.type} naming index ${index}, past ${INDEX_MAX}`;
+  if (m.type === "append") {
+    for (let i = 0; i < m.entries.length; i++) {
+      const e = m.entries[i]!;
+      const want = m.prevIndex + 1 + i;
+      if (e.index !== want) return `an append whose entry ${i} has index ${e.index}, not ${want}`;
+      // Taken in, a configuration that does not decode would stop the node
+      // the first time it looks for its voters.
+      const fault = e.kind === "config" ? configDataFault(e.data) : null;
+      if (fault !== null) return `an append whose configuration entry ${e.index} is ${fault}`;
+    }
+  }
+  if (m.type === "snapshot") {
+    const fault = configurationFault(m.meta.config);
+    if (fault !== null) return `a snapshot whose configuration has ${fault}`;
+  }
+  return null;
+}
+
+/** The highest log index a message names (0 for one that names none). */
+function highestIndex(m: Message): number {
+  switch (m.type) {
+    case "vote":
+      return m.lastIndex;
+    case "append":
+      return Math.max(m.prevIndex, m.commit, m.entries.at(-1)?.index ?? 0);
+    case "appendResponse":
+      return Math.max(m.index, m.hintIndex);
+    case "snapshot":
+      return m.meta.index;
+    case "snapshotResponse":
+      return m.index;
+    case "heartbeat":
+      return m.commit;
+    case "heartbeatResponse":
+      return m.configIndex;
+    case "readIndexResponse":
+      return m.index;
+    case "voteResponse":
+    case "timeoutNow":
+    case "readIndex":
+    case "transferLeader":
+      return 0;
+  }
+}

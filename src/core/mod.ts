@@ -31,7 +31,7 @@ export {
 } from "./errors.ts";
 export { EMPTY_SNAPSHOT, type LogView, type SnapshotMeta, type TermIndex } from "./log.ts";
 export type * from "./messages.ts";
-export { TERM_MAX, TERM_STEP_MAX, TERM_WIRE_MAX } from "./messages.ts";
+export { INDEX_MAX, TERM_MAX, TERM_STEP_MAX, TERM_WIRE_MAX } from "./messages.ts";
 export { type Prng, seededPrng } from "./prng.ts";
 export { Raft } from "./raft.ts";
 export type {

@@ -31,7 +31,7 @@ import { MembershipError, NotLeaderError } from "./errors.ts";
 import { stepFollower } from "./follower.ts";
 import { changeMembers, leaderReadIndex, propose, stepLeader, tickLeader } from "./leader.ts";
 import { EMPTY_SNAPSHOT, type LogView, RaftLog, readOnlyLog, type SnapshotMeta } from "./log.ts";
-import { type Message, TERM_MAX, TERM_STEP_MAX } from "./messages.ts";
+import { type Message, messageFault, TERM_MAX, TERM_STEP_MAX } from "./messages.ts";
 import { ProgressTracker } from "./progress.ts";
 import { flushAppends, maybeCommit, owesAppends, seenTicks } from "./replication.ts";
 import {
@@ -419,8 +419,12 @@ export class Raft {
   step(m: Message): void {
     const r = this.#r;
     if (m.to !== this.id) return;
-    // No peer may push this node to a term it could not count up from.
-    if (m.term > Math.max(TERM_MAX, r.term + TERM_STEP_MAX)) {
+    // No peer may push this node to a term it could not count up from, nor
+    // hand it what no correct peer sends (a term-carrying message of term
+    // 0, an index that could not be counted up from, entries that skip or
+    // repeat an index): taken in, such a message could elect a second
+    // leader or trip an assertion that stops the node.
+    if (m.term > Math.max(TERM_MAX, r.term + TERM_STEP_MAX) || messageFault(m) !== null) {
       r.refused++;
       return;
     }

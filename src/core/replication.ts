@@ -164,6 +164,15 @@ export function broadcastHeartbeat(r: RaftState, context: string | null): void {
  * @param m The answer.
  */
 export function handleAppendResponse(r: RaftState, m: AppendResponseMessage): void {
+  if (m.success && m.index > r.log.lastIndex()) {
+    // A follower acknowledges at most what this leader sent it, and a leader
+    // never truncates its own log: an acknowledgement past it is a bug or a
+    // forgery. Taken as true, it would count a copy that does not exist
+    // towards the commit quorum, and the follower, thought to hold it, would
+    // never be sent it.
+    r.refused++;
+    return;
+  }
   const pr = r.progress.heard(m.from, r.ticks);
   if (pr === undefined) return;
   if (!m.success) {

@@ -92,7 +92,9 @@ export interface RaftState extends RaftSettings {
   ticks: number;
   /**
    * Messages refused because no correct peer sends them (a term past
-   * `TERM_MAX`, a heartbeat committing past this log): a bug or a forgery.
+   * `TERM_MAX`, a heartbeat committing past this log, an acknowledgement
+   * past a leader's log or past its snapshot, what `messageFault()` names):
+   * a bug or a forgery.
    * Never decreases.
    */
   refused: number;

@@ -165,8 +165,10 @@ export interface RaftStatus {
   readonly voter: boolean;
   /**
    * Messages refused because no correct peer sends them (a term past
-   * `TERM_MAX`, a heartbeat committing past this log): each is a bug or a
-   * forgery, worth an operator's look.
+   * `TERM_MAX`, a heartbeat committing past this log, an acknowledgement
+   * past a leader's log or past its snapshot, a term-carrying message of
+   * term 0, an index past `INDEX_MAX`, append entries out of sequence):
+   * each is a bug or a forgery, worth an operator's look.
    */
   readonly refusedMessages: number;
 }
