@@ -51,8 +51,8 @@ interface Served {
 
 /**
  * Builds the node under test and its app: the one place that knows how they
- * are built, so that a change to how secrets are passed (or an explicit
- * `insecure: true`) is made here alone.
+ * are built. Open (`insecure: true`), so that fuzzed peer requests reach the
+ * decoders and the core rather than stopping at the proof.
  */
 async function serve(): Promise<Served> {
   const clock = manualClock(1_000_000);
@@ -61,6 +61,7 @@ async function serve(): Promise<Served> {
     url: "http://n1.test:6969",
     stateMachine: kvStateMachine(),
     transport: new MemoryNetwork().transport(),
+    insecure: true,
     clock,
     seed: 1,
     heartbeatMs: HEARTBEAT_MS,
