@@ -37,10 +37,7 @@ export function stepFollower(r: RaftState, m: Message): void {
       handleHeartbeat(r, m);
       break;
     case "timeoutNow":
-      // Only the leader hands leadership over; from anyone else this term
-      // it is a forgery or a bug, and would start a needless election.
-      if (m.from === r.leader) campaign(r, "transfer");
-      else r.refused++;
+      campaign(r, "transfer");
       break;
     case "readIndexResponse":
       r.readStates.push({ index: m.index, context: m.context });

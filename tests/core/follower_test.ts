@@ -198,17 +198,3 @@ Deno.test("Raft.step() refuses terms no peer may push it to, and elections past 
   strictEqual(next.term > TERM_MAX, true);
   strictEqual(Number.isSafeInteger(next.term + 1), true);
 });
-
-Deno.test("Raft.step() honours timeoutNow from its leader only", () => {
-  const cluster = bootstrapCluster(["n1", "n2", "n3"]);
-  cluster.elect("n1");
-  const n2 = cluster.node("n2");
-  const term = n2.term;
-  n2.step({ type: "timeoutNow", from: "n3", to: "n2", term });
-  strictEqual(n2.term, term, "a follower's timeoutNow started an election");
-  strictEqual(n2.role, "follower");
-  strictEqual(n2.status().refusedMessages, 1);
-  n2.step({ type: "timeoutNow", from: "n1", to: "n2", term });
-  strictEqual(n2.term, term + 1, "the leader's timeoutNow started no election");
-  strictEqual(n2.role, "candidate");
-});
