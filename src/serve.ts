@@ -10,10 +10,39 @@
  * segments in the URL they hand the handler, so `/v1/kv/..` would reach it
  * as `/v1/`.
  *
+ * Its connections are bounded on every runtime (the rules are in
+ * `serve/guard.ts`): an idle timeout, a timeout on a request's head, and a
+ * cap on open connections. Node's server enforces them itself
+ * (`serve/node_limits.ts`). `Deno.serve` has none of them and `Bun.serve`
+ * only an idle timeout, so there a front (`serve/front.ts`) takes the
+ * public address, enforces them, and relays each connection, once its first
+ * head has arrived, to the runtime's server, which listens on an abstract
+ * Unix socket of its own on Linux (a loopback port elsewhere).
+ * With every limit set to 0 the runtime's server takes the public address
+ * itself, as before.
+ *
  * @module
  */
 
 import { pathProblem, pathRefusal, requestPath } from "./http/request_path.ts";
+import {
+  abstractSocketPath,
+  INNER_HOSTNAME,
+  type InnerAddress,
+  startFront,
+} from "./serve/front.ts";
+import {
+  anyLimit,
+  type ConnectionLimits,
+  connectionLimits,
+  DEFAULT_HEADERS_TIMEOUT_MS,
+  DEFAULT_IDLE_TIMEOUT_MS,
+  DEFAULT_MAX_CONNECTIONS,
+} from "./serve/guard.ts";
+import { applyNodeLimits, nodeServerOptions } from "./serve/node_limits.ts";
+import type { Server as NodeHttpServer } from "node:http";
+
+export { DEFAULT_HEADERS_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS };
 
 /** A fetch handler: what `app.fetch` is. */
 export type FetchHandler = (request: Request) => Response | Promise<Response>;
@@ -39,6 +68,30 @@ export interface ServeOptions {
   readonly hostname?: string;
   /** PEM certificate chain and private key: serve HTTPS. */
   readonly tls?: { readonly cert: string; readonly key: string };
+  /**
+   * Closes a connection that has waited this long on its client, ms: for a
+   * request to begin, for the next bytes of a body, or for the client to
+   * read what it was sent. Time the handler takes to answer does not count,
+   * and a body that keeps arriving is never cut (keep this above the 8 s a
+   * peer stream may go between keepalives). Default
+   * {@linkcode DEFAULT_IDLE_TIMEOUT_MS}; 0: never.
+   */
+  readonly idleTimeoutMs?: number;
+  /**
+   * Closes a connection whose request head (request line and headers) has
+   * not arrived in full this long after its first byte (after the
+   * connection opened, for its first request), ms. Default
+   * {@linkcode DEFAULT_HEADERS_TIMEOUT_MS}; 0: never.
+   */
+  readonly headersTimeoutMs?: number;
+  /**
+   * Open connections at most. At the cap, a new connection takes the place
+   * of the one that has waited longest for a request (if a while: up to a
+   * second); else it is refused, closed unanswered (on Deno and Bun after
+   * being held a second, which slows clients that reconnect in a loop).
+   * Default {@linkcode DEFAULT_MAX_CONNECTIONS}; 0: no cap.
+   */
+  readonly maxConnections?: number;
 }
 
 /** A running server. */
@@ -73,8 +126,10 @@ export function runtime(): Runtime {
  * reaching `handler`, so that a path means the same on every runtime.
  *
  * @param handler The fetch handler.
- * @param options Port, address and TLS.
+ * @param options Port, address, TLS and connection limits.
  * @returns The running server, once it listens.
+ * @throws {RangeError} When a limit is not a whole number from 0 up.
+ * @throws {Error} When the address cannot be bound.
  *
  * @example
  * ```ts
@@ -90,16 +145,17 @@ export function runtime(): Runtime {
 export async function serve(handler: FetchHandler, options: ServeOptions): Promise<Server> {
   const hostname = options.hostname ?? "0.0.0.0";
   const protocol = options.tls ? "https" : "http";
+  const limits = connectionLimits(options);
   // The handler gets what the runtime passes besides the request, as it
   // would if it were served directly (Hono reads it as `env`).
   const full = handler as RuntimeHandler;
   switch (runtime()) {
     case "deno":
-      return await serveDeno(full, options, hostname, protocol);
+      return await serveDeno(full, options, { hostname, protocol, limits });
     case "bun":
-      return serveBun(full, options, hostname, protocol);
+      return await serveBun(full, options, { hostname, protocol, limits });
     case "node":
-      return await serveNode(full, options, hostname, protocol);
+      return await serveNode(full, options, { hostname, protocol, limits });
   }
 }
 
@@ -117,22 +173,97 @@ function checked(
   return problem === undefined ? pass() : pathRefusal(problem);
 }
 
-function serveDeno(
+/** What every runtime's serve needs besides the handler and the options. */
+interface Resolved {
+  readonly hostname: string;
+  readonly protocol: "http" | "https";
+  readonly limits: ConnectionLimits;
+}
+
+/** A runtime's server behind a front. */
+interface Inner {
+  readonly address: InnerAddress;
+  shutdown(): Promise<void>;
+}
+
+/**
+ * Starts a runtime's server for a front: on an abstract Unix socket where
+ * there is one (the relay costs less than over TCP), else, or when that
+ * fails, on a loopback port.
+ */
+async function startInner(listen: (address: InnerAddress) => Promise<Inner>): Promise<Inner> {
+  const path = abstractSocketPath();
+  if (path !== null) {
+    try {
+      return await listen({ path });
+    } catch {
+      // Not offered here after all: loopback TCP does the same, a little slower.
+    }
+  }
+  return await listen({ port: 0 });
+}
+
+/** Puts a front before a runtime's server, and returns both as one server. */
+async function fronted(inner: Inner, options: ServeOptions, resolved: Resolved): Promise<Server> {
+  let front;
+  try {
+    front = await startFront({
+      port: options.port,
+      hostname: resolved.hostname,
+      ...(options.tls ? { tls: options.tls } : {}),
+      limits: resolved.limits,
+      inner: inner.address,
+    });
+  } catch (error) {
+    await inner.shutdown();
+    throw error;
+  }
+  return {
+    port: front.port,
+    protocol: resolved.protocol,
+    async shutdown() {
+      front.stopAccepting();
+      // The runtime's server ends the idle connections and lets the
+      // requests in progress finish; the front then ends what is left.
+      await inner.shutdown();
+      await front.close();
+    },
+  };
+}
+
+async function serveDeno(
   handler: RuntimeHandler,
   options: ServeOptions,
-  hostname: string,
-  protocol: "http" | "https",
+  resolved: Resolved,
 ): Promise<Server> {
-  return new Promise((resolve) => {
-    const server = Deno.serve({
-      port: options.port,
-      hostname,
-      ...(options.tls ? { cert: options.tls.cert, key: options.tls.key } : {}),
-      onListen: ({ port }) => resolve({ port, protocol, shutdown: () => server.shutdown() }),
-    }, (request, info) =>
-      // Deno's request URL is the request-target as it came: check it as is.
-      checked(requestPath(request.url), () => handler(request, info)));
-  });
+  const { protocol } = resolved;
+  // Deno's request URL is the request-target as it came: check it as is.
+  const checkedHandler = (request: Request, info: Deno.ServeHandlerInfo) =>
+    checked(requestPath(request.url), () => handler(request, info));
+  if (!anyLimit(resolved.limits)) {
+    return await new Promise((resolve) => {
+      const server = Deno.serve({
+        port: options.port,
+        hostname: resolved.hostname,
+        ...(options.tls ? { cert: options.tls.cert, key: options.tls.key } : {}),
+        onListen: ({ port }) => resolve({ port, protocol, shutdown: () => server.shutdown() }),
+      }, checkedHandler);
+    });
+  }
+  const inner = await startInner((address) =>
+    new Promise<Inner>((resolve) => {
+      const onListen = (addr: Deno.Addr) => {
+        resolve({
+          address: "path" in address ? address : { port: (addr as Deno.NetAddr).port },
+          shutdown: () => server.shutdown(),
+        });
+      };
+      const server = "path" in address
+        ? Deno.serve({ path: address.path, onListen }, checkedHandler)
+        : Deno.serve({ port: 0, hostname: INNER_HOSTNAME, onListen }, checkedHandler);
+    })
+  );
+  return await fronted(inner, options, resolved);
 }
 
 interface BunServer {
@@ -143,12 +274,11 @@ interface BunServer {
 /** A request as Bun's router hands it over: with the matched segments. */
 type BunRouteRequest = Request & { readonly params?: Readonly<Record<string, string>> };
 
-function serveBun(
+async function serveBun(
   handler: RuntimeHandler,
   options: ServeOptions,
-  hostname: string,
-  protocol: "http" | "https",
-): Server {
+  resolved: Resolved,
+): Promise<Server> {
   const bun = (globalThis as unknown as { Bun: { serve(o: unknown): BunServer } }).Bun;
   // Bun hands the handler a URL with dot segments already resolved, but its
   // router matches `routes` against the request-target as sent and reports
@@ -175,25 +305,46 @@ function serveBun(
     for (let i = 0; i < depth; i++) pattern += `/:s${i}`;
     routes[pattern] = viaRoute;
   }
-  const server = bun.serve({
-    port: options.port,
-    hostname,
-    routes,
-    fetch: (request: Request, server: unknown) =>
-      checked(requestPath(request.url), () => handler(request, server)),
-    ...(options.tls ? { tls: { cert: options.tls.cert, key: options.tls.key } } : {}),
+  const fetch = (request: Request, server: unknown) =>
+    checked(requestPath(request.url), () => handler(request, server));
+  const { protocol, limits } = resolved;
+  if (!anyLimit(limits)) {
+    const server = bun.serve({
+      port: options.port,
+      hostname: resolved.hostname,
+      routes,
+      fetch,
+      // 0: no idle timeout, as asked (Bun's default is 10 s).
+      idleTimeout: 0,
+      ...(options.tls ? { tls: { cert: options.tls.cert, key: options.tls.key } } : {}),
+    });
+    return { port: server.port, protocol, shutdown: async () => await server.stop(true) };
+  }
+  const inner = await startInner((address) => {
+    const server = bun.serve({
+      ...("path" in address ? { unix: address.path } : { port: 0, hostname: INNER_HOSTNAME }),
+      routes,
+      fetch,
+      // The front applies the idle timeout, sparing requests the handler is
+      // still answering, which Bun's own would cut.
+      idleTimeout: 0,
+    });
+    return Promise.resolve({
+      address: "path" in address ? address : { port: server.port },
+      shutdown: async () => await server.stop(true),
+    });
   });
-  return { port: server.port, protocol, shutdown: async () => await server.stop(true) };
+  return await fronted(inner, options, resolved);
 }
 
 async function serveNode(
   handler: RuntimeHandler,
   options: ServeOptions,
-  hostname: string,
-  protocol: "http" | "https",
+  resolved: Resolved,
 ): Promise<Server> {
   const { serve: nodeServe } = await import("@hono/node-server");
   const https = options.tls ? await import("node:https") : null;
+  const { hostname, protocol, limits } = resolved;
   return await new Promise((resolve, reject) => {
     const server = nodeServe({
       // The request's URL has dot segments resolved: check Node's raw target.
@@ -204,16 +355,12 @@ async function serveNode(
         ),
       port: options.port,
       hostname,
-      ...(https && options.tls
-        ? {
-          createServer: https.createServer,
-          serverOptions: { cert: options.tls.cert, key: options.tls.key },
-        }
-        : {}),
+      serverOptions: {
+        ...nodeServerOptions(limits),
+        ...(options.tls ? { cert: options.tls.cert, key: options.tls.key } : {}),
+      },
+      ...(https ? { createServer: https.createServer } : {}),
     }, (info) => {
-      // Peer streams are requests that last as long as the node: Node's
-      // default would cut every request after 5 minutes.
-      (server as { requestTimeout?: number }).requestTimeout = 0;
       resolve({
         port: info.port,
         protocol,
@@ -225,5 +372,6 @@ async function serveNode(
       });
     });
     server.once("error", reject);
+    applyNodeLimits(server as unknown as NodeHttpServer, limits);
   });
 }

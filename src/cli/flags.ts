@@ -11,6 +11,11 @@ import { CLIENT_TOKEN_PATTERN, CLIENT_TOKEN_RULE } from "../http/schemas.ts";
 import { bytesToHex } from "@noble/hashes/utils.js";
 import { parseArgs as tokenize, type ParseArgsOptionsConfig } from "node:util";
 import { isNodeId, NODE_ID_RULE } from "../core/config.ts";
+import {
+  DEFAULT_HEADERS_TIMEOUT_MS,
+  DEFAULT_IDLE_TIMEOUT_MS,
+  DEFAULT_MAX_CONNECTIONS,
+} from "../serve/guard.ts";
 
 /** Exit code of a run stopped by a signal (and of `--help`). */
 export const EXIT_OK = 0;
@@ -60,6 +65,12 @@ export interface CliOptions {
   readonly heartbeatMs: number;
   /** Base election timeout, ms. */
   readonly electionMs: number;
+  /** Closes a connection that waits this long on its client, ms; 0: never. */
+  readonly idleTimeoutMs: number;
+  /** Closes a connection whose request head takes longer than this, ms; 0: never. */
+  readonly headersTimeoutMs: number;
+  /** Open connections at most; 0: no cap. */
+  readonly maxConnections: number;
 }
 
 /** Bad flags or an unusable file: the CLI prints the message and exits with {@linkcode EXIT_USAGE}. */
@@ -103,6 +114,12 @@ Options:
   --ca FILE                extra CA to trust when calling peers over HTTPS
   --heartbeat-ms N         leader heartbeat interval (default 50)
   --election-ms N          base election timeout (default 500)
+  --idle-timeout-ms N      close a connection that waits this long on its client
+                           (default ${DEFAULT_IDLE_TIMEOUT_MS}; 0: never; else at least 10000)
+  --headers-timeout-ms N   close a connection whose request head takes longer
+                           (default ${DEFAULT_HEADERS_TIMEOUT_MS}; 0: never)
+  --max-connections N      open connections at most; at the cap, the one waiting
+                           longest for a request makes room (default ${DEFAULT_MAX_CONNECTIONS}; 0: no cap)
   --force-new-cluster      DANGEROUS recovery after losing a majority for good:
                            restart this node as a cluster of itself, keeping its
                            log (entries never committed become committed)
@@ -113,6 +130,13 @@ Bad flags exit with code 2; SIGINT/SIGTERM stop the node and exit with 0.
 `;
 
 const PORT_MAX = 65_535;
+/**
+ * The shortest idle timeout: a peer stream may go 8 s between keepalives
+ * (one every 4 s when nothing else is sent), and must not be cut.
+ */
+const IDLE_TIMEOUT_MS_MIN = 10_000;
+/** More open connections than this is a typo, not a setting. */
+const CONNECTIONS_MAX = 1_000_000;
 /** Timings above a day are typos, not settings. */
 const TIMING_MS_MAX = 86_400_000;
 
@@ -132,6 +156,9 @@ const FLAGS = {
   ca: { type: "string" },
   "heartbeat-ms": { type: "string" },
   "election-ms": { type: "string" },
+  "idle-timeout-ms": { type: "string" },
+  "headers-timeout-ms": { type: "string" },
+  "max-connections": { type: "string" },
   "read-only": { type: "boolean" },
   insecure: { type: "boolean" },
   "force-new-cluster": { type: "boolean" },
@@ -257,6 +284,32 @@ export function parseArgs(
       `--election-ms (${electionMs}) must be at least twice --heartbeat-ms (${heartbeatMs})`,
     );
   }
+  const idleTimeoutMs = integer(
+    "idle-timeout-ms",
+    value("idle-timeout-ms"),
+    DEFAULT_IDLE_TIMEOUT_MS,
+    0,
+    TIMING_MS_MAX,
+  );
+  if (idleTimeoutMs > 0 && idleTimeoutMs < IDLE_TIMEOUT_MS_MIN) {
+    throw new UsageError(
+      `--idle-timeout-ms must be 0 (never) or at least ${IDLE_TIMEOUT_MS_MIN}: peer streams may go 8 s between keepalives, got ${idleTimeoutMs}`,
+    );
+  }
+  const headersTimeoutMs = integer(
+    "headers-timeout-ms",
+    value("headers-timeout-ms"),
+    DEFAULT_HEADERS_TIMEOUT_MS,
+    0,
+    TIMING_MS_MAX,
+  );
+  const maxConnections = integer(
+    "max-connections",
+    value("max-connections"),
+    DEFAULT_MAX_CONNECTIONS,
+    0,
+    CONNECTIONS_MAX,
+  );
   return {
     id,
     port,
@@ -276,6 +329,9 @@ export function parseArgs(
     ca,
     heartbeatMs,
     electionMs,
+    idleTimeoutMs,
+    headersTimeoutMs,
+    maxConnections,
   };
 }
 

@@ -180,6 +180,9 @@ async function start(
       port: options.port,
       hostname: options.host,
       ...(tls.serve === null ? {} : { tls: tls.serve }),
+      idleTimeoutMs: options.idleTimeoutMs,
+      headersTimeoutMs: options.headersTimeoutMs,
+      maxConnections: options.maxConnections,
     });
   } catch (error) {
     throw new Error(`Cannot listen on ${options.host}:${options.port}: ${oneLine(error)}`, {

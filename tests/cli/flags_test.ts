@@ -32,6 +32,9 @@ Deno.test("parseArgs() applies the defaults of API.md section 1", () => {
       ca: null,
       heartbeatMs: 50,
       electionMs: 500,
+      idleTimeoutMs: 30_000,
+      headersTimeoutMs: 10_000,
+      maxConnections: 4_096,
     } satisfies CliOptions,
   );
 });
@@ -139,6 +142,16 @@ const GOOD_FLAGS: {
     name: "timings",
     args: ["--heartbeat-ms", "20", "--election-ms", "300"],
     want: { heartbeatMs: 20, electionMs: 300 },
+  },
+  {
+    name: "connection limits",
+    args: ["--idle-timeout-ms", "10000", "--headers-timeout-ms=1", "--max-connections", "5"],
+    want: { idleTimeoutMs: 10_000, headersTimeoutMs: 1, maxConnections: 5 },
+  },
+  {
+    name: "connection limits off",
+    args: ["--idle-timeout-ms", "0", "--headers-timeout-ms", "0", "--max-connections", "0"],
+    want: { idleTimeoutMs: 0, headersTimeoutMs: 0, maxConnections: 0 },
   },
   { name: "--help", args: ["--help"], want: "help" },
   { name: "-h after other flags", args: ["--port", "1", "-h"], want: "help" },
@@ -255,6 +268,21 @@ const BAD_FLAGS: { name: string; args: string[]; want: RegExp }[] = [
     want: /--advertise must be an https: URL when serving HTTPS/,
   },
   { name: "empty secret", args: ["--secret="], want: /--secret must not be empty/ },
+  {
+    name: "an idle timeout that would cut peer streams",
+    args: ["--idle-timeout-ms", "5000"],
+    want: /^--idle-timeout-ms must be 0 \(never\) or at least 10000: peer streams/,
+  },
+  {
+    name: "a negative cap",
+    args: ["--max-connections=-1"],
+    want: /--max-connections must be a whole number from 0 to 1000000, got "-1"/,
+  },
+  {
+    name: "a head timeout over a day",
+    args: ["--headers-timeout-ms", "86400001"],
+    want: /--headers-timeout-ms must be a whole number from 0 to 86400000/,
+  },
   {
     name: "a client token no Bearer header can carry",
     args: ["--client-token", "p@ss:w0rd!"],
