@@ -70,5 +70,6 @@ export type {
   JoinAnswer,
   JoinRequest,
   PeerHandler,
+  PeerSecurity,
   Transport,
 } from "./src/transport/transport.ts";
