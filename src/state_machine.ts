@@ -72,4 +72,12 @@ export interface StateMachine<
   snapshot(): Uint8Array | Promise<Uint8Array>;
   /** Replaces the whole state with a snapshot's. */
   restore(data: Uint8Array): void | Promise<void>;
+  /**
+   * Tells whether `restore(data)` would succeed, without changing the
+   * state: a node checks a snapshot sent by its leader before it replaces
+   * its log, so that a snapshot it cannot restore (a forgery, a bug) is
+   * refused instead of stopping the node. Synchronous and deterministic.
+   * Without it, only the node's own framing of the snapshot is checked.
+   */
+  checkSnapshot?(data: Uint8Array): boolean;
 }

@@ -160,6 +160,13 @@ export function handleSnapshot(r: RaftState, m: SnapshotMessage): void {
     return;
   }
   const data = chunk.data;
+  if (r.acceptSnapshot !== null && !r.acceptSnapshot(data)) {
+    // Data that cannot be restored (a forgery, or a bug of the leader's):
+    // keep the log; the leader may send another.
+    r.receiver.reset();
+    r.refused++;
+    return;
+  }
   r.log.restore(meta);
   r.incomingSnapshot = { meta, data };
   r.snapshot = { meta, data };

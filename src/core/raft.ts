@@ -126,6 +126,7 @@ export class Raft {
       autoPromote: options.autoPromote ?? true,
       promoteLagEntries: options.promoteLagEntries ?? 16,
       seniority: options.seniority ?? true,
+      acceptSnapshot: options.acceptSnapshot ?? null,
     };
     const { electionTicks, heartbeatTicks } = settings;
     if (!(heartbeatTicks >= 1 && Number.isInteger(heartbeatTicks))) {

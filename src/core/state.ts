@@ -47,6 +47,8 @@ export interface RaftSettings {
   readonly promoteLagEntries: number;
   /** Voters earlier in the member list time out first (with PreVote only). */
   readonly seniority: boolean;
+  /** Checks a leader's snapshot data before it replaces the log; null: every one is taken. */
+  readonly acceptSnapshot: ((data: Uint8Array) => boolean) | null;
 }
 
 /** A snapshot and its bytes. */

@@ -114,6 +114,14 @@ export interface RaftOptions {
    */
   readonly seniority?: boolean;
   /**
+   * Checks the data of a snapshot a leader sent, once whole, before it
+   * replaces this node's log: false refuses it (counted with the refused
+   * messages) and the log stays as it was, so that data the state machine
+   * could not restore never takes the place of a good log. Must be
+   * deterministic. Default: every snapshot is taken.
+   */
+  readonly acceptSnapshot?: (data: Uint8Array) => boolean;
+  /**
    * Disaster recovery: after loading, append this configuration and commit
    * the whole local log, whatever the old cluster says. Only for a node whose
    * cluster permanently lost its majority: entries that never committed

@@ -21,7 +21,7 @@
  * @module
  */
 
-import { assert } from "../core/assert.ts";
+import { assert, AssertionError } from "../core/assert.ts";
 import { WaterCraftError } from "../errors.ts";
 import type { EntryMeta, StateMachine } from "../state_machine.ts";
 import {
@@ -368,48 +368,25 @@ export class KvStateMachine implements StateMachine<KvCommand, KvResult, KvQuery
    *   durable state is a bug, not an expected failure.
    */
   restore(data: Uint8Array): void {
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(data));
-    } catch (error) {
-      assert(false, `Cannot restore the key-value snapshot: it is not UTF-8 JSON: ${error}`);
-    }
-    assert(
-      isPlainObject(parsed) && parsed.format === SNAPSHOT_FORMAT &&
-        Array.isArray(parsed.entries),
-      `Cannot restore the key-value snapshot: it is not in format ${SNAPSHOT_FORMAT}`,
-    );
-    const values = new Map<string, string>();
-    const keys: string[] = [];
-    for (const [i, pair] of (parsed.entries as unknown[]).entries()) {
-      assert(
-        Array.isArray(pair) && pair.length === 2 && typeof pair[0] === "string" &&
-          keyProblem(pair[0], 1) === undefined,
-        `Cannot restore the key-value snapshot: entry ${i} is not a [key, value] pair`,
-      );
-      const key = pair[0] as string;
-      const previous = keys.at(-1);
-      assert(
-        previous === undefined || compareKeys(previous, key) < 0,
-        `Cannot restore the key-value snapshot: key ${quoteKey(key)} is out of order`,
-      );
-      let value: string;
-      try {
-        value = encodeCanonical(pair[1]);
-      } catch (error) {
-        if (!(error instanceof NotJsonError)) throw error;
-        assert(
-          false,
-          `Cannot restore the key-value snapshot: key ${quoteKey(key)}: ${
-            formatPath("value", ["value", ...error.path])
-          } ${error.reason}`,
-        );
-      }
-      keys.push(key);
-      values.set(key, value);
-    }
+    const { values, keys } = parseSnapshot(data);
     this.#values = values;
     this.#keys = SortedKeys.fromSorted(keys);
+  }
+
+  /**
+   * Tells whether {@linkcode KvStateMachine.restore} would take `data`.
+   *
+   * @param data Snapshot bytes.
+   * @returns True when they are a snapshot of this state machine.
+   */
+  checkSnapshot(data: Uint8Array): boolean {
+    try {
+      parseSnapshot(data);
+      return true;
+    } catch (error) {
+      if (error instanceof AssertionError) return false;
+      throw error;
+    }
   }
 
   /** Sets `key` to an encoded value; `isNew` says it was absent. */
@@ -481,4 +458,53 @@ function checkedCommand(parsed: ParsedCommand): KvCommand {
 /** The checked form of `command`: kept from `validate`/`decode`, or checked now. */
 function parsedOf(command: KvCommand): ParsedCommand {
   return (command as Partial<Checked>)[PARSED] ?? parseCommand(command);
+}
+
+/**
+ * Parses a key-value snapshot.
+ *
+ * @throws {AssertionError} When `data` is not a snapshot of this format.
+ */
+function parseSnapshot(data: Uint8Array): { values: Map<string, string>; keys: string[] } {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(data));
+  } catch (error) {
+    assert(false, `Cannot restore the key-value snapshot: it is not UTF-8 JSON: ${error}`);
+  }
+  assert(
+    isPlainObject(parsed) && parsed.format === SNAPSHOT_FORMAT &&
+      Array.isArray(parsed.entries),
+    `Cannot restore the key-value snapshot: it is not in format ${SNAPSHOT_FORMAT}`,
+  );
+  const values = new Map<string, string>();
+  const keys: string[] = [];
+  for (const [i, pair] of (parsed.entries as unknown[]).entries()) {
+    assert(
+      Array.isArray(pair) && pair.length === 2 && typeof pair[0] === "string" &&
+        keyProblem(pair[0], 1) === undefined,
+      `Cannot restore the key-value snapshot: entry ${i} is not a [key, value] pair`,
+    );
+    const key = pair[0] as string;
+    const previous = keys.at(-1);
+    assert(
+      previous === undefined || compareKeys(previous, key) < 0,
+      `Cannot restore the key-value snapshot: key ${quoteKey(key)} is out of order`,
+    );
+    let value: string;
+    try {
+      value = encodeCanonical(pair[1]);
+    } catch (error) {
+      if (!(error instanceof NotJsonError)) throw error;
+      assert(
+        false,
+        `Cannot restore the key-value snapshot: key ${quoteKey(key)}: ${
+          formatPath("value", ["value", ...error.path])
+        } ${error.reason}`,
+      );
+    }
+    keys.push(key);
+    values.set(key, value);
+  }
+  return { values, keys };
 }

@@ -137,6 +137,20 @@ export class Applier {
   }
 
   /**
+   * Tells whether {@linkcode Applier.restore} would take a leader's
+   * snapshot: its framing, then the state machine's `checkSnapshot` when
+   * it has one.
+   *
+   * @param data Snapshot bytes.
+   * @returns False for a snapshot that cannot be restored.
+   */
+  canRestore(data: Uint8Array): boolean {
+    const machine = Sessions.machinePart(data);
+    if (machine === null) return false;
+    return this.#sm.checkSnapshot?.(machine) ?? true;
+  }
+
+  /**
    * Replaces the state with a snapshot's.
    *
    * @param data A node snapshot made by {@linkcode Applier.snapshot}.

@@ -207,7 +207,12 @@ export class WaterCraftNode implements PeerHandler {
     const state = await this.#storage.load();
     if (state.snapshot !== null) await this.#applier.restore(state.snapshot.data);
     this.#durableHard = state.hardState;
-    this.#raft = recoverRaft(this.#options, this.#settings, state);
+    this.#raft = recoverRaft(
+      this.#options,
+      this.#settings,
+      state,
+      (data) => this.#applier.canRestore(data),
+    );
     this.#applied = this.#raft.log.applied;
     this.#peers.refresh(this.#raft.log);
     await this.#transport.start(this.id, this, this.#settings.security);

@@ -20,6 +20,7 @@ import type { NodeOptions, NodeSettings } from "./options.ts";
  * @param options What the node is made of.
  * @param settings Its checked settings.
  * @param state What storage recovered.
+ * @param acceptSnapshot Checks a leader's snapshot before it replaces the log.
  * @returns The core, ready to tick (leading already when it is its cluster's only voter).
  * @throws {TypeError} When a read-only node would have to start a cluster.
  */
@@ -27,6 +28,7 @@ export function recoverRaft(
   options: NodeOptions,
   settings: NodeSettings,
   state: PersistedState,
+  acceptSnapshot: (data: Uint8Array) => boolean,
 ): Raft {
   const empty = state.entries.length === 0 && state.hardState.term === 0 &&
     state.snapshot === null;
@@ -61,6 +63,7 @@ export function recoverRaft(
     }),
     ...(bootstrap ? { bootstrap } : {}),
     ...(forceConfig ? { forceConfig } : {}),
+    acceptSnapshot,
   });
   // The only voter of its cluster (the original node of a new one) leads at once.
   const voters = raft.log.config().config.members.filter((m) => m.voter);

@@ -126,6 +126,27 @@ export class Sessions {
   }
 
   /**
+   * Tells whether a node snapshot is well framed: its state machine part
+   * fits in it, and the kept results are a JSON list.
+   *
+   * @param data Snapshot bytes, from a leader.
+   * @returns The state machine's part, or null when the framing is wrong.
+   */
+  static machinePart(data: Uint8Array): Uint8Array | null {
+    if (data.byteLength < 4) return null;
+    const length = new DataView(data.buffer, data.byteOffset, data.byteLength).getUint32(0);
+    if (4 + length > data.byteLength) return null;
+    try {
+      const stored: unknown = JSON.parse(
+        new TextDecoder("utf-8", { fatal: true }).decode(data.subarray(4 + length)),
+      );
+      return Array.isArray(stored) ? data.subarray(4, 4 + length) : null;
+    } catch {
+      return null;
+    }
+  }
+
+  /**
    * Replaces the kept results with a snapshot's.
    *
    * @param data A node snapshot made by {@linkcode Sessions.snapshot}.

@@ -128,3 +128,43 @@ Deno.test("a vote request from an id never seen is admitted: it may be a member 
     await stop();
   }
 });
+
+Deno.test("a snapshot whose data cannot be restored is refused: the node keeps its log and keeps running", async () => {
+  const { a, b, advance, stop } = await cluster();
+  try {
+    const before = b.status();
+    // From the leader, in its term: the snapshot is not refused for its sender or term.
+    const term = before.term;
+    for (
+      const data of [new Uint8Array([1, 2, 3]), new Uint8Array([0, 0, 0, 2, 123, 125, 91, 93])]
+    ) {
+      b.receive("a", [{
+        type: "snapshot",
+        from: "a",
+        to: "b",
+        term,
+        meta: {
+          index: before.lastIndex + 50,
+          term: before.term,
+          hash: "ab".repeat(32),
+          config: { members: [{ id: "a", voter: true }, { id: "b", voter: true }] },
+        },
+        offset: 0,
+        total: data.length,
+        data,
+      }]);
+      await advance(10);
+      strictEqual(b.failure, null, "the snapshot stopped the node");
+      strictEqual(b.status().lastIndex, before.lastIndex, "the snapshot replaced the log");
+    }
+    match(b.metrics(), /^watercraft_peer_messages_refused_total 2$/m);
+    // The cluster still writes through b.
+    let written = false;
+    b.propose({ op: "put", key: "after", value: 1 }).then(() => written = true, () => {});
+    for (let t = 0; t < 300 && !written; t++) await advance(10);
+    strictEqual(written, true);
+    void a;
+  } finally {
+    await stop();
+  }
+});
