@@ -75,6 +75,17 @@ export class PeerCredentials {
   }
 
   /**
+   * Whether a challenge of this peer is known, so that the next request to
+   * it goes out signed.
+   *
+   * @param url The peer's base URL.
+   * @returns True once a challenge was learned (and not forgotten).
+   */
+  knows(url: string): boolean {
+    return this.#sessions.has(url);
+  }
+
+  /**
    * The proof of one request.
    *
    * @param url The peer's base URL.

@@ -31,10 +31,11 @@
 
 import { WaterCraftError } from "../../errors.ts";
 import type { Message } from "../../core/messages.ts";
+import { FROM_HEADER } from "./auth.ts";
 import { PeerCredentials, type Proof } from "./credentials.ts";
 import { encodeMessages, MAX_MESSAGES_PER_BATCH } from "./frames.ts";
 import { ForwardClient } from "./forward_client.ts";
-import { type PeerProblem, postMessages } from "./message_post.ts";
+import { MESSAGES_PATH, type PeerProblem, postMessages } from "./message_post.ts";
 import { type BatchLimits, PeerQueue } from "./peer_queue.ts";
 import { PeerStream, STREAM_PATH } from "./peer_stream.ts";
 import { FrameSealer } from "./stream_seal.ts";
@@ -491,9 +492,17 @@ class HttpTransportImpl implements HttpTransport {
   }
 
   async #openStream(peer: Peer): Promise<void> {
-    // Not before the end of the flush that asked for it, as when signing was async.
+    // Not before the end of the flush that asked for it.
     await Promise.resolve();
     if (this.#closed || peer.removed) return;
+    // The first stream to a peer would open unsigned, be refused, and lose
+    // what was written into it (a vote request: the election would wait a
+    // whole timeout). Learn the peer's challenge first; the messages wait
+    // in the queue meanwhile.
+    if (this.#credentials.secured && !this.#credentials.knows(peer.url)) {
+      await this.#learnChallenge(peer);
+      if (this.#closed || peer.removed) return;
+    }
     const proof = this.#prove(peer.url, STREAM_PATH, new Uint8Array(0));
     const key = this.#credentials.streamKey(proof.signed);
     this.#requests++;
@@ -537,6 +546,27 @@ class HttpTransportImpl implements HttpTransport {
       peer.lastError = null;
     }, STREAM_SETTLE_MS);
     stream.ending.then(() => clearTimeout(settle));
+  }
+
+  /**
+   * Asks a peer for a challenge: an unsigned, empty message request, which
+   * it refuses with one (before reading any body). A failure is left to
+   * the stream that follows, which fails the same way and backs off.
+   */
+  async #learnChallenge(peer: Peer): Promise<void> {
+    try {
+      this.#requests++;
+      const response = await this.#fetch(peer.url + MESSAGES_PATH, {
+        method: "POST",
+        headers: { [FROM_HEADER]: this.#id!, "content-type": "application/octet-stream" },
+        body: new Uint8Array(0),
+        signal: AbortSignal.any([this.#closing.signal, AbortSignal.timeout(this.#timeoutMs)]),
+      });
+      this.#credentials.learn(peer.url, response);
+      await response.body?.cancel();
+    } catch {
+      // Unreachable now: the stream's own attempt reports it.
+    }
   }
 
   /**

@@ -607,8 +607,8 @@ Deno.test("over HTTP, a transport streaming with the secret delivers heartbeats,
   const peer = servePeer(peerApp(box));
   const transport = await senderTo(peer.url);
   try {
-    // The first stream goes unsigned and is refused with a challenge: what
-    // was written to it is lost; the stream reopened under it carries the rest.
+    // First contact learns the peer's challenge with an empty message
+    // request; the one stream then opens signed, and carries everything.
     let commit = await pump(transport, () => box.messages.length > 0, "a first heartbeat", 1);
     const before = box.messages.length;
     const batch = Array.from({ length: 20 }, () => heartbeat(commit++));
@@ -618,10 +618,10 @@ Deno.test("over HTTP, a transport streaming with the secret delivers heartbeats,
     deepStrictEqual([...box.senders], ["n1"]);
     const stats = transport.stats();
     strictEqual(stats.failures, 0);
-    strictEqual(stats.requests, 2, "streams opened: the unsigned one, the signed one");
+    strictEqual(stats.requests, 2, "the challenge's request, then the stream");
     strictEqual(stats.peers.n2!.lastError, null);
     ok(stats.peers.n2!.inFlight, "the stream stays open");
-    strictEqual(peer.paths.filter((p) => p === STREAM_PATH).length, 2);
+    strictEqual(peer.paths.filter((p) => p === STREAM_PATH).length, 1);
 
     const signal = new AbortController().signal;
     deepStrictEqual(await transport.forward("n2", PROPOSAL, signal), { ok: true, value: ECHO });
@@ -713,6 +713,22 @@ Deno.test("over HTTP with streams: false, a peer replaced by a fresh one keeps r
       { ok: true, value: ECHO },
     );
     strictEqual(second.forwards.length, 1);
+  } finally {
+    await transport.close();
+    await peer.server.shutdown();
+  }
+});
+
+Deno.test("over HTTP with streams, the first message to a peer is not lost to the unsigned first contact", async () => {
+  const box = inbox();
+  const peer = servePeer(peerApp(box));
+  const transport = await senderTo(peer.url);
+  try {
+    // Sent once, as a vote request is: no later send carries it again.
+    transport.send([heartbeat(7)]);
+    await until(() => box.messages.length === 1, "the only message", 3000);
+    deepStrictEqual(commitsOf(box.messages), [7]);
+    strictEqual(transport.stats().failures, 0);
   } finally {
     await transport.close();
     await peer.server.shutdown();
