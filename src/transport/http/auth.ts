@@ -31,15 +31,14 @@
  * write committed when it did not, or the other way round. A stream's frames are sealed one by one with
  * a key derived from its opening request (`stream_seal.ts`).
  *
- * HMAC-SHA256 comes from `@noble/hashes`: synchronous, so that signing adds
- * no turn of the event loop to a request, and the same on every runtime.
+ * HMAC-SHA256 is synchronous (`hmac.ts`), so that signing adds no turn of
+ * the event loop to a request.
  *
  * @module
  */
 
-import { hmac } from "@noble/hashes/hmac.js";
-import { sha256 } from "@noble/hashes/sha2.js";
 import { bytesToHex, utf8ToBytes } from "@noble/hashes/utils.js";
+import { hmacSha256 } from "./hmac.ts";
 
 /** Header naming the sender of a peer request. */
 export const FROM_HEADER = "X-Raft-From";
@@ -96,14 +95,12 @@ export interface SignedRequest {
  * ```
  */
 export function requestSignature(secret: string, request: SignedRequest): string {
-  return bytesToHex(
-    hmac.create(sha256, secretKey(secret))
-      .update(utf8ToBytes(
-        `watercraft-request\n${request.method.toUpperCase()}\n${request.path}\n${request.from}\n${request.challenge}\n${request.seq}\n`,
-      ))
-      .update(request.body)
-      .digest(),
-  );
+  return bytesToHex(hmacSha256(secretKey(secret), [
+    utf8ToBytes(
+      `watercraft-request\n${request.method.toUpperCase()}\n${request.path}\n${request.from}\n${request.challenge}\n${request.seq}\n`,
+    ),
+    request.body,
+  ]));
 }
 
 /**
@@ -124,12 +121,10 @@ export function answerSignature(
   status: number,
   body: Uint8Array,
 ): string {
-  return bytesToHex(
-    hmac.create(sha256, secretKey(secret))
-      .update(utf8ToBytes(`watercraft-answer\n${challenge}\n${seq}\n${status}\n`))
-      .update(body)
-      .digest(),
-  );
+  return bytesToHex(hmacSha256(secretKey(secret), [
+    utf8ToBytes(`watercraft-answer\n${challenge}\n${seq}\n${status}\n`),
+    body,
+  ]));
 }
 
 /**
@@ -142,11 +137,9 @@ export function answerSignature(
  * @throws {TypeError} When the secret is empty.
  */
 export function streamKey(secret: string, request: SignedRequest): Uint8Array {
-  return hmac(
-    sha256,
-    secretKey(secret),
+  return hmacSha256(secretKey(secret), [
     utf8ToBytes(`watercraft-stream\n${request.from}\n${request.challenge}\n${request.seq}`),
-  );
+  ]);
 }
 
 /**

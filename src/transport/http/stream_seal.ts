@@ -17,8 +17,7 @@
  * @module
  */
 
-import { hmac } from "@noble/hashes/hmac.js";
-import { sha256 } from "@noble/hashes/sha2.js";
+import { hmacSha256 } from "./hmac.ts";
 
 /** The kind byte of a seal frame. */
 export const SEAL_KIND = 4;
@@ -119,5 +118,5 @@ export function isSeal(frame: Uint8Array): boolean {
 function tag(key: Uint8Array, number: number, frame: Uint8Array): Uint8Array {
   const counter = new Uint8Array(8);
   new DataView(counter.buffer).setBigUint64(0, BigInt(number));
-  return hmac.create(sha256, key).update(counter).update(frame).digest().subarray(0, TAG_BYTES);
+  return hmacSha256(key, [counter, frame]).subarray(0, TAG_BYTES);
 }
