@@ -21,8 +21,15 @@ import type { Raft } from "../core/raft.ts";
 import type { MembershipChange } from "../core/types.ts";
 import { fromRaftError, type LeaderHint, UnavailableError, WaterCraftError } from "../errors.ts";
 import type { PersistedState } from "../storage/storage.ts";
-import type { ForwardedProposal, JoinAnswer, Transport } from "../transport/transport.ts";
+import type {
+  ForwardedLeaderTransfer,
+  ForwardedMemberAddition,
+  ForwardedMemberRemoval,
+  ForwardedProposal,
+  Transport,
+} from "../transport/transport.ts";
 import { forwardToLeader, remainingMs } from "./forward.ts";
+import type { PeerDirectory } from "./peers.ts";
 
 /** What cluster operations need of their node. */
 export interface ClusterHost {
@@ -36,8 +43,8 @@ export interface ClusterHost {
   readonly heartbeatMs: number;
   /** The election timeout, ms: a transfer gets two. */
   readonly electionMs: number;
-  /** The configuration in force. */
-  config(): Configuration;
+  /** The members as this node knows them: the configuration in force, and those a join learned. */
+  readonly peers: PeerDirectory;
   /** The leader, for refusals that tell the client where to go. */
   leaderHint(): LeaderHint | null;
   /** Waits until a leader is known. */
@@ -51,8 +58,6 @@ export interface ClusterHost {
    * called (a linearizable read barrier).
    */
   awaitCaughtUp(deadline: number): Promise<void>;
-  /** Index of the configuration in this node's log. */
-  configIndex(): number;
   /** Makes the node run its loop. */
   schedule(): void;
   /** How the node reaches members, for joining. */
@@ -61,8 +66,6 @@ export interface ClusterHost {
   readonly url: string | null;
   /** Whether the node joins as a read-only member. */
   readonly readOnly: boolean;
-  /** Tells the node where the members it learned of while joining are. */
-  learnPeers(members: JoinAnswer["members"]): void;
 }
 
 /** When and how far the leader evicts silent voters (the node's options). */
@@ -140,7 +143,7 @@ export class ClusterOps {
       timeoutMs,
       clock: this.#host.clock,
     });
-    this.#host.learnPeers(answer.members);
+    this.#host.peers.learn(answer.members);
     return true;
   }
 
@@ -185,7 +188,9 @@ export class ClusterOps {
     }
     let to = target;
     if (to === undefined) {
-      const voters = new Set(this.#host.config().members.filter((m) => m.voter).map((m) => m.id));
+      const voters = new Set(
+        this.#host.peers.config.members.filter((m) => m.voter).map((m) => m.id),
+      );
       const best = [...raft.followers()].filter(([id]) => voters.has(id))
         .sort((a, b) => b[1].match - a[1].match)[0];
       if (best === undefined) {
@@ -202,6 +207,30 @@ export class ClusterOps {
     this.#host.schedule();
     await this.#host.awaitTransfer(to, deadline);
     return to;
+  }
+
+  /**
+   * Runs a change or a transfer that another member forwarded to this
+   * leader, without forwarding it again (`relay: false`).
+   *
+   * @param proposal What was forwarded.
+   * @param timeoutMs How long it may take.
+   * @returns The answer's value: the configuration index of the change, or
+   *   the new leader.
+   */
+  async runForwarded(
+    proposal: ForwardedMemberAddition | ForwardedMemberRemoval | ForwardedLeaderTransfer,
+    timeoutMs: number,
+  ): Promise<{ configIndex: number } | { leader: string }> {
+    const once = { timeoutMs, relay: false };
+    switch (proposal.kind) {
+      case "addMember":
+        return { configIndex: await this.add(proposal.member, once) };
+      case "removeMember":
+        return { configIndex: await this.remove(proposal.id, once) };
+      case "transferLeader":
+        return { leader: await this.transfer(proposal.target, once) };
+    }
   }
 
   /**
@@ -282,7 +311,7 @@ export class ClusterOps {
     const raft = this.#host.raft();
     const afterMs = policy.evictAfterMs;
     if (afterMs === undefined || this.#evicting || raft.role !== "leader") return;
-    const voters = this.#host.config().members.filter((m) => m.voter);
+    const voters = this.#host.peers.config.members.filter((m) => m.voter);
     if (voters.length <= (policy.minVoters ?? 3)) return;
     const warn = policy.onWarning ?? ((message: string) => console.warn(`watercraft: ${message}`));
     const seen = raft.seenTicks();
@@ -326,7 +355,7 @@ export class ClusterOps {
           const configIndex = configIndexOf(answer);
           // Best effort, so that this node lists the change when it answers:
           // it is committed whether or not this node has heard of it yet.
-          if (this.#host.configIndex() < configIndex) {
+          if (this.#host.peers.configIndex < configIndex) {
             await this.#host.awaitCaughtUp(deadline).catch(() => {});
           }
           return configIndex;

@@ -33,7 +33,6 @@ import type {
   ForwardedAnswer,
   ForwardedProposal,
   PeerHandler,
-  PeerSecurity,
   Transport,
 } from "../transport/transport.ts";
 import { answerFromError, forwardWrite, RelayedWrites } from "./forward.ts";
@@ -56,10 +55,12 @@ import {
 import { memberStatuses, silentPeers } from "./status.ts";
 import { PeerDirectory } from "./peers.ts";
 import { askReadIndex, ReadBatcher } from "./reads.ts";
-import { settleKept } from "./sessions.ts";
 import { PendingWrites, type WaitFor } from "./writes.ts";
 import { Applier } from "./apply.ts";
 import { sealEnvelope } from "./envelope.ts";
+import { FailFast } from "./fail_fast.ts";
+import { recordSecurity } from "./security.ts";
+import { Snapshots } from "./snapshots.ts";
 
 /**
  * Creates and starts a node: recovers its storage, bootstraps a new cluster
@@ -94,27 +95,8 @@ export async function createNode(options: NodeOptions): Promise<WaterCraftNode> 
   return node;
 }
 
-/**
- * How a node's peers prove they belong (its `secret` or `insecure`
- * option), for the HTTP app that serves it: given once, to the node. Not
- * part of the public API.
- *
- * @param node The node.
- * @returns Its security; null when it has neither a secret nor `insecure`.
- */
-export function peerSecurityOf(node: WaterCraftNode): PeerSecurity | null {
-  return securityOf(node);
-}
-
-let securityOf: (node: WaterCraftNode) => PeerSecurity | null;
-
 /** A running WaterCraft node. Create one with {@linkcode createNode}. */
 export class WaterCraftNode implements PeerHandler {
-  static {
-    // The settings are private; this module's function may read them.
-    securityOf = (node) => node.#settings.security;
-  }
-
   /** This node's id. */
   readonly id: string;
   /** This node's advertised URL, if any. */
@@ -150,6 +132,8 @@ export class WaterCraftNode implements PeerHandler {
   readonly #leaderWatch: LeaderWatch;
   readonly #cluster: ClusterOps;
   readonly #peers: PeerDirectory;
+  readonly #snapshots: Snapshots;
+  readonly #failFast: FailFast;
 
   /**
    * Creates a stopped node; {@linkcode createNode} also starts it.
@@ -159,6 +143,7 @@ export class WaterCraftNode implements PeerHandler {
    */
   constructor(options: NodeOptions) {
     this.#settings = nodeSettings(options);
+    recordSecurity(this, this.#settings.security);
     this.id = options.id;
     this.url = options.url ?? null;
     this.readOnly = options.readOnly ?? false;
@@ -177,26 +162,39 @@ export class WaterCraftNode implements PeerHandler {
       readIndex: (context) => !this.#stopped && askReadIndex(this.#raft, context),
       schedule: () => this.#schedule(),
     });
+    this.#failFast = new FailFast({
+      clock: this.#clock,
+      electionMs: this.#settings.electionMs,
+      stopped: () => this.#stopped,
+      leading: () => this.#raft.role === "leader",
+      leaderKnown: () => this.#raft.leader !== null,
+      writes: this.#writes,
+      reads: this.#reads,
+    });
+    this.#snapshots = new Snapshots({
+      raft: () => this.#raft,
+      storage: this.#storage,
+      applier: this.#applier,
+      settings: this.#settings,
+      stats: this.#stats,
+    });
     this.#cluster = new ClusterOps({
       id: this.id,
       clock: this.#clock,
       heartbeatMs: this.#settings.heartbeatMs,
       electionMs: this.#settings.electionMs,
       raft: () => this.#raft,
-      config: () => this.#peers.config,
+      peers: this.#peers,
       leaderHint: () => this.#leaderHint(),
       awaitLeader: (deadline) => this.#awaitLeader(deadline),
       awaitCommitted: (entry, deadline) => this.#writes.wait(entry, "committed", deadline),
       awaitTransfer: (target, deadline) => this.#leaderWatch.transfer(target, deadline),
-      awaitCaughtUp: async (deadline) => {
-        await this.#reads.wait(Math.max(1, deadline - this.#clock.now()));
-      },
-      configIndex: () => this.#peers.configIndex,
+      awaitCaughtUp: (deadline) =>
+        this.#reads.wait(Math.max(1, deadline - this.#clock.now())).then(() => {}),
       schedule: () => this.#schedule(),
       transport: this.#transport,
       url: this.url,
       readOnly: this.readOnly,
-      learnPeers: (members) => this.#peers.learn(members),
     });
   }
 
@@ -289,17 +287,11 @@ export class WaterCraftNode implements PeerHandler {
     if (this.#raft.role !== "leader") {
       throw new UnavailableError("Cannot write: leadership changed", this.#leaderHint());
     }
-    if (key !== undefined) {
-      const kept = this.#applier.sessions.kept(key);
-      if (kept !== undefined) return settleKept(kept, this.#head().head);
-      const inFlight = this.#applier.sessions.inFlight(key);
-      if (inFlight !== undefined) return inFlight;
-    }
-    if (this.#writes.count + this.#reads.count >= this.#settings.maxWaiting) {
-      throw new UnavailableError(
-        `Cannot write: ${this.#settings.maxWaiting} requests are already waiting`,
-      );
-    }
+    const retried = key === undefined
+      ? undefined
+      : this.#applier.sessions.retry(key, this.#headHash);
+    if (retried !== undefined) return retried;
+    this.#assertRoom("write");
     const data = sealEnvelope(command, key);
     let entry: Entry;
     try {
@@ -323,48 +315,28 @@ export class WaterCraftNode implements PeerHandler {
    * @returns The result (see {@linkcode ForwardedProposal}), or the error's
    *   code, message and details.
    */
-  async forwarded(from: string, proposal: ForwardedProposal): Promise<ForwardedAnswer> {
-    void from;
+  async forwarded(_from: string, proposal: ForwardedProposal): Promise<ForwardedAnswer> {
     try {
       this.#assertRunning();
-      const write = proposal.kind === undefined || proposal.kind === "write";
+      const write = "command" in proposal;
       if (this.#raft.role !== "leader") {
+        const what = write ? "write" : "run the forwarded request";
         throw new UnavailableError(
-          write
-            ? "Cannot write: this node is no longer the leader"
-            : "Cannot run the forwarded request: this node is no longer the leader",
+          `Cannot ${what}: this node is no longer the leader`,
           this.#leaderHint(),
         );
       }
       const timeoutMs = Math.min(proposal.timeoutMs, this.#settings.requestTimeoutMs * 2);
-      // Forwarded once only: were this node deposed meanwhile, it refuses.
-      const once = { timeoutMs, relay: false };
-      switch (proposal.kind) {
-        case "addMember":
-          return {
-            ok: true,
-            value: { configIndex: await this.#cluster.add(proposal.member, once) },
-          };
-        case "removeMember":
-          return {
-            ok: true,
-            value: { configIndex: await this.#cluster.remove(proposal.id, once) },
-          };
-        case "transferLeader":
-          return {
-            ok: true,
-            value: { leader: await this.#cluster.transfer(proposal.target, once) },
-          };
-        default: {
-          const value = await this.#proposeAsLeader(
-            proposal.command,
-            proposal.idempotencyKey,
-            proposal.wait,
-            this.#clock.now() + timeoutMs,
-          );
-          return { ok: true, value };
-        }
+      if (!("command" in proposal)) {
+        return { ok: true, value: await this.#cluster.runForwarded(proposal, timeoutMs) };
       }
+      const value = await this.#proposeAsLeader(
+        proposal.command,
+        proposal.idempotencyKey,
+        proposal.wait,
+        this.#clock.now() + timeoutMs,
+      );
+      return { ok: true, value };
     } catch (e) {
       return answerFromError(e);
     }
@@ -390,11 +362,7 @@ export class WaterCraftNode implements PeerHandler {
     this.#assertRunning();
     this.#stats.reads++;
     if (options.consistency !== "local") {
-      if (this.#writes.count + this.#reads.count >= this.#settings.maxWaiting) {
-        throw new UnavailableError(
-          `Cannot read: ${this.#settings.maxWaiting} requests are already waiting`,
-        );
-      }
+      this.#assertRoom("read");
       // One deadline for finding a leader and confirming with it.
       const deadline = this.#clock.now() + (options.timeoutMs ?? this.#settings.requestTimeoutMs);
       await this.#awaitLeader(deadline);
@@ -480,7 +448,7 @@ export class WaterCraftNode implements PeerHandler {
   /** This node's state, as `/v1/status` reports it. */
   status(): NodeStatus {
     const st = this.#raft.status();
-    const head = this.#head();
+    const head = this.head();
     return {
       id: this.id,
       url: this.url,
@@ -505,7 +473,9 @@ export class WaterCraftNode implements PeerHandler {
 
   /** The head: hash, index and term of the latest applied entry. */
   head(): { head: string; index: number; term: number } {
-    return this.#head();
+    const log = this.#raft.log;
+    const index = this.#applied;
+    return { head: log.hash(index) ?? log.snapshot.hash, index, term: log.term(index) ?? 0 };
   }
 
   /**
@@ -616,26 +586,21 @@ export class WaterCraftNode implements PeerHandler {
         // A leader's messages depend on nothing of its own that is not yet
         // durable (its term and vote were saved before it could win): send
         // them while its write is in flight (thesis §10.2.1).
+        // Whether the batch's term and vote are already durable (only the commit index moves).
         const d = this.#durableHard;
-        const early = this.#raft.role === "leader" &&
-          (rd.hardState === null || (rd.hardState.term === d.term && rd.hardState.vote === d.vote));
+        const voteDurable = rd.hardState === null ||
+          (rd.hardState.term === d.term && rd.hardState.vote === d.vote);
+        const early = this.#raft.role === "leader" && voteDurable;
         if (early && rd.messages.length > 0) this.#transport.send(rd.messages);
         for (const m of rd.messages) if (m.type === "snapshot") this.#stats.snapshotChunksSent++;
-        if (rd.snapshot !== null) {
-          // A snapshot from the leader replaces our log: durable first, then
-          // the state machine; the answer goes out with this batch's messages.
-          await this.#storage.saveSnapshot(rd.snapshot);
-          await this.#applier.restore(rd.snapshot.data);
-          this.#applied = rd.snapshot.meta.index;
-          this.#stats.snapshotsInstalled++;
-        }
+        // A snapshot from the leader replaces our log; the answer goes out
+        // with this batch's messages.
+        if (rd.snapshot !== null) this.#applied = await this.#snapshots.install(rd.snapshot);
         // Committed entries are durable on a majority, and the commit index is
         // volatile (Figure 3.1): apply without waiting for this batch's write,
         // and let a commit index alone ride along with the next entries.
         if (rd.committed.length > 0) this.#applyAll(rd.committed);
-        const onlyCommit = rd.entries.length === 0 && rd.hardState !== null &&
-          rd.hardState.term === this.#durableHard.term &&
-          rd.hardState.vote === this.#durableHard.vote;
+        const onlyCommit = rd.entries.length === 0 && rd.hardState !== null && voteDurable;
         if ((rd.hardState !== null || rd.entries.length > 0) && !onlyCommit) {
           const started = this.#clock.now();
           await this.#storage.save(rd.hardState, rd.entries);
@@ -653,7 +618,7 @@ export class WaterCraftNode implements PeerHandler {
         this.#peers.refresh(this.#raft.log);
         this.#reads.release(this.#applied);
         this.#leaderWatch.wake(this.#raft.leader);
-        await this.#maybeSnapshot();
+        await this.#snapshots.maybeTake();
       }
     } catch (e) {
       this.#fail(e);
@@ -662,65 +627,22 @@ export class WaterCraftNode implements PeerHandler {
 
   #applyAll(entries: readonly Entry[]): void {
     const started = this.#clock.now();
-    for (const e of entries) this.#apply(e);
+    for (const e of entries) {
+      this.#applied = e.index;
+      this.#relayed.forget(e.hash);
+      const { outcome, as, ran } = this.#applier.apply(e);
+      if (ran) this.#stats.applied++;
+      this.#writes.committed(e, outcome, this.#headHash, as);
+    }
     this.#stats.apply.observeMs(this.#clock.now() - started);
-  }
-
-  #apply(e: Entry): void {
-    this.#applied = e.index;
-    this.#relayed.forget(e.hash);
-    const { outcome, as, ran } = this.#applier.apply(e);
-    if (ran) this.#stats.applied++;
-    this.#writes.committed(e, outcome, this.#headHash, as);
-  }
-
-  /**
-   * Snapshots the state machine and compacts the log once `snapshotEvery`
-   * entries were applied since the last snapshot. The snapshot holds the
-   * state machine's bytes and the idempotency keys (replicated state too).
-   */
-  async #maybeSnapshot(): Promise<void> {
-    const log = this.#raft.log;
-    if (log.applied - this.#raft.snapshot.index < this.#settings.snapshotEvery) return;
-    const data = await this.#applier.snapshot();
-    // Nothing applies while we await (applying happens only in this loop),
-    // so the state machine still stands at the applied index.
-    const meta = this.#raft.compact(log.applied, data, {
-      keepEntries: this.#settings.snapshotKeepEntries,
-    });
-    await this.#storage.saveSnapshot({ meta, data });
-    this.#stats.snapshotsTaken++;
   }
 
   #onSoftState(soft: SoftState): void {
     if (soft.leader !== null) this.#stats.leaderChanges++;
     if (soft.role === "leader") this.#cluster.becameLeader();
     else this.#applier.sessions.clearInFlight();
-    if (soft.role !== "leader" && this.#writes.count > 0) this.#failFast("writes");
-    if (soft.leader === null && this.#reads.count > 0) this.#failFast("reads");
+    this.#failFast.changed(soft);
     this.#reads.startRound();
-  }
-
-  /**
-   * Fails waiting clients (writes 504: outcome unknown; reads 503) one election
-   * timeout after this node lost its leadership or leader, unless it is back.
-   */
-  #failFast(what: "writes" | "reads"): void {
-    this.#clock.setTimer(() => {
-      if (this.#stopped) return;
-      if (what === "writes" && this.#raft.role !== "leader") {
-        this.#writes.failAll(
-          new TimeoutError(
-            "This node lost its leadership before the write committed: it may still commit",
-          ),
-        );
-      }
-      if (what === "reads" && this.#raft.leader === null) {
-        this.#reads.failAll(
-          new UnavailableError("Cannot confirm a linearizable read: this node lost its leader"),
-        );
-      }
-    }, this.#settings.electionMs);
   }
 
   /** Waits for a leader, at most two election timeouts (one randomised election). */
@@ -731,14 +653,8 @@ export class WaterCraftNode implements PeerHandler {
 
   // ------------------------------------------------------------ helpers
 
-  #head(): { head: string; index: number; term: number } {
-    const log = this.#raft.log;
-    const index = this.#applied;
-    return { head: log.hash(index) ?? log.snapshot.hash, index, term: log.term(index) ?? 0 };
-  }
-
   /** The head's hash, computed only when a client is answered. */
-  readonly #headHash = (): string => this.#head().head;
+  readonly #headHash = (): string => this.head().head;
 
   #leaderHint(): LeaderHint | null {
     return this.#peers.leaderHint(this.#raft?.leader ?? null);
@@ -750,6 +666,14 @@ export class WaterCraftNode implements PeerHandler {
       throw new UnavailableError(`The node stopped after an error: ${String(this.#failure)}`);
     }
     if (this.#stopped) throw new UnavailableError("The node is stopped");
+  }
+
+  /** Refuses a write or read over the bound on waiting clients (`maxWaiting`). */
+  #assertRoom(what: "write" | "read"): void {
+    const max = this.#settings.maxWaiting;
+    if (this.#writes.count + this.#reads.count >= max) {
+      throw new UnavailableError(`Cannot ${what}: ${max} requests are already waiting`);
+    }
   }
 
   /** Stops the node after an error it cannot recover from (storage failure, broken invariant). */

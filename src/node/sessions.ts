@@ -66,6 +66,20 @@ export class Sessions {
   }
 
   /**
+   * Answers a retry of a write with this key: from its kept result, or by
+   * joining the write still running.
+   *
+   * @param key The idempotency key.
+   * @param head The node's head hash now, for a kept result's answer.
+   * @returns The answer, or undefined when no write with this key is known.
+   */
+  retry(key: string, head: () => string): Promise<ProposeResult> | undefined {
+    const kept = this.#kept.get(key);
+    if (kept !== undefined) return settleKept(kept, head());
+    return this.inFlight(key);
+  }
+
+  /**
    * Remembers a write with a key until it settles, so a concurrent retry
    * joins it instead of proposing again.
    *
