@@ -200,18 +200,14 @@ export function peerRoutes(handler: PeerHandler, options: PeerRoutesOptions): Ho
   });
 
   app.post(MESSAGES_PATH, async (c) => {
-    const { body, refusal } = await readBody(c, limit, verifier);
-    if (refusal !== undefined) return refusal;
-    const admitted = admit(c, MESSAGES_PATH, body, verifier, secret);
+    const admitted = await admitPosted(c, MESSAGES_PATH, limit, verifier, secret);
     if ("refusal" in admitted) return admitted.refusal;
-    handler.receive(admitted.from, fromSender(body, admitted.from));
+    handler.receive(admitted.from, fromSender(admitted.body, admitted.from));
     return c.body(null, 204);
   });
 
   app.post(FORWARD_PATH, async (c) => {
-    const { body, refusal } = await readBody(c, limit, verifier);
-    if (refusal !== undefined) return refusal;
-    const admitted = admit(c, FORWARD_PATH, body, verifier, secret);
+    const admitted = await admitPosted(c, FORWARD_PATH, limit, verifier, secret);
     if ("refusal" in admitted) return admitted.refusal;
     // Every answer of an admitted forward is signed, refusals included: an
     // unsigned one could be anyone's, so the forwarding node cannot trust
@@ -225,7 +221,7 @@ export function peerRoutes(handler: PeerHandler, options: PeerRoutesOptions): Ho
       return new Response(bytes as Uint8Array<ArrayBuffer>, { status, headers });
     };
     try {
-      const proposal = decodeForwardedProposal(body);
+      const proposal = decodeForwardedProposal(admitted.body);
       if ("command" in proposal && proposal.command.length > commandLimit) {
         throw new WaterCraftError(
           "too_large",
@@ -328,29 +324,40 @@ function tooLarge(limit: number): WaterCraftError {
 }
 
 /**
- * Reads the raw body, refusing it as soon as it passes `limit` (a declared
- * `content-length` is checked first; a chunked body is counted as it
- * comes). In a secured cluster, a request with no signature at all is
- * refused first, without reading a body that could not be verified anyway.
+ * Reads a posted body and checks the request's proof over it. A request
+ * with no signature at all is refused first, without reading a body that
+ * could not be verified anyway.
  *
- * @returns The body, or the `401` to answer with.
- * @throws {WaterCraftError} `too_large`.
+ * @returns The sender, what it signed and the body, or the `401` to answer with.
+ * @throws {WaterCraftError} `too_large`, or `invalid_request` for a missing
+ *   sender in an open cluster.
  */
-async function readBody(
+async function admitPosted(
   c: Context,
+  path: string,
   limit: number,
   verifier: PeerVerifier | null,
-): Promise<{ body: Uint8Array; refusal?: undefined } | { body?: undefined; refusal: Response }> {
+  secret: string | null,
+): Promise<
+  { from: string; signed: SignedRequest | null; body: Uint8Array } | { refusal: Response }
+> {
   if (verifier !== null && c.req.header(SIGNATURE_HEADER) === undefined) {
-    const result = verifier.verify({
-      method: c.req.method,
-      path: "",
-      headers: c.req.raw.headers,
-      body: new Uint8Array(0),
-    });
     // Without a signature the proof cannot verify: this is its refusal.
-    if (!result.ok) return { refusal: refusal(result, null) };
+    const unsigned = admit(c, path, new Uint8Array(0), verifier, secret);
+    if ("refusal" in unsigned) return unsigned;
   }
+  const body = await readBody(c, limit);
+  const admitted = admit(c, path, body, verifier, secret);
+  return "refusal" in admitted ? admitted : { ...admitted, body };
+}
+
+/**
+ * Reads the raw body, refusing it as soon as it passes `limit` (a declared
+ * `content-length` is checked first; a chunked body is counted as it comes).
+ *
+ * @throws {WaterCraftError} `too_large`.
+ */
+async function readBody(c: Context, limit: number): Promise<Uint8Array> {
   const declared = c.req.header("content-length");
   if (declared !== undefined && Number(declared) > limit) throw tooLarge(limit);
   const raw = c.req.raw;
@@ -358,9 +365,9 @@ async function readBody(
     // Read earlier by a middleware of the embedding app: Hono cached it.
     const bytes = new Uint8Array(await c.req.arrayBuffer());
     if (bytes.length > limit) throw tooLarge(limit);
-    return { body: bytes };
+    return bytes;
   }
-  if (raw.body === null) return { body: new Uint8Array(0) };
+  if (raw.body === null) return new Uint8Array(0);
   const reader = raw.body.getReader();
   const chunks: Uint8Array[] = [];
   let total = 0;
@@ -374,5 +381,5 @@ async function readBody(
     }
     chunks.push(value);
   }
-  return { body: chunks.length === 1 ? chunks[0]! : concatBytes(...chunks) };
+  return chunks.length === 1 ? chunks[0]! : concatBytes(...chunks);
 }
