@@ -20,8 +20,8 @@ import { WaterCraftError } from "../errors.ts";
 import { kvRoutes } from "../kv/routes.ts";
 import type { WaterCraftNode } from "../node/node.ts";
 import { peerSecurityOf } from "../node/security.ts";
-import { CHALLENGE_HEADER, sameSignature } from "../transport/http/auth.ts";
-import { peerRoutes } from "../transport/http/routes.ts";
+import { sameSignature } from "../transport/http/auth.ts";
+import { peerRoutes, proofRefusal } from "../transport/http/routes.ts";
 import { PeerVerifier } from "../transport/http/verifier.ts";
 import { idempotencyKey, parseBody, parseJson, parseWith } from "../validation.ts";
 import { errorBody, errorResponse } from "./errors.ts";
@@ -172,17 +172,9 @@ export function createApp(node: WaterCraftNode, options: AppOptions = {}): Hono 
       body: new TextEncoder().encode(body),
     });
     if (result.ok) return null;
-    return Response.json(
-      errorBody(
-        "unauthorized",
-        "Membership changes need the cluster secret: send it in X-WaterCraft-Secret (over " +
-          `HTTPS), or sign the request as a peer does (${result.reason})`,
-      ),
-      {
-        status: 401,
-        headers: result.challenge === null ? {} : { [CHALLENGE_HEADER]: result.challenge },
-      },
-    );
+    const message = "Membership changes need the cluster secret: send it in " +
+      `X-WaterCraft-Secret (over HTTPS), or sign the request as a peer does (${result.reason})`;
+    return proofRefusal(message, result, null);
   };
 
   app.post("/v1/members", async (c) => {

@@ -274,19 +274,31 @@ function admit(
 ): { from: string; signed: SignedRequest | null } | { refusal: Response } {
   if (verifier === null) return { from: sender(c), signed: null };
   const result = verifier.verify({ method: c.req.method, path, headers: c.req.raw.headers, body });
-  if (!result.ok) return { refusal: refusal(result, secret) };
+  if (!result.ok) {
+    const message = `Cannot accept the peer request: ${result.reason}`;
+    return { refusal: proofRefusal(message, result, secret) };
+  }
   return { from: result.request.from, signed: result.request };
 }
 
 /**
  * The `401` of a refused proof, with the fresh challenge to sign under when
  * there is one, signed when the request was authentic but its challenge
- * forgotten: its sender may then resend it knowing it was not acted on.
+ * forgotten (with `secret` given): its sender may then resend it knowing it
+ * was not acted on.
+ *
+ * @param message What the error says, the refusal's reason included.
+ * @param result The verifier's refusal.
+ * @param secret The cluster secret, to sign the refusal of a forgotten
+ *   challenge; null to leave it unsigned.
+ * @returns The answer.
  */
-function refusal(result: Extract<VerifyResult, { ok: false }>, secret: string | null): Response {
-  const body = new TextEncoder().encode(
-    JSON.stringify(errorBody("unauthorized", `Cannot accept the peer request: ${result.reason}`)),
-  );
+export function proofRefusal(
+  message: string,
+  result: Extract<VerifyResult, { ok: false }>,
+  secret: string | null,
+): Response {
+  const body = new TextEncoder().encode(JSON.stringify(errorBody("unauthorized", message)));
   const headers: Record<string, string> = { "content-type": "application/json" };
   if (result.challenge !== null) headers[CHALLENGE_HEADER] = result.challenge;
   if (result.forgotten !== null && secret !== null) {
