@@ -167,7 +167,8 @@ export function peerRoutes(handler: PeerHandler, options: PeerRoutesOptions): Ho
         }
         const { done, value } = chunk;
         if (done) break;
-        for (let frame of frames.push(value)) {
+        for (const frame of frames.push(value)) {
+          let message = frame;
           if (opener !== null) {
             if (unsealed === null) {
               unsealed = frame;
@@ -178,9 +179,10 @@ export function peerRoutes(handler: PeerHandler, options: PeerRoutesOptions): Ho
               await reader.cancel().catch(() => {});
               throw unauthorized(`the stream's ${problem}`);
             }
-            [frame, unsealed] = [unsealed, null];
+            message = unsealed;
+            unsealed = null;
           }
-          if (handler.receive(from, fromSender(frame, from)) === false) {
+          if (handler.receive(from, fromSender(message, from)) === false) {
             // This node stopped (an embedder may have replaced it behind the
             // same server): end the stream, so the sender reconnects.
             await reader.cancel().catch(() => {});

@@ -198,7 +198,8 @@ export class PeerVerifier {
       seq,
       body: input.body,
     };
-    const authentic = sameSignature(requestSignature(this.#secret, request), signature);
+    // Computed only where the answer needs it: a replay is refused without it.
+    const authentic = () => sameSignature(requestSignature(this.#secret, request), signature);
     const session = this.#sessions.get(challenge);
     const pendingSince = this.#pending.get(challenge);
     if (session === undefined) {
@@ -208,7 +209,7 @@ export class PeerVerifier {
             `unknown or expired ${CHALLENGE_HEADER}: sign under the one in this answer`,
             true,
           ),
-          forgotten: authentic ? request : null,
+          forgotten: authentic() ? request : null,
         };
       }
     } else {
@@ -218,7 +219,7 @@ export class PeerVerifier {
       const problem = session.window.check(seq);
       if (problem !== null) return this.#refuse(problem, false);
     }
-    if (!authentic) {
+    if (!authentic()) {
       return this.#refuse(
         `wrong ${SIGNATURE_HEADER}: the sender's cluster secret differs from this node's`,
         false,
