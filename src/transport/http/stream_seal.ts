@@ -20,11 +20,11 @@
 import { hmacSha256 } from "./hmac.ts";
 
 /** The kind byte of a seal frame. */
-export const SEAL_KIND = 4;
+const SEAL_KIND = 4;
 /** Bytes of a seal's tag. */
 const TAG_BYTES = 16;
 /** Bytes of a whole seal frame. */
-export const SEAL_FRAME_BYTES: number = 6 + TAG_BYTES;
+const SEAL_FRAME_BYTES: number = 6 + TAG_BYTES;
 
 /**
  * Seals the frames of one stream, in the order they are written.
@@ -109,7 +109,7 @@ export class FrameOpener {
  * @param frame A whole frame.
  * @returns True for a well-formed seal frame.
  */
-export function isSeal(frame: Uint8Array): boolean {
+function isSeal(frame: Uint8Array): boolean {
   return frame.length === SEAL_FRAME_BYTES && frame[0] === SEAL_FRAME_BYTES - 4 &&
     frame[1] === 0 && frame[2] === 0 && frame[3] === 0 && frame[4] === 1 &&
     frame[5] === SEAL_KIND;
