@@ -9,9 +9,8 @@
  */
 
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
-import { fileURLToPath } from "node:url";
+import { runSmoke } from "./_smoke.ts";
 
-const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
 /** The whole run takes about 10 s; the deadline leaves room for a busy machine. */
 const DEADLINE_MS = 90_000;
 
@@ -23,24 +22,12 @@ interface CaseJson {
 }
 
 Deno.test("bench:cluster --smoke --only watercraft ends with one JSON line of sound numbers", async () => {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "bench/cluster/main.ts", "--smoke", "--only", "watercraft"],
-    cwd: REPO_ROOT,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-    // On the deadline the bench gets SIGTERM and kills the nodes it started.
-    signal: AbortSignal.timeout(DEADLINE_MS),
-  }).output();
-  const stdout = new TextDecoder().decode(output.stdout);
-  const stderr = new TextDecoder().decode(output.stderr);
-  const context = `exit ${output.code}\nstdout:\n${stdout}\nstderr:\n${stderr.slice(-4000)}`;
-  strictEqual(output.code, 0, context);
-
-  const lines = stdout.trim().split("\n");
-  const last = lines[lines.length - 1]!;
-  const report = JSON.parse(last) as {
+  const smoke = await runSmoke(
+    ["bench/cluster/main.ts", "--smoke", "--only", "watercraft"],
+    DEADLINE_MS,
+  );
+  const { lines, context } = smoke;
+  const report = smoke.report as {
     runtime: string;
     systems: string[];
     smoke: boolean;

@@ -9,9 +9,8 @@
  */
 
 import { ok, strictEqual } from "node:assert/strict";
-import { fileURLToPath } from "node:url";
+import { runSmoke } from "./_smoke.ts";
 
-const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
 /** The run takes about 7 s; the deadline leaves room for a busy machine. */
 const DEADLINE_MS = 90_000;
 
@@ -23,22 +22,9 @@ interface Run {
 }
 
 Deno.test("bench/slow_clients.ts --smoke ends with one JSON line: limits on close slow connections, off do not", async () => {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "bench/slow_clients.ts", "--smoke"],
-    cwd: REPO_ROOT,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-    // On the deadline the bench gets SIGTERM and kills the node it started.
-    signal: AbortSignal.timeout(DEADLINE_MS),
-  }).output();
-  const stdout = new TextDecoder().decode(output.stdout);
-  const stderr = new TextDecoder().decode(output.stderr);
-  const context = `exit ${output.code}\nstdout:\n${stdout}\nstderr:\n${stderr.slice(-4000)}`;
-  strictEqual(output.code, 0, context);
-  const lines = stdout.trim().split("\n");
-  const report = JSON.parse(lines[lines.length - 1]!) as { smoke: boolean; runs: Run[] };
+  const smoke = await runSmoke(["bench/slow_clients.ts", "--smoke"], DEADLINE_MS);
+  const { context } = smoke;
+  const report = smoke.report as { smoke: boolean; runs: Run[] };
   strictEqual(report.smoke, true);
   const [on, off] = report.runs;
   strictEqual(on?.limits, "on", context);
