@@ -41,6 +41,8 @@ export type {
   ReadOptions,
 } from "./src/node/options.ts";
 export { type AppOptions, createApp } from "./src/http/app.ts";
+export { type ChainCheck, type ChainLink, verifyChain } from "./src/chain.ts";
+export type { WatchedEntry, WatchEvent, WatchOptions } from "./src/node/watch.ts";
 export { CasFailedError, KvStateMachine, kvStateMachine } from "./src/kv/mod.ts";
 export { fileStorage, type FileStorageOptions } from "./src/storage/file/storage.ts";
 export { memoryStorage } from "./src/storage/memory.ts";

@@ -17,6 +17,7 @@ export type ErrorCode =
   | "not_found"
   | "cas_failed"
   | "conflict"
+  | "compacted"
   | "too_large"
   | "rejected"
   | "unavailable"

@@ -25,6 +25,7 @@ import { peerRoutes, proofRefusal } from "../transport/http/routes.ts";
 import { PeerVerifier } from "../transport/http/verifier.ts";
 import { idempotencyKey, parseBody, parseJson, parseWith } from "../validation.ts";
 import { errorBody, errorResponse } from "./errors.ts";
+import { logRoutes } from "./log_routes.ts";
 import { pathProblem, pathRefusalMessage, requestPath } from "./request_path.ts";
 import {
   CLIENT_TOKEN_PATTERN,
@@ -230,6 +231,7 @@ export function createApp(node: WaterCraftNode, options: AppOptions = {}): Hono 
     return c.json(entry);
   });
 
+  app.route("/", logRoutes(node));
   if (options.kv !== false) app.route("/", kvRoutes(node));
   return app;
 }

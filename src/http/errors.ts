@@ -18,6 +18,7 @@ export const STATUS_OF: Readonly<Record<ErrorCode, ContentfulStatusCode>> = {
   not_found: 404,
   cas_failed: 409,
   conflict: 409,
+  compacted: 410,
   too_large: 413,
   rejected: 422,
   unavailable: 503,

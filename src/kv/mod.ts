@@ -19,6 +19,7 @@
 
 export { type JsonValue, KV_VALUE_DEPTH_MAX } from "./canonical_json.ts";
 export { KV_KEY_BYTES_MAX } from "./index.ts";
+export { type KeyChange, keyChangeOf } from "./watch.ts";
 export {
   CasFailedError,
   KV_LIST_LIMIT_DEFAULT,

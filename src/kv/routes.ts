@@ -8,6 +8,8 @@
  * - `DELETE /v1/kv/:key`: `{ index, term, id, head, prev }`.
  * - `POST /v1/kv/:key/cas`, body `{ expect, value }`: `{ index, term, id,
  *   head }`, or `409 cas_failed` with `current`.
+ * - `GET /v1/watch/kv?prefix=&after=`: key changes as Server-Sent Events
+ *   (`src/kv/watch.ts`).
  *
  * Writes take an `Idempotency-Key` header. The sub-app has no middleware and
  * no error handler of its own: `createApp` mounts it after the path check
@@ -46,7 +48,10 @@ import type {
   KvListQuery,
   KvResult,
 } from "./state_machine.ts";
+import { eventStream } from "../http/event_stream.ts";
+import { startAfter } from "../http/log_routes.ts";
 import { keyProblem } from "./index.ts";
+import { keyChangeOf } from "./watch.ts";
 import { KV_LIST_LIMIT_DEFAULT, KV_LIST_LIMIT_MAX } from "./state_machine.ts";
 
 /**
@@ -124,6 +129,23 @@ export function kvRoutes(node: WaterCraftNode): Hono {
     const query: KvListQuery = { op: "list", prefix, limit };
     const r = await node.read(query, { consistency });
     return c.json({ items: asKv(r.value, isKvListAnswer).items, index: r.index });
+  });
+
+  // Not under /v1/kv/, where "watch" is a key like any other.
+  app.get("/v1/watch/kv", (c) => {
+    const prefix = c.req.query("prefix") ?? "";
+    const after = startAfter(c, undefined);
+    const events = node.watch(after === undefined ? {} : { after });
+    return eventStream(c, events, (event) => {
+      if (event.type === "dropped") {
+        const { reason, resumeAfter } = event;
+        return { event: "dropped", data: { reason, resumeAfter }, id: String(resumeAfter) };
+      }
+      const change = keyChangeOf(event, prefix);
+      return change === null
+        ? null
+        : { event: change.type, data: change, id: String(change.index) };
+    });
   });
 
   app.get("/v1/kv/:key", async (c) => {

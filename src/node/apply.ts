@@ -116,6 +116,23 @@ export class Applier {
   }
 
   /**
+   * A command entry's command as the state machine decodes it, for
+   * watchers and log listings.
+   *
+   * @param e A command entry.
+   * @returns The command, or null when its bytes cannot be decoded.
+   */
+  commandOf(e: Entry): unknown {
+    try {
+      const { command } = openEnvelope(e.data);
+      return this.#sm.decode ? this.#sm.decode(command) : JSON.parse(decoder.decode(command));
+    } catch {
+      // Refused at apply too: nothing to show.
+      return null;
+    }
+  }
+
+  /**
    * Answers a read from the state machine.
    *
    * @param query The state machine's query.

@@ -61,6 +61,7 @@ import { sealEnvelope } from "./envelope.ts";
 import { FailFast } from "./fail_fast.ts";
 import { recordSecurity } from "./security.ts";
 import { Snapshots } from "./snapshots.ts";
+import { type WatchedEntry, type WatchEvent, WatchHub, type WatchOptions } from "./watch.ts";
 
 /**
  * Creates and starts a node: recovers its storage, bootstraps a new cluster
@@ -134,6 +135,9 @@ export class WaterCraftNode implements PeerHandler {
   readonly #peers: PeerDirectory;
   readonly #snapshots: Snapshots;
   readonly #failFast: FailFast;
+  readonly #watch: WatchHub;
+  /** The leader watchers were last told of. */
+  #watchedLeader: string | null = null;
 
   /**
    * Creates a stopped node; {@linkcode createNode} also starts it.
@@ -170,6 +174,11 @@ export class WaterCraftNode implements PeerHandler {
       leaderKnown: () => this.#raft.leader !== null,
       writes: this.#writes,
       reads: this.#reads,
+    });
+    this.#watch = new WatchHub({
+      log: () => this.#raft.log,
+      applied: () => this.#applied,
+      commandOf: (entry) => this.#applier.commandOf(entry),
     });
     this.#snapshots = new Snapshots({
       raft: () => this.#raft,
@@ -491,6 +500,31 @@ export class WaterCraftNode implements PeerHandler {
     return relayed === undefined ? null : { id, ...relayed, state: "pending" };
   }
 
+  /**
+   * Follows the committed log: every entry this node applies after
+   * `options.after`, in order, and the leader changes between them.
+   *
+   * @param options Where to start (default: from now) and an abort signal.
+   * @returns The events; a watcher that falls behind a snapshot gets a
+   *   `dropped` event, then the iterator ends.
+   * @throws {WaterCraftError} `compacted` when those entries are in a snapshot already.
+   */
+  watch(options: WatchOptions = {}): AsyncIterableIterator<WatchEvent> {
+    return this.#watch.watch(options);
+  }
+
+  /**
+   * Lists applied entries with their hashes: check them with `verifyChain`.
+   *
+   * @param after Entries after this index.
+   * @param limit At most this many.
+   * @returns The entries, and the index to ask after next.
+   * @throws {WaterCraftError} `compacted` when those entries are in a snapshot already.
+   */
+  entries(after: number, limit: number): { entries: WatchedEntry[]; next: number } {
+    return this.#watch.list(after, limit);
+  }
+
   /** Metrics in the Prometheus text format. */
   metrics(): string {
     const st = this.#raft.status();
@@ -632,6 +666,7 @@ export class WaterCraftNode implements PeerHandler {
       this.#relayed.forget(e.hash);
       const { outcome, as, ran } = this.#applier.apply(e);
       if (ran) this.#stats.applied++;
+      this.#watch.applied(e, outcome);
       this.#writes.committed(e, outcome, this.#headHash, as);
     }
     this.#stats.apply.observeMs(this.#clock.now() - started);
@@ -639,6 +674,10 @@ export class WaterCraftNode implements PeerHandler {
 
   #onSoftState(soft: SoftState): void {
     if (soft.leader !== null) this.#stats.leaderChanges++;
+    if (soft.leader !== this.#watchedLeader) {
+      this.#watchedLeader = soft.leader;
+      this.#watch.leaderChanged(soft.term, this.#leaderHint());
+    }
     if (soft.role === "leader") this.#cluster.becameLeader();
     else this.#applier.sessions.clearInFlight();
     this.#failFast.changed(soft);
@@ -692,6 +731,7 @@ export class WaterCraftNode implements PeerHandler {
   }
 
   #failAll(writeError: WaterCraftError, readError: WaterCraftError): void {
+    this.#watch.close();
     this.#writes.failAll(writeError);
     this.#reads.failAll(readError);
     this.#leaderWatch.failAll(readError);
