@@ -42,6 +42,18 @@ export type {
 } from "./src/node/options.ts";
 export { type AppOptions, createApp } from "./src/http/app.ts";
 export { type ChainCheck, type ChainLink, verifyChain } from "./src/chain.ts";
+export {
+  type CallOptions,
+  type ClientOptions,
+  type Consistency,
+  type KvClient,
+  type ProposeAnswer,
+  type ReadAnswer,
+  type WatchCallOptions,
+  WaterCraftClient,
+  type WriteAnswer,
+  type WriteOptions,
+} from "./src/client/client.ts";
 export type { WatchedEntry, WatchEvent, WatchOptions } from "./src/node/watch.ts";
 export { CasFailedError, KvStateMachine, kvStateMachine } from "./src/kv/mod.ts";
 export { fileStorage, type FileStorageOptions } from "./src/storage/file/storage.ts";
