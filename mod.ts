@@ -42,6 +42,7 @@ export type {
 } from "./src/node/options.ts";
 export { type AppOptions, createApp } from "./src/http/app.ts";
 export { type ChainCheck, type ChainLink, verifyChain } from "./src/chain.ts";
+export { type CommandSchema, validateWith } from "./src/command_schema.ts";
 export {
   type CallOptions,
   type ClientOptions,

@@ -18,14 +18,33 @@ import { deepStrictEqual, ok, rejects, strictEqual } from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createApp, createNode, fileStorage, RejectedError, type StateMachine } from "../mod.ts";
+import { z } from "zod";
+import {
+  createApp,
+  createNode,
+  fileStorage,
+  RejectedError,
+  type StateMachine,
+  validateWith,
+} from "../mod.ts";
 import { MemoryNetwork } from "../src/testing.ts";
 
-/** What clients send; amounts are whole cents. */
-type LedgerCommand =
-  | { op: "open"; account: string }
-  | { op: "deposit"; account: string; amount: number }
-  | { op: "transfer"; from: string; to: string; amount: number };
+/** An account's name. */
+const account = z.string().regex(/^[a-z]{1,32}$/, "must be 1 to 32 letters a-z");
+/** An amount in whole cents. */
+const amount = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
+
+/** What clients send, declared once: the type, the check and the 422 message come from it. */
+const ledgerCommand = z.discriminatedUnion("op", [
+  z.object({ op: z.literal("open"), account }),
+  z.object({ op: z.literal("deposit"), account, amount }),
+  z.object({ op: z.literal("transfer"), from: account, to: account, amount })
+    .refine((t) => t.from !== t.to, "from and to must differ"),
+]);
+type LedgerCommand = z.infer<typeof ledgerCommand>;
+
+/** Checks a command's shape: the ledger's `validate` starts with it. */
+const parse = validateWith(ledgerCommand);
 
 /** What clients read. */
 type LedgerQuery = { op: "balance"; account: string } | { op: "balances" };
@@ -115,26 +134,6 @@ class Ledger implements StateMachine<LedgerCommand, LedgerResult, LedgerQuery, u
         }
     }
   }
-}
-
-/** Checks a client's command's shape; throws {@linkcode RejectedError} when it is wrong. */
-function parse(command: unknown): LedgerCommand {
-  const c = (command ?? {}) as Record<string, unknown>;
-  const name = (v: unknown) => typeof v === "string" && /^[a-z]{1,32}$/.test(v);
-  const amount = (v: unknown) => Number.isSafeInteger(v) && (v as number) > 0;
-  if (c.op === "open" && name(c.account)) return { op: "open", account: c.account as string };
-  if (c.op === "deposit" && name(c.account) && amount(c.amount)) {
-    return { op: "deposit", account: c.account as string, amount: c.amount as number };
-  }
-  if (c.op === "transfer" && name(c.from) && name(c.to) && c.from !== c.to && amount(c.amount)) {
-    return {
-      op: "transfer",
-      from: c.from as string,
-      to: c.to as string,
-      amount: c.amount as number,
-    };
-  }
-  throw new RejectedError(`Not a ledger command: ${JSON.stringify(command)}`);
 }
 
 const dir = await mkdtemp(join(tmpdir(), "watercraft-ledger-"));

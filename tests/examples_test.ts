@@ -136,3 +136,12 @@ Deno.test("examples/three_runtimes.sh forms one cluster of Deno, Bun and Node th
   match(text, /^agreed: one head on deno, bun and node$/m);
   strictEqual(text.match(/^stopped n-(deno|bun|node) \(pid \d+\): exit 0$/gm)?.length, 3, text);
 });
+
+Deno.test("examples/client_watch.ts sees every key change through the client and checks the hash chain", async () => {
+  const text = assertOk(await runExample("client_watch.ts", ["-A"]));
+  match(
+    text,
+    /^changes under cart\/: put cart\/apples=3, put cart\/pears=1, put cart\/apples=5, delete cart\/pears$/m,
+  );
+  match(text, /^hash chain checked: \d+ entries, head [0-9a-f]{64}$/m);
+});

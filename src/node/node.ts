@@ -90,14 +90,24 @@ import { type WatchedEntry, type WatchEvent, WatchHub, type WatchOptions } from 
  * await node.stop();
  * ```
  */
-export async function createNode(options: NodeOptions): Promise<WaterCraftNode> {
+export async function createNode<Command, Result, Query, Answer>(
+  options: NodeOptions<Command, Result, Query, Answer>,
+): Promise<WaterCraftNode<Command, Result, Query, Answer>> {
   const node = new WaterCraftNode(options);
   await node.start();
   return node;
 }
 
-/** A running WaterCraft node. Create one with {@linkcode createNode}. */
-export class WaterCraftNode implements PeerHandler {
+/**
+ * A running WaterCraft node. Create one with {@linkcode createNode}.
+ *
+ * @typeParam Command The state machine's commands: what `propose` takes.
+ * @typeParam Result What applying one returns: what `propose` gives back.
+ * @typeParam Query What `read` takes.
+ * @typeParam Answer What `read` gives back.
+ */
+export class WaterCraftNode<Command = unknown, Result = unknown, Query = unknown, Answer = unknown>
+  implements PeerHandler {
   /** This node's id. */
   readonly id: string;
   /** This node's advertised URL, if any. */
@@ -105,7 +115,7 @@ export class WaterCraftNode implements PeerHandler {
   /** Whether this node is a read-only member. */
   readonly readOnly: boolean;
 
-  readonly #options: NodeOptions;
+  readonly #options: NodeOptions<Command, Result, Query, Answer>;
   readonly #settings: NodeSettings;
   readonly #applier: Applier;
   readonly #storage: Storage;
@@ -145,7 +155,7 @@ export class WaterCraftNode implements PeerHandler {
    * @param options What the node is made of.
    * @throws {TypeError} On an invalid id or option.
    */
-  constructor(options: NodeOptions) {
+  constructor(options: NodeOptions<Command, Result, Query, Answer>) {
     this.#settings = nodeSettings(options);
     recordSecurity(this, this.#settings.security);
     this.id = options.id;
@@ -261,7 +271,7 @@ export class WaterCraftNode implements PeerHandler {
    * @throws {UnavailableError} No leader, or over a bound; nothing was written (503).
    * @throws {TimeoutError} The outcome is unknown (504).
    */
-  async propose(command: unknown, options: ProposeOptions = {}): Promise<ProposeResult> {
+  async propose(command: Command, options: ProposeOptions = {}): Promise<ProposeResult<Result>> {
     this.#assertRunning();
     if (this.readOnly) throw new ReadOnlyError(this.#leaderHint());
     const wait = options.wait ?? "committed";
@@ -271,7 +281,8 @@ export class WaterCraftNode implements PeerHandler {
       const data = this.#applier.encode(command);
       const leader = await this.#awaitLeader(deadline);
       if (leader === this.id) {
-        return await this.#proposeAsLeader(data, options.idempotencyKey, wait, deadline);
+        const result = await this.#proposeAsLeader(data, options.idempotencyKey, wait, deadline);
+        return result as ProposeResult<Result>;
       }
       const result = await forwardWrite(this.#transport, leader, {
         command: data,
@@ -280,7 +291,7 @@ export class WaterCraftNode implements PeerHandler {
         deadline,
       }, this.#clock);
       if (this.#raft.log.indexOfHash(result.id) === undefined) this.#relayed.remember(result);
-      return result;
+      return result as ProposeResult<Result>;
     } catch (e) {
       this.#stats.proposalsFailed++;
       throw e;
@@ -364,10 +375,7 @@ export class WaterCraftNode implements PeerHandler {
    * @returns The answer and the applied index it reflects.
    * @throws {UnavailableError} Leadership could not be confirmed in time (503).
    */
-  async read(
-    query: unknown,
-    options: ReadOptions = {},
-  ): Promise<{ value: unknown; index: number }> {
+  async read(query: Query, options: ReadOptions = {}): Promise<{ value: Answer; index: number }> {
     this.#assertRunning();
     this.#stats.reads++;
     if (options.consistency !== "local") {
@@ -377,7 +385,7 @@ export class WaterCraftNode implements PeerHandler {
       await this.#awaitLeader(deadline);
       await this.#reads.wait(Math.max(1, deadline - this.#clock.now()));
     }
-    return { value: this.#applier.query(query), index: this.#applied };
+    return { value: this.#applier.query(query) as Answer, index: this.#applied };
   }
 
   // ------------------------------------------------------------ cluster

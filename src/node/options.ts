@@ -15,13 +15,24 @@ import type { Storage } from "../storage/storage.ts";
 import type { PeerSecurity, Transport } from "../transport/transport.ts";
 import type { Clock } from "../clock.ts";
 
-/** Options of {@linkcode createNode}. */
-export interface NodeOptions {
+/**
+ * Options of {@linkcode createNode}.
+ *
+ * @typeParam Command The state machine's commands: what `propose` takes.
+ * @typeParam Result What applying one returns: what `propose` gives back.
+ * @typeParam Query What `read` takes.
+ * @typeParam Answer What `read` gives back.
+ */
+export interface NodeOptions<
+  Command = unknown,
+  Result = unknown,
+  Query = unknown,
+  Answer = unknown,
+> {
   /** This node's id: `[A-Za-z0-9._-]{1,64}`. */
   readonly id: string;
-  /** The application's state machine. */
-  // deno-lint-ignore no-explicit-any
-  readonly stateMachine: StateMachine<any, unknown, any, unknown>;
+  /** The application's state machine: the node takes its types. */
+  readonly stateMachine: StateMachine<Command, Result, Query, Answer>;
   /** How this node reaches its peers. */
   readonly transport: Transport;
   /**
@@ -111,8 +122,12 @@ export interface ProposeOptions {
   readonly timeoutMs?: number;
 }
 
-/** The outcome of a write. */
-export interface ProposeResult {
+/**
+ * The outcome of a write.
+ *
+ * @typeParam Result What the state machine returns for the command.
+ */
+export interface ProposeResult<Result = unknown> {
   /** The entry's hash: its transaction id. */
   readonly id: string;
   /** The entry's position in the log, from 1. */
@@ -127,7 +142,7 @@ export interface ProposeResult {
   /** Hash of the latest entry this node has applied. */
   readonly head: string;
   /** What the state machine returned (undefined when only accepted). */
-  readonly result?: unknown;
+  readonly result?: Result;
 }
 
 /** Options of one read. */
