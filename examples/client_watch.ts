@@ -18,12 +18,14 @@ import {
   httpTransport,
   kvStateMachine,
   serve,
+  type Server,
   WaterCraftClient,
   WaterCraftError,
+  type WaterCraftNode,
 } from "../mod.ts";
 
 const secret = crypto.randomUUID();
-const running = [];
+const running: { node: WaterCraftNode; server: Server; url: string }[] = [];
 for (const id of ["n1", "n2", "n3"]) {
   let app: ReturnType<typeof createApp> | null = null;
   const server = await serve(
