@@ -1,6 +1,7 @@
 /**
  * The HTTP surface of a node: a Hono app with the client routes of API.md
- * section 3, the peer routes of section 4, `/healthz` and `/metrics`.
+ * section 3, the peer routes of section 4, `/healthz`, `/metrics` and the
+ * live cluster page at `/`.
  *
  * @module
  */
@@ -26,6 +27,7 @@ import { PeerVerifier } from "../transport/http/verifier.ts";
 import { idempotencyKey, parseBody, parseJson, parseWith } from "../validation.ts";
 import { errorBody, errorResponse } from "./errors.ts";
 import { logRoutes } from "./log_routes.ts";
+import { clusterPage } from "./page.tsx";
 import { pathProblem, pathRefusalMessage, requestPath } from "./request_path.ts";
 import {
   CLIENT_TOKEN_PATTERN,
@@ -98,6 +100,9 @@ export function createApp(node: WaterCraftNode, options: AppOptions = {}): Hono 
   });
 
   app.get("/healthz", (c) => c.json({ ok: true }));
+  // The page holds no data (its script reads the client API with the
+  // token), so it is open like /healthz.
+  app.get("/", clusterPage);
   const security = peerSecurityOf(node);
   const secret = security !== null && "secret" in security ? security.secret : null;
   // One verifier for peer routes and membership changes: a challenge a
