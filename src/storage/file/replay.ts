@@ -13,7 +13,6 @@
  * @module
  */
 
-import { open, readdir, rm, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { chainFault, type Entry, entryHash, GENESIS_HASH } from "../../core/entry.ts";
 import type { HardState } from "../../core/types.ts";
@@ -26,7 +25,6 @@ import {
   scanRecords,
 } from "./records.ts";
 import {
-  readBytes,
   type Segment,
   segmentName,
   segmentSeqs,
@@ -62,10 +60,10 @@ interface Replay {
  * @throws {CorruptLogError} When the files are damaged in a way a crash cannot explain.
  */
 export async function replayDir(settings: Settings): Promise<Replayed> {
-  const { dir } = settings;
-  const names = await readdir(dir);
-  if (names.includes(SNAPSHOT_TMP_FILE)) await rm(join(dir, SNAPSHOT_TMP_FILE));
-  const snapshot = names.includes(SNAPSHOT_FILE) ? await readSnapshot(dir) : null;
+  const { dir, fs } = settings;
+  const names = await fs.readdir(dir);
+  if (names.includes(SNAPSHOT_TMP_FILE)) await fs.unlink(join(dir, SNAPSHOT_TMP_FILE));
+  const snapshot = names.includes(SNAPSHOT_FILE) ? await readSnapshot(settings) : null;
   const snapIndex = snapshot?.meta.index ?? 0;
   const snapHash = snapshot?.meta.hash ?? GENESIS_HASH;
   const seqs = segmentSeqs(dir, names);
@@ -84,9 +82,9 @@ export async function replayDir(settings: Settings): Promise<Replayed> {
   return { state: { hardState: replay.hard, snapshot, entries }, segments };
 }
 
-async function readSnapshot(dir: string): Promise<Snapshot> {
-  const path = join(dir, SNAPSHOT_FILE);
-  const bytes = await readBytes(path);
+async function readSnapshot(settings: Settings): Promise<Snapshot> {
+  const path = join(settings.dir, SNAPSHOT_FILE);
+  const bytes = await settings.fs.readFile(path);
   const scan = scanRecords(bytes);
   const first = scan.records[0];
   // The file was fsynced before it was renamed into place: any damage is corruption.
@@ -121,7 +119,7 @@ async function replaySegment(
   { seq, isLast, snapIndex, replay }: SegmentReplay,
 ): Promise<Segment | null> {
   const path = join(settings.dir, segmentName(seq));
-  const bytes = await readBytes(path);
+  const bytes = await settings.fs.readFile(path);
   let scan = scanRecords(bytes);
   if (bytes.length === 0) {
     // Created, but the crash came before its first write reached the disk.
@@ -159,11 +157,11 @@ async function cutTornTail(
     `Discarding a torn write at the tail of ${segment.path} from offset ${segment.bytes}: ${fault}`,
   );
   if (segment.bytes === 0) {
-    await unlink(segment.path);
+    await settings.fs.unlink(segment.path);
     await syncDir(settings);
     return null;
   }
-  const handle = await open(segment.path, "r+");
+  const handle = await settings.fs.open(segment.path, "r+");
   try {
     await handle.truncate(segment.bytes);
     await syncFile(settings, { handle, path: segment.path });

@@ -1,7 +1,7 @@
 /**
  * The files of a file storage's directory and the few operations every part
- * of the storage performs on them: naming, writing all of a buffer, reading
- * a whole file, and fsyncing a file or the directory.
+ * of the storage performs on them: naming, writing all of a buffer, and
+ * fsyncing a file or the directory.
  *
  * A directory holds:
  *
@@ -17,9 +17,8 @@
  * @module
  */
 
-import { type FileHandle, open, readFile } from "node:fs/promises";
-import process from "node:process";
 import { CorruptLogError } from "../storage.ts";
+import type { FileSystem, OpenFile } from "./file_system.ts";
 
 /** Name of the snapshot file inside the directory. */
 export const SNAPSHOT_FILE = "snapshot.bin";
@@ -46,6 +45,8 @@ export interface Segment {
 export interface Settings {
   /** Absolute path of the directory. */
   readonly dir: string;
+  /** The file system the directory lives on. */
+  readonly fs: FileSystem;
   /** Size past which the next save starts a new segment. */
   readonly segmentBytes: number;
   /** Receives warnings about recoverable surprises. */
@@ -98,7 +99,7 @@ export function segmentSeqs(dir: string, names: readonly string[]): number[] {
  * @throws {Error} When the file takes no bytes, or the write fails.
  */
 export async function writeAll(
-  handle: FileHandle,
+  handle: OpenFile,
   bytes: Uint8Array,
   options: { readonly position?: number } = {},
 ): Promise<void> {
@@ -111,21 +112,10 @@ export async function writeAll(
   }
 }
 
-/**
- * Reads a whole file.
- *
- * @param path The file.
- * @returns Its bytes, as a plain `Uint8Array` (not a Node `Buffer`).
- */
-export async function readBytes(path: string): Promise<Uint8Array> {
-  const buffer = await readFile(path);
-  return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
-}
-
 /** A file to fsync. */
 export interface SyncTarget {
   /** The open file. */
-  readonly handle: FileHandle;
+  readonly handle: OpenFile;
   /** Its path, for `Settings.synced`. */
   readonly path: string;
   /**
@@ -155,17 +145,6 @@ export async function syncFile(settings: Settings, target: SyncTarget): Promise<
  * @returns When the directory's entries are durable.
  */
 export async function syncDir(settings: Settings): Promise<void> {
-  let handle: FileHandle;
-  try {
-    handle = await open(settings.dir, "r");
-  } catch (error) {
-    // Windows cannot open a directory; its file system orders metadata itself.
-    if (process.platform === "win32") return;
-    throw error;
-  }
-  try {
-    await syncFile(settings, { handle, path: settings.dir });
-  } finally {
-    await handle.close();
-  }
+  await settings.fs.syncDir(settings.dir);
+  settings.synced(settings.dir);
 }

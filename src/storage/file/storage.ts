@@ -1,11 +1,13 @@
 /**
  * Storage in a directory of files: an append-only, segmented, checksummed
- * log plus one snapshot file, written with `node:fs/promises` only so that the
- * same code runs on Deno, Bun and Node.
+ * log plus one snapshot file, written through a {@linkcode FileSystem}:
+ * `node:fs/promises` by default, so that the same code runs on Deno, Bun and
+ * Node, or a simulated disk in tests.
  *
  * This file holds the adapter and its write path. The directory's files are
  * described in `segments.ts`, the record format in `records.ts`, recovery in
- * `replay.ts` and the pid lock in `lock.ts`.
+ * `replay.ts`, the file operations in `file_system.ts` and the pid lock in
+ * `lock.ts`.
  *
  * ## Durability
  *
@@ -25,7 +27,6 @@
  * @module
  */
 
-import { type FileHandle, mkdir, open, rename, unlink } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { type Entry, GENESIS_HASH } from "../../core/entry.ts";
 import type { HardState } from "../../core/types.ts";
@@ -37,7 +38,7 @@ import {
   StorageGuard,
   type StorageNames,
 } from "../storage.ts";
-import { acquireLock, releaseLock } from "./lock.ts";
+import { type FileSystem, nodeFileSystem, type OpenFile } from "./file_system.ts";
 import { encodeBatch, encodeSegmentHeader, encodeSnapshot } from "./records.ts";
 import { replayDir } from "./replay.ts";
 import {
@@ -69,6 +70,11 @@ export interface FileStorageOptions {
    * for tests and metrics.
    */
   readonly onSync?: (path: string) => void;
+  /**
+   * The file system the directory lives on. Default {@linkcode nodeFileSystem}
+   * (`node:fs/promises`); tests pass a simulated disk.
+   */
+  readonly fs?: FileSystem;
 }
 
 /** Default segment size: 64 MiB. */
@@ -110,6 +116,7 @@ export function fileStorage(dir: string, options: FileStorageOptions = {}): Stor
   return new StorageGuard(
     new FileBackend({
       dir: resolve(dir),
+      fs: options.fs ?? nodeFileSystem(),
       segmentBytes,
       warn: options.onWarning ?? ((message) => console.warn(message)),
       synced: options.onSync ?? (() => {}),
@@ -126,7 +133,7 @@ class FileBackend implements StorageBackend {
   #locked = false;
 
   #segments: Segment[] = [];
-  #active: FileHandle | null = null;
+  #active: OpenFile | null = null;
   #hard: HardState = { term: 0, vote: null, commit: 0 };
   #snapIndex = 0;
   #snapHash = GENESIS_HASH;
@@ -176,7 +183,7 @@ class FileBackend implements StorageBackend {
     const active = this.#active;
     this.#active = null;
     await active?.close();
-    await releaseLock(this.#dir);
+    await this.#settings.fs.unlock(this.#dir);
   }
 
   // ------------------------------------------------------------- plumbing
@@ -184,8 +191,8 @@ class FileBackend implements StorageBackend {
   /** Takes the lock unless this instance already holds it (a second `load`). */
   async #lock(): Promise<void> {
     if (this.#locked) return;
-    await mkdir(this.#dir, { recursive: true });
-    await acquireLock(this.#dir, this.#settings.warn);
+    await this.#settings.fs.mkdir(this.#dir);
+    await this.#settings.fs.lock(this.#dir, this.#settings.warn);
     this.#locked = true;
   }
 
@@ -201,7 +208,7 @@ class FileBackend implements StorageBackend {
     this.#snapHash = state.snapshot?.meta.hash ?? GENESIS_HASH;
     this.#hashes = state.entries.map((e) => e.hash);
     const last = segments.at(-1);
-    if (last !== undefined) this.#active = await open(last.path, "r+");
+    if (last !== undefined) this.#active = await this.#settings.fs.open(last.path, "r+");
     return state;
   }
 
@@ -248,7 +255,7 @@ class FileBackend implements StorageBackend {
     const bytes = new Uint8Array(header.length + (record?.length ?? 0));
     bytes.set(header);
     if (record !== null) bytes.set(record, header.length);
-    const handle = await open(path, "wx");
+    const handle = await this.#settings.fs.open(path, "wx");
     try {
       await writeAll(handle, bytes);
       await syncFile(this.#settings, { handle, path });
@@ -285,7 +292,7 @@ class FileBackend implements StorageBackend {
     // The active segment is among them: start a new one to carry the hard state.
     if (drop === this.#segments.length) await this.#rotate(null);
     for (const segment of this.#segments.slice(0, drop)) {
-      await unlink(segment.path);
+      await this.#settings.fs.unlink(segment.path);
       await syncDir(this.#settings);
     }
     this.#segments = this.#segments.slice(drop);
@@ -297,14 +304,14 @@ class FileBackend implements StorageBackend {
    */
   async #writeSnapshotFile(record: Uint8Array): Promise<void> {
     const tmp = join(this.#dir, SNAPSHOT_TMP_FILE);
-    const handle = await open(tmp, "w");
+    const handle = await this.#settings.fs.open(tmp, "w");
     try {
       await writeAll(handle, record);
       await syncFile(this.#settings, { handle, path: tmp });
     } finally {
       await handle.close();
     }
-    await rename(tmp, join(this.#dir, SNAPSHOT_FILE));
+    await this.#settings.fs.rename(tmp, join(this.#dir, SNAPSHOT_FILE));
     await syncDir(this.#settings);
   }
 }
