@@ -177,6 +177,8 @@ export class SimDisk implements FileSystem {
   /** Remaining operations before an armed crash, or null. */
   #crashIn: number | null = null;
   #crashed: ((report: CrashReport) => void) | null = null;
+  /** What the armed crash stops: the machine, or only the process. */
+  #crashKind: "power" | "process" = "power";
   /** Syncs that must fail next, before the failure rate is drawn. */
   #failSyncs = 0;
 
@@ -213,20 +215,28 @@ export class SimDisk implements FileSystem {
   }
 
   /**
-   * Crashes the disk when the `count`-th operation from now would complete:
-   * that operation never takes effect.
+   * Crashes the machine (or, with `{ process: true }`, kills the process)
+   * when the `count`-th operation from now would complete: that operation
+   * never takes effect.
    *
    * @param count 1 for the next operation.
-   * @returns Settles with the crash's report once it happened.
+   * @param options `process`: kill the process only (see {@linkcode SimDisk.killProcess}).
+   * @returns Settles once it happened, with the crash's report (empty for a kill).
    */
-  crashAfter(count: number): Promise<CrashReport> {
+  crashAfter(count: number, options: { readonly process?: boolean } = {}): Promise<CrashReport> {
     if (!Number.isSafeInteger(count) || count < 1) {
       throw new RangeError(`count must be a positive integer: ${count}`);
     }
     this.#crashIn = count;
+    this.#crashKind = options.process === true ? "process" : "power";
     return new Promise((resolve) => {
       this.#crashed = resolve;
     });
+  }
+
+  /** Disarms a crash that {@linkcode SimDisk.crashAfter} armed and that has not happened. */
+  cancelCrash(): void {
+    this.#crashIn = null;
   }
 
   /**
@@ -260,6 +270,9 @@ export class SimDisk implements FileSystem {
     this.#crashIn = null;
     this.#locks.clear();
     this.#open.clear();
+    const crashed = this.#crashed;
+    this.#crashed = null;
+    crashed?.({ dropped: 0, prefixes: 0, torn: 0, dirOpsLost: 0, dirOpsKept: 0 });
   }
 
   /**
@@ -424,7 +437,8 @@ export class SimDisk implements FileSystem {
       this.#schedule(() => {
         if (epoch !== this.#epoch) return;
         if (this.#crashIn !== null && --this.#crashIn === 0) {
-          this.crash();
+          if (this.#crashKind === "process") this.killProcess();
+          else this.crash();
           return;
         }
         this.operations++;
