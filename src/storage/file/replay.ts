@@ -41,6 +41,13 @@ export interface Replayed {
   readonly state: PersistedState;
   /** The segments left, oldest first; the last is the active one. */
   readonly segments: Segment[];
+  /**
+   * The active segment's last write as read (its last record, with the
+   * segment header when that record is the segment's first batch), or null
+   * without a segment: the bytes a failed fsync may have left only in the
+   * operating system's cache, for the storage to write again.
+   */
+  readonly lastWrite: { readonly position: number; readonly bytes: Uint8Array } | null;
 }
 
 /** The replayed log before the snapshot rule is applied. */
@@ -69,17 +76,21 @@ export async function replayDir(settings: Settings): Promise<Replayed> {
   const seqs = segmentSeqs(dir, names);
   const replay: Replay = { hard: { term: 0, vote: null, commit: 0 }, entries: [] };
   const segments: Segment[] = [];
+  let lastWrite: Replayed["lastWrite"] = null;
   for (let i = 0; i < seqs.length; i++) {
-    const segment = await replaySegment(settings, {
+    const replayed = await replaySegment(settings, {
       seq: seqs[i]!,
       isLast: i === seqs.length - 1,
       snapIndex,
       replay,
     });
-    if (segment !== null) segments.push(segment);
+    if (replayed !== null) {
+      segments.push(replayed.segment);
+      lastWrite = replayed.lastWrite;
+    }
   }
   const entries = afterSnapshot(dir, replay.entries, { index: snapIndex, hash: snapHash });
-  return { state: { hardState: replay.hard, snapshot, entries }, segments };
+  return { state: { hardState: replay.hard, snapshot, entries }, segments, lastWrite };
 }
 
 async function readSnapshot(settings: Settings): Promise<Snapshot> {
@@ -110,14 +121,14 @@ interface SegmentReplay {
 }
 
 /**
- * Replays one segment into `replay`. Returns the segment, or null when it
- * was the last one and held nothing intact (a crash as it was created): its
- * file is deleted.
+ * Replays one segment into `replay`. Returns the segment and its last write,
+ * or null when it was the last one and held nothing intact (a crash as it was
+ * created): its file is deleted.
  */
 async function replaySegment(
   settings: Settings,
   { seq, isLast, snapIndex, replay }: SegmentReplay,
-): Promise<Segment | null> {
+): Promise<{ segment: Segment; lastWrite: Replayed["lastWrite"] } | null> {
   const path = join(settings.dir, segmentName(seq));
   const bytes = await settings.fs.readFile(path);
   let scan = scanRecords(bytes);
@@ -143,8 +154,11 @@ async function replaySegment(
     if (fault !== null) throw new CorruptLogError(path, span.offset, fault);
   }
   pruneAtOrBelow(replay.entries, snapIndex);
-  if (scan.fault !== null) return await cutTornTail(settings, segment, scan.fault);
-  return segment;
+  if (scan.fault !== null && await cutTornTail(settings, segment, scan.fault) === null) return null;
+  // One write put the header and the first batch; every later batch is a write of its own.
+  const records = scan.records;
+  const position = records.length <= 2 ? 0 : records.at(-1)!.offset;
+  return { segment, lastWrite: { position, bytes: bytes.subarray(position, scan.goodEnd) } };
 }
 
 /** Discards a torn tail: truncates (and fsyncs) the file, or deletes it when nothing is left. */

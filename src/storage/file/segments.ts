@@ -17,6 +17,7 @@
  * @module
  */
 
+import { dirname } from "node:path";
 import { CorruptLogError } from "../storage.ts";
 import type { FileSystem, OpenFile } from "./file_system.ts";
 
@@ -136,6 +137,37 @@ export async function syncFile(settings: Settings, target: SyncTarget): Promise<
   if (target.dataOnly === true) await target.handle.datasync();
   else await target.handle.sync();
   settings.synced(target.path);
+}
+
+/**
+ * Makes the directory's own name, and every name in it, durable: run at every
+ * open. A directory's name is an entry of its parent, durable only once the
+ * parent is synced; without this, a power loss after the first saves resolved
+ * could take the whole directory with it, and the node would come back empty,
+ * its votes forgotten. It runs at every open, not only when `mkdir` created
+ * the directory, because an earlier process may have created it (or a
+ * segment in it) and died, or failed an fsync, before syncing: what this
+ * process sees in the directory may be only in the operating system's cache.
+ *
+ * An ancestor this process may not open (`EACCES`, `EPERM`) is skipped: it
+ * existed before the storage, which never creates such a directory.
+ *
+ * @param settings The directory, and where to report the syncs.
+ * @returns When the directory and its name are durable.
+ */
+export async function syncDirAndAncestors(settings: Settings): Promise<void> {
+  await syncDir(settings);
+  // Bounded by the path's depth: dirname() of the root is the root.
+  for (let at = settings.dir; at !== dirname(at); at = dirname(at)) {
+    try {
+      await settings.fs.syncDir(dirname(at));
+    } catch (error) {
+      const code = (error as { code?: unknown } | null)?.code;
+      if (code === "EACCES" || code === "EPERM") continue;
+      throw error;
+    }
+    settings.synced(dirname(at));
+  }
 }
 
 /**

@@ -24,6 +24,19 @@
  * segments); when the entries do not continue the snapshot it starts a fresh
  * segment and deletes all older ones.
  *
+ * Every load makes durable what it returns before it returns it: it writes
+ * the active segment's last write again and fsyncs every file it read, the
+ * directory and the directory's parents (so that the directory's own name
+ * survives a power loss). An earlier process may have died before its fsync,
+ * or seen its fsync fail, leaving those bytes in the operating system's cache
+ * only, and the node acts on what load returns as if it were durable.
+ *
+ * A failed write is fail-stop: the {@linkcode StorageGuard} refuses every
+ * later write, because after a failed fsync Linux may already have dropped
+ * the unsynced data while reads still show it (PostgreSQL's "fsyncgate"), so
+ * no retry in this process can know what is on the disk. A restart re-reads
+ * the files and, as above, writes the uncertain tail again.
+ *
  * @module
  */
 
@@ -40,7 +53,7 @@ import {
 } from "../storage.ts";
 import { type FileSystem, nodeFileSystem, type OpenFile } from "./file_system.ts";
 import { encodeBatch, encodeSegmentHeader, encodeSnapshot } from "./records.ts";
-import { replayDir } from "./replay.ts";
+import { replayDir, type Replayed } from "./replay.ts";
 import {
   type Segment,
   segmentName,
@@ -48,6 +61,7 @@ import {
   SNAPSHOT_FILE,
   SNAPSHOT_TMP_FILE,
   syncDir,
+  syncDirAndAncestors,
   syncFile,
   writeAll,
 } from "./segments.ts";
@@ -201,7 +215,7 @@ class FileBackend implements StorageBackend {
     const active = this.#active;
     this.#active = null;
     await active?.close();
-    const { state, segments } = await replayDir(this.#settings);
+    const { state, segments, lastWrite } = await replayDir(this.#settings);
     this.#segments = segments;
     this.#hard = state.hardState;
     this.#snapIndex = state.snapshot?.meta.index ?? 0;
@@ -209,7 +223,40 @@ class FileBackend implements StorageBackend {
     this.#hashes = state.entries.map((e) => e.hash);
     const last = segments.at(-1);
     if (last !== undefined) this.#active = await this.#settings.fs.open(last.path, "r+");
+    await this.#syncReplayed(state.snapshot !== null, lastWrite);
     return state;
+  }
+
+  /**
+   * Makes durable what the replay read. What a load returns, the node treats
+   * as durable (it may tell a leader it holds those entries, or act on that
+   * vote), but an earlier process may have written it and died before its
+   * fsync, or seen its fsync fail: the bytes may sit only in the operating
+   * system's cache, and a power loss after this start would take them. After
+   * a failed fsync, Linux marks the cached pages clean although the disk may
+   * not hold them (PostgreSQL's "fsyncgate"), so a second fsync would not
+   * write them: the active segment's last write, the only one a fail-stop
+   * storage can have left unsynced, is written again before its fsync. One
+   * fsync per file at start-up, next to reading every byte of every file,
+   * costs little.
+   */
+  async #syncReplayed(hasSnapshot: boolean, lastWrite: Replayed["lastWrite"]): Promise<void> {
+    const settings = this.#settings;
+    if (this.#active !== null && lastWrite !== null && lastWrite.bytes.length > 0) {
+      await writeAll(this.#active, lastWrite.bytes, { position: lastWrite.position });
+    }
+    const paths = this.#segments.map((s) => s.path);
+    if (hasSnapshot) paths.push(join(this.#dir, SNAPSHOT_FILE));
+    for (const path of paths) {
+      const active = path === this.#segments.at(-1)?.path ? this.#active : null;
+      const handle = active ?? await settings.fs.open(path, "r+");
+      try {
+        await syncFile(settings, { handle, path });
+      } finally {
+        if (handle !== active) await handle.close();
+      }
+    }
+    await syncDirAndAncestors(settings);
   }
 
   // ---------------------------------------------------------------- write
