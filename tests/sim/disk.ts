@@ -277,20 +277,25 @@ export class SimDisk implements FileSystem {
 
   /**
    * Flips one bit at rest in a file's durable bytes (and in what reads see,
-   * as if the cached page had been dropped). Meant for a disk after a crash,
-   * when reads see exactly the durable bytes.
+   * as if the cached page had been dropped). Meant for a disk after a crash
+   * or a clean close, when reads see exactly the durable bytes.
    *
    * @param path The file, or undefined for a random non-empty file.
-   * @returns Where it flipped, or null when no file has a byte.
+   * @param where The byte and bit to flip; random when not given.
+   * @returns Where it flipped, or null when no such file has a byte.
    */
-  flipBit(path?: string): FlippedBit | null {
+  flipBit(
+    path?: string,
+    where?: { readonly offset: number; readonly bit: number },
+  ): FlippedBit | null {
     const files = this.#durableFiles("", this.#root).filter(([p, f]) =>
       f.durable.length > 0 && (path === undefined || p === path)
     );
     if (files.length === 0) return null;
     const [at, file] = files[this.#int(files.length)]!;
-    const offset = this.#int(file.durable.length);
-    const bit = this.#int(8);
+    const offset = where?.offset ?? this.#int(file.durable.length);
+    const bit = where?.bit ?? this.#int(8);
+    if (offset >= file.durable.length) return null;
     file.durable[offset]! ^= 1 << bit;
     if (offset < file.cache.length && file.cache !== file.durable) file.cache[offset]! ^= 1 << bit;
     return { path: at, offset, bit };

@@ -3,8 +3,9 @@
  * the segments into the state `load` returns.
  *
  * Segments are replayed in order. A record that is cut short, or whose
- * checksum fails with no intact record after it, at the tail of the last
- * segment is a torn write: it is reported through `onWarning` and the file is
+ * checksum fails with no intact record after it and no single flipped bit to
+ * explain it (see `records.ts`), at the tail of the last segment is a torn
+ * write: it is reported through `onWarning` and the file is
  * truncated to the last good record (and fsynced). Any other bad record, a
  * missing segment, or a log that does not hash-chain from the snapshot is a
  * {@linkcode CorruptLogError} naming the file and byte offset: the node does
