@@ -1,7 +1,10 @@
 /**
  * The file storage's on-disk record format, version 1: how segment headers,
  * batches and snapshots are encoded and decoded, and how a file is split
- * into intact records, telling a torn tail from damage in the middle.
+ * into intact records, telling a torn tail from damage: damage in the middle
+ * (an intact record follows), or a final record that is whole but for one
+ * flipped bit (a bit flipped at rest, which may hit an acknowledged record;
+ * a torn write changes whole sectors or cuts the file short).
  *
  * ## Records
  *
@@ -50,7 +53,7 @@ import type { Configuration } from "../../core/config.ts";
 import type { Entry } from "../../core/entry.ts";
 import type { HardState } from "../../core/types.ts";
 import type { Snapshot } from "../storage.ts";
-import { crc32c } from "./crc.ts";
+import { crc32c, crc32cFlippedBit } from "./crc.ts";
 
 /**
  * A payload that passed its checksum yet does not decode: a bug or another
@@ -347,6 +350,56 @@ function intactAfter(bytes: Uint8Array, from: number): boolean {
 }
 
 /**
+ * Where one flipped bit would make the record at `at` intact: the offset of
+ * the byte holding it, or null when no single bit does. A torn write leaves
+ * a record cut short, or with whole sectors missing, zeroed or stale; a bit
+ * flipped at rest leaves every byte in place but one bit. Only the second
+ * can hit a record that was written whole, and so perhaps acknowledged,
+ * which load must then report, never drop as a torn tail.
+ */
+function flippedRecordBit(bytes: Uint8Array, at: number): number | null {
+  if (at + RECORD_HEADER_BYTES > bytes.length) return null;
+  let header = bytes.subarray(at, at + 8);
+  const fixHeader = crc32cFlippedBit(bytes, at, at + 8, u32At(bytes, at + 8));
+  if (fixHeader === null) return null;
+  let flipped: number | null = fixHeader === "intact" ? null : at + 8;
+  if (typeof fixHeader === "object") {
+    // Read the header with the bit put back, without touching the file's bytes.
+    header = header.slice();
+    header[fixHeader.offset - at]! ^= 1 << fixHeader.bit;
+    flipped = fixHeader.offset;
+  }
+  const length = u32At(header, 0);
+  const start = at + RECORD_HEADER_BYTES;
+  if (length === 0 || start + length > bytes.length) return null;
+  const fixPayload = crc32cFlippedBit(bytes, start, start + length, u32At(header, 4));
+  if (fixPayload === "intact") return flipped;
+  if (fixPayload === null || flipped !== null) return null;
+  return fixPayload === "checksum" ? at + 4 : fixPayload.offset;
+}
+
+/**
+ * Tells a torn final write from damage, for a bad record at `at`: damage when
+ * an intact record starts at or after `after`, or when one flipped bit would
+ * make the record intact; a torn write otherwise.
+ */
+function tailFault(
+  bytes: Uint8Array,
+  at: number,
+  after: number,
+  fault: string,
+): { fault: string; torn: boolean } {
+  if (intactAfter(bytes, after)) return { fault, torn: false };
+  const flipped = flippedRecordBit(bytes, at);
+  if (flipped === null) return { fault, torn: true };
+  return {
+    fault: `${fault}, yet the record is whole but for one bit at offset ${flipped}: ` +
+      "damage at rest, not a torn write",
+    torn: false,
+  };
+}
+
+/**
  * Splits a file into records, stopping at the first bad one. Checksums are
  * checked here; payloads are not decoded.
  *
@@ -363,8 +416,8 @@ export function scanRecords(bytes: Uint8Array): Scan {
     }
     const length = headerLength(bytes, at);
     if (length === null) {
-      const torn = !intactAfter(bytes, at + 1);
-      return { records, goodEnd: at, fault: "the record header checksum fails", torn };
+      const fault = "the record header checksum fails";
+      return { records, goodEnd: at, ...tailFault(bytes, at, at + 1, fault) };
     }
     const end = at + RECORD_HEADER_BYTES + length;
     if (end > bytes.length) {
@@ -379,8 +432,7 @@ export function scanRecords(bytes: Uint8Array): Scan {
     }
     if (!intactAt(bytes, at)) {
       // The header is intact, so the length is right: look for records after it.
-      const torn = !intactAfter(bytes, end);
-      return { records, goodEnd: at, fault: "the payload checksum fails", torn };
+      return { records, goodEnd: at, ...tailFault(bytes, at, end, "the payload checksum fails") };
     }
     records.push({ offset: at, start: at + RECORD_HEADER_BYTES, end });
     at = end;

@@ -3,8 +3,9 @@
  * the segments into the state `load` returns.
  *
  * Segments are replayed in order. A record that is cut short, or whose
- * checksum fails with no intact record after it, at the tail of the last
- * segment is a torn write: it is reported through `onWarning` and the file is
+ * checksum fails with no intact record after it and no single flipped bit to
+ * explain it (see `records.ts`), at the tail of the last segment is a torn
+ * write: it is reported through `onWarning` and the file is
  * truncated to the last good record (and fsynced). Any other bad record, a
  * missing segment, or a log that does not hash-chain from the snapshot is a
  * {@linkcode CorruptLogError} naming the file and byte offset: the node does
@@ -13,7 +14,6 @@
  * @module
  */
 
-import { open, readdir, rm, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { chainFault, type Entry, entryHash, GENESIS_HASH } from "../../core/entry.ts";
 import type { HardState } from "../../core/types.ts";
@@ -26,7 +26,6 @@ import {
   scanRecords,
 } from "./records.ts";
 import {
-  readBytes,
   type Segment,
   segmentName,
   segmentSeqs,
@@ -43,6 +42,13 @@ export interface Replayed {
   readonly state: PersistedState;
   /** The segments left, oldest first; the last is the active one. */
   readonly segments: Segment[];
+  /**
+   * The active segment's last write as read (its last record, with the
+   * segment header when that record is the segment's first batch), or null
+   * without a segment: the bytes a failed fsync may have left only in the
+   * operating system's cache, for the storage to write again.
+   */
+  readonly lastWrite: { readonly position: number; readonly bytes: Uint8Array } | null;
 }
 
 /** The replayed log before the snapshot rule is applied. */
@@ -62,31 +68,35 @@ interface Replay {
  * @throws {CorruptLogError} When the files are damaged in a way a crash cannot explain.
  */
 export async function replayDir(settings: Settings): Promise<Replayed> {
-  const { dir } = settings;
-  const names = await readdir(dir);
-  if (names.includes(SNAPSHOT_TMP_FILE)) await rm(join(dir, SNAPSHOT_TMP_FILE));
-  const snapshot = names.includes(SNAPSHOT_FILE) ? await readSnapshot(dir) : null;
+  const { dir, fs } = settings;
+  const names = await fs.readdir(dir);
+  if (names.includes(SNAPSHOT_TMP_FILE)) await fs.unlink(join(dir, SNAPSHOT_TMP_FILE));
+  const snapshot = names.includes(SNAPSHOT_FILE) ? await readSnapshot(settings) : null;
   const snapIndex = snapshot?.meta.index ?? 0;
   const snapHash = snapshot?.meta.hash ?? GENESIS_HASH;
   const seqs = segmentSeqs(dir, names);
   const replay: Replay = { hard: { term: 0, vote: null, commit: 0 }, entries: [] };
   const segments: Segment[] = [];
+  let lastWrite: Replayed["lastWrite"] = null;
   for (let i = 0; i < seqs.length; i++) {
-    const segment = await replaySegment(settings, {
+    const replayed = await replaySegment(settings, {
       seq: seqs[i]!,
       isLast: i === seqs.length - 1,
       snapIndex,
       replay,
     });
-    if (segment !== null) segments.push(segment);
+    if (replayed !== null) {
+      segments.push(replayed.segment);
+      lastWrite = replayed.lastWrite;
+    }
   }
   const entries = afterSnapshot(dir, replay.entries, { index: snapIndex, hash: snapHash });
-  return { state: { hardState: replay.hard, snapshot, entries }, segments };
+  return { state: { hardState: replay.hard, snapshot, entries }, segments, lastWrite };
 }
 
-async function readSnapshot(dir: string): Promise<Snapshot> {
-  const path = join(dir, SNAPSHOT_FILE);
-  const bytes = await readBytes(path);
+async function readSnapshot(settings: Settings): Promise<Snapshot> {
+  const path = join(settings.dir, SNAPSHOT_FILE);
+  const bytes = await settings.fs.readFile(path);
   const scan = scanRecords(bytes);
   const first = scan.records[0];
   // The file was fsynced before it was renamed into place: any damage is corruption.
@@ -112,16 +122,16 @@ interface SegmentReplay {
 }
 
 /**
- * Replays one segment into `replay`. Returns the segment, or null when it
- * was the last one and held nothing intact (a crash as it was created): its
- * file is deleted.
+ * Replays one segment into `replay`. Returns the segment and its last write,
+ * or null when it was the last one and held nothing intact (a crash as it was
+ * created): its file is deleted.
  */
 async function replaySegment(
   settings: Settings,
   { seq, isLast, snapIndex, replay }: SegmentReplay,
-): Promise<Segment | null> {
+): Promise<{ segment: Segment; lastWrite: Replayed["lastWrite"] } | null> {
   const path = join(settings.dir, segmentName(seq));
-  const bytes = await readBytes(path);
+  const bytes = await settings.fs.readFile(path);
   let scan = scanRecords(bytes);
   if (bytes.length === 0) {
     // Created, but the crash came before its first write reached the disk.
@@ -145,8 +155,11 @@ async function replaySegment(
     if (fault !== null) throw new CorruptLogError(path, span.offset, fault);
   }
   pruneAtOrBelow(replay.entries, snapIndex);
-  if (scan.fault !== null) return await cutTornTail(settings, segment, scan.fault);
-  return segment;
+  if (scan.fault !== null && await cutTornTail(settings, segment, scan.fault) === null) return null;
+  // One write put the header and the first batch; every later batch is a write of its own.
+  const records = scan.records;
+  const position = records.length <= 2 ? 0 : records.at(-1)!.offset;
+  return { segment, lastWrite: { position, bytes: bytes.subarray(position, scan.goodEnd) } };
 }
 
 /** Discards a torn tail: truncates (and fsyncs) the file, or deletes it when nothing is left. */
@@ -159,11 +172,11 @@ async function cutTornTail(
     `Discarding a torn write at the tail of ${segment.path} from offset ${segment.bytes}: ${fault}`,
   );
   if (segment.bytes === 0) {
-    await unlink(segment.path);
+    await settings.fs.unlink(segment.path);
     await syncDir(settings);
     return null;
   }
-  const handle = await open(segment.path, "r+");
+  const handle = await settings.fs.open(segment.path, "r+");
   try {
     await handle.truncate(segment.bytes);
     await syncFile(settings, { handle, path: segment.path });

@@ -1,7 +1,7 @@
 /**
  * The files of a file storage's directory and the few operations every part
- * of the storage performs on them: naming, writing all of a buffer, reading
- * a whole file, and fsyncing a file or the directory.
+ * of the storage performs on them: naming, writing all of a buffer, and
+ * fsyncing a file or the directory.
  *
  * A directory holds:
  *
@@ -17,9 +17,9 @@
  * @module
  */
 
-import { type FileHandle, open, readFile } from "node:fs/promises";
-import process from "node:process";
+import { dirname } from "node:path";
 import { CorruptLogError } from "../storage.ts";
+import type { FileSystem, OpenFile } from "./file_system.ts";
 
 /** Name of the snapshot file inside the directory. */
 export const SNAPSHOT_FILE = "snapshot.bin";
@@ -46,6 +46,8 @@ export interface Segment {
 export interface Settings {
   /** Absolute path of the directory. */
   readonly dir: string;
+  /** The file system the directory lives on. */
+  readonly fs: FileSystem;
   /** Size past which the next save starts a new segment. */
   readonly segmentBytes: number;
   /** Receives warnings about recoverable surprises. */
@@ -98,7 +100,7 @@ export function segmentSeqs(dir: string, names: readonly string[]): number[] {
  * @throws {Error} When the file takes no bytes, or the write fails.
  */
 export async function writeAll(
-  handle: FileHandle,
+  handle: OpenFile,
   bytes: Uint8Array,
   options: { readonly position?: number } = {},
 ): Promise<void> {
@@ -111,21 +113,10 @@ export async function writeAll(
   }
 }
 
-/**
- * Reads a whole file.
- *
- * @param path The file.
- * @returns Its bytes, as a plain `Uint8Array` (not a Node `Buffer`).
- */
-export async function readBytes(path: string): Promise<Uint8Array> {
-  const buffer = await readFile(path);
-  return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
-}
-
 /** A file to fsync. */
 export interface SyncTarget {
   /** The open file. */
-  readonly handle: FileHandle;
+  readonly handle: OpenFile;
   /** Its path, for `Settings.synced`. */
   readonly path: string;
   /**
@@ -149,23 +140,43 @@ export async function syncFile(settings: Settings, target: SyncTarget): Promise<
 }
 
 /**
+ * Makes the directory's own name, and every name in it, durable: run at every
+ * open. A directory's name is an entry of its parent, durable only once the
+ * parent is synced; without this, a power loss after the first saves resolved
+ * could take the whole directory with it, and the node would come back empty,
+ * its votes forgotten. It runs at every open, not only when `mkdir` created
+ * the directory, because an earlier process may have created it (or a
+ * segment in it) and died, or failed an fsync, before syncing: what this
+ * process sees in the directory may be only in the operating system's cache.
+ *
+ * An ancestor this process may not open (`EACCES`, `EPERM`) is skipped: it
+ * existed before the storage, which never creates such a directory.
+ *
+ * @param settings The directory, and where to report the syncs.
+ * @returns When the directory and its name are durable.
+ */
+export async function syncDirAndAncestors(settings: Settings): Promise<void> {
+  await syncDir(settings);
+  // Bounded by the path's depth: dirname() of the root is the root.
+  for (let at = settings.dir; at !== dirname(at); at = dirname(at)) {
+    try {
+      await settings.fs.syncDir(dirname(at));
+    } catch (error) {
+      const code = (error as { code?: unknown } | null)?.code;
+      if (code === "EACCES" || code === "EPERM") continue;
+      throw error;
+    }
+    settings.synced(dirname(at));
+  }
+}
+
+/**
  * Makes creations, renames and deletions in the directory durable.
  *
  * @param settings The directory, and where to report the sync.
  * @returns When the directory's entries are durable.
  */
 export async function syncDir(settings: Settings): Promise<void> {
-  let handle: FileHandle;
-  try {
-    handle = await open(settings.dir, "r");
-  } catch (error) {
-    // Windows cannot open a directory; its file system orders metadata itself.
-    if (process.platform === "win32") return;
-    throw error;
-  }
-  try {
-    await syncFile(settings, { handle, path: settings.dir });
-  } finally {
-    await handle.close();
-  }
+  await settings.fs.syncDir(settings.dir);
+  settings.synced(settings.dir);
 }

@@ -1,11 +1,13 @@
 /**
  * Storage in a directory of files: an append-only, segmented, checksummed
- * log plus one snapshot file, written with `node:fs/promises` only so that the
- * same code runs on Deno, Bun and Node.
+ * log plus one snapshot file, written through a {@linkcode FileSystem}:
+ * `node:fs/promises` by default, so that the same code runs on Deno, Bun and
+ * Node, or a simulated disk in tests.
  *
  * This file holds the adapter and its write path. The directory's files are
  * described in `segments.ts`, the record format in `records.ts`, recovery in
- * `replay.ts` and the pid lock in `lock.ts`.
+ * `replay.ts`, the file operations in `file_system.ts` and the pid lock in
+ * `lock.ts`.
  *
  * ## Durability
  *
@@ -22,10 +24,22 @@
  * segments); when the entries do not continue the snapshot it starts a fresh
  * segment and deletes all older ones.
  *
+ * Every load makes durable what it returns before it returns it: it writes
+ * the active segment's last write again and fsyncs every file it read, the
+ * directory and the directory's parents (so that the directory's own name
+ * survives a power loss). An earlier process may have died before its fsync,
+ * or seen its fsync fail, leaving those bytes in the operating system's cache
+ * only, and the node acts on what load returns as if it were durable.
+ *
+ * A failed write is fail-stop: the {@linkcode StorageGuard} refuses every
+ * later write, because after a failed fsync Linux may already have dropped
+ * the unsynced data while reads still show it (PostgreSQL's "fsyncgate"), so
+ * no retry in this process can know what is on the disk. A restart re-reads
+ * the files and, as above, writes the uncertain tail again.
+ *
  * @module
  */
 
-import { type FileHandle, mkdir, open, rename, unlink } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { type Entry, GENESIS_HASH } from "../../core/entry.ts";
 import type { HardState } from "../../core/types.ts";
@@ -37,9 +51,9 @@ import {
   StorageGuard,
   type StorageNames,
 } from "../storage.ts";
-import { acquireLock, releaseLock } from "./lock.ts";
+import { type FileSystem, nodeFileSystem, type OpenFile } from "./file_system.ts";
 import { encodeBatch, encodeSegmentHeader, encodeSnapshot } from "./records.ts";
-import { replayDir } from "./replay.ts";
+import { replayDir, type Replayed } from "./replay.ts";
 import {
   type Segment,
   segmentName,
@@ -47,6 +61,7 @@ import {
   SNAPSHOT_FILE,
   SNAPSHOT_TMP_FILE,
   syncDir,
+  syncDirAndAncestors,
   syncFile,
   writeAll,
 } from "./segments.ts";
@@ -69,6 +84,11 @@ export interface FileStorageOptions {
    * for tests and metrics.
    */
   readonly onSync?: (path: string) => void;
+  /**
+   * The file system the directory lives on. Default {@linkcode nodeFileSystem}
+   * (`node:fs/promises`); tests pass a simulated disk.
+   */
+  readonly fs?: FileSystem;
 }
 
 /** Default segment size: 64 MiB. */
@@ -110,6 +130,7 @@ export function fileStorage(dir: string, options: FileStorageOptions = {}): Stor
   return new StorageGuard(
     new FileBackend({
       dir: resolve(dir),
+      fs: options.fs ?? nodeFileSystem(),
       segmentBytes,
       warn: options.onWarning ?? ((message) => console.warn(message)),
       synced: options.onSync ?? (() => {}),
@@ -126,7 +147,7 @@ class FileBackend implements StorageBackend {
   #locked = false;
 
   #segments: Segment[] = [];
-  #active: FileHandle | null = null;
+  #active: OpenFile | null = null;
   #hard: HardState = { term: 0, vote: null, commit: 0 };
   #snapIndex = 0;
   #snapHash = GENESIS_HASH;
@@ -176,7 +197,7 @@ class FileBackend implements StorageBackend {
     const active = this.#active;
     this.#active = null;
     await active?.close();
-    await releaseLock(this.#dir);
+    await this.#settings.fs.unlock(this.#dir);
   }
 
   // ------------------------------------------------------------- plumbing
@@ -184,8 +205,8 @@ class FileBackend implements StorageBackend {
   /** Takes the lock unless this instance already holds it (a second `load`). */
   async #lock(): Promise<void> {
     if (this.#locked) return;
-    await mkdir(this.#dir, { recursive: true });
-    await acquireLock(this.#dir, this.#settings.warn);
+    await this.#settings.fs.mkdir(this.#dir);
+    await this.#settings.fs.lock(this.#dir, this.#settings.warn);
     this.#locked = true;
   }
 
@@ -194,15 +215,48 @@ class FileBackend implements StorageBackend {
     const active = this.#active;
     this.#active = null;
     await active?.close();
-    const { state, segments } = await replayDir(this.#settings);
+    const { state, segments, lastWrite } = await replayDir(this.#settings);
     this.#segments = segments;
     this.#hard = state.hardState;
     this.#snapIndex = state.snapshot?.meta.index ?? 0;
     this.#snapHash = state.snapshot?.meta.hash ?? GENESIS_HASH;
     this.#hashes = state.entries.map((e) => e.hash);
     const last = segments.at(-1);
-    if (last !== undefined) this.#active = await open(last.path, "r+");
+    if (last !== undefined) this.#active = await this.#settings.fs.open(last.path, "r+");
+    await this.#syncReplayed(state.snapshot !== null, lastWrite);
     return state;
+  }
+
+  /**
+   * Makes durable what the replay read. What a load returns, the node treats
+   * as durable (it may tell a leader it holds those entries, or act on that
+   * vote), but an earlier process may have written it and died before its
+   * fsync, or seen its fsync fail: the bytes may sit only in the operating
+   * system's cache, and a power loss after this start would take them. After
+   * a failed fsync, Linux marks the cached pages clean although the disk may
+   * not hold them (PostgreSQL's "fsyncgate"), so a second fsync would not
+   * write them: the active segment's last write, the only one a fail-stop
+   * storage can have left unsynced, is written again before its fsync. One
+   * fsync per file at start-up, next to reading every byte of every file,
+   * costs little.
+   */
+  async #syncReplayed(hasSnapshot: boolean, lastWrite: Replayed["lastWrite"]): Promise<void> {
+    const settings = this.#settings;
+    if (this.#active !== null && lastWrite !== null && lastWrite.bytes.length > 0) {
+      await writeAll(this.#active, lastWrite.bytes, { position: lastWrite.position });
+    }
+    const paths = this.#segments.map((s) => s.path);
+    if (hasSnapshot) paths.push(join(this.#dir, SNAPSHOT_FILE));
+    for (const path of paths) {
+      const active = path === this.#segments.at(-1)?.path ? this.#active : null;
+      const handle = active ?? await settings.fs.open(path, "r+");
+      try {
+        await syncFile(settings, { handle, path });
+      } finally {
+        if (handle !== active) await handle.close();
+      }
+    }
+    await syncDirAndAncestors(settings);
   }
 
   // ---------------------------------------------------------------- write
@@ -248,7 +302,7 @@ class FileBackend implements StorageBackend {
     const bytes = new Uint8Array(header.length + (record?.length ?? 0));
     bytes.set(header);
     if (record !== null) bytes.set(record, header.length);
-    const handle = await open(path, "wx");
+    const handle = await this.#settings.fs.open(path, "wx");
     try {
       await writeAll(handle, bytes);
       await syncFile(this.#settings, { handle, path });
@@ -285,7 +339,7 @@ class FileBackend implements StorageBackend {
     // The active segment is among them: start a new one to carry the hard state.
     if (drop === this.#segments.length) await this.#rotate(null);
     for (const segment of this.#segments.slice(0, drop)) {
-      await unlink(segment.path);
+      await this.#settings.fs.unlink(segment.path);
       await syncDir(this.#settings);
     }
     this.#segments = this.#segments.slice(drop);
@@ -297,14 +351,14 @@ class FileBackend implements StorageBackend {
    */
   async #writeSnapshotFile(record: Uint8Array): Promise<void> {
     const tmp = join(this.#dir, SNAPSHOT_TMP_FILE);
-    const handle = await open(tmp, "w");
+    const handle = await this.#settings.fs.open(tmp, "w");
     try {
       await writeAll(handle, record);
       await syncFile(this.#settings, { handle, path: tmp });
     } finally {
       await handle.close();
     }
-    await rename(tmp, join(this.#dir, SNAPSHOT_FILE));
+    await this.#settings.fs.rename(tmp, join(this.#dir, SNAPSHOT_FILE));
     await syncDir(this.#settings);
   }
 }

@@ -181,6 +181,8 @@ Deno.test("save() fsyncs the log once per call", () =>
     const synced: string[] = [];
     const storage = fileStorage(dir, { segmentBytes: 4096, onSync: (p) => synced.push(p) });
     await storage.load();
+    ok(synced.includes(dir), `load() syncs the directory: ${synced}`);
+    synced.length = 0;
     const log = entries(20, 300);
     await storage.save({ term: 1, vote: null, commit: 0 }, log.slice(0, 1));
     strictEqual(synced.length, 2, "the first save creates a segment: file and directory");
