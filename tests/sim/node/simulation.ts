@@ -195,7 +195,12 @@ class NodeSimulation {
     this.#nodeClass = opts.nodeClass ?? WaterCraftNode;
     this.#d = this.#draw(p);
     this.#net = new SimNetwork(this.#scheduler, seededPrng(opts.seed ^ 0x0e7), this.#d.net);
-    const voters = this.#schedule === "changes" ? opts.nodes + 1 : opts.nodes;
+    // The errata needs an even number of voters (four) beside its learner.
+    const voters = this.#schedule === "changes"
+      ? opts.nodes + 1
+      : this.#schedule === "errata"
+      ? 4
+      : opts.nodes;
     const learners = this.#schedule === "errata" ? 1 : 0;
     const ids = Array.from({ length: voters + learners }, (_, i) => `n${i + 1}`);
     const members: Member[] = ids.map((id, i) => ({ id, voter: i < voters, url: urlOf(id) }));
@@ -440,8 +445,12 @@ class NodeSimulation {
     if (leader === null) return false;
     const raft = leader.node!.raft;
     const members = new Set(raft.log.config().config.members.map((m) => m.id));
+    const committed = new Set(this.#checks.config.members.map((m) => m.id));
     for (const slot of this.#slots) {
-      if (!members.has(slot.id) && !slot.retired) this.#retire(slot);
+      // Retired only once out of both the committed and the leader's
+      // configuration; back when a removal that never committed was undone.
+      if (!members.has(slot.id) && !committed.has(slot.id) && !slot.retired) this.#retire(slot);
+      if (members.has(slot.id) && slot.retired) slot.retired = false;
       if (members.has(slot.id) && slot.node === null && !slot.restarting) this.#start(slot);
     }
     const target = raft.log.committed;
