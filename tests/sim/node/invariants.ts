@@ -265,12 +265,13 @@ export class NodeInvariants implements DurableWatcher {
         this.committed.set(i, hash);
         this.#maxCommitted = Math.max(this.#maxCommitted, i);
         const entry = log.entry(i) ?? this.#entries.get(hash);
-        // The bootstrap entry is committed by fiat on every founder, before any save.
-        if (entry?.proposer !== "") this.#checkDurableOnMajority(i, hash, raft);
+        // A configuration is in force from its own entry on (thesis §4.1).
         if (entry?.kind === "config") {
           this.#configs.push({ index: i, config: decodeConfig(entry.data) });
           this.#configs.sort((a, b) => a.index - b.index);
         }
+        // The bootstrap entry is committed by fiat on every founder, before any save.
+        if (entry?.proposer !== "") this.#checkDurableOnMajority(i, hash, raft);
       } else if (known !== hash) {
         throw new NodeViolation(
           "committed entry changed",

@@ -23,7 +23,8 @@ const MAX_SEEDS = 60;
  * Returns the first seed whose run reports a safety violation, or null.
  *
  * @param options What to run besides the seed.
- * @returns The seed and the violation.
+ * @param maxSeeds Seeds to try, from 1.
+ * @returns The first seed that fails and its violation.
  */
 export async function firstNodeCatch(
   options: Omit<NodeSimOptions, "seed">,
@@ -38,9 +39,13 @@ export async function firstNodeCatch(
 
 /** A driver (or core) rule broken in a mutant copy of the node. */
 export interface NodeMutant {
+  /** Names the mutant's temporary files. */
   readonly name: string;
+  /** The rule it breaks, as the test's name says it. */
   readonly rule: string;
+  /** The changes to `src/` that break it. */
   readonly mutations: readonly NodeMutation[];
+  /** The schedule that reaches the broken rule; default: drawn per seed. */
   readonly schedule?: ScheduleName;
 }
 
