@@ -135,6 +135,12 @@ export class WaterCraftNode<Command = unknown, Result = unknown, Query = unknown
   #tickTimer: TimerId | null = null;
   /** Highest index the state machine reflects (ahead of the core's until `advance()`). */
   #applied = 0;
+  /**
+   * Hash and term of the entry at `#applied`, kept beside it: while a
+   * leader's snapshot is being installed the core's log already stands at
+   * the snapshot and no longer holds that entry.
+   */
+  #appliedHead = { hash: "", term: 0 };
 
   readonly #stats = nodeStats();
   readonly #relayed = new RelayedWrites();
@@ -231,6 +237,11 @@ export class WaterCraftNode<Command = unknown, Result = unknown, Query = unknown
       (data) => this.#applier.canRestore(data),
     );
     this.#applied = this.#raft.log.applied;
+    const log = this.#raft.log;
+    this.#appliedHead = {
+      hash: log.hash(this.#applied) ?? log.snapshot.hash,
+      term: log.term(this.#applied) ?? 0,
+    };
     this.#peers.refresh(this.#raft.log);
     await this.#transport.start(this.id, this, this.#settings.security);
     this.#armTick();
@@ -490,9 +501,7 @@ export class WaterCraftNode<Command = unknown, Result = unknown, Query = unknown
 
   /** The head: hash, index and term of the latest applied entry. */
   head(): { head: string; index: number; term: number } {
-    const log = this.#raft.log;
-    const index = this.#applied;
-    return { head: log.hash(index) ?? log.snapshot.hash, index, term: log.term(index) ?? 0 };
+    return { head: this.#appliedHead.hash, index: this.#applied, term: this.#appliedHead.term };
   }
 
   /**
@@ -637,7 +646,10 @@ export class WaterCraftNode<Command = unknown, Result = unknown, Query = unknown
         for (const m of rd.messages) if (m.type === "snapshot") this.#stats.snapshotChunksSent++;
         // A snapshot from the leader replaces our log; the answer goes out
         // with this batch's messages.
-        if (rd.snapshot !== null) this.#applied = await this.#snapshots.install(rd.snapshot);
+        if (rd.snapshot !== null) {
+          this.#applied = await this.#snapshots.install(rd.snapshot);
+          this.#appliedHead = { hash: rd.snapshot.meta.hash, term: rd.snapshot.meta.term };
+        }
         // Committed entries are durable on a majority, and the commit index is
         // volatile (Figure 3.1): apply without waiting for this batch's write,
         // and let a commit index alone ride along with the next entries.
@@ -671,6 +683,7 @@ export class WaterCraftNode<Command = unknown, Result = unknown, Query = unknown
     const started = this.#clock.now();
     for (const e of entries) {
       this.#applied = e.index;
+      this.#appliedHead = { hash: e.hash, term: e.term };
       this.#relayed.forget(e.hash);
       const { outcome, as, ran } = this.#applier.apply(e);
       if (ran) this.#stats.applied++;

@@ -61,13 +61,17 @@ export class Snapshots {
   async maybeTake(): Promise<void> {
     const { settings } = this.#host;
     const raft = this.#host.raft();
-    const log = raft.log;
-    if (log.applied - raft.snapshot.index < settings.snapshotEvery) return;
-    const data = await this.#host.applier.snapshot();
     // Nothing applies while we await (applying happens only in the ready
-    // loop, which awaits this), so the state machine still stands at the
-    // applied index.
-    const meta = raft.compact(log.applied, data, { keepEntries: settings.snapshotKeepEntries });
+    // loop, which awaits this), so the state machine's snapshot stands at
+    // the index applied now: take the index before the await.
+    const index = raft.log.applied;
+    if (index - raft.snapshot.index < settings.snapshotEvery) return;
+    const data = await this.#host.applier.snapshot();
+    // A leader's snapshot may have been stepped in while the state machine
+    // took ours (messages arrive between our awaits): it stands at or past
+    // `index`, and already replaced the log this one would compact.
+    if (raft.snapshot.index >= index) return;
+    const meta = raft.compact(index, data, { keepEntries: settings.snapshotKeepEntries });
     await this.#host.storage.saveSnapshot({ meta, data });
     this.#host.stats.snapshotsTaken++;
   }

@@ -3,7 +3,12 @@
  *
  * ```sh
  * deno task sim --seeds 500 --nodes 5 [--steps 2000] [--seed X] [--membership]
+ * deno task sim --node --seeds 500 --nodes 5 [--seed X] [--schedule errata]
  * ```
+ *
+ * `--node` runs the node simulator (`node/simulation.ts`: real nodes, with
+ * clients and a linearizability check) instead of the core simulator; its
+ * `steps` are the faulty phase's length in election timeouts.
  *
  * Prints one line per failing seed with the command that replays it, and as
  * its last line one JSON object with the totals. Exits 1 on any violation or
@@ -13,6 +18,7 @@
  */
 
 import { runSeed, type SimResult } from "./cluster.ts";
+import { runNodeSeed, type ScheduleName, SCHEDULES } from "./node/simulation.ts";
 
 /** Parsed command line. */
 interface Args {
@@ -22,14 +28,35 @@ interface Args {
   seed: number | null;
   first: number;
   membership: boolean;
+  node: boolean;
+  schedule: ScheduleName | null;
 }
 
 function parseArgs(argv: readonly string[]): Args {
-  const args: Args = { seeds: 100, nodes: 3, steps: 2000, seed: null, first: 1, membership: false };
+  const args: Args = {
+    seeds: 100,
+    nodes: 3,
+    steps: 0,
+    seed: null,
+    first: 1,
+    membership: false,
+    node: false,
+    schedule: null,
+  };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i]!;
     if (flag === "--membership") {
       args.membership = true;
+      continue;
+    }
+    if (flag === "--node") {
+      args.node = true;
+      continue;
+    }
+    if (flag === "--schedule") {
+      const name = argv[++i] as ScheduleName;
+      if (!SCHEDULES.includes(name)) usage(`--schedule must be one of ${SCHEDULES.join(", ")}`);
+      args.schedule = name;
       continue;
     }
     const value = Number(argv[++i]);
@@ -55,12 +82,14 @@ function parseArgs(argv: readonly string[]): Args {
     }
   }
   if (args.nodes < 1 || args.nodes > 9) usage("--nodes must be 1 to 9");
+  // Core runs count ticks; node runs count election timeouts of faults.
+  if (args.steps === 0) args.steps = args.node ? 30 : 2000;
   return args;
 }
 
 function usage(problem: string): never {
   console.error(
-    `sim: ${problem}\nusage: deno task sim [--seeds N] [--nodes 3|5] [--steps S] [--seed X] [--first F] [--membership]`,
+    `sim: ${problem}\nusage: deno task sim [--node [--schedule S]] [--seeds N] [--nodes 3|5] [--steps S] [--seed X] [--first F] [--membership]`,
   );
   Deno.exit(2);
 }
@@ -74,19 +103,31 @@ let livenessFailures = 0;
 let snapshotsInstalled = 0;
 const started = performance.now();
 for (const seed of seeds) {
-  const result: SimResult = runSeed({
-    seed,
-    nodes: args.nodes,
-    steps: args.steps,
-    membership: args.membership,
-  });
-  snapshotsInstalled += result.snapshotsInstalled;
+  const result = args.node
+    ? await runNodeSeed({
+      seed,
+      nodes: args.nodes,
+      faultyElections: args.steps,
+      ...(args.schedule === null ? {} : { schedule: args.schedule }),
+    })
+    : runSeed({
+      seed,
+      nodes: args.nodes,
+      steps: args.steps,
+      membership: args.membership,
+    });
+  snapshotsInstalled += "snapshotsSaved" in result
+    ? result.snapshotsSaved
+    : (result as SimResult).snapshotsInstalled;
   if (result.violation !== null || result.livenessFailure !== null) {
     if (result.violation !== null) violations++;
     else livenessFailures++;
+    const mode = args.node
+      ? "--node " + (args.schedule === null ? "" : `--schedule ${args.schedule} `)
+      : "";
     console.log(
       `seed ${seed} failed: ${result.violation ?? result.livenessFailure}\n` +
-        `  replay: deno task sim --nodes ${args.nodes} --steps ${args.steps} --seed ${seed}` +
+        `  replay: deno task sim ${mode}--nodes ${args.nodes} --steps ${args.steps} --seed ${seed}` +
         (args.membership ? " --membership" : ""),
     );
   }
