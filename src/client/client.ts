@@ -178,6 +178,7 @@ export class WaterCraftClient<Command = unknown, Result = unknown> {
     list: async (prefix = "", options = {}) => {
       const params = new URLSearchParams({ prefix });
       if (options.limit !== undefined) params.set("limit", String(options.limit));
+      if (options.after !== undefined) params.set("after", options.after);
       if (options.consistency !== undefined) params.set("consistency", options.consistency);
       return await this.#call("GET", `/v1/kv?${params}`, undefined, options);
     },
@@ -456,11 +457,14 @@ export interface KvClient {
     key: string,
     options?: CallOptions & { consistency?: Consistency },
   ): Promise<ReadAnswer<JsonValue>>;
-  /** Lists keys under a prefix, in byte order. */
+  /**
+   * Lists keys under a prefix, in byte order, a page at a time (at most
+   * 1000): `next`, when not null, is the `after` of the next page.
+   */
   list(
     prefix?: string,
-    options?: CallOptions & { limit?: number; consistency?: Consistency },
-  ): Promise<{ items: { key: string; value: JsonValue }[]; index: number }>;
+    options?: CallOptions & { limit?: number; after?: string; consistency?: Consistency },
+  ): Promise<{ items: { key: string; value: JsonValue }[]; index: number; next: string | null }>;
   /** Sets a key; `prev` is its value before (null when absent). */
   put(
     key: string,

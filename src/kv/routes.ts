@@ -2,7 +2,8 @@
  * The key-value routes of API.md section 3, as a Hono sub-app, for nodes
  * that run the built-in {@linkcode KvStateMachine}:
  *
- * - `GET /v1/kv?prefix=&limit=&consistency=`: `{ items, index }`.
+ * - `GET /v1/kv?prefix=&limit=&after=&consistency=`: `{ items, index, next }`;
+ *   `next` (the last key of a full page, else null) is the next page's `after`.
  * - `GET /v1/kv/:key?consistency=`: `{ value, index }`, or `404 not_found`.
  * - `PUT /v1/kv/:key`, body `{ value }`: `{ index, term, id, head, prev }`.
  * - `DELETE /v1/kv/:key`: `{ index, term, id, head, prev }`.
@@ -126,9 +127,19 @@ export function kvRoutes(node: WaterCraftNode): Hono {
       c.req.query("consistency"),
       "query parameter consistency",
     );
-    const query: KvListQuery = { op: "list", prefix, limit };
+    // Any key may be a cursor ("." too): the state machine checks its size.
+    const after = c.req.query("after");
+    const query: KvListQuery = {
+      op: "list",
+      prefix,
+      limit,
+      ...(after === undefined ? {} : { after }),
+    };
     const r = await node.read(query, { consistency });
-    return c.json({ items: asKv(r.value, isKvListAnswer).items, index: r.index });
+    const { items } = asKv(r.value, isKvListAnswer);
+    // A full page may have more after it: `next` is the `after` of the next page.
+    const next = items.length === limit ? items.at(-1)!.key : null;
+    return c.json({ items, index: r.index, next });
   });
 
   // Not under /v1/kv/, where "watch" is a key like any other.

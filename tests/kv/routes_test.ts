@@ -110,14 +110,29 @@ const rows: Row[] = [
     method: "GET",
     path: "/v1/kv?prefix=a/&limit=2",
     status: 200,
-    want: { items: [{ key: "a/1", value: "a/1" }, { key: "a/2", value: "a/2" }] },
+    want: { items: [{ key: "a/1", value: "a/1" }, { key: "a/2", value: "a/2" }], next: "a/2" },
+  },
+  {
+    name: "GET /v1/kv?after= gives the next page, and a page that is not full has no next",
+    setup: ["a/2", "b", "a/1", "a/3"].map((key) => ({ op: "put", key, value: key })),
+    method: "GET",
+    path: "/v1/kv?prefix=a/&limit=2&after=a/2",
+    status: 200,
+    want: { items: [{ key: "a/3", value: "a/3" }], next: null },
+  },
+  {
+    name: "400 for a list cursor over the key size",
+    method: "GET",
+    path: `/v1/kv?after=${"k".repeat(2000)}`,
+    status: 400,
+    want: { code: "invalid_request" },
   },
   {
     name: "GET /v1/kv of an empty machine lists nothing",
     method: "GET",
     path: "/v1/kv?consistency=linearizable",
     status: 200,
-    want: { items: [] },
+    want: { items: [], next: null },
   },
   {
     name: "DELETE of a present key answers the previous value",
@@ -396,6 +411,7 @@ Deno.test("the /v1/kv routes write through the log and read back what they wrote
   deepStrictEqual((await json("/v1/kv")).body, {
     items: [{ key: "k", value: "b" }],
     index: cas.body.index,
+    next: null,
   });
   const del = await json("/v1/kv/k", { method: "DELETE" });
   deepStrictEqual(del.body.prev, "b");
