@@ -15,6 +15,7 @@
 
 import { type Clock, systemClock, type TimerId } from "../clock.ts";
 import { AssertionError } from "../core/assert.ts";
+import type { Configuration } from "../core/config.ts";
 import type { Entry } from "../core/entry.ts";
 import type { Message } from "../core/messages.ts";
 import type { Raft } from "../core/raft.ts";
@@ -61,6 +62,20 @@ import { sealEnvelope } from "./envelope.ts";
 import { FailFast } from "./fail_fast.ts";
 import { recordSecurity } from "./security.ts";
 import { Snapshots } from "./snapshots.ts";
+
+/** What {@linkcode WaterCraftNode.backup} captures. */
+export interface NodeBackup {
+  /** The head: hash of the entry at `index`. */
+  readonly head: string;
+  /** The applied index the state stands at. */
+  readonly index: number;
+  /** That entry's term. */
+  readonly term: number;
+  /** The newest configuration in this node's log. */
+  readonly config: Configuration;
+  /** The node snapshot: state machine bytes and idempotency keys. */
+  readonly data: Uint8Array;
+}
 
 /**
  * Creates and starts a node: recovers its storage, bootstraps a new cluster
@@ -494,7 +509,74 @@ export class WaterCraftNode implements PeerHandler {
   /** Metrics in the Prometheus text format. */
   metrics(): string {
     const st = this.#raft.status();
-    return nodeMetrics(this.#stats, { ...st, role: roleName(st.role, st.voter) });
+    return nodeMetrics(this.#stats, {
+      ...st,
+      role: roleName(st.role, st.voter),
+      hasLeader: st.leader !== null,
+      followerLag: this.followerLag(),
+    });
+  }
+
+  /**
+   * Whether the committed configuration leaves this node out: it was
+   * removed (or never added, after a restore into another cluster). Such a
+   * node does not campaign; it takes a leader's messages, so it comes back
+   * if added again. False while joining (no configuration yet).
+   */
+  get removed(): boolean {
+    if (!this.#started) return false;
+    const log = this.#raft.log;
+    const { index, config } = log.config();
+    return config.members.length > 0 && index <= log.committed &&
+      !config.members.some((m) => m.id === this.id);
+  }
+
+  /**
+   * On a leader, how many entries each follower's log trails the leader's
+   * last index by; empty on other nodes.
+   *
+   * @returns Follower id to entries behind.
+   */
+  followerLag(): Map<string, number> {
+    const last = this.#raft.log.lastIndex();
+    const lag = new Map<string, number>();
+    for (const [id, view] of this.#raft.followers()) lag.set(id, Math.max(0, last - view.match));
+    return lag;
+  }
+
+  /**
+   * Captures this node's replicated state for a backup: the state machine
+   * and the idempotency keys at the applied index, with that index's term
+   * and hash (the head) and the configuration. Linearizable by default: it
+   * reflects every write that completed before the call.
+   *
+   * @param options `consistency: "local"` skips the leader round (may be stale).
+   * @returns The state; `data` is a node snapshot as the log compaction keeps it.
+   * @throws {UnavailableError} When leadership cannot be confirmed in time.
+   */
+  async backup(options: ReadOptions = {}): Promise<NodeBackup> {
+    this.#assertRunning();
+    if (options.consistency !== "local") {
+      const deadline = this.#clock.now() + (options.timeoutMs ?? this.#settings.requestTimeoutMs);
+      await this.#awaitLeader(deadline);
+      await this.#reads.wait(Math.max(1, deadline - this.#clock.now()));
+    }
+    // Holds the ready loop off (it is the only code that applies), so that
+    // the state machine and the keys stand at the index reported.
+    for (let i = 0; i < 1_000 && this.#looping !== null; i++) await this.#looping;
+    let release!: () => void;
+    this.#looping = new Promise<void>((resolve) => release = resolve);
+    try {
+      this.#assertRunning();
+      const head = this.head();
+      const config = this.#raft.log.config().config;
+      const data = await this.#applier.snapshot();
+      return { ...head, config, data };
+    } finally {
+      this.#looping = null;
+      release();
+      this.#schedule();
+    }
   }
 
   /** The core, for tests and tools; do not drive it directly. */
@@ -544,7 +626,9 @@ export class WaterCraftNode implements PeerHandler {
     this.#tickTimer = this.#clock.setTimer(() => {
       if (this.#stopped) return;
       try {
-        this.#raft.tick(this.#clock.now());
+        // A member the committed configuration left out would only campaign
+        // in vain (its votes are refused): it stays quiet until added back.
+        if (!this.removed) this.#raft.tick(this.#clock.now());
       } catch (e) {
         this.#fail(e);
         return;
