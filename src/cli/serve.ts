@@ -34,6 +34,7 @@ import {
 } from "./flags.ts";
 import { Logger } from "./log.ts";
 import { watchNodeEvents } from "./node_events.ts";
+import { watchRemoval } from "./removal_watch.ts";
 import { INSECURE_WARNING, joinHint, type SettledSecret, settleSecret } from "./secret.ts";
 import { openStorage } from "./storage.ts";
 import { loadTls } from "./tls.ts";
@@ -159,7 +160,15 @@ export async function serveCommand(
     if (signalledEarly) end(EXIT_OK);
     else {
       announce(running, options, log, end, () => ending);
-      stopEvents = watchNodeEvents(running.node, log, options.heartbeatMs);
+      const stopWatch = watchNodeEvents(running.node, log, options.heartbeatMs);
+      const stopRemoval = watchRemoval(running.node, {
+        everyMs: 2 * options.electionMs,
+        clientToken: options.clientToken,
+      });
+      stopEvents = () => {
+        stopWatch();
+        stopRemoval();
+      };
     }
     return await exit;
   } finally {

@@ -139,6 +139,8 @@ export class WaterCraftNode implements PeerHandler {
   #tickTimer: TimerId | null = null;
   /** Highest index the state machine reflects (ahead of the core's until `advance()`). */
   #applied = 0;
+  /** The configuration index a member said leaves this node out (0: none said so). */
+  #removedAtConfig = 0;
 
   readonly #stats = nodeStats();
   readonly #relayed = new RelayedWrites();
@@ -518,17 +520,39 @@ export class WaterCraftNode implements PeerHandler {
   }
 
   /**
-   * Whether the committed configuration leaves this node out: it was
-   * removed (or never added, after a restore into another cluster). Such a
-   * node does not campaign; it takes a leader's messages, so it comes back
-   * if added again. False while joining (no configuration yet).
+   * Whether the newest configuration in this node's log leaves it out: it
+   * was removed. Its removal may never be committed here (a leader stops
+   * sending to a member once it appends the change), so the entry alone
+   * counts. Such a node does not campaign: the new configuration's voters
+   * elect without it. It still answers votes and takes a leader's messages,
+   * so an old configuration's election that needs it still works, and it
+   * comes back if added again (or if the change is overwritten). A leader
+   * that removed itself leads until the removal commits. False while
+   * joining (no configuration yet).
+   *
+   * A leader stops sending to a member as soon as it appends its removal,
+   * so the member may never see the entry: {@linkcode WaterCraftNode.noteRemoved}
+   * takes the word of another member instead, until a leader is heard again.
    */
   get removed(): boolean {
     if (!this.#started) return false;
-    const log = this.#raft.log;
-    const { index, config } = log.config();
-    return config.members.length > 0 && index <= log.committed &&
+    const { index, config } = this.#raft.log.config();
+    if (this.#removedAtConfig > index && this.#raft.leader === null) return true;
+    return config.members.length > 0 && this.#raft.role !== "leader" &&
       !config.members.some((m) => m.id === this.id);
+  }
+
+  /**
+   * Takes another member's word that a configuration newer than this
+   * node's own leaves it out (this node asked while it heard from no
+   * leader): the node stops campaigning until a leader contacts it again.
+   *
+   * @param configIndex The index of that configuration.
+   */
+  noteRemoved(configIndex: number): void {
+    if (this.#started && configIndex > this.#raft.log.config().index) {
+      this.#removedAtConfig = configIndex;
+    }
   }
 
   /**
@@ -626,8 +650,8 @@ export class WaterCraftNode implements PeerHandler {
     this.#tickTimer = this.#clock.setTimer(() => {
       if (this.#stopped) return;
       try {
-        // A member the committed configuration left out would only campaign
-        // in vain (its votes are refused): it stays quiet until added back.
+        // A removed member would only disrupt the others with campaigns it
+        // cannot win: it stays quiet until added back (see `removed`).
         if (!this.removed) this.#raft.tick(this.#clock.now());
       } catch (e) {
         this.#fail(e);
