@@ -1,3 +1,4 @@
+#!/usr/bin/env -S npx --yes tsx
 /**
  * The `watercraft` command (API.md section 1): `watercraft serve` (the
  * default) runs a node with the built-in key-value state machine behind
