@@ -63,20 +63,6 @@ import { FailFast } from "./fail_fast.ts";
 import { recordSecurity } from "./security.ts";
 import { Snapshots } from "./snapshots.ts";
 
-/** What {@linkcode WaterCraftNode.backup} captures. */
-export interface NodeBackup {
-  /** The head: hash of the entry at `index`. */
-  readonly head: string;
-  /** The applied index the state stands at. */
-  readonly index: number;
-  /** That entry's term. */
-  readonly term: number;
-  /** The newest configuration in this node's log. */
-  readonly config: Configuration;
-  /** The node snapshot: state machine bytes and idempotency keys. */
-  readonly data: Uint8Array;
-}
-
 /**
  * Creates and starts a node: recovers its storage, bootstraps a new cluster
  * when the storage is empty (unless told to wait to be added), starts ticking
@@ -575,10 +561,15 @@ export class WaterCraftNode implements PeerHandler {
    * reflects every write that completed before the call.
    *
    * @param options `consistency: "local"` skips the leader round (may be stale).
-   * @returns The state; `data` is a node snapshot as the log compaction keeps it.
+   * @returns The head (hash of the entry at `index`), the applied `index`
+   *   and its `term`, the newest `config` in this node's log, and `data`,
+   *   the node snapshot (state machine bytes and idempotency keys) as log
+   *   compaction keeps it.
    * @throws {UnavailableError} When leadership cannot be confirmed in time.
    */
-  async backup(options: ReadOptions = {}): Promise<NodeBackup> {
+  async backup(options: ReadOptions = {}): Promise<
+    { head: string; index: number; term: number; config: Configuration; data: Uint8Array }
+  > {
     this.#assertRunning();
     if (options.consistency !== "local") {
       const deadline = this.#clock.now() + (options.timeoutMs ?? this.#settings.requestTimeoutMs);
