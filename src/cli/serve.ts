@@ -422,12 +422,10 @@ function launcher(): string {
   }
 }
 
-/** The stderr line for a peer that this node's messages fail to reach. */
+/** The message of the stderr line for a peer that this node's messages fail to reach. */
 function peerFailureLine(failure: PeerFailure): string {
   const hint = failure.certificate ? " (its certificate is not trusted: check --ca)" : "";
-  return `watercraft: cannot send to peer ${failure.id} at ${failure.url}: ${
-    oneLine(failure.message)
-  }${hint}`;
+  return `cannot send to peer ${failure.id} at ${failure.url}: ${oneLine(failure.message)}${hint}`;
 }
 
 /**
