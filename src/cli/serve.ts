@@ -97,12 +97,17 @@ export async function serveCommand(
       process.stdout.write(HELP);
       return EXIT_OK;
     }
-    options = await settleDefaultId(parsed);
+    options = parsed;
     sources = layered.sources;
   } catch (error) {
     return fail(error);
   }
   if (options.printConfig) {
+    try {
+      options = await settleDefaultId(options);
+    } catch (error) {
+      return fail(error);
+    }
     process.stdout.write(printedConfig(options, sources) + "\n");
     return EXIT_OK;
   }
@@ -219,6 +224,8 @@ async function start(
     );
   }
   const tls = loadTls(options);
+  // After the cheap checks: a start refused for a bad file keeps no id.
+  options = await settleDefaultId(options);
   const { id, storage, fresh } = await openStorage(options);
   let secret: SettledSecret;
   try {
