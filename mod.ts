@@ -58,6 +58,12 @@ export {
 export type { WatchedEntry, WatchEvent, WatchOptions } from "./src/node/watch.ts";
 export { CasFailedError, KvStateMachine, kvStateMachine } from "./src/kv/mod.ts";
 export { fileStorage, type FileStorageOptions } from "./src/storage/file/storage.ts";
+export {
+  type FileSystem,
+  nodeFileSystem,
+  type OpenFile,
+  type OpenFlags,
+} from "./src/storage/file/file_system.ts";
 export { memoryStorage } from "./src/storage/memory.ts";
 export {
   CorruptLogError,

@@ -11,6 +11,8 @@ import { CLIENT_TOKEN_PATTERN, CLIENT_TOKEN_RULE } from "../http/schemas.ts";
 import { bytesToHex } from "@noble/hashes/utils.js";
 import { parseArgs as tokenize, type ParseArgsOptionsConfig } from "node:util";
 import { isNodeId, NODE_ID_RULE } from "../core/config.ts";
+import { READY_APPLY_LAG_MAX } from "../http/readiness.ts";
+import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from "./log.ts";
 import {
   DEFAULT_HEADERS_TIMEOUT_MS,
   DEFAULT_IDLE_TIMEOUT_MS,
@@ -71,6 +73,22 @@ export interface CliOptions {
   readonly headersTimeoutMs: number;
   /** Open connections at most; 0: no cap. */
   readonly maxConnections: number;
+  /** Whether `--data` was given (else a stable default is settled, see `default_id.ts`). */
+  readonly dataGiven: boolean;
+  /** How long a join keeps trying before the node gives up, ms. */
+  readonly joinTimeoutMs: number;
+  /** How long a leader stopped by a signal tries to hand leadership over first, ms; 0: it does not. */
+  readonly shutdownTransferMs: number;
+  /** `/readyz` answers 503 while more committed entries than this wait to be applied. */
+  readonly readyLagMax: number;
+  /** Log lines as text or JSON. */
+  readonly logFormat: LogFormat;
+  /** The least severe level logged. */
+  readonly logLevel: LogLevel;
+  /** The `--config` file the settings were read from, if any. */
+  readonly configFile: string | null;
+  /** Print the settings and exit (`--print-config`). */
+  readonly printConfig: boolean;
 }
 
 /** Bad flags or an unusable file: the CLI prints the message and exits with {@linkcode EXIT_USAGE}. */
@@ -86,11 +104,19 @@ export class UsageError extends Error {
   }
 }
 
-/** The `--help` text. */
-export const HELP: string = `Usage: watercraft [options]
+/** Default of `--join-timeout-ms`. */
+export const JOIN_TIMEOUT_MS_DEFAULT = 60_000;
+/** Default of `--shutdown-transfer-ms`: two election timeouts at the default 500 ms. */
+export const SHUTDOWN_TRANSFER_MS_DEFAULT = 2_000;
+/** Default of `--ready-lag-max`. */
+export const READY_LAG_MAX_DEFAULT: number = READY_APPLY_LAG_MAX;
+
+/** The `--help` text of `watercraft serve` (the default command). */
+export const HELP: string = `Usage: watercraft [serve] [options]
 
 Runs a WaterCraft Raft node with the built-in key-value store (HTTP API).
   deno run -A src/cli.ts [options]   bun src/cli.ts [options]   npx tsx src/cli.ts [options]
+Other commands: watercraft status|members|leader|kv|snapshot --help; watercraft --version
 
 Options:
   --id ID                  node id, ${NODE_ID_RULE} (default: random)
@@ -123,7 +149,22 @@ Options:
   --force-new-cluster      DANGEROUS recovery after losing a majority for good:
                            restart this node as a cluster of itself, keeping its
                            log (entries never committed become committed)
+  --join-timeout-ms N      give up joining after this long (default ${JOIN_TIMEOUT_MS_DEFAULT})
+  --shutdown-transfer-ms N a leader stopped by SIGINT/SIGTERM first hands leadership
+                           to the most caught-up voter, waiting at most this long
+                           (default ${SHUTDOWN_TRANSFER_MS_DEFAULT}; 0: stop at once)
+  --ready-lag-max N        /readyz answers 503 while more committed entries than
+                           this wait to be applied (default ${READY_LAG_MAX_DEFAULT})
+  --log-format F           text | json (default text)
+  --log-level L            debug | info | warn | error (default info)
+  --config FILE            JSON object of flags ({"port": 6970, "join": ["http://..."]})
+                           (env WATERCRAFT_CONFIG)
+  --print-config           print the settings and where each came from, and exit
   -h, --help               print this help and exit
+
+Every flag can also be set as an environment variable WATERCRAFT_<FLAG>
+(--heartbeat-ms: WATERCRAFT_HEARTBEAT_MS; switches take 1/true or 0/false).
+Precedence: flag, then environment, then --config file, then default.
 
 Without --join, a node with empty storage starts a new cluster and leads it.
 Bad flags exit with code 2; SIGINT/SIGTERM stop the node and exit with 0.
@@ -162,14 +203,30 @@ const FLAGS = {
   "read-only": { type: "boolean" },
   insecure: { type: "boolean" },
   "force-new-cluster": { type: "boolean" },
+  "join-timeout-ms": { type: "string" },
+  "shutdown-transfer-ms": { type: "string" },
+  "ready-lag-max": { type: "string" },
+  "log-format": { type: "string" },
+  "log-level": { type: "string" },
+  config: { type: "string" },
+  "print-config": { type: "boolean" },
   help: { type: "boolean", short: "h" },
 } as const satisfies ParseArgsOptionsConfig;
+
+/**
+ * Every flag of `watercraft serve`, as `node:util`'s `parseArgs` takes them
+ * (`config.ts` reads the same names from the environment and files).
+ */
+export const SERVE_FLAGS: Readonly<Record<string, ParseArgsOptionsConfig[string]>> = FLAGS;
 
 /** The name of a flag without its leading `--`. */
 type FlagName = keyof typeof FLAGS;
 
 /** A flag that takes a value and may be given at most once. */
-type ValueFlag = Exclude<FlagName, "join" | "read-only" | "force-new-cluster" | "help">;
+type ValueFlag = Exclude<
+  FlagName,
+  "join" | "read-only" | "force-new-cluster" | "help" | "print-config"
+>;
 
 /** What `node:util`'s `parseArgs` reports for each argument. */
 type Token = NonNullable<ReturnType<typeof tokenize>["tokens"]>[number];
@@ -310,6 +367,29 @@ export function parseArgs(
     0,
     CONNECTIONS_MAX,
   );
+  const joinTimeoutMs = integer(
+    "join-timeout-ms",
+    value("join-timeout-ms"),
+    JOIN_TIMEOUT_MS_DEFAULT,
+    1,
+    TIMING_MS_MAX,
+  );
+  const shutdownTransferMs = integer(
+    "shutdown-transfer-ms",
+    value("shutdown-transfer-ms"),
+    SHUTDOWN_TRANSFER_MS_DEFAULT,
+    0,
+    TIMING_MS_MAX,
+  );
+  const readyLagMax = integer(
+    "ready-lag-max",
+    value("ready-lag-max"),
+    READY_LAG_MAX_DEFAULT,
+    0,
+    Number.MAX_SAFE_INTEGER,
+  );
+  const logFormat = oneOf("log-format", value("log-format"), LOG_FORMATS, "text");
+  const logLevel = oneOf("log-level", value("log-level"), LOG_LEVELS, "info");
   return {
     id,
     port,
@@ -332,7 +412,28 @@ export function parseArgs(
     idleTimeoutMs,
     headersTimeoutMs,
     maxConnections,
+    dataGiven: value("data") !== undefined,
+    joinTimeoutMs,
+    shutdownTransferMs,
+    readyLagMax,
+    logFormat,
+    logLevel,
+    configFile: nonEmpty("config", value("config")),
+    printConfig: values["print-config"] !== undefined,
   };
+}
+
+function oneOf<T extends string>(
+  name: string,
+  raw: string | undefined,
+  allowed: readonly T[],
+  fallback: T,
+): T {
+  if (raw === undefined) return fallback;
+  if (!(allowed as readonly string[]).includes(raw)) {
+    throw new UsageError(`--${name} must be ${allowed.join(" or ")}, got ${JSON.stringify(raw)}`);
+  }
+  return raw as T;
 }
 
 /**

@@ -1,7 +1,8 @@
 /**
  * The HTTP surface of a node: a Hono app with the client routes of API.md
- * section 3, the peer routes of section 4, `/healthz`, `/metrics` and the
- * live cluster page at `/`.
+ * section 3 (`/v1/snapshot`, the backup, included), the peer routes of
+ * section 4, `/healthz`, `/readyz`, `/metrics` and the live cluster page
+ * at `/`.
  *
  * @module
  */
@@ -17,14 +18,23 @@ import { bodyLimit } from "hono/body-limit";
 import { timingSafeEqual } from "hono/utils/buffer";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { bytesToHex, utf8ToBytes } from "@noble/hashes/utils.js";
-import { WaterCraftError } from "../errors.ts";
+import { UnavailableError, WaterCraftError } from "../errors.ts";
 import { kvRoutes } from "../kv/routes.ts";
 import type { WaterCraftNode } from "../node/node.ts";
 import { peerSecurityOf } from "../node/security.ts";
 import { sameSignature } from "../transport/http/auth.ts";
 import { peerRoutes, proofRefusal } from "../transport/http/routes.ts";
 import { PeerVerifier } from "../transport/http/verifier.ts";
-import { idempotencyKey, parseBody, parseJson, parseWith } from "../validation.ts";
+import {
+  consistencyQuery,
+  idempotencyKey,
+  parseBody,
+  parseJson,
+  parseWith,
+} from "../validation.ts";
+import { encodeBackup } from "./backup.ts";
+import { buildInfoMetric } from "./build_info.ts";
+import { readiness } from "./readiness.ts";
 import { errorBody, errorResponse } from "./errors.ts";
 import { logRoutes } from "./log_routes.ts";
 import { clusterPage } from "./page.tsx";
@@ -48,6 +58,11 @@ export interface AppOptions {
   readonly bodyLimitBytes?: number;
   /** Serve the key-value routes (`/v1/kv`); needs the built-in KV state machine. Default true. */
   readonly kv?: boolean;
+  /**
+   * `/readyz` answers 503 while more committed entries than this wait to
+   * be applied. Default 1000 (`READY_APPLY_LAG_MAX` of `readiness.ts`).
+   */
+  readonly readyApplyLagMax?: number;
 }
 
 /**
@@ -103,6 +118,12 @@ export function createApp(node: WaterCraftNode, options: AppOptions = {}): Hono 
   // The page holds no data (its script reads the client API with the
   // token), so it is open like /healthz.
   app.get("/", clusterPage);
+  // Open like /healthz: load balancers carry no token.
+  app.get("/readyz", (c) => {
+    const ready = readiness(node, options.readyApplyLagMax);
+    if (ready.ready) return c.json({ ready: true });
+    throw new UnavailableError(`Not ready: ${ready.reason}`, node.status().leader);
+  });
   const security = peerSecurityOf(node);
   const secret = security !== null && "secret" in security ? security.secret : null;
   // One verifier for peer routes and membership changes: a challenge a
@@ -148,9 +169,44 @@ export function createApp(node: WaterCraftNode, options: AppOptions = {}): Hono 
 
   app.get(
     "/metrics",
-    (c) => c.text(node.metrics(), 200, { "content-type": "text/plain; version=0.0.4" }),
+    (c) =>
+      c.text(node.metrics() + buildInfoMetric(), 200, {
+        "content-type": "text/plain; version=0.0.4",
+      }),
   );
-  app.get("/v1/status", (c) => c.json(node.status()));
+  // `removed: true` only when it applies, so that the contract's shape stays as it is.
+  app.get(
+    "/v1/status",
+    (c) => c.json({ ...node.status(), ...(node.removed ? { removed: true } : {}) }),
+  );
+  app.get("/v1/snapshot", async (c) => {
+    const consistency = parseWith(
+      consistencyQuery,
+      c.req.query("consistency"),
+      "query parameter consistency",
+    );
+    const backup = await node.backup({ consistency });
+    const { stream, bytes } = encodeBackup({
+      format: "watercraft-backup",
+      index: backup.index,
+      term: backup.term,
+      head: backup.head,
+      config: backup.config,
+      nodeId: node.id,
+      takenAt: new Date().toISOString(),
+      dataBytes: backup.data.length,
+    }, backup.data);
+    return new Response(stream, {
+      headers: {
+        "content-type": "application/octet-stream",
+        "content-length": String(bytes),
+        "content-disposition": `attachment; filename="watercraft-${backup.index}.backup"`,
+        "x-watercraft-index": String(backup.index),
+        "x-watercraft-term": String(backup.term),
+        "x-watercraft-head": backup.head,
+      },
+    });
+  });
   app.get("/v1/members", (c) => c.json(node.members()));
 
   // Membership changes need the cluster secret in a secured cluster: a

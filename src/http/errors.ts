@@ -25,6 +25,13 @@ export const STATUS_OF: Readonly<Record<ErrorCode, ContentfulStatusCode>> = {
   timeout: 504,
 };
 
+/**
+ * `Retry-After` of every `503 unavailable`, in seconds: an election takes
+ * one or two election timeouts (500 ms by default), and the header takes
+ * whole seconds only.
+ */
+export const RETRY_AFTER_S = "1";
+
 /** The JSON body of an error response. */
 export interface ErrorBody {
   error: {
@@ -57,7 +64,10 @@ export function errorResponse(c: Context, error: unknown): Response {
     if ("current" in error && !("current" in body.error)) {
       body.error.current = (error as { current: unknown }).current;
     }
-    return c.json(body, STATUS_OF[error.code] ?? 500);
+    const status = STATUS_OF[error.code] ?? 500;
+    // A 503 never took effect: say when a retry is worth it (about one election).
+    if (status === 503) c.header("Retry-After", RETRY_AFTER_S);
+    return c.json(body, status);
   }
   console.error("watercraft: unexpected error while serving", c.req.method, c.req.path, error);
   return c.json({ error: { code: "internal", message: "Internal error" } }, 500);

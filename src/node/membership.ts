@@ -191,7 +191,12 @@ export class ClusterOps {
       const voters = new Set(
         this.#host.peers.config.members.filter((m) => m.voter).map((m) => m.id),
       );
-      const best = [...raft.followers()].filter(([id]) => voters.has(id))
+      // Most caught up among those heard from lately: a silent voter cannot take over.
+      const seen = raft.seenTicks();
+      const aliveTicks = Math.ceil(this.#host.electionMs / this.#host.heartbeatMs);
+      const candidates = [...raft.followers()].filter(([id]) => voters.has(id));
+      const alive = candidates.filter(([id]) => (seen.get(id) ?? Infinity) <= aliveTicks);
+      const best = (alive.length > 0 ? alive : candidates)
         .sort((a, b) => b[1].match - a[1].match)[0];
       if (best === undefined) {
         throw new UnavailableError("Cannot transfer leadership: there is no other voter");

@@ -144,6 +144,10 @@ export interface MetricsView {
   readonly lastIndex: number;
   /** Peer messages refused as impossible from a correct peer. */
   readonly refusedMessages: number;
+  /** Whether this node knows a leader (itself included). */
+  readonly hasLeader?: boolean;
+  /** On a leader, entries each follower trails its last index by. */
+  readonly followerLag?: ReadonlyMap<string, number>;
 }
 
 /**
@@ -167,6 +171,19 @@ export function nodeMetrics(stats: NodeStats, st: MetricsView): string {
       label: "role",
     },
     { name: "watercraft_term", help: "Current Raft term.", type: "gauge", value: st.term },
+    {
+      name: "watercraft_has_leader",
+      help: "1 when this node knows a leader (itself included), else 0.",
+      type: "gauge",
+      value: st.hasLeader ? 1 : 0,
+    },
+    {
+      name: "watercraft_follower_lag_entries",
+      help: "Leader only: entries each follower's log trails the leader's last index by.",
+      type: "gauge",
+      value: st.followerLag ?? new Map(),
+      label: "peer",
+    },
     {
       name: "watercraft_commit_index",
       help: "Highest committed index.",

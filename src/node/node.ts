@@ -15,6 +15,7 @@
 
 import { type Clock, systemClock, type TimerId } from "../clock.ts";
 import { AssertionError } from "../core/assert.ts";
+import type { Configuration } from "../core/config.ts";
 import type { Entry } from "../core/entry.ts";
 import type { Message } from "../core/messages.ts";
 import type { Raft } from "../core/raft.ts";
@@ -141,6 +142,8 @@ export class WaterCraftNode<Command = unknown, Result = unknown, Query = unknown
    * the snapshot and no longer holds that entry.
    */
   #appliedHead = { hash: "", term: 0 };
+  /** The configuration index a member said leaves this node out (0: none said so). */
+  #removedAtConfig = 0;
 
   readonly #stats = nodeStats();
   readonly #relayed = new RelayedWrites();
@@ -545,7 +548,101 @@ export class WaterCraftNode<Command = unknown, Result = unknown, Query = unknown
   /** Metrics in the Prometheus text format. */
   metrics(): string {
     const st = this.#raft.status();
-    return nodeMetrics(this.#stats, { ...st, role: roleName(st.role, st.voter) });
+    return nodeMetrics(this.#stats, {
+      ...st,
+      role: roleName(st.role, st.voter),
+      hasLeader: st.leader !== null,
+      followerLag: this.followerLag(),
+    });
+  }
+
+  /**
+   * Whether the newest configuration in this node's log leaves it out: it
+   * was removed. Its removal may never be committed here (a leader stops
+   * sending to a member once it appends the change), so the entry alone
+   * counts. Such a node does not campaign: the new configuration's voters
+   * elect without it. It still answers votes and takes a leader's messages,
+   * so an old configuration's election that needs it still works, and it
+   * comes back if added again (or if the change is overwritten). A leader
+   * that removed itself leads until the removal commits. False while
+   * joining (no configuration yet).
+   *
+   * A leader stops sending to a member as soon as it appends its removal,
+   * so the member may never see the entry: {@linkcode WaterCraftNode.noteRemoved}
+   * takes the word of another member instead, until a leader is heard again.
+   */
+  get removed(): boolean {
+    if (!this.#started) return false;
+    const { index, config } = this.#raft.log.config();
+    if (this.#removedAtConfig > index && this.#raft.leader === null) return true;
+    return config.members.length > 0 && this.#raft.role !== "leader" &&
+      !config.members.some((m) => m.id === this.id);
+  }
+
+  /**
+   * Takes another member's word that a configuration newer than this
+   * node's own leaves it out (this node asked while it heard from no
+   * leader): the node stops campaigning until a leader contacts it again.
+   *
+   * @param configIndex The index of that configuration.
+   */
+  noteRemoved(configIndex: number): void {
+    if (this.#started && configIndex > this.#raft.log.config().index) {
+      this.#removedAtConfig = configIndex;
+    }
+  }
+
+  /**
+   * On a leader, how many entries each follower's log trails the leader's
+   * last index by; empty on other nodes.
+   *
+   * @returns Follower id to entries behind.
+   */
+  followerLag(): Map<string, number> {
+    const last = this.#raft.log.lastIndex();
+    const lag = new Map<string, number>();
+    for (const [id, view] of this.#raft.followers()) lag.set(id, Math.max(0, last - view.match));
+    return lag;
+  }
+
+  /**
+   * Captures this node's replicated state for a backup: the state machine
+   * and the idempotency keys at the applied index, with that index's term
+   * and hash (the head) and the configuration. Linearizable by default: it
+   * reflects every write that completed before the call.
+   *
+   * @param options `consistency: "local"` skips the leader round (may be stale).
+   * @returns The head (hash of the entry at `index`), the applied `index`
+   *   and its `term`, the newest `config` in this node's log, and `data`,
+   *   the node snapshot (state machine bytes and idempotency keys) as log
+   *   compaction keeps it.
+   * @throws {UnavailableError} When leadership cannot be confirmed in time.
+   */
+  async backup(options: ReadOptions = {}): Promise<
+    { head: string; index: number; term: number; config: Configuration; data: Uint8Array }
+  > {
+    this.#assertRunning();
+    if (options.consistency !== "local") {
+      const deadline = this.#clock.now() + (options.timeoutMs ?? this.#settings.requestTimeoutMs);
+      await this.#awaitLeader(deadline);
+      await this.#reads.wait(Math.max(1, deadline - this.#clock.now()));
+    }
+    // Holds the ready loop off (it is the only code that applies), so that
+    // the state machine and the keys stand at the index reported.
+    for (let i = 0; i < 1_000 && this.#looping !== null; i++) await this.#looping;
+    let release!: () => void;
+    this.#looping = new Promise<void>((resolve) => release = resolve);
+    try {
+      this.#assertRunning();
+      const head = this.head();
+      const config = this.#raft.log.config().config;
+      const data = await this.#applier.snapshot();
+      return { ...head, config, data };
+    } finally {
+      this.#looping = null;
+      release();
+      this.#schedule();
+    }
   }
 
   /** The core, for tests and tools; do not drive it directly. */
@@ -595,7 +692,9 @@ export class WaterCraftNode<Command = unknown, Result = unknown, Query = unknown
     this.#tickTimer = this.#clock.setTimer(() => {
       if (this.#stopped) return;
       try {
-        this.#raft.tick(this.#clock.now());
+        // A removed member would only disrupt the others with campaigns it
+        // cannot win: it stays quiet until added back (see `removed`).
+        if (!this.removed) this.#raft.tick(this.#clock.now());
       } catch (e) {
         this.#fail(e);
         return;

@@ -35,6 +35,14 @@ Deno.test("parseArgs() applies the defaults of API.md section 1", () => {
       idleTimeoutMs: 30_000,
       headersTimeoutMs: 10_000,
       maxConnections: 4_096,
+      dataGiven: false,
+      joinTimeoutMs: 60_000,
+      shutdownTransferMs: 2_000,
+      readyLagMax: 1_000,
+      logFormat: "text",
+      logLevel: "info",
+      configFile: null,
+      printConfig: false,
     } satisfies CliOptions,
   );
 });

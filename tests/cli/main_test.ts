@@ -108,6 +108,7 @@ const RUNTIME_ROWS: { name: string; args: string[]; code: number; stderr: RegExp
     stderr: /^watercraft: Unknown flag --nope /,
   },
   { name: "short flag", args: ["-hx"], code: 2, stderr: /Unexpected argument "-hx"/ },
+  // The command comes first: after a flag, a word is no command.
   { name: "positional", args: ["serve"], code: 2, stderr: /Unexpected argument "serve"/ },
   { name: "missing value", args: ["--id", "--port", "1"], code: 2, stderr: /--id needs a value/ },
   { name: "given twice", args: ["--id=a", "--id", "b"], code: 2, stderr: /--id is given twice/ },
