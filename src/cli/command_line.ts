@@ -98,6 +98,23 @@ export function parseCommandLine(
  * @throws {UsageError} On a malformed endpoint or timeout.
  */
 export function clientOf(line: CommandLine): ClusterClient {
+  const endpoints = endpointsOf(line);
+  return new ClusterClient({
+    endpoints,
+    clientToken: stringValue(line, "client-token") ?? null,
+    secret: stringValue(line, "secret") ?? null,
+    timeoutMs: wholeNumber(line, "timeout-ms", 10_000, 1),
+  });
+}
+
+/**
+ * The members the command line names (`--endpoints`), checked.
+ *
+ * @param line The parsed command line.
+ * @returns Their base URLs.
+ * @throws {UsageError} When one is not an http(s) URL, or none is given.
+ */
+export function endpointsOf(line: CommandLine): string[] {
   const raw = stringValue(line, "endpoints") ?? DEFAULT_ENDPOINT;
   const endpoints = raw.split(",").filter((url) => url !== "").map((url) => {
     let parsed: URL;
@@ -112,12 +129,7 @@ export function clientOf(line: CommandLine): ClusterClient {
     return parsed.href.replace(/\/+$/, "");
   });
   if (endpoints.length === 0) throw new UsageError("--endpoints must name at least one member");
-  return new ClusterClient({
-    endpoints,
-    clientToken: stringValue(line, "client-token") ?? null,
-    secret: stringValue(line, "secret") ?? null,
-    timeoutMs: wholeNumber(line, "timeout-ms", 10_000, 1),
-  });
+  return endpoints;
 }
 
 /**

@@ -1,8 +1,8 @@
 /**
  * The `watercraft` program: picks the command from the first argument and
  * runs it. `serve` (a node) is the default, so that flags alone run a node
- * as they always have; `status`, `members`, `leader`, `kv` and `snapshot`
- * are the operator's commands, which talk to a running cluster over its
+ * as they always have; `status`, `members`, `leader`, `kv`, `snapshot` and
+ * `log` are the operator's commands, which talk to a running cluster over its
  * HTTP API; `--version` prints the release.
  *
  * @module
@@ -16,6 +16,7 @@ import { fail } from "./fail.ts";
 import { EXIT_OK } from "./flags.ts";
 import { kvCommand } from "./kv_command.ts";
 import { leaderCommand } from "./leader_command.ts";
+import { logCommand } from "./log_command.ts";
 import { membersCommand } from "./members_command.ts";
 import { serveCommand } from "./serve.ts";
 import { snapshotCommand } from "./snapshot_command.ts";
@@ -35,6 +36,7 @@ const COMMANDS: Readonly<Record<string, Command>> = {
   leader: leaderCommand,
   kv: kvCommand,
   snapshot: snapshotCommand,
+  log: logCommand,
 };
 
 /**

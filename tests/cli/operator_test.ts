@@ -1,5 +1,5 @@
 /**
- * The operator's commands (`status`, `members`, `leader`, `kv`,
+ * The operator's commands (`status`, `members`, `leader`, `kv`, `log`,
  * `--version`) and the routes they lean on (`/readyz`, `/metrics`), run
  * as real processes against a real 3-node cluster of CLI processes on
  * loopback.
@@ -86,6 +86,34 @@ Deno.test("operator commands against a 3-node CLI cluster", async (t) => {
       strictEqual(missing.code, 1, missing.stderr);
       match(missing.stderr, /^watercraft: not_found: No key "k\/1"\n$/);
     });
+
+    await t.step(
+      "log tail prints the last entries, and log verify finds the same chain everywhere",
+      async () => {
+        const tail = (await ok0(["log", "tail", "--limit", "3", ...via])).trim().split("\n");
+        strictEqual(tail.length, 3, tail.join("\n"));
+        // The last entry is the delete of k/1, with the index before it.
+        match(
+          tail[2]!,
+          /^\d+ t\d+ command op\d [0-9a-f]{16} \{"op":"delete","key":"k\/1"\} → \{"prev":\{"x":1\}\}$/,
+        );
+        const [first] =
+          (await ok0(["log", "tail", "--after", "0", "--limit", "1", ...via, "--json"]))
+            .trim().split("\n").map((l) => JSON.parse(l));
+        strictEqual(first.index, 1);
+        strictEqual(first.prev, "0".repeat(64));
+        const all = ["--endpoints", [n1!.url, n2!.url, n3!.url].join(",")];
+        const verified = await ok0(["log", "verify", ...all]);
+        match(verified, /^same history up to index \d+: [0-9a-f]{64}$/m);
+        strictEqual(verified.split("\n").filter((l) => / check, up to index /.test(l)).length, 3);
+        const json = JSON.parse(await ok0(["log", "verify", ...all, "--json"]));
+        strictEqual(json.ok, true);
+        strictEqual(
+          new Set(json.members.map((m: { hashAtCommon: string }) => m.hashAtCommon)).size,
+          1,
+        );
+      },
+    );
 
     await t.step("members list, add and remove", async () => {
       const list = await ok0(["members", "list", ...via]);
