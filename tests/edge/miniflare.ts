@@ -250,6 +250,22 @@ export class MiniflareProcess {
     }
   }
 
+  /**
+   * Stops or resumes workerd (SIGSTOP, SIGCONT): an instance that stalls (a
+   * long pause, a partition) while the platform runs another one.
+   *
+   * @param frozen True to stop it, false to resume it.
+   */
+  freeze(frozen: boolean): void {
+    for (const pid of this.workerdPids) {
+      try {
+        Deno.kill(pid, frozen ? "SIGSTOP" : "SIGCONT");
+      } catch {
+        // It exited.
+      }
+    }
+  }
+
   /** Kills workerd (SIGKILL) as a machine crash would, then the runner. */
   async crash(): Promise<void> {
     for (const pid of this.workerdPids) killPid(pid);
@@ -261,6 +277,8 @@ export class MiniflareProcess {
    * takes too long.
    */
   async close(): Promise<void> {
+    // A stopped workerd could not stop gracefully.
+    this.freeze(false);
     this.runner.kill("SIGTERM");
     try {
       await waitFor(`${this.url} to stop`, () => this.runner.exited, {

@@ -107,7 +107,11 @@ export class WaterCraftMember {
         );
       },
     });
-    void state.blockConcurrencyWhile(() => this.#live(null).catch(() => null));
+    // Without a configured URL only a request can tell the node where it lives.
+    const advertise = env.WATERCRAFT_ADVERTISE;
+    if (typeof advertise === "string" && advertise.trim() !== "") {
+      void state.blockConcurrencyWhile(() => this.#live(null).catch(() => null));
+    }
   }
 
   /**
