@@ -56,6 +56,9 @@ interface RunningNode {
   stop(): Promise<void>;
 }
 
+/** How often the node checks that the process that started it is still there, ms. */
+const ORPHAN_CHECK_MS = 1_000;
+
 /** A repeat of a signal this soon after the first is the same request (see {@linkcode onSignals}). */
 const SIGNAL_ECHO_MS = 1_000;
 
@@ -436,7 +439,8 @@ function peerFailureLine(failure: PeerFailure): string {
 }
 
 /**
- * Listens for SIGINT and SIGTERM; returns a function that stops listening.
+ * Listens for SIGINT and SIGTERM, and for the exit of the process that
+ * started this one; returns a function that stops listening.
  * A signal that repeats within {@linkcode SIGNAL_ECHO_MS} of the first is
  * one request, not two: a Ctrl-C reaches both `deno task` (or `npx`) and
  * the node, and the wrapper forwards its copy, so the node gets two.
@@ -458,5 +462,20 @@ function onSignals(handler: (signal: string) => void): () => void {
       // Windows has no SIGTERM on some runtimes; SIGINT still works.
     }
   }
+  // A wrapper that dies without passing its signal on (SIGTERM to `npx`,
+  // a shell killed under it) leaves the node an orphan, its port taken:
+  // the parent's exit is a request to stop as well. Polled, as no runtime
+  // tells a process that its parent went away.
+  const parent = process.ppid;
+  const orphanWatch = setInterval(() => {
+    if (process.ppid === parent) return;
+    clearInterval(orphanWatch);
+    if (firstAt === -Infinity) {
+      firstAt = Date.now();
+      handler("parent exit");
+    }
+  }, ORPHAN_CHECK_MS);
+  (orphanWatch as { unref?: () => void }).unref?.();
+  removers.push(() => clearInterval(orphanWatch));
   return () => removers.forEach((remove) => remove());
 }

@@ -1,0 +1,154 @@
+/**
+ * A node started through the wrappers users type stops cleanly when they
+ * stop it: Ctrl-C (SIGINT to the whole foreground process group, as a
+ * terminal sends it) under `deno task start` and under the `tsx` command
+ * (which forks Node) ends with exit 0 and the port free; and a wrapper that
+ * dies of SIGTERM without passing it on (`tsx`, a shell) does not leave the
+ * node running with its port taken: the node sees its parent go and stops.
+ *
+ * @module
+ */
+
+import { spawn } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ok, strictEqual } from "node:assert/strict";
+import { freePort, REPO_ROOT, waitFor } from "./harness.ts";
+import { ensureTools, TOOLS_DIR } from "./tools.ts";
+
+/** A wrapper's process, in a process group of its own, as a terminal job is. */
+interface Job {
+  readonly pid: number;
+  readonly exited: Promise<{ code: number | null; signal: string | null }>;
+  readonly output: () => string;
+}
+
+function startJob(command: string, args: readonly string[]): Job {
+  // Deno's child_process rewrites arguments that follow its own path (as
+  // Node flags for Deno), so the shell gets that path from the environment.
+  const child = spawn(command, args, {
+    cwd: REPO_ROOT,
+    detached: true,
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, NO_COLOR: "1", WRAPPED_DENO: Deno.execPath() },
+  });
+  let output = "";
+  child.stdout!.on("data", (chunk) => output += chunk);
+  child.stderr!.on("data", (chunk) => output += chunk);
+  const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) =>
+    child.once("exit", (code, signal) => resolve({ code, signal }))
+  );
+  return { pid: child.pid!, exited, output: () => output };
+}
+
+/** The flags of a one-node insecure cluster on `port`, its data in `data`. */
+function nodeFlags(port: number, data: string): string[] {
+  return [
+    "--id",
+    "w1",
+    "--host",
+    "127.0.0.1",
+    "--port",
+    String(port),
+    "--data",
+    data,
+    "--insecure",
+  ];
+}
+
+async function serving(port: number): Promise<boolean> {
+  try {
+    const res = await fetch(`http://127.0.0.1:${port}/healthz`);
+    await res.body?.cancel();
+    return res.ok;
+  } catch {
+    return false;
+  }
+}
+
+/** Whether nothing listens on `port` any more (it can be bound). */
+function portFree(port: number): boolean {
+  try {
+    Deno.listen({ hostname: "127.0.0.1", port }).close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Runs a wrapper, waits until the node serves, stops it with `stop`, and checks the end. */
+async function stopThrough(
+  command: string,
+  args: (port: number, data: string) => string[],
+  stop: (job: Job) => void,
+  expectWrapperCode: number | null,
+): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), "watercraft-wrapper-"));
+  const port = freePort();
+  const job = startJob(command, args(port, join(dir, "data")));
+  try {
+    const up = await Promise.race([
+      waitFor("the node to serve", async () => await serving(port) || null, { timeoutMs: 60_000 }),
+      job.exited,
+    ]);
+    strictEqual(up, true, `the node never served:\n${job.output()}`);
+    stop(job);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const end = await Promise.race([
+      job.exited,
+      new Promise<null>((resolve) => timer = setTimeout(() => resolve(null), 15_000)),
+    ]);
+    clearTimeout(timer);
+    ok(end !== null, `the wrapper did not exit:\n${job.output()}`);
+    if (expectWrapperCode !== null) {
+      strictEqual(end.code, expectWrapperCode, `exit ${end.code} ${end.signal}:\n${job.output()}`);
+    }
+    await waitFor("the node to let its port go", () => portFree(port) || null, {
+      timeoutMs: 10_000,
+    });
+    ok(!existsSync(join(dir, "data", "LOCK")), "the data directory is still locked");
+  } finally {
+    try {
+      process.kill(-job.pid, "SIGKILL");
+    } catch {
+      // The group is gone: nothing left to end.
+    }
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const deno = Deno.execPath();
+
+Deno.test("Ctrl-C under deno task start: exit 0, the port free", async () => {
+  await stopThrough(
+    deno,
+    (port, data) => ["task", "-q", "start", ...nodeFlags(port, data)],
+    (job) => process.kill(-job.pid, "SIGINT"),
+    0,
+  );
+});
+
+Deno.test("Ctrl-C under the tsx command (Node in a child): exit 0, the port free", async () => {
+  await ensureTools();
+  await stopThrough(
+    join(TOOLS_DIR, "node_modules", ".bin", "tsx"),
+    (port, data) => ["src/cli.ts", ...nodeFlags(port, data)],
+    (job) => process.kill(-job.pid, "SIGINT"),
+    0,
+  );
+});
+
+Deno.test("SIGTERM to a shell that started the node and does not pass it on: the node stops too", async () => {
+  await stopThrough(
+    "sh",
+    // The flags hold no spaces or quotes: a temporary path, numbers, names.
+    (port, data) => [
+      "-c",
+      `"$WRAPPED_DENO" run -A src/cli.ts ${nodeFlags(port, data).join(" ")}; exit $?`,
+    ],
+    // The shell alone: it dies, and its child is left to notice.
+    (job) => process.kill(job.pid, "SIGTERM"),
+    null,
+  );
+});
