@@ -31,7 +31,9 @@ import { keyProblem } from "./index.ts";
 
 /**
  * A command as {@linkcode parseCommand} returns it: checked, with every
- * value in canonical encoding.
+ * value in canonical encoding. A `cas` has exactly one comparison: the
+ * value (`expect`, `"null"` for absent) or the revision (`expectModified`,
+ * 0 for absent); tell them apart with `"expectModified" in command`.
  */
 export type ParsedCommand =
   | { readonly op: "put"; readonly key: string; readonly value: string }
@@ -151,7 +153,8 @@ const QUERY_SCHEMA = z.discriminatedUnion("op", [
  * Parses a command of the key-value machine.
  *
  * @param command Anything: a client's command, or one read from the log.
- * @returns The command, with its values in canonical encoding.
+ * @returns The command, with its values in canonical encoding; a `cas`
+ *   with only the comparison it was given.
  * @throws {RejectedError} When `command` is malformed; the message names
  *   every problem.
  *
