@@ -80,9 +80,11 @@ try {
   for (const node of survivors) {
     const { value, index } = await node.read({ op: "list" });
     const items = (value as { items: { key: string; value: unknown }[] }).items;
-    deepStrictEqual(items, want);
+    // Each item also carries its revisions (created, modified): compare the data.
+    deepStrictEqual(items.map(({ key, value }) => ({ key, value })), want);
     const one = await node.read({ op: "get", key: "k0" });
-    deepStrictEqual(one.value, { found: true, value: 0 });
+    const { found, value: k0 } = one.value as { found: boolean; value: unknown };
+    deepStrictEqual({ found, value: k0 }, { found: true, value: 0 });
     console.log(
       `${node.id} reads ${items.length} of ${acknowledged.size} acknowledged writes at index ${index}`,
     );

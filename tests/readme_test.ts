@@ -128,7 +128,15 @@ Deno.test("README: the 3-node cluster and its curl commands work as written", as
     const out: string[] = [];
     for (const line of calls) out.push(await curl(line));
     const json = out.slice(0, 5).map((text) => JSON.parse(text));
-    deepStrictEqual(Object.keys(json[0]).sort(), ["head", "id", "index", "prev", "term"]);
+    deepStrictEqual(Object.keys(json[0]).sort(), [
+      "created",
+      "head",
+      "id",
+      "index",
+      "modified",
+      "prev",
+      "term",
+    ]);
     strictEqual(json[0].prev, null);
     strictEqual(json[1].value, 1);
     ok(json[2].value === 1 || json[2].value === undefined, out[2]);

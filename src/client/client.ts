@@ -29,6 +29,7 @@ import {
   WaterCraftError,
 } from "../errors.ts";
 import type { JsonValue } from "../kv/canonical_json.ts";
+import type { KvDeleteResult, KvPutResult, KvRevisions } from "../kv/state_machine.ts";
 import type { KeyChange } from "../kv/watch.ts";
 import type { MemberStatus, NodeStatus } from "../node/options.ts";
 import type { WatchedEntry, WatchEvent } from "../node/watch.ts";
@@ -191,6 +192,13 @@ export class WaterCraftClient<Command = unknown, Result = unknown> {
         "POST",
         `/v1/kv/${encodeURIComponent(key)}/cas`,
         { expect, value },
+        options,
+      ),
+    casModified: async (key, modified, value, options = {}) =>
+      await this.#write(
+        "POST",
+        `/v1/kv/${encodeURIComponent(key)}/cas`,
+        { expectModified: modified, value },
         options,
       ),
   };
@@ -452,11 +460,15 @@ export class WaterCraftClient<Command = unknown, Result = unknown> {
 
 /** The key-value operations of {@linkcode WaterCraftClient.kv}. */
 export interface KvClient {
-  /** Reads a key: `404 not_found` (thrown) when it is absent. */
+  /**
+   * Reads a key with its revisions (`created`, `modified`: indexes of the
+   * entries that created it and last changed it); `404 not_found` (thrown)
+   * when it is absent.
+   */
   get(
     key: string,
     options?: CallOptions & { consistency?: Consistency },
-  ): Promise<ReadAnswer<JsonValue>>;
+  ): Promise<ReadAnswer<JsonValue> & KvRevisions>;
   /**
    * Lists keys under a prefix, in byte order, a page at a time (at most
    * 1000): `next`, when not null, is the `after` of the next page.
@@ -464,22 +476,35 @@ export interface KvClient {
   list(
     prefix?: string,
     options?: CallOptions & { limit?: number; after?: string; consistency?: Consistency },
-  ): Promise<{ items: { key: string; value: JsonValue }[]; index: number; next: string | null }>;
-  /** Sets a key; `prev` is its value before (null when absent). */
-  put(
-    key: string,
-    value: JsonValue,
-    options?: WriteOptions,
-  ): Promise<WriteAnswer & { prev: JsonValue }>;
+  ): Promise<{
+    items: ({ key: string; value: JsonValue } & KvRevisions)[];
+    index: number;
+    next: string | null;
+  }>;
+  /** Sets a key; `prev` is its value before (null when absent), with its revisions after. */
+  put(key: string, value: JsonValue, options?: WriteOptions): Promise<WriteAnswer & KvPutResult>;
   /** Deletes a key; `prev` is its value before (null when absent). */
-  delete(key: string, options?: WriteOptions): Promise<WriteAnswer & { prev: JsonValue }>;
-  /** Sets a key if it holds `expect` (null: if absent); else throws `409 cas_failed` with `current`. */
+  delete(key: string, options?: WriteOptions): Promise<WriteAnswer & KvDeleteResult>;
+  /**
+   * Sets a key if it holds `expect` (null: if absent); else throws
+   * `409 cas_failed` with `current` and `modified`.
+   */
   cas(
     key: string,
     expect: JsonValue,
     value: JsonValue,
     options?: WriteOptions,
-  ): Promise<WriteAnswer>;
+  ): Promise<WriteAnswer & KvPutResult>;
+  /**
+   * Sets a key if its `modified` revision is `modified` (0: if absent);
+   * else throws `409 cas_failed` with `current` and `modified`.
+   */
+  casModified(
+    key: string,
+    modified: number,
+    value: JsonValue,
+    options?: WriteOptions,
+  ): Promise<WriteAnswer & KvPutResult>;
 }
 
 function consistencyQuery(consistency: Consistency | undefined): string {

@@ -3,10 +3,16 @@
  * canonical JSON text from the edge to the store: encoding copies the text,
  * decoding slices it out, and nothing on the way parses a value again.
  *
- * Layout: byte 0 the op (1 put, 2 delete, 3 cas); bytes 1–2 the key's length
- * in UTF-8 bytes (big-endian u16); the key; then for `put` the value's text
- * to the end, for `cas` a big-endian u32 length and the expected value's
- * text, then the new value's text to the end.
+ * Layout: byte 0 the op (1 put, 2 delete, 3 cas on a value, 4 cas on a
+ * revision); bytes 1–2 the key's length in UTF-8 bytes (big-endian u16); the
+ * key; then for `put` the value's text to the end, for `cas` on a value a
+ * big-endian u32 length and the expected value's text, then the new value's
+ * text to the end, for `cas` on a revision the expected revision as a
+ * big-endian u64, then the new value's text to the end.
+ *
+ * Op codes are never reused or renumbered: logs and snapshots written by an
+ * older release must decode the same forever, so a new command form takes a
+ * new code.
  *
  * @module
  */
@@ -18,6 +24,10 @@ import type { ParsedCommand } from "./schemas.ts";
 const OP_PUT = 1;
 const OP_DELETE = 2;
 const OP_CAS = 3;
+const OP_CAS_MODIFIED = 4;
+
+/** Bytes of the expected revision of a `cas` on a revision. */
+const REVISION_BYTES = 8;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
@@ -40,20 +50,35 @@ const decoder = new TextDecoder("utf-8", { fatal: true });
 export function encodeKvCommand(command: ParsedCommand): Uint8Array {
   const key = encoder.encode(command.key);
   const value = command.op === "delete" ? new Uint8Array(0) : encoder.encode(command.value);
-  const expect = command.op === "cas" ? encoder.encode(command.expect) : null;
-  const out = new Uint8Array(
-    3 + key.length + (expect === null ? 0 : 4 + expect.length) + value.length,
-  );
+  const expect = command.op === "cas" && "expect" in command
+    ? encoder.encode(command.expect)
+    : null;
+  const expectModified = command.op === "cas" && "expectModified" in command
+    ? command.expectModified
+    : null;
+  const comparison = expect !== null
+    ? 4 + expect.length
+    : expectModified !== null
+    ? REVISION_BYTES
+    : 0;
+  const out = new Uint8Array(3 + key.length + comparison + value.length);
   const view = new DataView(out.buffer);
-  out[0] = command.op === "put" ? OP_PUT : command.op === "delete" ? OP_DELETE : OP_CAS;
+  out[0] = command.op === "put"
+    ? OP_PUT
+    : command.op === "delete"
+    ? OP_DELETE
+    : expect !== null
+    ? OP_CAS
+    : OP_CAS_MODIFIED;
   view.setUint16(1, key.length);
   out.set(key, 3);
   let at = 3 + key.length;
   if (expect !== null) {
     view.setUint32(at, expect.length);
     out.set(expect, at + 4);
-    at += 4 + expect.length;
   }
+  if (expectModified !== null) view.setBigUint64(at, BigInt(expectModified));
+  at += comparison;
   out.set(value, at);
   return out;
 }
@@ -89,6 +114,21 @@ export function decodeKvCommand(data: Uint8Array): ParsedCommand {
         key,
         expect: json(data, keyEnd + 4, expectEnd),
         value: json(data, expectEnd, data.length),
+      };
+    }
+    case OP_CAS_MODIFIED: {
+      const revisionEnd = keyEnd + REVISION_BYTES;
+      if (revisionEnd > data.length) throw new RangeError("Key-value cas is truncated");
+      const revision = view.getBigUint64(keyEnd);
+      // Indexes are safe integers: a larger revision is no index at all.
+      if (revision > BigInt(Number.MAX_SAFE_INTEGER)) {
+        throw new RangeError("Key-value cas expectModified is not a safe integer");
+      }
+      return {
+        op: "cas",
+        key,
+        expectModified: Number(revision),
+        value: json(data, revisionEnd, data.length),
       };
     }
     default:

@@ -2,13 +2,17 @@
  * The key-value routes of API.md section 3, as a Hono sub-app, for nodes
  * that run the built-in {@linkcode KvStateMachine}:
  *
- * - `GET /v1/kv?prefix=&limit=&after=&consistency=`: `{ items, index, next }`;
- *   `next` (the last key of a full page, else null) is the next page's `after`.
- * - `GET /v1/kv/:key?consistency=`: `{ value, index }`, or `404 not_found`.
- * - `PUT /v1/kv/:key`, body `{ value }`: `{ index, term, id, head, prev }`.
- * - `DELETE /v1/kv/:key`: `{ index, term, id, head, prev }`.
- * - `POST /v1/kv/:key/cas`, body `{ expect, value }`: `{ index, term, id,
- *   head }`, or `409 cas_failed` with `current`.
+ * - `GET /v1/kv?prefix=&limit=&after=&consistency=`: `{ items, index, next }`,
+ *   each item `{ key, value, created, modified }`; `next` (the last key of a
+ *   full page, else null) is the next page's `after`.
+ * - `GET /v1/kv/:key?consistency=`: `{ value, index, created, modified }`,
+ *   or `404 not_found`.
+ * - `PUT /v1/kv/:key`, body `{ value }`: `{ index, term, id, head, prev,
+ *   created, modified }`, and `prevModified` when the key existed.
+ * - `DELETE /v1/kv/:key`: `{ index, term, id, head, prev }`, and
+ *   `prevCreated` and `prevModified` when the key existed.
+ * - `POST /v1/kv/:key/cas`, body `{ expect, value }` or `{ expectModified,
+ *   value }`: as `PUT`, or `409 cas_failed` with `current` and `modified`.
  * - `GET /v1/watch/kv?prefix=&after=`: key changes as Server-Sent Events
  *   (`src/kv/watch.ts`).
  *
@@ -78,8 +82,19 @@ const limitQuery = z.coerce.number().int().min(1).max(KV_LIST_LIMIT_MAX).default
 /** `PUT /v1/kv/:key` body. */
 const putBody = z.object({ value: jsonValue }).strict();
 
-/** `POST /v1/kv/:key/cas` body. */
-const casBody = z.object({ expect: jsonValue, value: jsonValue }).strict();
+/**
+ * `POST /v1/kv/:key/cas` body: compares the value (`expect`) or the
+ * revision (`expectModified`, 0 for absent), exactly one of them. `"expect":
+ * null` is present (it means absent), so only a missing field is undefined.
+ */
+const casBody = z.object({
+  expect: jsonValue.optional(),
+  expectModified: z.int().min(0).optional(),
+  value: jsonValue,
+}).strict().refine(
+  (body) => (body.expect === undefined) !== (body.expectModified === undefined),
+  'must have exactly one of "expect" and "expectModified"',
+);
 
 /**
  * Creates the key-value routes of a node. `createApp` mounts them unless
@@ -170,7 +185,8 @@ export function kvRoutes(node: WaterCraftNode): Hono {
     const r = await node.read(query, { consistency });
     const answer = asKv(r.value, isKvGetAnswer);
     if (!answer.found) throw new WaterCraftError("not_found", `No key ${JSON.stringify(key)}`);
-    return c.json({ value: answer.value, index: r.index });
+    const { value, created, modified } = answer;
+    return c.json({ value, index: r.index, created, modified });
   });
 
   app.put("/v1/kv/:key", async (c) => {
@@ -186,8 +202,11 @@ export function kvRoutes(node: WaterCraftNode): Hono {
 
   app.post("/v1/kv/:key/cas", async (c) => {
     const key = parseWith(kvKey, c.req.param("key"), "path parameter key");
-    const body = await parseBody(c, casBody);
-    return c.json(await write(c, { op: "cas", key, expect: body.expect, value: body.value }));
+    const { expect, expectModified, value } = await parseBody(c, casBody);
+    const command = expectModified !== undefined
+      ? { op: "cas", key, expectModified, value }
+      : { op: "cas", key, expect, value };
+    return c.json(await write(c, command));
   });
 
   return app;
@@ -214,13 +233,21 @@ function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
-/** `{ prev }` of a `put` or `delete`, or `{}` of a `cas`. */
+/** The fields a {@linkcode KvResult} may have. */
+const KV_RESULT_FIELDS = new Set(["prev", "created", "modified", "prevCreated", "prevModified"]);
+
+/**
+ * A `put`, `cas` or `delete` result: `prev` and revisions, nothing else. A
+ * `cas` result of an older release was `{}`, and an idempotency key may
+ * still hand it back, so no field is required.
+ */
 function isKvResult(value: unknown): value is KvResult {
-  return isRecord(value) && Object.keys(value).every((field) => field === "prev");
+  return isRecord(value) && Object.keys(value).every((field) => KV_RESULT_FIELDS.has(field));
 }
 
 function isKvGetAnswer(value: unknown): value is KvGetAnswer {
-  return isRecord(value) && typeof value.found === "boolean" && "value" in value;
+  return isRecord(value) && typeof value.found === "boolean" && "value" in value &&
+    (!value.found || (typeof value.created === "number" && typeof value.modified === "number"));
 }
 
 function isKvListAnswer(value: unknown): value is KvListAnswer {

@@ -31,7 +31,9 @@ import { keyProblem } from "./index.ts";
 
 /**
  * A command as {@linkcode parseCommand} returns it: checked, with every
- * value in canonical encoding.
+ * value in canonical encoding. A `cas` has exactly one comparison: the
+ * value (`expect`, `"null"` for absent) or the revision (`expectModified`,
+ * 0 for absent); tell them apart with `"expectModified" in command`.
  */
 export type ParsedCommand =
   | { readonly op: "put"; readonly key: string; readonly value: string }
@@ -40,6 +42,12 @@ export type ParsedCommand =
     readonly op: "cas";
     readonly key: string;
     readonly expect: string;
+    readonly value: string;
+  }
+  | {
+    readonly op: "cas";
+    readonly key: string;
+    readonly expectModified: number;
     readonly value: string;
   };
 
@@ -94,15 +102,40 @@ function opError(ops: readonly string[]) {
   };
 }
 
+/**
+ * A key's revision: the index of a log entry, or 0 for "absent". Indexes
+ * are safe integers, so a larger number can never match and is refused.
+ */
+const REVISION_SCHEMA = z.int({ error: "must be a whole number" })
+  .min(0, { error: "must be at least 0" });
+
+/**
+ * Both compare-and-set forms share the op `cas` (one discriminator value
+ * cannot name two union options), so one object takes either comparison
+ * and the check below insists on exactly one of them.
+ */
+const CAS_SCHEMA = z.strictObject({
+  op: z.literal("cas"),
+  key: keySchema(1),
+  expect: VALUE_SCHEMA.optional(),
+  expectModified: REVISION_SCHEMA.optional(),
+  value: VALUE_SCHEMA,
+}, { error: objectError }).check((ctx) => {
+  if ((ctx.value.expect === undefined) === (ctx.value.expectModified === undefined)) {
+    ctx.issues.push({
+      code: "custom",
+      message: 'must have exactly one of "expect" and "expectModified"',
+      input: ctx.value,
+    });
+  }
+});
+
 const COMMAND_SCHEMA = z.discriminatedUnion("op", [
   z.strictObject({ op: z.literal("put"), key: keySchema(1), value: VALUE_SCHEMA }, {
     error: objectError,
   }),
   z.strictObject({ op: z.literal("delete"), key: keySchema(1) }, { error: objectError }),
-  z.strictObject(
-    { op: z.literal("cas"), key: keySchema(1), expect: VALUE_SCHEMA, value: VALUE_SCHEMA },
-    { error: objectError },
-  ),
+  CAS_SCHEMA,
 ], { error: opError(["put", "delete", "cas"]) });
 
 const QUERY_SCHEMA = z.discriminatedUnion("op", [
@@ -120,7 +153,8 @@ const QUERY_SCHEMA = z.discriminatedUnion("op", [
  * Parses a command of the key-value machine.
  *
  * @param command Anything: a client's command, or one read from the log.
- * @returns The command, with its values in canonical encoding.
+ * @returns The command, with its values in canonical encoding; a `cas`
+ *   with only the comparison it was given.
  * @throws {RejectedError} When `command` is malformed; the message names
  *   every problem.
  *
@@ -143,7 +177,13 @@ export function parseCommand(command: unknown): ParsedCommand {
       `Cannot accept the key-value command: ${formatIssues(result.error.issues, "command")}`,
     );
   }
-  return result.data;
+  const parsed = result.data;
+  if (parsed.op !== "cas") return parsed;
+  // The schema's check let exactly one comparison through.
+  const { key, value } = parsed;
+  return parsed.expectModified !== undefined
+    ? { op: "cas", key, expectModified: parsed.expectModified, value }
+    : { op: "cas", key, expect: parsed.expect!, value };
 }
 
 /**

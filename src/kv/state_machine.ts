@@ -7,15 +7,29 @@
  * whitespace), so that compare-and-set compares them structurally and every
  * node's snapshot of the same log is byte-identical.
  *
+ * Every key carries two revisions, both log indexes (like etcd's create and
+ * mod revisions): `created`, the entry that made it exist after absence, and
+ * `modified`, the last entry that changed it. They are applied state, equal
+ * on every node, and a compare-and-set may compare `modified` instead of the
+ * value.
+ *
  * @example Put, compare-and-set and read back
  * ```ts
  * import { deepStrictEqual as assertEquals } from "node:assert/strict";
  * import { kvStateMachine } from "./state_machine.ts";
  *
+ * // What the node passes along with each committed command.
+ * const at = (index: number) => ({ index, term: 1, id: "", proposer: "n1", timeMs: 0 });
  * const kv = kvStateMachine();
- * kv.apply(kv.validate({ op: "put", key: "a", value: { n: 1 } }));
- * kv.apply(kv.validate({ op: "cas", key: "a", expect: { n: 1 }, value: { n: 2 } }));
- * assertEquals(kv.query({ op: "get", key: "a" }), { found: true, value: { n: 2 } });
+ * kv.apply(kv.validate({ op: "put", key: "a", value: { n: 1 } }), at(1));
+ * kv.apply(kv.validate({ op: "cas", key: "a", expect: { n: 1 }, value: { n: 2 } }), at(2));
+ * kv.apply(kv.validate({ op: "cas", key: "a", expectModified: 2, value: { n: 3 } }), at(3));
+ * assertEquals(kv.query({ op: "get", key: "a" }), {
+ *   found: true,
+ *   value: { n: 3 },
+ *   created: 1,
+ *   modified: 3,
+ * });
  * ```
  *
  * @module
@@ -46,8 +60,12 @@ export const KV_LIST_LIMIT_MAX = 1000;
  *
  * - `put` sets `key` to `value`.
  * - `delete` removes `key` (absent keys are fine).
- * - `cas` sets `key` to `value` only if its current value equals `expect`
- *   structurally; `expect: null` means "the key must be absent".
+ * - `cas` with `expect` sets `key` to `value` only if its current value
+ *   equals `expect` structurally; `expect: null` means "the key must be
+ *   absent".
+ * - `cas` with `expectModified` sets `key` to `value` only if the key's
+ *   `modified` revision equals it; `expectModified: 0` means "the key must
+ *   be absent".
  */
 export type KvCommand =
   | { readonly op: "put"; readonly key: string; readonly value: JsonValue }
@@ -57,13 +75,53 @@ export type KvCommand =
     readonly key: string;
     readonly expect: JsonValue;
     readonly value: JsonValue;
+  }
+  | {
+    readonly op: "cas";
+    readonly key: string;
+    readonly expectModified: number;
+    readonly value: JsonValue;
   };
 
 /**
- * What applying a command returns: `{ prev }` (the old value, or null when
- * the key was absent) for `put` and `delete`, `{}` for a successful `cas`.
+ * Where a key's life stands in the log. Both are indexes of committed
+ * entries, so they are equal on every node that applied the same log; 0
+ * means unknown (a key restored from a snapshot of format
+ * `watercraft-kv/1`, which kept no revisions, or applied without an entry).
  */
-export type KvResult = { readonly prev: JsonValue } | Record<string, never>;
+export interface KvRevisions {
+  /** Index of the entry that made the key exist after absence (a put or a cas). */
+  readonly created: number;
+  /** Index of the last entry that changed it; never below `created`. */
+  readonly modified: number;
+}
+
+/**
+ * What a `put` or a successful `cas` returns: the key's revisions after it
+ * (`modified` is the entry's own index), and what it replaced.
+ */
+export interface KvPutResult extends KvRevisions {
+  /** The value before, or null when the key was absent. */
+  readonly prev: JsonValue;
+  /** The key's `modified` before; only when the key existed. */
+  readonly prevModified?: number;
+}
+
+/** What a `delete` returns: what it removed. */
+export interface KvDeleteResult {
+  /** The value before, or null when the key was absent. */
+  readonly prev: JsonValue;
+  /** The removed key's `created`; only when the key existed. */
+  readonly prevCreated?: number;
+  /** The removed key's `modified`; only when the key existed. */
+  readonly prevModified?: number;
+}
+
+/**
+ * What applying a command returns: a {@linkcode KvPutResult} for `put` and
+ * `cas`, a {@linkcode KvDeleteResult} for `delete`.
+ */
+export type KvResult = KvPutResult | KvDeleteResult;
 
 /** Reads one key. */
 export interface KvGetQuery {
@@ -91,13 +149,16 @@ export interface KvListQuery {
 /** A read of the key-value machine. */
 export type KvQuery = KvGetQuery | KvListQuery;
 
-/** The answer to a {@linkcode KvGetQuery}; `value` is null when not found. */
+/**
+ * The answer to a {@linkcode KvGetQuery}: the value and revisions when
+ * found; `value` is null when not found.
+ */
 export type KvGetAnswer =
-  | { readonly found: true; readonly value: JsonValue }
+  | ({ readonly found: true; readonly value: JsonValue } & KvRevisions)
   | { readonly found: false; readonly value: null };
 
-/** One key and its value in a {@linkcode KvListAnswer}. */
-export interface KvListItem {
+/** One key, its value and its revisions in a {@linkcode KvListAnswer}. */
+export interface KvListItem extends KvRevisions {
   /** The key. */
   readonly key: string;
   /** Its value. */
@@ -113,10 +174,22 @@ export interface KvListAnswer {
 /** The answer to a {@linkcode KvQuery}. */
 export type KvAnswer = KvGetAnswer | KvListAnswer;
 
+/** What a {@linkcode CasFailedError} found, and what the compare-and-set expected. */
+export interface CasFailure {
+  /** Whether the key exists (tells a null value from absence). Default: `current !== null`. */
+  readonly exists?: boolean;
+  /** The key's `modified` revision, 0 when it is absent (or unknown). Default 0. */
+  readonly modified?: number;
+  /** The revision a compare-and-set on the revision expected; absent for one on the value. */
+  readonly expectModified?: number;
+}
+
 /**
  * A compare-and-set did not match (HTTP 409 `cas_failed`). `current` holds
- * the key's current value, or null when the key is absent; it is also in
- * `details`, so that the HTTP error body carries it.
+ * the key's current value, or null when the key is absent, and `modified`
+ * its `modified` revision, 0 when it is absent; both are also in `details`,
+ * so that the HTTP error body carries them and the client can retry with
+ * either comparison.
  *
  * Thrown from `apply`, it is a deterministic refusal like
  * {@linkcode RejectedError}: the entry stays in the log without effect.
@@ -127,38 +200,62 @@ export type KvAnswer = KvGetAnswer | KvListAnswer;
  * import { CasFailedError, kvStateMachine } from "./state_machine.ts";
  *
  * const kv = kvStateMachine();
- * kv.apply({ op: "put", key: "a", value: 1 });
+ * kv.apply({ op: "put", key: "a", value: 1 }, { index: 4, term: 1, id: "", proposer: "n1", timeMs: 0 });
  * throws(
  *   () => kv.apply({ op: "cas", key: "a", expect: null, value: 2 }),
- *   (error) => error instanceof CasFailedError && error.code === "cas_failed" && error.current === 1,
+ *   (error) =>
+ *     error instanceof CasFailedError && error.code === "cas_failed" && error.current === 1 &&
+ *     error.modified === 4,
  * );
  * ```
  */
 export class CasFailedError extends WaterCraftError {
   /** The key's current value, or null when it is absent. */
   readonly current: JsonValue;
+  /** The key's `modified` revision, or 0 when it is absent. */
+  readonly modified: number;
 
   /**
    * Creates the error.
    *
    * @param key The key the compare-and-set was for.
    * @param current Its current value, or null when it is absent.
-   * @param exists Whether the key exists (tells a null value from absence).
+   * @param failure Whether it exists, its revision, and what was expected.
    */
-  constructor(key: string, current: JsonValue, exists: boolean = current !== null) {
+  constructor(key: string, current: JsonValue, failure: CasFailure = {}) {
+    const exists = failure.exists ?? current !== null;
+    const modified = failure.modified ?? 0;
     super(
       "cas_failed",
-      `Cannot compare-and-set key ${quoteKey(key)}: ` +
-        (!exists
-          ? "the key is absent"
-          : current === null
-          ? "the key holds null, which is not absence, so expect null does not match"
-          : "its current value differs from the expected one"),
-      { current },
+      `Cannot compare-and-set key ${quoteKey(key)}: ${casFailureReason(exists, current, failure)}`,
+      { current, modified },
     );
     this.name = "CasFailedError";
     this.current = current;
+    this.modified = modified;
   }
+}
+
+/** Why a compare-and-set did not match, for the error message. */
+function casFailureReason(exists: boolean, current: JsonValue, failure: CasFailure): string {
+  const expected = failure.expectModified;
+  if (expected === undefined) {
+    if (!exists) return "the key is absent";
+    return current === null
+      ? "the key holds null, which is not absence, so expect null does not match"
+      : "its current value differs from the expected one";
+  }
+  if (!exists) return `the key is absent, not modified at index ${expected}`;
+  const modified = failure.modified ?? 0;
+  // A key restored from a format-1 snapshot has no revision that any
+  // expectModified could name; say how to get past it instead of looping.
+  if (modified === 0) {
+    return "its revision is unknown (restored from an older snapshot format): compare its value " +
+      "with expect, or put it again";
+  }
+  return expected === 0
+    ? `the key exists (modified at index ${modified}), so expectModified 0 does not match`
+    : `it was last modified at index ${modified}, not ${expected}`;
 }
 
 /**
@@ -174,16 +271,20 @@ export class CasFailedError extends WaterCraftError {
  * import { KvStateMachine } from "./state_machine.ts";
  *
  * const kv = new KvStateMachine();
- * for (const key of ["b/2", "a", "b/1"]) kv.apply({ op: "put", key, value: key });
+ * const at = (index: number) => ({ index, term: 1, id: "", proposer: "n1", timeMs: 0 });
+ * for (const [i, key] of ["b/2", "a", "b/1"].entries()) kv.apply({ op: "put", key, value: key }, at(i + 1));
  * assertEquals(kv.query({ op: "list", prefix: "b/" }), {
- *   items: [{ key: "b/1", value: "b/1" }, { key: "b/2", value: "b/2" }],
+ *   items: [
+ *     { key: "b/1", value: "b/1", created: 3, modified: 3 },
+ *     { key: "b/2", value: "b/2", created: 1, modified: 1 },
+ *   ],
  * });
  * ```
  */
 export class KvStateMachine implements StateMachine<KvCommand, KvResult, KvQuery, KvAnswer> {
-  /** Key to the canonical JSON encoding of its value. */
-  #values = new Map<string, string>();
-  /** Every key of `#values`, in ascending {@linkcode compareKeys} order. */
+  /** Key to its value (canonical JSON text) and revisions. */
+  #records = new Map<string, KeyRecord>();
+  /** Every key of `#records`, in ascending {@linkcode compareKeys} order. */
   #keys = new SortedKeys();
 
   /** The number of keys. */
@@ -239,49 +340,73 @@ export class KvStateMachine implements StateMachine<KvCommand, KvResult, KvQuery
 
   /**
    * Applies a committed command. Deterministic: it depends on nothing but
-   * the state and `command`. A command that `validate` or `decode` made is
-   * applied as is; any other is checked as in
+   * the state, `command` and `entry.index`. A command that `validate` or
+   * `decode` made is applied as is; any other is checked as in
    * {@linkcode KvStateMachine.validate} first.
    *
    * @param command The command.
-   * @param _entry The entry that carried it (unused).
-   * @returns `{ prev }` for `put` and `delete`, `{}` for `cas`.
-   * @throws {CasFailedError} When a `cas` does not match; nothing changes.
+   * @param entry The entry that carried it: its index becomes the revision
+   *   of the key it changes. Without it (a machine used on its own, outside
+   *   a node) revisions are recorded as 0, unknown.
+   * @returns A {@linkcode KvPutResult} for `put` and `cas`, a
+   *   {@linkcode KvDeleteResult} for `delete`.
+   * @throws {CasFailedError} When a `cas` does not match; nothing changes,
+   *   revisions included.
    * @throws {RejectedError} When `command` is malformed; nothing changes.
    *
-   * @example Put returns the previous value
+   * @example Put returns the previous value and the revisions
    * ```ts
    * import { deepStrictEqual as assertEquals } from "node:assert/strict";
    * import { kvStateMachine } from "./state_machine.ts";
    *
+   * const at = (index: number) => ({ index, term: 1, id: "", proposer: "n1", timeMs: 0 });
    * const kv = kvStateMachine();
-   * assertEquals(kv.apply({ op: "put", key: "a", value: 1 }), { prev: null });
-   * assertEquals(kv.apply({ op: "put", key: "a", value: 2 }), { prev: 1 });
+   * assertEquals(kv.apply({ op: "put", key: "a", value: 1 }, at(5)), {
+   *   prev: null,
+   *   created: 5,
+   *   modified: 5,
+   * });
+   * assertEquals(kv.apply({ op: "put", key: "a", value: 2 }, at(6)), {
+   *   prev: 1,
+   *   created: 5,
+   *   modified: 6,
+   *   prevModified: 5,
+   * });
    * ```
    */
-  apply(command: KvCommand, _entry?: EntryMeta): KvResult {
+  apply(command: KvCommand, entry?: EntryMeta): KvResult {
     const parsed = parsedOf(command);
-    const current = this.#values.get(parsed.key);
+    const index = entry?.index ?? 0;
+    const current = this.#records.get(parsed.key);
     switch (parsed.op) {
       case "put":
-        this.#set(parsed.key, parsed.value, current === undefined);
-        return { prev: current === undefined ? null : decodeCanonical(current) };
+        return this.#put(parsed.key, parsed.value, current, index);
       case "delete":
-        if (current !== undefined) this.#delete(parsed.key);
-        return { prev: current === undefined ? null : decodeCanonical(current) };
+        if (current === undefined) return { prev: null };
+        this.#delete(parsed.key);
+        return {
+          prev: decodeCanonical(current.text),
+          prevCreated: current.created,
+          prevModified: current.modified,
+        };
       case "cas": {
-        const matches = parsed.expect === "null"
-          ? current === undefined
-          : current === parsed.expect;
+        const matches = "expectModified" in parsed
+          ? (parsed.expectModified === 0
+            ? current === undefined
+            : current?.modified === parsed.expectModified)
+          : (parsed.expect === "null" ? current === undefined : current?.text === parsed.expect);
         if (!matches) {
           throw new CasFailedError(
             parsed.key,
-            current === undefined ? null : decodeCanonical(current),
-            current !== undefined,
+            current === undefined ? null : decodeCanonical(current.text),
+            {
+              exists: current !== undefined,
+              modified: current?.modified ?? 0,
+              ...("expectModified" in parsed ? { expectModified: parsed.expectModified } : {}),
+            },
           );
         }
-        this.#set(parsed.key, parsed.value, current === undefined);
-        return {};
+        return this.#put(parsed.key, parsed.value, current, index);
       }
     }
   }
@@ -291,8 +416,10 @@ export class KvStateMachine implements StateMachine<KvCommand, KvResult, KvQuery
    * answer holds fresh copies of the values.
    *
    * @param query A `get` or a `list`.
-   * @returns `{ found, value }` for `get`; `{ items }` for `list`, in
-   *   ascending UTF-8 byte order of keys.
+   * @returns `{ found, value, created, modified }` for `get` (`{ found:
+   *   false, value: null }` when absent); `{ items }` for `list`, each
+   *   `{ key, value, created, modified }`, in ascending UTF-8 byte order of
+   *   keys.
    * @throws {WaterCraftError} With code `invalid_request` when `query` is
    *   malformed (e.g. a key over {@linkcode KV_KEY_BYTES_MAX} bytes or a
    *   negative limit).
@@ -311,10 +438,13 @@ export class KvStateMachine implements StateMachine<KvCommand, KvResult, KvQuery
   query(query: KvQuery): KvAnswer {
     const parsed = parseQuery(query);
     if (parsed.op === "get") {
-      const value = this.#values.get(parsed.key);
-      return value === undefined
-        ? { found: false, value: null }
-        : { found: true, value: decodeCanonical(value) };
+      const record = this.#records.get(parsed.key);
+      return record === undefined ? { found: false, value: null } : {
+        found: true,
+        value: decodeCanonical(record.text),
+        created: record.created,
+        modified: record.modified,
+      };
     }
     const prefix = parsed.prefix ?? "";
     const limit = Math.min(parsed.limit ?? KV_LIST_LIMIT_DEFAULT, KV_LIST_LIMIT_MAX);
@@ -325,7 +455,8 @@ export class KvStateMachine implements StateMachine<KvCommand, KvResult, KvQuery
     if (limit === 0) return { items };
     this.#keys.scan(after ? parsed.after! : prefix, after, (key) => {
       if (!key.startsWith(prefix)) return false;
-      items.push({ key, value: decodeCanonical(this.#values.get(key)!) });
+      const { text, created, modified } = this.#records.get(key)!;
+      items.push({ key, value: decodeCanonical(text), created, modified });
       return items.length < limit;
     });
     return { items };
@@ -333,9 +464,9 @@ export class KvStateMachine implements StateMachine<KvCommand, KvResult, KvQuery
 
   /**
    * Serialises the whole state: UTF-8 JSON
-   * `{"format":"watercraft-kv/1","entries":[[key,value],...]}` with entries in
-   * ascending key order and values in canonical encoding, so equal states
-   * give equal bytes.
+   * `{"format":"watercraft-kv/2","entries":[[key,value,created,modified],...]}`
+   * with entries in ascending key order and values in canonical encoding,
+   * so equal states give equal bytes.
    *
    * @returns The snapshot.
    *
@@ -354,22 +485,25 @@ export class KvStateMachine implements StateMachine<KvCommand, KvResult, KvQuery
   snapshot(): Uint8Array {
     const parts: string[] = [];
     for (const key of this.#keys.all()) {
-      parts.push(`[${JSON.stringify(key)},${this.#values.get(key)!}]`);
+      const { text, created, modified } = this.#records.get(key)!;
+      parts.push(`[${JSON.stringify(key)},${text},${created},${modified}]`);
     }
     return ENCODER.encode(`{"format":"${SNAPSHOT_FORMAT}","entries":[${parts.join(",")}]}`);
   }
 
   /**
    * Replaces the whole state with a snapshot's. On failure the state is
-   * left as it was.
+   * left as it was. Takes the current format and `watercraft-kv/1` (from
+   * releases before revisions: `[key,value]` pairs), whose keys get
+   * revisions 0, unknown, until they are next written.
    *
    * @param data Bytes from {@linkcode KvStateMachine.snapshot}.
    * @throws {AssertionError} When `data` is not such a snapshot: corrupt
    *   durable state is a bug, not an expected failure.
    */
   restore(data: Uint8Array): void {
-    const { values, keys } = parseSnapshot(data);
-    this.#values = values;
+    const { records, keys } = parseSnapshot(data);
+    this.#records = records;
     this.#keys = SortedKeys.fromSorted(keys);
   }
 
@@ -389,16 +523,32 @@ export class KvStateMachine implements StateMachine<KvCommand, KvResult, KvQuery
     }
   }
 
-  /** Sets `key` to an encoded value; `isNew` says it was absent. */
-  #set(key: string, value: string, isNew: boolean): void {
-    if (isNew) this.#keys.insert(key);
-    this.#values.set(key, value);
+  /**
+   * Sets `key` to an encoded value at entry `index`. A key that was absent
+   * is created there; one that existed keeps its `created`, unless `index`
+   * is 0 (no entry): then both revisions become unknown, since a known
+   * `created` above an unknown `modified` would break `created <= modified`.
+   */
+  #put(key: string, text: string, current: KeyRecord | undefined, index: number): KvPutResult {
+    if (current === undefined) {
+      this.#keys.insert(key);
+      this.#records.set(key, { text, created: index, modified: index });
+      return { prev: null, created: index, modified: index };
+    }
+    const created = index === 0 ? 0 : current.created;
+    this.#records.set(key, { text, created, modified: index });
+    return {
+      prev: decodeCanonical(current.text),
+      created,
+      modified: index,
+      prevModified: current.modified,
+    };
   }
 
   /** Removes a present key. */
   #delete(key: string): void {
     this.#keys.delete(key);
-    this.#values.delete(key);
+    this.#records.delete(key);
   }
 }
 
@@ -412,9 +562,18 @@ export class KvStateMachine implements StateMachine<KvCommand, KvResult, KvQuery
  * import { deepStrictEqual as assertEquals } from "node:assert/strict";
  * import { kvStateMachine } from "./state_machine.ts";
  *
+ * const at = (index: number) => ({ index, term: 1, id: "", proposer: "n1", timeMs: 0 });
  * const kv = kvStateMachine();
- * assertEquals(kv.apply({ op: "put", key: "a", value: "x" }), { prev: null });
- * assertEquals(kv.apply({ op: "delete", key: "a" }), { prev: "x" });
+ * assertEquals(kv.apply({ op: "put", key: "a", value: "x" }, at(1)), {
+ *   prev: null,
+ *   created: 1,
+ *   modified: 1,
+ * });
+ * assertEquals(kv.apply({ op: "delete", key: "a" }, at(2)), {
+ *   prev: "x",
+ *   prevCreated: 1,
+ *   prevModified: 1,
+ * });
  * assertEquals(kv.query({ op: "list" }), { items: [] });
  * ```
  */
@@ -422,7 +581,16 @@ export function kvStateMachine(): KvStateMachine {
   return new KvStateMachine();
 }
 
-const SNAPSHOT_FORMAT = "watercraft-kv/1";
+/** What the key-value machine keeps per key. */
+interface KeyRecord extends KvRevisions {
+  /** The value's canonical JSON text: parsed only when a client reads it. */
+  readonly text: string;
+}
+
+/** The snapshot format `snapshot()` writes: entries `[key,value,created,modified]`. */
+const SNAPSHOT_FORMAT = "watercraft-kv/2";
+/** The format before revisions, still restored: entries `[key,value]`. */
+const SNAPSHOT_FORMAT_V1 = "watercraft-kv/1";
 const ENCODER = new TextEncoder();
 
 /** The checked form of a command made by `validate` or `decode`. */
@@ -440,10 +608,16 @@ function checkedCommand(parsed: ParsedCommand): KvCommand {
   // Hidden, so the command looks like any other KvCommand to its readers.
   Object.defineProperty(command, PARSED, { value: parsed });
   // In the order of KvCommand's fields, as JSON of the command shows them.
-  if (parsed.op === "cas") {
+  if (parsed.op === "cas" && "expect" in parsed) {
     Object.defineProperty(command, "expect", {
       enumerable: true,
       get: () => decodeCanonical(parsed.expect),
+    });
+  }
+  if (parsed.op === "cas" && "expectModified" in parsed) {
+    Object.defineProperty(command, "expectModified", {
+      enumerable: true,
+      value: parsed.expectModified,
     });
   }
   if (parsed.op !== "delete") {
@@ -461,11 +635,12 @@ function parsedOf(command: KvCommand): ParsedCommand {
 }
 
 /**
- * Parses a key-value snapshot.
+ * Parses a key-value snapshot of the current format, or of format
+ * `watercraft-kv/1`, whose keys get revisions 0 (unknown).
  *
- * @throws {AssertionError} When `data` is not a snapshot of this format.
+ * @throws {AssertionError} When `data` is not a snapshot of either format.
  */
-function parseSnapshot(data: Uint8Array): { values: Map<string, string>; keys: string[] } {
+function parseSnapshot(data: Uint8Array): { records: Map<string, KeyRecord>; keys: string[] } {
   let parsed: unknown;
   try {
     parsed = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(data));
@@ -473,27 +648,31 @@ function parseSnapshot(data: Uint8Array): { values: Map<string, string>; keys: s
     assert(false, `Cannot restore the key-value snapshot: it is not UTF-8 JSON: ${error}`);
   }
   assert(
-    isPlainObject(parsed) && parsed.format === SNAPSHOT_FORMAT &&
+    isPlainObject(parsed) &&
+      (parsed.format === SNAPSHOT_FORMAT || parsed.format === SNAPSHOT_FORMAT_V1) &&
       Array.isArray(parsed.entries),
-    `Cannot restore the key-value snapshot: it is not in format ${SNAPSHOT_FORMAT}`,
+    `Cannot restore the key-value snapshot: it is not in format ${SNAPSHOT_FORMAT} ` +
+      `or ${SNAPSHOT_FORMAT_V1}`,
   );
-  const values = new Map<string, string>();
+  const withRevisions = parsed.format === SNAPSHOT_FORMAT;
+  const records = new Map<string, KeyRecord>();
   const keys: string[] = [];
-  for (const [i, pair] of (parsed.entries as unknown[]).entries()) {
+  for (const [i, entry] of (parsed.entries as unknown[]).entries()) {
     assert(
-      Array.isArray(pair) && pair.length === 2 && typeof pair[0] === "string" &&
-        keyProblem(pair[0], 1) === undefined,
-      `Cannot restore the key-value snapshot: entry ${i} is not a [key, value] pair`,
+      Array.isArray(entry) && entry.length === (withRevisions ? 4 : 2) &&
+        typeof entry[0] === "string" && keyProblem(entry[0], 1) === undefined,
+      `Cannot restore the key-value snapshot: entry ${i} is not a ` +
+        (withRevisions ? "[key, value, created, modified] tuple" : "[key, value] pair"),
     );
-    const key = pair[0] as string;
+    const key = entry[0] as string;
     const previous = keys.at(-1);
     assert(
       previous === undefined || compareKeys(previous, key) < 0,
       `Cannot restore the key-value snapshot: key ${quoteKey(key)} is out of order`,
     );
-    let value: string;
+    let text: string;
     try {
-      value = encodeCanonical(pair[1]);
+      text = encodeCanonical(entry[1]);
     } catch (error) {
       if (!(error instanceof NotJsonError)) throw error;
       assert(
@@ -503,8 +682,20 @@ function parseSnapshot(data: Uint8Array): { values: Map<string, string>; keys: s
         } ${error.reason}`,
       );
     }
+    const created = withRevisions ? entry[2] : 0;
+    const modified = withRevisions ? entry[3] : 0;
+    assert(
+      isRevision(created) && isRevision(modified) && created <= modified,
+      `Cannot restore the key-value snapshot: key ${quoteKey(key)} has revisions ` +
+        `${JSON.stringify(created)} and ${JSON.stringify(modified)}, not 0 <= created <= modified`,
+    );
     keys.push(key);
-    values.set(key, value);
+    records.set(key, { text, created, modified });
   }
-  return { values, keys };
+  return { records, keys };
+}
+
+/** Whether `value` can be a revision: a log index, or 0 for unknown. */
+function isRevision(value: unknown): value is number {
+  return Number.isSafeInteger(value) && (value as number) >= 0;
 }

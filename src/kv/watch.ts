@@ -6,6 +6,12 @@
  * key that held `null`, and a watcher that keeps a copy of the keys must
  * never miss a delete.
  *
+ * Revisions come from the command's result: a `put` carries the key's
+ * `created` and `modified` (the entry's own index) after it, a `delete` of a
+ * key that existed its `prevCreated` and `prevModified`. A field is left out
+ * when the result does not hold it (a `cas` applied by a release before
+ * revisions, say), rather than guessed.
+ *
  * @module
  */
 
@@ -26,6 +32,12 @@ export type KeyChange =
     readonly index: number;
     /** The entry's hash. */
     readonly id: string;
+    /** Index of the entry that created the key (0: unknown), when known. */
+    readonly created?: number;
+    /** Index of the entry that changed it last: this one, when known. */
+    readonly modified?: number;
+    /** Its `modified` before, when it existed. */
+    readonly prevModified?: number;
   }
   | {
     readonly type: "delete";
@@ -37,6 +49,10 @@ export type KeyChange =
     readonly index: number;
     /** The entry's hash. */
     readonly id: string;
+    /** The removed key's `created`, when it existed. */
+    readonly prevCreated?: number;
+    /** The removed key's `modified`, when it existed. */
+    readonly prevModified?: number;
   };
 
 /**
@@ -54,17 +70,43 @@ export function keyChangeOf(event: WatchEvent, prefix: string): KeyChange | null
     | { op?: string; key?: unknown; value?: JsonValue; expect?: JsonValue }
     | null;
   if (typeof command?.key !== "string" || !command.key.startsWith(prefix)) return null;
-  const prev = (entry.result as { prev?: JsonValue } | null)?.prev ?? null;
+  const result = (entry.result ?? {}) as Record<string, unknown>;
   const where = { key: command.key, index: entry.index, id: entry.id };
   switch (command.op) {
     case "put":
-      return { type: "put", ...where, value: command.value!, prev };
-    case "cas":
-      // It succeeded, so the key held what was expected.
-      return { type: "put", ...where, value: command.value!, prev: command.expect ?? null };
+    case "cas": {
+      // A cas result of a release before revisions had no prev; it
+      // succeeded, so the key held what it expected.
+      const prev = "prev" in result ? result.prev as JsonValue : command.expect ?? null;
+      return {
+        type: "put",
+        ...where,
+        value: command.value!,
+        prev,
+        ...revisions(result, ["created", "modified", "prevModified"]),
+      };
+    }
     case "delete":
-      return { type: "delete", ...where, prev };
+      return {
+        type: "delete",
+        ...where,
+        prev: (result.prev ?? null) as JsonValue,
+        ...revisions(result, ["prevCreated", "prevModified"]),
+      };
     default:
       return null;
   }
+}
+
+/** The revision fields of `result` among `fields` that hold numbers. */
+function revisions<F extends string>(
+  result: Record<string, unknown>,
+  fields: readonly F[],
+): { [K in F]?: number } {
+  const out: { [K in F]?: number } = {};
+  for (const field of fields) {
+    const value = result[field];
+    if (typeof value === "number") out[field] = value;
+  }
+  return out;
 }

@@ -180,7 +180,12 @@ Deno.test("cli serves the key-value API and exits 0 on SIGTERM", async () => {
 
     const get = await request("GET", `${node.url}/v1/kv/a`);
     strictEqual(get.status, 200, get.text);
-    assertEquals(get.body, { value: 1, index: put.body.index });
+    assertEquals(get.body, {
+      value: 1,
+      index: put.body.index,
+      created: put.body.index,
+      modified: put.body.index,
+    });
 
     const again = await request("PUT", `${node.url}/v1/kv/a`, { json: { value: 2 } });
     strictEqual(again.status, 200, again.text);
@@ -255,7 +260,12 @@ Deno.test("cli serves HTTPS with --tls-cert and --tls-key", async () => {
     const put = await request("PUT", `${node.url}/v1/kv/a`, { json: { value: "secure" }, client });
     strictEqual(put.status, 200, put.text);
     const get = await request("GET", `${node.url}/v1/kv/a`, { client });
-    assertEquals(get.body, { value: "secure", index: put.body.index });
+    assertEquals(get.body, {
+      value: "secure",
+      index: put.body.index,
+      created: put.body.index,
+      modified: put.body.index,
+    });
     node.process.kill("SIGTERM");
     const status = await waitFor("the node to exit after SIGTERM", () => node.process.exited, {
       timeoutMs: 10_000,

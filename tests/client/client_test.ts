@@ -34,19 +34,43 @@ Deno.test("WaterCraftClient writes, reads and refuses through any member, a dead
     const put = await client.kv.put("a", { n: 1 });
     strictEqual(put.prev, null);
     ok(/^[0-9a-f]{64}$/.test(put.id));
-    deepStrictEqual((await client.kv.get("a")).value, { n: 1 });
-    deepStrictEqual((await client.kv.put("a", 2)).prev, { n: 1 });
-    await client.kv.cas("a", 2, 3);
+    deepStrictEqual([put.created, put.modified], [put.index, put.index]);
+    const got = await client.kv.get("a");
+    deepStrictEqual([got.value, got.created, got.modified], [{ n: 1 }, put.index, put.index]);
+    const second = await client.kv.put("a", 2);
+    deepStrictEqual([second.prev, second.prevModified], [{ n: 1 }, put.index]);
+    const swapped = await client.kv.cas("a", 2, 3);
+    deepStrictEqual([swapped.created, swapped.modified], [put.index, swapped.index]);
     const failed = await client.kv.cas("a", 2, 4).catch((e) => e);
     ok(failed instanceof WaterCraftError);
     strictEqual(failed.code, "cas_failed");
     deepStrictEqual(failed.details.current, 3);
+    strictEqual(failed.details.modified, swapped.index);
+    // On the revision: the failed cas above changed nothing, so `modified` still matches.
+    const byRevision = await client.kv.casModified("a", swapped.modified, 5);
+    deepStrictEqual([byRevision.prev, byRevision.prevModified], [3, swapped.index]);
+    const stale = await client.kv.casModified("a", swapped.modified, 6).catch((e) => e);
+    ok(stale instanceof WaterCraftError);
+    deepStrictEqual([stale.code, stale.details.current, stale.details.modified], [
+      "cas_failed",
+      5,
+      byRevision.index,
+    ]);
     await rejects(
       client.kv.get("absent"),
       (e) => e instanceof WaterCraftError && e.code === "not_found",
     );
-    deepStrictEqual((await client.kv.list("a")).items, [{ key: "a", value: 3 }]);
-    strictEqual((await client.kv.delete("a")).prev, 3);
+    deepStrictEqual((await client.kv.list("a")).items, [
+      { key: "a", value: 5, created: put.index, modified: byRevision.index },
+    ]);
+    const deleted = await client.kv.delete("a");
+    deepStrictEqual([deleted.prev, deleted.prevCreated, deleted.prevModified], [
+      5,
+      put.index,
+      byRevision.index,
+    ]);
+    const recreated = await client.kv.casModified("a", 0, 1);
+    deepStrictEqual([recreated.prev, recreated.created], [null, recreated.index]);
 
     // The same idempotency key twice: one entry, the first result.
     const first = await client.propose({ op: "put", key: "k", value: 1 }, {

@@ -251,7 +251,11 @@ const logRows: Row[] = [
       term: ctx.head.term,
       state: "committed",
       head: HEX,
-      result: { prev: 1 },
+      result: {
+        prev: 1,
+        prevCreated: ctx.written[0]!.index,
+        prevModified: ctx.written[0]!.index,
+      },
     }),
     check: (body, node) => {
       strictEqual(body.head, body.id, "the head is the new entry");
@@ -270,7 +274,7 @@ const logRows: Row[] = [
       term: ctx.head.term,
       state: "committed",
       head: HEX,
-      result: { prev: null },
+      result: { prev: null, created: ctx.lastIndex + 1, modified: ctx.lastIndex + 1 },
     }),
     check: (body) => strictEqual(body.head, body.id),
   },
@@ -305,7 +309,7 @@ const logRows: Row[] = [
       term: ctx.head.term,
       state: "committed",
       head: HEX,
-      result: { prev: null },
+      result: { prev: null, created: ctx.lastIndex + 1, modified: ctx.lastIndex + 1 },
     }),
     check: (body, node, ctx) => {
       strictEqual(node.status().lastIndex, ctx.lastIndex + 1);
@@ -326,7 +330,7 @@ const logRows: Row[] = [
       term: ctx.written[0]!.term,
       state: "committed",
       head: ctx.written[0]!.id,
-      result: { prev: null },
+      result: { prev: null, created: ctx.written[0]!.index, modified: ctx.written[0]!.index },
     }),
     check: (_body, node, ctx) => strictEqual(node.status().lastIndex, ctx.lastIndex),
   },
@@ -890,7 +894,7 @@ const edgeRows: Row[] = [
       term: ctx.head.term,
       state: "committed",
       head: HEX,
-      result: { prev: null },
+      result: { prev: null, created: ctx.lastIndex + 1, modified: ctx.lastIndex + 1 },
     }),
   },
   {
@@ -964,7 +968,7 @@ const edgeRows: Row[] = [
       term: ctx.head.term,
       state: "committed",
       head: HEX,
-      result: { prev: null },
+      result: { prev: null, created: ctx.lastIndex + 1, modified: ctx.lastIndex + 1 },
     }),
   },
   {

@@ -43,7 +43,16 @@ Deno.test("HTTP cluster: grow 1 → 5 joining through different members, then wr
     // Write through a follower, read linearizably through another.
     const put = await call(`${members[2]!.url}/v1/kv/a`, "PUT", { value: { n: 1 } });
     strictEqual(put.status, 200, JSON.stringify(put.body));
-    deepStrictEqual(Object.keys(put.body).sort(), ["head", "id", "index", "prev", "term"]);
+    deepStrictEqual(Object.keys(put.body).sort(), [
+      "created",
+      "head",
+      "id",
+      "index",
+      "modified",
+      "prev",
+      "term",
+    ]);
+    deepStrictEqual([put.body.created, put.body.modified], [put.body.index, put.body.index]);
     const got = await call(`${members[3]!.url}/v1/kv/a`, "GET");
     deepStrictEqual([got.status, got.body.value], [200, { n: 1 }]);
 
@@ -193,6 +202,8 @@ Deno.test("createApp() mounts under a prefix next to the embedding app's own rou
     deepStrictEqual(await (await outer.request("/raft-cluster/v1/kv/k")).json(), {
       value: 7,
       index: 3,
+      created: 3,
+      modified: 3,
     });
     strictEqual((await outer.request("/raft-cluster/v1/status")).status, 200);
   } finally {

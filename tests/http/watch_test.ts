@@ -104,7 +104,7 @@ Deno.test("node.watch() gives every applied entry after `after`, with its hash, 
     const [put, cas] = await take(events, 2);
     ok(put?.type === "entry" && cas?.type === "entry");
     deepStrictEqual(put.entry.data, { op: "put", key: "a", value: 1 });
-    deepStrictEqual(put.entry.result, { prev: null });
+    deepStrictEqual(put.entry.result, { prev: null, created: a.index, modified: a.index });
     strictEqual(put.entry.id, a.id);
     const before = history.at(-1);
     ok(before?.type === "entry");
@@ -217,8 +217,9 @@ Deno.test("GET /v1/watch/kv gives the changes of keys under a prefix, and nothin
     await node.propose({ op: "cas", key: "app/a", expect: 9, value: 2 }).catch(() => {});
     await node.propose({ op: "delete", key: "app/absent" });
     await node.propose({ op: "cas", key: "app/a", expect: 1, value: 2 });
+    await node.propose({ op: "cas", key: "app/a", expectModified: start + 5, value: 3 });
     await node.propose({ op: "delete", key: "app/a" });
-    const events = await readSse(await app.request(`/v1/watch/kv?prefix=app/&after=${start}`), 4);
+    const events = await readSse(await app.request(`/v1/watch/kv?prefix=app/&after=${start}`), 5);
     deepStrictEqual(
       events.map((e) => [e.event, e.data]),
       [
@@ -229,6 +230,8 @@ Deno.test("GET /v1/watch/kv gives the changes of keys under a prefix, and nothin
           id: idAt(node, start + 1),
           value: 1,
           prev: null,
+          created: start + 1,
+          modified: start + 1,
         }],
         ["delete", {
           type: "delete",
@@ -244,13 +247,29 @@ Deno.test("GET /v1/watch/kv gives the changes of keys under a prefix, and nothin
           id: idAt(node, start + 5),
           value: 2,
           prev: 1,
+          created: start + 1,
+          modified: start + 5,
+          prevModified: start + 1,
+        }],
+        ["put", {
+          type: "put",
+          key: "app/a",
+          index: start + 6,
+          id: idAt(node, start + 6),
+          value: 3,
+          prev: 2,
+          created: start + 1,
+          modified: start + 6,
+          prevModified: start + 5,
         }],
         ["delete", {
           type: "delete",
           key: "app/a",
-          index: start + 6,
-          id: idAt(node, start + 6),
-          prev: 2,
+          index: start + 7,
+          id: idAt(node, start + 7),
+          prev: 3,
+          prevCreated: start + 1,
+          prevModified: start + 6,
         }],
       ],
     );

@@ -16,12 +16,38 @@ Deno.test("encodeKvCommand() and decodeKvCommand() round-trip every command kind
     { name: "put of a long key", command: { op: "put", key: "k".repeat(1024), value: "1" } },
     { name: "delete", command: { op: "delete", key: "日本" } },
     { name: "cas", command: { op: "cas", key: "a", expect: "null", value: '"v"' } },
+    {
+      name: "cas on revision 0",
+      command: { op: "cas", key: "a", expectModified: 0, value: '{"n":1}' },
+    },
+    {
+      name: "cas on a revision past 32 bits",
+      command: { op: "cas", key: "日本", expectModified: 2 ** 40 + 3, value: "null" },
+    },
+    {
+      name: "cas on the largest safe revision",
+      command: { op: "cas", key: "a", expectModified: Number.MAX_SAFE_INTEGER, value: "1" },
+    },
   ];
   for (const row of rows) {
     await t.step(row.name, () => {
       deepStrictEqual(decodeKvCommand(encodeKvCommand(row.command)), row.command);
     });
   }
+});
+
+Deno.test("encodeKvCommand() keeps the op codes of older releases and lays a revision out as a u64", () => {
+  // Logs written before revisions must decode the same forever.
+  deepStrictEqual([...encodeKvCommand({ op: "put", key: "a", value: "1" })], [1, 0, 1, 97, 49]);
+  deepStrictEqual([...encodeKvCommand({ op: "delete", key: "a" })], [2, 0, 1, 97]);
+  deepStrictEqual(
+    [...encodeKvCommand({ op: "cas", key: "a", expect: "1", value: "2" })],
+    [3, 0, 1, 97, 0, 0, 0, 1, 49, 50],
+  );
+  deepStrictEqual(
+    [...encodeKvCommand({ op: "cas", key: "a", expectModified: 258, value: "2" })],
+    [4, 0, 1, 97, 0, 0, 0, 0, 0, 0, 1, 2, 50],
+  );
 });
 
 Deno.test("decodeKvCommand() refuses bytes that no edge made", async (t) => {
@@ -39,6 +65,21 @@ Deno.test("decodeKvCommand() refuses bytes that no edge made", async (t) => {
       name: "cas expect past the end",
       data: Uint8Array.of(3, 0, 1, 97, 0, 0, 0, 9, 49),
       want: /expect runs past/,
+    },
+    {
+      name: "cas on a revision cut in its revision",
+      data: Uint8Array.of(4, 0, 1, 97, 0, 0, 0, 0, 0, 0, 1),
+      want: /cas is truncated/,
+    },
+    {
+      name: "cas on a revision without a value",
+      data: Uint8Array.of(4, 0, 1, 97, 0, 0, 0, 0, 0, 0, 0, 1),
+      want: /value is empty/,
+    },
+    {
+      name: "cas on a revision past the safe integers",
+      data: Uint8Array.of(4, 0, 1, 97, 0, 0x20, 0, 0, 0, 0, 0, 0, 49),
+      want: /not a safe integer/,
     },
     { name: "not UTF-8", data: Uint8Array.of(1, 0, 1, 0xff, 49), want: /./ },
     { name: "a value that is not JSON", data: Uint8Array.of(1, 0, 1, 97, 123), want: /not JSON/ },

@@ -22,6 +22,12 @@ import { manualClock, MemoryNetwork } from "../../src/testing.ts";
 /** Fields every write answers with, besides the machine's result. */
 const WRITE_FIELDS = ["head", "id", "index", "term"];
 
+/**
+ * Where a solo node puts the first command of a row's setup: its own
+ * entries come first. A row's revisions count from here.
+ */
+const FIRST = 3;
+
 /** A one-node cluster that leads at once, with `setup` applied through the log. */
 async function soloNode(
   setup: readonly KvCommand[],
@@ -63,21 +69,21 @@ const KEY_1025_BYTES = "é".repeat(512) + "a";
 
 const rows: Row[] = [
   {
-    name: "PUT of a new key answers prev null",
+    name: "PUT of a new key answers prev null and the revisions it created",
     method: "PUT",
     path: "/v1/kv/a",
     body: { value: { n: 1 } },
     status: 200,
-    want: { prev: null },
+    want: { prev: null, created: FIRST, modified: FIRST },
   },
   {
-    name: "PUT over a value answers the previous value",
+    name: "PUT over a value answers the previous value and its revision",
     setup: [{ op: "put", key: "a", value: [1] }],
     method: "PUT",
     path: "/v1/kv/a",
     body: { value: 2 },
     status: 200,
-    want: { prev: [1] },
+    want: { prev: [1], created: FIRST, modified: FIRST + 1, prevModified: FIRST },
   },
   {
     name: "PUT with an Idempotency-Key",
@@ -86,15 +92,15 @@ const rows: Row[] = [
     body: { value: 1 },
     headers: { "idempotency-key": "once" },
     status: 200,
-    want: { prev: null },
+    want: { prev: null, created: FIRST, modified: FIRST },
   },
   {
-    name: "GET of a present key answers its value",
+    name: "GET of a present key answers its value and revisions",
     setup: [{ op: "put", key: "a/b", value: { x: [1, null] } }],
     method: "GET",
     path: "/v1/kv/a%2Fb",
     status: 200,
-    want: { value: { x: [1, null] } },
+    want: { value: { x: [1, null] }, created: FIRST, modified: FIRST },
   },
   {
     name: "GET of a key holding null answers null",
@@ -102,7 +108,19 @@ const rows: Row[] = [
     method: "GET",
     path: "/v1/kv/n?consistency=local",
     status: 200,
-    want: { value: null },
+    want: { value: null, created: FIRST, modified: FIRST },
+  },
+  {
+    name: "GET of a changed key answers when it was created and last changed",
+    setup: [
+      { op: "put", key: "a", value: 1 },
+      { op: "put", key: "other", value: 1 },
+      { op: "cas", key: "a", expect: 1, value: 2 },
+    ],
+    method: "GET",
+    path: "/v1/kv/a",
+    status: 200,
+    want: { value: 2, created: FIRST, modified: FIRST + 2 },
   },
   {
     name: "GET /v1/kv lists by prefix up to the limit",
@@ -110,7 +128,13 @@ const rows: Row[] = [
     method: "GET",
     path: "/v1/kv?prefix=a/&limit=2",
     status: 200,
-    want: { items: [{ key: "a/1", value: "a/1" }, { key: "a/2", value: "a/2" }], next: "a/2" },
+    want: {
+      items: [
+        { key: "a/1", value: "a/1", created: FIRST + 2, modified: FIRST + 2 },
+        { key: "a/2", value: "a/2", created: FIRST, modified: FIRST },
+      ],
+      next: "a/2",
+    },
   },
   {
     name: "GET /v1/kv?after= gives the next page, and a page that is not full has no next",
@@ -118,7 +142,10 @@ const rows: Row[] = [
     method: "GET",
     path: "/v1/kv?prefix=a/&limit=2&after=a/2",
     status: 200,
-    want: { items: [{ key: "a/3", value: "a/3" }], next: null },
+    want: {
+      items: [{ key: "a/3", value: "a/3", created: FIRST + 3, modified: FIRST + 3 }],
+      next: null,
+    },
   },
   {
     name: "400 for a list cursor over the key size",
@@ -135,12 +162,12 @@ const rows: Row[] = [
     want: { items: [], next: null },
   },
   {
-    name: "DELETE of a present key answers the previous value",
+    name: "DELETE of a present key answers the previous value and revisions",
     setup: [{ op: "put", key: "a", value: "x" }],
     method: "DELETE",
     path: "/v1/kv/a",
     status: 200,
-    want: { prev: "x" },
+    want: { prev: "x", prevCreated: FIRST, prevModified: FIRST },
   },
   {
     name: "DELETE of an absent key answers prev null",
@@ -150,13 +177,13 @@ const rows: Row[] = [
     want: { prev: null },
   },
   {
-    name: "cas on a structurally equal value succeeds with no prev",
+    name: "cas on a structurally equal value succeeds with the revisions",
     setup: [{ op: "put", key: "a", value: { p: 1, q: 2 } }],
     method: "POST",
     path: "/v1/kv/a/cas",
     body: { expect: { q: 2, p: 1 }, value: 3 },
     status: 200,
-    want: {},
+    want: { prev: { p: 1, q: 2 }, created: FIRST, modified: FIRST + 1, prevModified: FIRST },
   },
   {
     name: "cas with expect null on an absent key succeeds",
@@ -164,7 +191,24 @@ const rows: Row[] = [
     path: "/v1/kv/a/cas",
     body: { expect: null, value: 1 },
     status: 200,
-    want: {},
+    want: { prev: null, created: FIRST, modified: FIRST },
+  },
+  {
+    name: "cas on the key's modified revision succeeds",
+    setup: [{ op: "put", key: "a", value: 1 }, { op: "put", key: "a", value: 2 }],
+    method: "POST",
+    path: "/v1/kv/a/cas",
+    body: { expectModified: FIRST + 1, value: 3 },
+    status: 200,
+    want: { prev: 2, created: FIRST, modified: FIRST + 2, prevModified: FIRST + 1 },
+  },
+  {
+    name: "cas on revision 0 creates an absent key",
+    method: "POST",
+    path: "/v1/kv/a/cas",
+    body: { value: 1, expectModified: 0 },
+    status: 200,
+    want: { prev: null, created: FIRST, modified: FIRST },
   },
   {
     name: "400 for a key over 1024 bytes",
@@ -202,13 +246,49 @@ const rows: Row[] = [
     message: /^Invalid body: /,
   },
   {
-    name: "400 for a cas body without expect",
+    name: "400 for a cas body with neither expect nor expectModified",
     method: "POST",
     path: "/v1/kv/a/cas",
     body: { value: 1 },
     status: 400,
     want: { code: "invalid_request" },
-    message: /^Invalid body field expect: /,
+    message: /^Invalid body: must have exactly one of "expect" and "expectModified"$/,
+  },
+  {
+    name: "400 for a cas body with both expect and expectModified",
+    method: "POST",
+    path: "/v1/kv/a/cas",
+    body: { expect: null, expectModified: 0, value: 1 },
+    status: 400,
+    want: { code: "invalid_request" },
+    message: /^Invalid body: must have exactly one of "expect" and "expectModified"$/,
+  },
+  {
+    name: "400 for a cas on a negative revision",
+    method: "POST",
+    path: "/v1/kv/a/cas",
+    body: { expectModified: -1, value: 1 },
+    status: 400,
+    want: { code: "invalid_request" },
+    message: /^Invalid body field expectModified: /,
+  },
+  {
+    name: "400 for a cas on a revision that is a string",
+    method: "POST",
+    path: "/v1/kv/a/cas",
+    body: { expectModified: "3", value: 1 },
+    status: 400,
+    want: { code: "invalid_request" },
+    message: /^Invalid body field expectModified: /,
+  },
+  {
+    name: "400 for a cas on a revision past the safe integers",
+    method: "POST",
+    path: "/v1/kv/a/cas",
+    body: { expectModified: 2 ** 53, value: 1 },
+    status: 400,
+    want: { code: "invalid_request" },
+    message: /^Invalid body field expectModified: /,
   },
   {
     name: "400 for a list limit of 0",
@@ -251,7 +331,7 @@ const rows: Row[] = [
     path: "/v1/kv/a/cas",
     body: { expect: { n: 2 }, value: 3 },
     status: 409,
-    want: { code: "cas_failed", current: { n: 1 } },
+    want: { code: "cas_failed", current: { n: 1 }, modified: FIRST },
     message: /differs/,
   },
   {
@@ -260,7 +340,7 @@ const rows: Row[] = [
     path: "/v1/kv/a/cas",
     body: { expect: 1, value: 2 },
     status: 409,
-    want: { code: "cas_failed", current: null },
+    want: { code: "cas_failed", current: null, modified: 0 },
     message: /absent/,
   },
   {
@@ -270,8 +350,38 @@ const rows: Row[] = [
     path: "/v1/kv/a/cas",
     body: { expect: null, value: 2 },
     status: 409,
-    want: { code: "cas_failed", current: null },
+    want: { code: "cas_failed", current: null, modified: FIRST },
     message: /holds null/,
+  },
+  {
+    name: "409 with current and modified for a cas on an older revision",
+    setup: [{ op: "put", key: "a", value: 1 }, { op: "put", key: "a", value: 2 }],
+    method: "POST",
+    path: "/v1/kv/a/cas",
+    body: { expectModified: FIRST, value: 3 },
+    status: 409,
+    want: { code: "cas_failed", current: 2, modified: FIRST + 1 },
+    message: new RegExp(`last modified at index ${FIRST + 1}, not ${FIRST}`),
+  },
+  {
+    name: "409 for a cas on revision 0 of a present key",
+    setup: [{ op: "put", key: "a", value: 1 }],
+    method: "POST",
+    path: "/v1/kv/a/cas",
+    body: { expectModified: 0, value: 3 },
+    status: 409,
+    want: { code: "cas_failed", current: 1, modified: FIRST },
+    message: /exists/,
+  },
+  {
+    name: "409 with modified 0 for a cas on the revision of a deleted key",
+    setup: [{ op: "put", key: "a", value: 1 }, { op: "delete", key: "a" }],
+    method: "POST",
+    path: "/v1/kv/a/cas",
+    body: { expectModified: FIRST, value: 3 },
+    status: 409,
+    want: { code: "cas_failed", current: null, modified: 0 },
+    message: /absent/,
   },
   {
     name: "413 for a PUT body over the limit",
@@ -317,7 +427,7 @@ const rows: Row[] = [
     path: "/v1/kv/a",
     headers: { authorization: "Bearer t0ken" },
     status: 200,
-    want: { value: 1 },
+    want: { value: 1, created: FIRST, modified: FIRST },
   },
   {
     name: "413 before the handler parses the key",
@@ -407,9 +517,14 @@ Deno.test("the /v1/kv routes write through the log and read back what they wrote
   });
   strictEqual(cas.status, 200);
   strictEqual(cas.body.index, put.body.index + 1);
-  deepStrictEqual((await json("/v1/kv/k")).body, { value: "b", index: cas.body.index });
+  deepStrictEqual((await json("/v1/kv/k")).body, {
+    value: "b",
+    index: cas.body.index,
+    created: put.body.index,
+    modified: cas.body.index,
+  });
   deepStrictEqual((await json("/v1/kv")).body, {
-    items: [{ key: "k", value: "b" }],
+    items: [{ key: "k", value: "b", created: put.body.index, modified: cas.body.index }],
     index: cas.body.index,
     next: null,
   });
@@ -417,6 +532,51 @@ Deno.test("the /v1/kv routes write through the log and read back what they wrote
   deepStrictEqual(del.body.prev, "b");
   strictEqual((await json("/v1/kv/k")).status, 404);
   await node.stop();
+});
+
+Deno.test("POST /v1/kv/:key/cas on a revision: the modified of one answer is the expectModified of the next", async () => {
+  const node = await soloNode([]);
+  const app = createApp(node);
+  const json = async (path: string, init?: RequestInit) => {
+    const res = await app.request(path, init);
+    return { status: res.status, body: await res.json() };
+  };
+  const cas = (body: unknown) =>
+    json("/v1/kv/k/cas", { method: "POST", body: JSON.stringify(body) });
+  try {
+    const created = await cas({ expectModified: 0, value: 1 });
+    strictEqual(created.status, 200);
+    strictEqual(created.body.modified, created.body.index);
+    const next = await cas({ expectModified: created.body.modified, value: 2 });
+    strictEqual(next.status, 200);
+    deepStrictEqual(
+      [next.body.prev, next.body.created, next.body.prevModified],
+      [1, created.body.index, created.body.index],
+    );
+
+    // A writer still holding the first revision loses, and learns the current one.
+    const before = await json("/v1/kv/k");
+    const stale = await cas({ expectModified: created.body.modified, value: 3 });
+    strictEqual(stale.status, 409);
+    deepStrictEqual(
+      [stale.body.error.code, stale.body.error.current, stale.body.error.modified],
+      ["cas_failed", 2, next.body.index],
+    );
+    // The failed cas is an entry of the log, yet it changed no revision.
+    const after = await json("/v1/kv/k");
+    ok(after.body.index > before.body.index, "the failed cas was logged");
+    deepStrictEqual(
+      { ...after.body, index: before.body.index },
+      {
+        value: 2,
+        index: before.body.index,
+        created: created.body.index,
+        modified: next.body.index,
+      },
+    );
+  } finally {
+    await node.stop();
+  }
 });
 
 Deno.test("the /v1/kv routes answer 500 internal on a node that runs another state machine", async (t) => {
@@ -549,8 +709,9 @@ Deno.test("a key's escapes decode strictly: %25ZZ is the key %ZZ, and %ZZ is no 
       body: JSON.stringify({ value: "percent" }),
     });
     strictEqual(put.status, 200);
+    const { index } = await put.json();
     deepStrictEqual((await (await app.request("/v1/kv")).json()).items, [
-      { key: "%ZZ", value: "percent" },
+      { key: "%ZZ", value: "percent", created: index, modified: index },
     ]);
     strictEqual((await (await app.request("/v1/kv/%25ZZ")).json()).value, "percent");
     const literal = await app.request("/v1/kv/%ZZ");

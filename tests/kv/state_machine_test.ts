@@ -1,7 +1,8 @@
 /**
  * Tests of the built-in key-value state machine: validation, apply
  * semantics, structural compare-and-set, listing, snapshots, determinism and
- * ownership of returned values.
+ * ownership of returned values. Revisions and compare-and-set on a revision
+ * are in `revisions_test.ts`.
  *
  * @module
  */
@@ -15,11 +16,17 @@ import {
   type KvStateMachine,
   kvStateMachine,
 } from "../../src/kv/state_machine.ts";
+import type { EntryMeta } from "../../src/state_machine.ts";
 
-/** A machine that has applied `commands` in order. */
+/** The entry at `index`, as the node hands it to `apply`. */
+function at(index: number): EntryMeta {
+  return { index, term: 1, id: "", proposer: "n1", timeMs: 0 };
+}
+
+/** A machine that has applied `commands` in order, at indexes 1, 2, ... */
 function machineWith(commands: readonly KvCommand[]): KvStateMachine {
   const kv = kvStateMachine();
-  for (const command of commands) kv.apply(command);
+  for (const [i, command] of commands.entries()) kv.apply(command, at(i + 1));
   return kv;
 }
 
@@ -73,6 +80,16 @@ Deno.test("kv.validate() accepts each command kind and returns it normalised", a
       want: { op: "cas", key: "a", expect: null, value: "x" },
     },
     {
+      name: "cas on a revision",
+      input: { op: "cas", key: "a", expectModified: 7, value: { b: 1, a: 2 } },
+      want: { op: "cas", key: "a", expectModified: 7, value: { a: 2, b: 1 } },
+    },
+    {
+      name: "cas on revision 0 (absent)",
+      input: { op: "cas", key: "a", value: 1, expectModified: 0 },
+      want: { op: "cas", key: "a", expectModified: 0, value: 1 },
+    },
+    {
       name: "values with object keys sorted",
       input: { op: "put", key: "a", value: { b: 1, a: { d: 2, c: 3 } } },
       want: { op: "put", key: "a", value: { a: { c: 3, d: 2 }, b: 1 } },
@@ -115,9 +132,34 @@ Deno.test("kv.validate() refuses malformed commands with RejectedError naming th
     },
     { name: "put without value", input: { op: "put", key: "a" }, message: /value is required/ },
     {
-      name: "cas without expect",
+      name: "cas without expect or expectModified",
       input: { op: "cas", key: "a", value: 1 },
-      message: /expect is required/,
+      message: /command must have exactly one of "expect" and "expectModified"/,
+    },
+    {
+      name: "cas with both expect and expectModified",
+      input: { op: "cas", key: "a", expect: null, expectModified: 0, value: 1 },
+      message: /command must have exactly one of "expect" and "expectModified"/,
+    },
+    {
+      name: "cas on a negative revision",
+      input: { op: "cas", key: "a", expectModified: -1, value: 1 },
+      message: /expectModified must be at least 0/,
+    },
+    {
+      name: "cas on a fractional revision",
+      input: { op: "cas", key: "a", expectModified: 1.5, value: 1 },
+      message: /expectModified must be a whole number/,
+    },
+    {
+      name: "cas on a revision past the safe integers",
+      input: { op: "cas", key: "a", expectModified: 2 ** 53, value: 1 },
+      message: /expectModified must be a whole number/,
+    },
+    {
+      name: "cas on a revision that is a string",
+      input: { op: "cas", key: "a", expectModified: "3", value: 1 },
+      message: /expectModified must be a whole number/,
     },
     {
       name: "cas without value",
@@ -178,13 +220,13 @@ Deno.test("kv.apply() returns the previous value of put and delete", async (t) =
       name: "put of an absent key",
       setup: [],
       command: { op: "put", key: "a", value: 1 },
-      want: { prev: null },
+      want: { prev: null, created: 1, modified: 1 },
     },
     {
       name: "put over a value",
       setup: [{ op: "put", key: "a", value: { x: 1 } }],
       command: { op: "put", key: "a", value: 2 },
-      want: { prev: { x: 1 } },
+      want: { prev: { x: 1 }, created: 1, modified: 2, prevModified: 1 },
     },
     {
       name: "delete of an absent key",
@@ -196,7 +238,7 @@ Deno.test("kv.apply() returns the previous value of put and delete", async (t) =
       name: "delete of a present key",
       setup: [{ op: "put", key: "a", value: [1] }],
       command: { op: "delete", key: "a" },
-      want: { prev: [1] },
+      want: { prev: [1], prevCreated: 1, prevModified: 1 },
     },
     {
       name: "delete of a key twice",
@@ -207,7 +249,8 @@ Deno.test("kv.apply() returns the previous value of put and delete", async (t) =
   ];
   for (const row of rows) {
     await t.step(row.name, () => {
-      deepStrictEqual(machineWith(row.setup).apply(row.command), row.want);
+      const kv = machineWith(row.setup);
+      deepStrictEqual(kv.apply(row.command, at(row.setup.length + 1)), row.want);
     });
   }
 
@@ -224,92 +267,118 @@ Deno.test("kv.apply() compare-and-set sets on a match and throws CasFailedError 
     name: string;
     setup: KvCommand[];
     expect: unknown;
-    want: { ok: true } | { ok: false; current: unknown; message: RegExp };
+    want:
+      | { ok: true; result: KvResult }
+      | { ok: false; current: unknown; modified: number; message: RegExp };
   }[] = [
     {
       name: "matching scalar",
       setup: [{ op: "put", key: "k", value: 1 }],
       expect: 1,
-      want: { ok: true },
+      want: { ok: true, result: { prev: 1, created: 1, modified: 2, prevModified: 1 } },
     },
     {
       name: "object equal with keys in another order",
       setup: [{ op: "put", key: "k", value: { a: 1, b: 2 } }],
       expect: { b: 2, a: 1 },
-      want: { ok: true },
+      want: {
+        ok: true,
+        result: { prev: { a: 1, b: 2 }, created: 1, modified: 2, prevModified: 1 },
+      },
     },
     {
       name: "nested objects equal with keys in another order",
       setup: [{ op: "put", key: "k", value: [{ x: { p: 1, q: [2] }, y: null }] }],
       expect: [{ y: null, x: { q: [2], p: 1 } }],
-      want: { ok: true },
+      want: {
+        ok: true,
+        result: {
+          prev: [{ x: { p: 1, q: [2] }, y: null }],
+          created: 1,
+          modified: 2,
+          prevModified: 1,
+        },
+      },
     },
-    { name: "expect null on an absent key", setup: [], expect: null, want: { ok: true } },
+    {
+      name: "expect null on an absent key",
+      setup: [],
+      expect: null,
+      want: { ok: true, result: { prev: null, created: 1, modified: 1 } },
+    },
     {
       name: "expect null on a deleted key",
       setup: [{ op: "put", key: "k", value: 1 }, { op: "delete", key: "k" }],
       expect: null,
-      want: { ok: true },
+      want: { ok: true, result: { prev: null, created: 3, modified: 3 } },
     },
     {
       name: "different scalar",
       setup: [{ op: "put", key: "k", value: 1 }],
       expect: 2,
-      want: { ok: false, current: 1, message: /differs/ },
+      want: { ok: false, current: 1, modified: 1, message: /differs/ },
     },
     {
       name: "number against its string",
       setup: [{ op: "put", key: "k", value: 1 }],
       expect: "1",
-      want: { ok: false, current: 1, message: /differs/ },
+      want: { ok: false, current: 1, modified: 1, message: /differs/ },
     },
     {
       name: "array order matters",
       setup: [{ op: "put", key: "k", value: [1, 2] }],
       expect: [2, 1],
-      want: { ok: false, current: [1, 2], message: /differs/ },
+      want: { ok: false, current: [1, 2], modified: 1, message: /differs/ },
     },
     {
       name: "extra object field",
       setup: [{ op: "put", key: "k", value: { a: 1 } }],
       expect: { a: 1, b: 2 },
-      want: { ok: false, current: { a: 1 }, message: /differs/ },
+      want: { ok: false, current: { a: 1 }, modified: 1, message: /differs/ },
     },
     {
       name: "expect null on a present key",
       setup: [{ op: "put", key: "k", value: "v" }],
       expect: null,
-      want: { ok: false, current: "v", message: /differs/ },
+      want: { ok: false, current: "v", modified: 1, message: /differs/ },
     },
     {
       name: "expect null on a key holding null",
       setup: [{ op: "put", key: "k", value: null }],
       expect: null,
-      want: { ok: false, current: null, message: /holds null/ },
+      want: { ok: false, current: null, modified: 1, message: /holds null/ },
     },
     {
       name: "expect a value on an absent key",
       setup: [],
       expect: 1,
-      want: { ok: false, current: null, message: /absent/ },
+      want: { ok: false, current: null, modified: 0, message: /absent/ },
     },
   ];
   for (const row of rows) {
     await t.step(row.name, () => {
       const kv = machineWith(row.setup);
       const command = kv.validate({ op: "cas", key: "k", expect: row.expect, value: "new" });
+      const index = row.setup.length + 1;
       if (row.want.ok) {
-        deepStrictEqual(kv.apply(command), {});
-        deepStrictEqual(kv.query({ op: "get", key: "k" }), { found: true, value: "new" });
+        deepStrictEqual(kv.apply(command, at(index)), row.want.result);
+        const { created } = row.want.result as { created: number };
+        deepStrictEqual(kv.query({ op: "get", key: "k" }), {
+          found: true,
+          value: "new",
+          created,
+          modified: index,
+        });
         return;
       }
       const before = kv.snapshot();
-      const error = caught(() => kv.apply(command));
+      const error = caught(() => kv.apply(command, at(index)));
       ok(error instanceof CasFailedError, String(error));
       ok(error instanceof WaterCraftError);
       strictEqual(error.code, "cas_failed");
       deepStrictEqual(error.current, row.want.current);
-      deepStrictEqual(error.details, { current: row.want.current });
+      strictEqual(error.modified, row.want.modified);
+      deepStrictEqual(error.details, { current: row.want.current, modified: row.want.modified });
       ok(row.want.message.test(error.message), error.message);
       deepStrictEqual(kv.snapshot(), before);
     });
@@ -355,13 +424,13 @@ Deno.test("kv.query() lists keys in byte order, by prefix, up to a limit", async
   await t.step("limit defaults to 100 and is capped at 1000", () => {
     const big = kvStateMachine();
     for (let i = 0; i < 1500; i++) {
-      big.apply({ op: "put", key: `k${String(i).padStart(4, "0")}`, value: i });
+      big.apply({ op: "put", key: `k${String(i).padStart(4, "0")}`, value: i }, at(i + 1));
     }
     strictEqual(big.query({ op: "list" }).items.length, 100);
     strictEqual(big.query({ op: "list", limit: 5000 }).items.length, 1000);
     deepStrictEqual(big.query({ op: "list", prefix: "k149", limit: 2 }).items, [
-      { key: "k1490", value: 1490 },
-      { key: "k1491", value: 1491 },
+      { key: "k1490", value: 1490, created: 1491, modified: 1491 },
+      { key: "k1491", value: 1491, created: 1492, modified: 1492 },
     ]);
   });
 });
@@ -374,10 +443,20 @@ Deno.test("kv.query() answers get and refuses malformed queries with invalid_req
   }]);
 
   await t.step("get of a present key", () => {
-    deepStrictEqual(kv.query({ op: "get", key: "a" }), { found: true, value: { x: 1 } });
+    deepStrictEqual(kv.query({ op: "get", key: "a" }), {
+      found: true,
+      value: { x: 1 },
+      created: 1,
+      modified: 1,
+    });
   });
   await t.step("get of a key holding null", () => {
-    deepStrictEqual(kv.query({ op: "get", key: "n" }), { found: true, value: null });
+    deepStrictEqual(kv.query({ op: "get", key: "n" }), {
+      found: true,
+      value: null,
+      created: 2,
+      modified: 2,
+    });
   });
   await t.step("get of an absent key", () => {
     deepStrictEqual(kv.query({ op: "get", key: "b" }), { found: false, value: null });
@@ -448,7 +527,17 @@ Deno.test("kv.snapshot() and kv.restore() round-trip the state exactly", async (
   await t.step("a restored machine keeps applying correctly", () => {
     const copy = kvStateMachine();
     copy.restore(bytes);
-    deepStrictEqual(copy.apply({ op: "put", key: "b", value: 2 }), { prev: null });
+    deepStrictEqual(copy.apply({ op: "put", key: "b", value: 2 }, at(8)), {
+      prev: null,
+      created: 8,
+      modified: 8,
+    });
+    deepStrictEqual(copy.apply({ op: "put", key: "z", value: 0 }, at(9)), {
+      prev: { nested: [1, { a: null, b: true }], s: "x\ny" },
+      created: 1,
+      modified: 9,
+      prevModified: 1,
+    });
     deepStrictEqual(copy.query({ op: "list", limit: 2 }).items.map((i) => i.key), ["a", "b"]);
   });
 
@@ -488,6 +577,38 @@ Deno.test("kv.snapshot() and kv.restore() round-trip the state exactly", async (
       name: "entry not a pair",
       data: encoder.encode('{"format":"watercraft-kv/1","entries":[["a"]]}'),
     },
+    {
+      name: "format 1 with revisions",
+      data: encoder.encode('{"format":"watercraft-kv/1","entries":[["a",1,2,2]]}'),
+    },
+    {
+      name: "format 2 without revisions",
+      data: encoder.encode('{"format":"watercraft-kv/2","entries":[["a",1]]}'),
+    },
+    {
+      name: "format 2 with keys out of order",
+      data: encoder.encode('{"format":"watercraft-kv/2","entries":[["b",1,1,1],["a",2,2,2]]}'),
+    },
+    {
+      name: "a negative revision",
+      data: encoder.encode('{"format":"watercraft-kv/2","entries":[["a",1,-1,2]]}'),
+    },
+    {
+      name: "a fractional revision",
+      data: encoder.encode('{"format":"watercraft-kv/2","entries":[["a",1,1,2.5]]}'),
+    },
+    {
+      name: "a revision past the safe integers",
+      data: encoder.encode('{"format":"watercraft-kv/2","entries":[["a",1,1,9007199254740992]]}'),
+    },
+    {
+      name: "a revision that is a string",
+      data: encoder.encode('{"format":"watercraft-kv/2","entries":[["a",1,"1",2]]}'),
+    },
+    {
+      name: "created after modified",
+      data: encoder.encode('{"format":"watercraft-kv/2","entries":[["a",1,3,2]]}'),
+    },
   ];
   for (const row of corrupt) {
     await t.step(`a corrupt snapshot (${row.name}) throws and leaves the state as it was`, () => {
@@ -512,18 +633,27 @@ Deno.test("kv.apply() is deterministic: two machines fed the same commands give 
   const commands: unknown[] = [];
   for (let i = 0; i < 2000; i++) {
     const key = keys[next(keys.length)]!;
-    switch (next(3)) {
+    switch (next(4)) {
       case 0:
         commands.push({ op: "put", key, value: values[next(values.length)] });
         break;
       case 1:
         commands.push({ op: "delete", key });
         break;
-      default:
+      case 2:
         commands.push({
           op: "cas",
           key,
           expect: values[next(values.length)],
+          value: values[next(values.length)],
+        });
+        break;
+      default:
+        // Revisions of recent entries, so that some match; 0 for absence.
+        commands.push({
+          op: "cas",
+          key,
+          expectModified: next(2) === 0 ? 0 : Math.max(0, i - next(20)),
           value: values[next(values.length)],
         });
     }
@@ -531,12 +661,13 @@ Deno.test("kv.apply() is deterministic: two machines fed the same commands give 
   const run = (): { kv: KvStateMachine; results: string[] } => {
     const kv = kvStateMachine();
     const results: string[] = [];
-    for (const raw of commands) {
+    for (const [i, raw] of commands.entries()) {
+      const command = kv.validate(raw);
       try {
-        results.push(JSON.stringify(kv.apply(kv.validate(raw))));
+        results.push(`${command.op} ${JSON.stringify(kv.apply(command, at(i + 1)))}`);
       } catch (error) {
         ok(error instanceof CasFailedError, String(error));
-        results.push(`cas_failed ${JSON.stringify(error.current)}`);
+        results.push(`cas_failed ${JSON.stringify(error.details)}`);
       }
     }
     return { kv, results };
@@ -545,18 +676,29 @@ Deno.test("kv.apply() is deterministic: two machines fed the same commands give 
   const second = run();
   deepStrictEqual(second.results, first.results);
   deepStrictEqual(second.kv.snapshot(), first.kv.snapshot());
-  ok(first.results.some((r) => r === "{}"), "some cas succeeded");
+  ok(first.results.some((r) => r.startsWith("cas ")), "some cas succeeded");
   ok(first.results.some((r) => r.startsWith("cas_failed")), "some cas failed");
+  ok(
+    commands.some((raw, i) =>
+      "expectModified" in (raw as object) && first.results[i]!.startsWith("cas ") &&
+      (raw as { expectModified: number }).expectModified > 0
+    ),
+    "some cas on a revision other than absence succeeded",
+  );
 
   // Equal values written with object keys in other orders give the same bytes.
   const a = machineWith([{ op: "put", key: "k", value: { a: 1, b: { c: 2, d: 3 } } }]);
   const b = machineWith([{ op: "put", key: "k", value: { b: { d: 3, c: 2 }, a: 1 } }]);
   deepStrictEqual(a.snapshot(), b.snapshot());
 
-  // The same keys inserted in another order give the same bytes.
-  const c = machineWith(["x", "a", "m"].map((key) => ({ op: "put", key, value: 1 })));
-  const d = machineWith(["m", "x", "a"].map((key) => ({ op: "put", key, value: 1 })));
-  deepStrictEqual(c.snapshot(), d.snapshot());
+  // The same keys and revisions, inserted in another order, give the same bytes.
+  const revisions = { x: 3, a: 1, m: 2 };
+  const inOrder = (keys: (keyof typeof revisions)[]): KvStateMachine => {
+    const kv = kvStateMachine();
+    for (const key of keys) kv.apply({ op: "put", key, value: 1 }, at(revisions[key]));
+    return kv;
+  };
+  deepStrictEqual(inOrder(["x", "a", "m"]).snapshot(), inOrder(["m", "x", "a"]).snapshot());
 });
 
 Deno.test("kv values handed in or out cannot change the state", async (t) => {
@@ -581,7 +723,7 @@ Deno.test("kv values handed in or out cannot change the state", async (t) => {
     { op: "put", key: "a", value: { list: [1, 2], nested: { x: 1 } } },
     { op: "put", key: "b", value: [{ y: 1 }] },
   ]);
-  const before = kv.snapshot();
+  let before = kv.snapshot();
   const mutate = (value: unknown): void => {
     if (Array.isArray(value)) {
       value.push("junk");
@@ -604,8 +746,11 @@ Deno.test("kv values handed in or out cannot change the state", async (t) => {
     deepStrictEqual(kv.snapshot(), before);
   });
   await t.step("mutating a prev value", () => {
-    const result = kv.apply({ op: "put", key: "a", value: { list: [1, 2], nested: { x: 1 } } });
-    ok("prev" in result);
+    const result = kv.apply(
+      { op: "put", key: "a", value: { list: [1, 2], nested: { x: 1 } } },
+      at(3),
+    );
+    before = kv.snapshot();
     mutate(result.prev);
     deepStrictEqual(kv.snapshot(), before);
   });

@@ -31,7 +31,7 @@ Deno.test("Applier.encode() validates where the request enters and encodes once"
   const applier = new Applier(kvStateMachine());
   const bytes = applier.encode({ op: "put", key: "a", value: { b: 1, a: 2 } });
   const applied = applier.apply(entry(1, sealEnvelope(bytes, undefined)));
-  deepStrictEqual(applied.outcome, { ok: true, value: { prev: null } });
+  deepStrictEqual(applied.outcome, { ok: true, value: { prev: null, created: 1, modified: 1 } });
   throws(() => applier.encode({ op: "incr", key: "a" }), RejectedError);
 });
 

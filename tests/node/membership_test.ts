@@ -155,10 +155,12 @@ Deno.test("a read-only member stays a learner, never votes, refuses writes and s
   strictEqual(ro.status().role, "learner");
   deepStrictEqual(h.voters(first), ["a", "b", "c"]);
   await rejects(ro.propose({ op: "put", key: "x", value: 1 }), ReadOnlyError);
-  await h.during(first.propose({ op: "put", key: "x", value: 2 }));
+  const wrote = await h.during(first.propose({ op: "put", key: "x", value: 2 }));
   deepStrictEqual((await h.during(ro.read({ op: "get", key: "x" }))).value, {
     found: true,
     value: 2,
+    created: wrote.index,
+    modified: wrote.index,
   });
   // With the leader gone, the read-only member never becomes host.
   h.network.isolate("a");
@@ -213,7 +215,7 @@ Deno.test("evictAfterMs: the leader removes a silent voter and keeps committing,
 Deno.test("forceNewCluster recovers a lone survivor of a lost majority with its data", async () => {
   const h = new Harness();
   const first = await grow(h, ["a", "b", "c"]);
-  await h.during(first.propose({ op: "put", key: "kept", value: 42 }));
+  const kept = await h.during(first.propose({ op: "put", key: "kept", value: 42 }));
   await h.advance(100);
   for (const n of h.nodes.values()) await n.stop();
   h.nodes.clear();
@@ -229,6 +231,8 @@ Deno.test("forceNewCluster recovers a lone survivor of a lost majority with its 
   deepStrictEqual((await h.during(survivor.read({ op: "get", key: "kept" }))).value, {
     found: true,
     value: 42,
+    created: kept.index,
+    modified: kept.index,
   });
   strictEqual(
     (await h.during(survivor.propose({ op: "put", key: "new", value: 1 }))).state,

@@ -106,10 +106,12 @@ Deno.test("a follower offline past the retained log catches up through a snapsho
     await until(clock, () => n3.status().appliedIndex >= n1.status().appliedIndex);
     strictEqual(n3.head().head, n1.head().head);
     strictEqual(n3.head().index, n1.head().index);
+    // The snapshot carried each key's revisions: they are the leader's.
     const local = await n3.read({ op: "get", key: "k59" }, { consistency: "local" });
-    deepStrictEqual(local.value, { found: true, value: `59:${big}` });
+    const k59 = n1.status().appliedIndex;
+    deepStrictEqual(local.value, { found: true, value: `59:${big}`, created: k59, modified: k59 });
     const before = await n3.read({ op: "get", key: "before" }, { consistency: "local" });
-    deepStrictEqual(before.value, { found: true, value: 0 });
+    deepStrictEqual(before.value, { found: true, value: 0, created: behind, modified: behind });
     // n3 installed a snapshot: its storage starts past everything it had.
     const n3Snapshot = (await storages.get(n3.id)!.load()).snapshot;
     ok(n3Snapshot !== null && n3Snapshot.meta.index > behind);
@@ -166,9 +168,17 @@ Deno.test("a restart from snapshot plus log gives the same state, head and idemp
         state: "committed",
       });
       ok(again.status().commitIndex > status.commitIndex);
+      // Revisions came back too: put i landed at kept.index + 1 + i, and
+      // key j was first written by put j.
       for (let j = 0; j < 7; j++) {
         const got = await during(clock, again.read({ op: "get", key: `k${j}` }));
-        deepStrictEqual(got.value, { found: true, value: 28 + j <= 33 ? 28 + j : 21 + j });
+        const last = 28 + j <= 33 ? 28 + j : 21 + j;
+        deepStrictEqual(got.value, {
+          found: true,
+          value: last,
+          created: kept.index + 1 + j,
+          modified: kept.index + 1 + last,
+        });
       }
       // The key's first result came back from the snapshot: no second write.
       const retried = await during(
@@ -178,7 +188,12 @@ Deno.test("a restart from snapshot plus log gives the same state, head and idemp
       strictEqual(retried.index, kept.index);
       strictEqual(retried.id, kept.id);
       const once = await during(clock, again.read({ op: "get", key: "once" }));
-      deepStrictEqual(once.value, { found: true, value: 1 });
+      deepStrictEqual(once.value, {
+        found: true,
+        value: 1,
+        created: kept.index,
+        modified: kept.index,
+      });
     } finally {
       await again.stop();
     }

@@ -52,7 +52,12 @@ Deno.test("cli on Bun and on Node serves HTTPS, the key-value API, and exits 0 o
         });
         strictEqual(put.status, 200, put.text);
         const get = await request("GET", `${node.url}/v1/kv/a`, { client });
-        deepStrictEqual(get.body, { value: node.runtime, index: put.body.index });
+        deepStrictEqual(get.body, {
+          value: node.runtime,
+          index: put.body.index,
+          created: put.body.index,
+          modified: put.body.index,
+        });
         node.process.kill("SIGTERM");
         const status = await waitFor(
           `${node.id} to exit after SIGTERM`,
@@ -128,7 +133,9 @@ Deno.test("cli on Deno, Bun and Node refuses key paths the runtimes would read d
         const put = await request("PUT", `${node.url}/v1/kv/%25ZZ`, { json: { value: 1 } });
         strictEqual(put.status, 200, put.text);
         const listed = await request("GET", `${node.url}/v1/kv`);
-        deepStrictEqual(listed.body.items, [{ key: "%ZZ", value: 1 }]);
+        deepStrictEqual(listed.body.items, [
+          { key: "%ZZ", value: 1, created: put.body.index, modified: put.body.index },
+        ]);
       });
     }
   } finally {
