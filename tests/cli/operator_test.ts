@@ -95,7 +95,7 @@ Deno.test("operator commands against a 3-node CLI cluster", async (t) => {
         // The last entry is the delete of k/1, with the index before it.
         match(
           tail[2]!,
-          /^\d+ t\d+ command op\d [0-9a-f]{16} \{"op":"delete","key":"k\/1"\} → \{"prev":\{"x":1\}\}$/,
+          /^\d+ t\d+ command op\d [0-9a-f]{16} \{"op":"delete","key":"k\/1"\} → \{"prev":\{"x":1\},"prevCreated":\d+,"prevModified":\d+\}$/,
         );
         const [first] =
           (await ok0(["log", "tail", "--after", "0", "--limit", "1", ...via, "--json"]))
