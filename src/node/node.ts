@@ -61,6 +61,7 @@ import { Applier } from "./apply.ts";
 import { sealEnvelope } from "./envelope.ts";
 import { FailFast } from "./fail_fast.ts";
 import { recordSecurity } from "./security.ts";
+import { Removal } from "./removal.ts";
 import { Snapshots } from "./snapshots.ts";
 import { type WatchedEntry, type WatchEvent, WatchHub, type WatchOptions } from "./watch.ts";
 
@@ -142,8 +143,7 @@ export class WaterCraftNode<Command = unknown, Result = unknown, Query = unknown
    * the snapshot and no longer holds that entry.
    */
   #appliedHead = { hash: "", term: 0 };
-  /** The configuration index a member said leaves this node out (0: none said so). */
-  #removedAtConfig = 0;
+  readonly #removal: Removal;
 
   readonly #stats = nodeStats();
   readonly #relayed = new RelayedWrites();
@@ -194,6 +194,7 @@ export class WaterCraftNode<Command = unknown, Result = unknown, Query = unknown
       writes: this.#writes,
       reads: this.#reads,
     });
+    this.#removal = new Removal(this.id, () => this.#started ? this.#raft : undefined);
     this.#watch = new WatchHub({
       log: () => this.#raft.log,
       applied: () => this.#applied,
@@ -557,26 +558,12 @@ export class WaterCraftNode<Command = unknown, Result = unknown, Query = unknown
   }
 
   /**
-   * Whether the newest configuration in this node's log leaves it out: it
-   * was removed. Its removal may never be committed here (a leader stops
-   * sending to a member once it appends the change), so the entry alone
-   * counts. Such a node does not campaign: the new configuration's voters
-   * elect without it. It still answers votes and takes a leader's messages,
-   * so an old configuration's election that needs it still works, and it
-   * comes back if added again (or if the change is overwritten). A leader
-   * that removed itself leads until the removal commits. False while
-   * joining (no configuration yet).
-   *
-   * A leader stops sending to a member as soon as it appends its removal,
-   * so the member may never see the entry: {@linkcode WaterCraftNode.noteRemoved}
-   * takes the word of another member instead, until a leader is heard again.
+   * Whether this node was removed from the cluster's configuration (see
+   * `removal.ts`): it then does not campaign. False before it starts and
+   * while it joins.
    */
   get removed(): boolean {
-    if (!this.#started) return false;
-    const { index, config } = this.#raft.log.config();
-    if (this.#removedAtConfig > index && this.#raft.leader === null) return true;
-    return config.members.length > 0 && this.#raft.role !== "leader" &&
-      !config.members.some((m) => m.id === this.id);
+    return this.#removal.removed;
   }
 
   /**
@@ -587,9 +574,7 @@ export class WaterCraftNode<Command = unknown, Result = unknown, Query = unknown
    * @param configIndex The index of that configuration.
    */
   noteRemoved(configIndex: number): void {
-    if (this.#started && configIndex > this.#raft.log.config().index) {
-      this.#removedAtConfig = configIndex;
-    }
+    this.#removal.note(configIndex);
   }
 
   /**
