@@ -14,35 +14,24 @@
  */
 
 import { decodeConfig } from "../core/config.ts";
-import type { Entry, EntryKind } from "../core/entry.ts";
+import type { ChainLink } from "../chain.ts";
+import type { Entry } from "../core/entry.ts";
 import type { LogView } from "../core/log.ts";
 import { WaterCraftError } from "../errors.ts";
 import type { Outcome } from "./sessions.ts";
 
-/** One committed entry, as a watcher or a log listing sees it. */
-export interface WatchedEntry {
-  /** Position in the log. */
-  readonly index: number;
-  /** Term of the leader that created it. */
-  readonly term: number;
-  /** Its hash: the entry's cluster-wide id. */
-  readonly id: string;
-  /** The previous entry's hash. */
-  readonly prev: string;
-  /** What it carries. */
-  readonly kind: EntryKind;
-  /** The node that created it. */
-  readonly proposer: string;
-  /** The proposer's clock at proposal, ms (informational). */
-  readonly timeMs: number;
+/**
+ * One committed entry, as a watcher or a log listing sees it: what its
+ * hash covers ({@linkcode ChainLink}, which `verifyChain` checks), the
+ * command decoded, and its outcome.
+ */
+export interface WatchedEntry extends ChainLink {
   /**
    * The command as the state machine decodes it, the configuration's
    * members for a `config` entry, null for a no-op or a command that could
    * not be decoded.
    */
   readonly data: unknown;
-  /** The bytes the hash covers, base64: what {@linkcode verifyChain} checks. */
-  readonly bytes: string;
   /** A command's result, when it was applied with success. */
   readonly result?: unknown;
   /** Why a command was refused, when it was. */
