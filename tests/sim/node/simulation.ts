@@ -12,8 +12,9 @@
  * file system (`file_disks.ts`): crashes are power losses or killed
  * processes, fsyncs fail and disks fill (the node stops itself and is
  * restarted, as an operator would), and bits flip at rest on a node that is
- * down (its next start refuses; the node is then lost for good, at most one
- * per run, so that a majority remains).
+ * down (its next start refuses; the node is then lost for good: at most one
+ * per run, and only in runs that keep their membership, so that a majority
+ * remains).
  *
  * A run has four phases: a faulty one; a healed one, in which the cluster
  * must commit a write while clients keep writing, every member must catch
