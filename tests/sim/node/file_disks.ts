@@ -23,6 +23,7 @@
  */
 
 import type { Prng } from "../../../src/core/mod.ts";
+import type { FileSystem } from "../../../src/storage/file/file_system.ts";
 import { fileStorage } from "../../../src/storage/file/storage.ts";
 import {
   CorruptLogError,
@@ -142,7 +143,7 @@ class FileDisk implements NodeDisk, InjectableFaults {
   open(life: string): Storage {
     this.#life = life;
     const inner = fileStorage(`${DATA_DIR}/${this.#node}`, {
-      fs: this.#fs,
+      fs: this.#lifeFs(life),
       segmentBytes: this.#ctx.options.segmentBytes,
       onWarning: () => {},
     });
@@ -216,6 +217,29 @@ class FileDisk implements NodeDisk, InjectableFaults {
   }
 
   // ------------------------------------------------------------ plumbing
+
+  /**
+   * The disk as one node life sees it: once the life is over, what it asks
+   * of the disk never happens (a dead process does nothing), even if some
+   * of its code still runs. Open files need no guard: the disk's handles die
+   * with the process already.
+   */
+  #lifeFs(life: string): FileSystem {
+    const fs = this.#fs;
+    const alive = <T>(op: () => Promise<T>): Promise<T> =>
+      this.#life === life ? op() : new Promise<T>(() => {});
+    return {
+      mkdir: (path) => alive(() => fs.mkdir(path)),
+      readdir: (path) => alive(() => fs.readdir(path)),
+      readFile: (path) => alive(() => fs.readFile(path)),
+      open: (path, flags) => alive(() => fs.open(path, flags)),
+      rename: (from, to) => alive(() => fs.rename(from, to)),
+      unlink: (path) => alive(() => fs.unlink(path)),
+      syncDir: (path) => alive(() => fs.syncDir(path)),
+      lock: (dir) => alive(() => fs.lock(dir)),
+      unlock: (dir) => alive(() => fs.unlock(dir)),
+    };
+  }
 
   /** Runs a write; once the adapter acknowledges it, the mirror and the checkers hear of it. */
   async #write(call: StorageCall, run: () => Promise<void>): Promise<void> {

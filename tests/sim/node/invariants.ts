@@ -8,7 +8,8 @@
  *   configuration in force at its index, or of a later one).
  * - Saved hard states: terms never go back; one vote per term.
  * - A granted vote leaves only once it is durable; a successful append
- *   answer only once its entries are (or they are committed already).
+ *   answer only once its entries are (or they are committed already, or
+ *   the answer's term is stale: see `sent`).
  * - Saved entries chain by hash (a corrupted entry never reaches a disk),
  *   and equal (index, term) means equal entry (log matching).
  * - One leader per term; a node's committed prefix never changes; the heads
@@ -203,6 +204,13 @@ export class NodeInvariants implements DurableWatcher {
     }
     if (m.type === "appendResponse" && m.success && m.index > this.maxCommitted) {
       const durable = this.#durableOf(m.from);
+      // An answer of a term older than the one the sender has saved is stale:
+      // one batch held it and a newer leader's entries, which replaced what it
+      // answers for before the batch was sent (as a delayed message outlives
+      // what it says). Its leader can commit nothing with it: the newer
+      // leader's log lacks those entries, so none of its voters (a majority)
+      // held them when voting, and none answers the older term since.
+      if (durable !== undefined && m.term < durable.hardState.term) return;
       const holds = durable !== undefined &&
         (durable.hashAt(m.index) !== undefined || (durable.snapshot?.index ?? 0) >= m.index);
       if (!holds) {

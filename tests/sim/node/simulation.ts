@@ -184,12 +184,7 @@ interface Drawn {
  * @returns What it found.
  */
 export async function runNodeSeed(options: NodeSimOptions): Promise<NodeSimResult> {
-  const sim = new NodeSimulation(options);
-  try {
-    return await sim.run();
-  } finally {
-    sim.close();
-  }
+  return await new NodeSimulation(options).run();
 }
 
 function pick<T>(p: Prng, items: readonly T[]): T {
@@ -326,10 +321,6 @@ class NodeSimulation {
       transferRate: schedule === "changes" ? 0.1 : calm ? 0 : pick(p, [0, 0.02]),
       skewRate: schedule === "pauses" ? 0.25 : pick(p, [0, 0.01, 0.05]),
     };
-  }
-
-  close(): void {
-    this.#scheduler.close();
   }
 
   // ------------------------------------------------------------ phases
