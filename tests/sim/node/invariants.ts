@@ -264,6 +264,10 @@ export class NodeInvariants implements DurableWatcher {
     const log = raft.log;
     const from = this.#checkedCommit.get(life) ?? 0;
     const to = log.committed;
+    // Every configuration committed in the range is recorded before any entry
+    // of it is checked: a change just after an entry may be what made its
+    // quorum (and is a configuration "in force later").
+    const fresh: { index: number; hash: string }[] = [];
     for (let i = from + 1; i <= to; i++) {
       const hash = log.hash(i) ?? (log.snapshot.index === i ? log.snapshot.hash : undefined) ??
         this.#committedElsewhere(i);
@@ -279,7 +283,7 @@ export class NodeInvariants implements DurableWatcher {
           this.#configs.sort((a, b) => a.index - b.index);
         }
         // The bootstrap entry is committed by fiat on every founder, before any save.
-        if (entry?.proposer !== "") this.#checkDurableOnMajority(i, hash, raft);
+        if (entry?.proposer !== "") fresh.push({ index: i, hash });
       } else if (known !== hash) {
         throw new NodeViolation(
           "committed entry changed",
@@ -287,6 +291,7 @@ export class NodeInvariants implements DurableWatcher {
         );
       }
     }
+    for (const { index, hash } of fresh) this.#checkDurableOnMajority(index, hash, raft);
     this.#checkedCommit.set(life, Math.max(from, to));
   }
 
@@ -310,6 +315,11 @@ export class NodeInvariants implements DurableWatcher {
       if (d.hashAt(index) === hash || (snap !== null && snap.index >= index)) holders.add(n.id);
     }
     const candidates: Configuration[] = [raft.log.config().config];
+    // The configuration in force at the leader's snapshot, when it covers the
+    // entry: a change between the two may have been committed, applied and
+    // compacted within one event, before any checker saw it committed.
+    const snapshot = raft.log.snapshot;
+    if (snapshot.index >= index) candidates.push(snapshot.config);
     let inForce = this.#configs[0]!.config;
     for (const c of this.#configs) if (c.index <= index) inForce = c.config;
     candidates.push(inForce);
