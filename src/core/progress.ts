@@ -10,7 +10,7 @@
 
 import type { Member } from "./config.ts";
 import { hasQuorum, quorumIndex } from "./quorum.ts";
-import { SnapshotSender } from "./snapshot_transfer.ts";
+import { type OutgoingSnapshot, SnapshotSender } from "./snapshot_transfer.ts";
 import type { FollowerView } from "./types.ts";
 
 /**
@@ -70,15 +70,16 @@ export class Progress {
   }
 
   /**
-   * Switches to sending the snapshot at `index`, from its first byte.
+   * Switches to sending `snapshot`, from its first byte.
    *
-   * @param index The snapshot's index.
+   * @param snapshot The snapshot and its bytes, which the sender keeps until
+   *   the transfer ends.
    * @returns Its sender, also {@linkcode Progress.snapshot} from now on.
    */
-  becomeSnapshot(index: number): SnapshotSender {
+  becomeSnapshot(snapshot: OutgoingSnapshot): SnapshotSender {
     this.#state = "snapshot";
     this.probeSent = false;
-    this.#snapshot = new SnapshotSender(index);
+    this.#snapshot = new SnapshotSender(snapshot);
     this.inflight.length = 0;
     return this.#snapshot;
   }

@@ -90,17 +90,28 @@ export function flushAppends(r: RaftState): void {
 }
 
 /**
- * Sends `id` the next chunk of the latest snapshot (from the start if the
- * snapshot is new).
+ * Sends `id` the next chunk of a snapshot: of the one it is receiving, or of
+ * the latest one when it holds none of the one in flight yet.
+ *
+ * A newer snapshot does not restart a transfer the follower has begun: under
+ * load with frequent snapshots, a follower needing many chunks would else
+ * start over at every snapshot and never hold a whole one. The older
+ * snapshot is as good a starting point (it covers committed entries only);
+ * once it is installed the follower takes entries, or the newest snapshot
+ * if they are compacted away too, and each transfer moves it forward.
  *
  * @param r The leader's state.
  * @param id The follower.
  * @param pr Its progress, which enters snapshot state.
  */
 function sendSnapshotChunk(r: RaftState, id: string, pr: Progress): void {
-  const { meta, data } = r.snapshot;
-  const sender = pr.snapshot?.index === meta.index ? pr.snapshot : pr.becomeSnapshot(meta.index);
-  const chunk = sender.nextChunk(data, r.maxMsgBytes);
+  const latest = r.snapshot;
+  const current = pr.snapshot;
+  const sender = current !== null && (current.acked > 0 || current.index === latest.meta.index)
+    ? current
+    : pr.becomeSnapshot(latest);
+  const { meta, data } = sender.snapshot;
+  const chunk = sender.nextChunk(r.maxMsgBytes);
   send(r, {
     type: "snapshot",
     to: id,

@@ -6,12 +6,26 @@
  * Either side can restart: a follower that lost its partial snapshot answers
  * 0 and the leader starts over.
  *
+ * The leader's sender keeps the bytes of the snapshot it is sending, so that
+ * a newer snapshot taken meanwhile does not restart a transfer the follower
+ * has begun to receive: with snapshots taken every few entries under
+ * load, restarting would leave a follower that needs many chunks chasing
+ * one snapshot after another, never holding a whole one.
+ *
  * @module
  */
 
 import { concatBytes } from "@noble/hashes/utils.js";
 import type { SnapshotMeta } from "./log.ts";
 import type { SnapshotMessage } from "./messages.ts";
+
+/** A snapshot as the leader sends it: where it stands in the log, and its bytes. */
+export interface OutgoingSnapshot {
+  /** Index, term, hash and configuration of the last entry it covers. */
+  readonly meta: SnapshotMeta;
+  /** The state machine's bytes at `meta.index`. */
+  readonly data: Uint8Array;
+}
 
 /**
  * The smallest snapshot chunk sent, whatever the message size bound: a tiny
@@ -26,20 +40,24 @@ export const SNAPSHOT_CHUNK_MIN_BYTES = 1024;
  * @example Two chunks, the second sent once the first is acknowledged
  * ```ts
  * import { strictEqual } from "node:assert/strict";
+ * import { EMPTY_CONFIG } from "./config.ts";
  * import { SnapshotSender } from "./snapshot_transfer.ts";
  *
- * const data = new Uint8Array(1500);
- * const sender = new SnapshotSender(9);
- * strictEqual(sender.nextChunk(data, 1000).data.length, 1024);
+ * const meta = { index: 9, term: 2, hash: "h9", config: EMPTY_CONFIG };
+ * const sender = new SnapshotSender({ meta, data: new Uint8Array(1500) });
+ * strictEqual(sender.nextChunk(1000).data.length, 1024);
  * sender.sent(1);
  * strictEqual(sender.inFlight, true);
  * strictEqual(sender.maybeAck(9, 1024), true);
- * strictEqual(sender.nextChunk(data, 1000).offset, 1024);
+ * strictEqual(sender.nextChunk(1000).offset, 1024);
  * ```
  */
 export class SnapshotSender {
-  /** Index of the snapshot being sent; a newer snapshot needs a new sender. */
-  readonly index: number;
+  /**
+   * The snapshot being sent, bytes included: it stays the one sent until the
+   * transfer ends (or starts over), whatever newer snapshot the leader takes.
+   */
+  readonly snapshot: OutgoingSnapshot;
   /** Bytes the follower holds, as it last said: where the next chunk starts. */
   #acked = 0;
   /** Whether a chunk is unanswered; no other chunk leaves meanwhile. */
@@ -50,10 +68,20 @@ export class SnapshotSender {
   /**
    * Starts sending a snapshot from its first byte.
    *
-   * @param index The index of the snapshot.
+   * @param snapshot The snapshot and its bytes, kept until the transfer ends.
    */
-  constructor(index: number) {
-    this.index = index;
+  constructor(snapshot: OutgoingSnapshot) {
+    this.snapshot = snapshot;
+  }
+
+  /** Index of the snapshot being sent. */
+  get index(): number {
+    return this.snapshot.meta.index;
+  }
+
+  /** Size of the snapshot being sent, bytes. */
+  get total(): number {
+    return this.snapshot.data.length;
   }
 
   /** Bytes the follower acknowledged: where the next chunk starts. */
@@ -67,14 +95,14 @@ export class SnapshotSender {
   }
 
   /**
-   * Cuts the next chunk.
+   * Cuts the next chunk of the snapshot being sent.
    *
-   * @param data The snapshot's bytes.
    * @param maxMsgBytes The message size bound (raised to
    *   {@linkcode SNAPSHOT_CHUNK_MIN_BYTES}).
-   * @returns Where the chunk starts in `data`, and its bytes (a view of `data`).
+   * @returns Where the chunk starts in the snapshot, and its bytes (a view).
    */
-  nextChunk(data: Uint8Array, maxMsgBytes: number): { offset: number; data: Uint8Array } {
+  nextChunk(maxMsgBytes: number): { offset: number; data: Uint8Array } {
+    const data = this.snapshot.data;
     const offset = this.#acked;
     const end = offset + Math.max(SNAPSHOT_CHUNK_MIN_BYTES, maxMsgBytes);
     return { offset, data: data.subarray(offset, end) };
@@ -99,7 +127,9 @@ export class SnapshotSender {
    * @returns Whether the answer was taken, so the next chunk may leave.
    */
   maybeAck(index: number, received: number): boolean {
-    if (index !== this.index) return false;
+    // More than the whole snapshot is a forgery or a bug: taken as true, every
+    // later chunk would start past the end and the transfer stall for good.
+    if (index !== this.index || received > this.total) return false;
     // A smaller count is a stale answer (dropped: honouring it would start a
     // second stream of chunks), except 0, which only a follower that lost its
     // partial snapshot sends (it restarted, or a new transfer replaced it).

@@ -806,6 +806,9 @@ export class WaterCraftNode<Command = unknown, Result = unknown, Query = unknown
 
   #assertRunning(): void {
     if (!this.#started) throw new UnavailableError("The node is not started");
+    // `start()` awaits the storage's load before the core exists: a request
+    // that arrives meanwhile is refused, not run against a missing core.
+    if (this.#raft === undefined) throw new UnavailableError("The node is starting");
     if (this.#failure !== null) {
       throw new UnavailableError(`The node stopped after an error: ${String(this.#failure)}`);
     }

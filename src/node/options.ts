@@ -77,6 +77,12 @@ export interface NodeOptions<
   /** Bound on clients waiting for writes or reads; past it they fail at once with 503. Default 10000. */
   readonly maxWaiting?: number;
   /**
+   * Recompute the hash of every entry received from a leader and refuse
+   * entries whose bytes do not match it. Default true; turn it off only
+   * where every message is known intact (a checksummed, authenticated link).
+   */
+  readonly verifyHashes?: boolean;
+  /**
    * Take a snapshot and compact the log after this many entries applied
    * since the last one. Default 10000.
    */

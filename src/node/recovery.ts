@@ -54,6 +54,7 @@ export function recoverRaft(
     heartbeatTicks: 1,
     maxUncommittedBytes: options.maxUncommittedBytes ?? 64 << 20,
     ...(options.maxMsgBytes === undefined ? {} : { maxMsgBytes: options.maxMsgBytes }),
+    ...(options.verifyHashes === undefined ? {} : { verifyHashes: options.verifyHashes }),
     hardState: state.hardState,
     entries: state.entries,
     ...(state.snapshot === null ? {} : {

@@ -8,6 +8,7 @@
  */
 
 import { deepStrictEqual, strictEqual } from "node:assert/strict";
+import { EMPTY_CONFIG } from "../../src/core/config.ts";
 import { Progress, type ProgressState, ProgressTracker } from "../../src/core/progress.ts";
 
 /** A progress in `state` with the given match and next indexes. */
@@ -228,7 +229,10 @@ Deno.test("Progress in snapshot state pauses while a chunk is in flight", () => 
   const pr = progressAt("replicate", 3, 6);
   pr.sentEntries(7);
   strictEqual(pr.snapshot, null);
-  const sender = pr.becomeSnapshot(20);
+  const sender = pr.becomeSnapshot({
+    meta: { index: 20, term: 1, hash: "h20", config: EMPTY_CONFIG },
+    data: new Uint8Array(2048),
+  });
   strictEqual(pr.state, "snapshot");
   strictEqual(pr.snapshot, sender);
   strictEqual(sender.index, 20);

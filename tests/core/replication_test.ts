@@ -229,3 +229,42 @@ Deno.test("§5.3 durability: a leader counts its own entries toward commit only 
   deepStrictEqual(n1.ready().committed, [entry]);
   n1.advance();
 });
+
+// ------------------------------------------------------------- chapter 5, under load
+
+Deno.test("§5 a follower catches up by snapshot under load, though the leader snapshots after every write", () => {
+  // Chunks are SNAPSHOT_CHUNK_MIN_BYTES (1024); each snapshot needs four.
+  const cluster = bootstrapCluster(["a", "b", "c"], {
+    preVote: false,
+    checkQuorum: false,
+    maxMsgBytes: 1,
+  });
+  const leader = cluster.elect("a");
+  const c = cluster.node("c");
+  cluster.isolated.add("c");
+  for (let i = 0; i < 5; i++) leader.propose(encoder.encode(`early ${i}`));
+  cluster.settle();
+  leader.compact(leader.log.applied, new Uint8Array(4000).fill(1));
+  const behind = leader.snapshot.index;
+  ok(c.log.lastIndex() < behind, "c needs the snapshot");
+  cluster.isolated.delete("c");
+  // One exchange with c per round; between two, a write commits and the
+  // leader takes a new snapshot, as a busy leader with `snapshotEvery: 1` does.
+  let held: Message[] = [];
+  let rounds = 0;
+  for (; rounds < 60 && c.log.committed < behind; rounds++) {
+    cluster.deliver(held);
+    leader.propose(encoder.encode(`write ${rounds}`));
+    // Time passes too: a chunk unanswered for an election timeout is sent again.
+    leader.tick();
+    held = cluster.settle((m) => m.to === "c" || m.from === "c");
+    if (leader.log.applied > leader.snapshot.index) {
+      leader.compact(leader.log.applied, new Uint8Array(4000).fill(rounds % 251));
+    }
+  }
+  ok(
+    c.log.committed >= behind,
+    `c reached ${c.log.committed} of ${behind} in ${rounds} rounds: the transfer kept restarting`,
+  );
+  ok(rounds <= 10, `${rounds} rounds for a four-chunk snapshot`);
+});

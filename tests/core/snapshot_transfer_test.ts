@@ -22,6 +22,14 @@ function bytes(length: number): Uint8Array {
   return Uint8Array.from({ length }, (_, i) => i % 256);
 }
 
+/** A sender of a snapshot at index 7 holding `data` (a 4096-byte one by default). */
+function senderOf(data: Uint8Array = bytes(4096)): SnapshotSender {
+  return new SnapshotSender({
+    meta: { index: 7, term: 1, hash: "h7", config: EMPTY_CONFIG },
+    data,
+  });
+}
+
 Deno.test("SnapshotSender.nextChunk() cuts from the acknowledged offset, at least SNAPSHOT_CHUNK_MIN_BYTES", async (t) => {
   const rows = [
     { name: "a large bound", size: 10_000, maxMsgBytes: 4096, acked: 0, want: [0, 4096] },
@@ -51,9 +59,9 @@ Deno.test("SnapshotSender.nextChunk() cuts from the acknowledged offset, at leas
   for (const row of rows) {
     await t.step(row.name, () => {
       const data = bytes(row.size);
-      const sender = new SnapshotSender(7);
+      const sender = senderOf(data);
       if (row.acked > 0) sender.maybeAck(7, row.acked);
-      const chunk = sender.nextChunk(data, row.maxMsgBytes);
+      const chunk = sender.nextChunk(row.maxMsgBytes);
       deepStrictEqual([chunk.offset, chunk.data.length], row.want);
       deepStrictEqual(chunk.data, data.subarray(row.want[0], row.want[0]! + row.want[1]!));
     });
@@ -88,10 +96,18 @@ Deno.test("SnapshotSender.maybeAck() takes current answers and drops stale ones"
       want: false,
       wantAcked: 1024,
     },
+    {
+      name: "more than the whole snapshot is refused",
+      acked: 1024,
+      index: 7,
+      received: 4097,
+      want: false,
+      wantAcked: 1024,
+    },
   ];
   for (const row of rows) {
     await t.step(row.name, () => {
-      const sender = new SnapshotSender(7);
+      const sender = senderOf();
       sender.maybeAck(7, row.acked);
       sender.sent(1);
       strictEqual(sender.maybeAck(row.index, row.received), row.want);
@@ -110,7 +126,7 @@ Deno.test("SnapshotSender.maybeExpire() gives up a chunk unanswered for longer t
   ];
   for (const row of rows) {
     await t.step(row.name, () => {
-      const sender = new SnapshotSender(7);
+      const sender = senderOf();
       if (row.sent) sender.sent(10);
       strictEqual(sender.maybeExpire(row.now, 10), row.want);
       strictEqual(sender.inFlight, row.sent && !row.want);

@@ -20,6 +20,7 @@ import {
   WaterCraftError,
   type WaterCraftNode,
 } from "../../mod.ts";
+import { WaterCraftNode as WaterCraftNodeClass } from "../../src/node/node.ts";
 import { type ManualClock, manualClock, MemoryNetwork } from "../../src/testing.ts";
 
 /** A register machine: `{add: n}` adds, `{fail: true}` is refused by apply, `{bad: true}` by validate. */
@@ -418,6 +419,33 @@ Deno.test("stop() after a storage failure still closes the storage and the trans
   strictEqual(node.failure instanceof Error, true);
   await node.stop();
   strictEqual(closes, 1);
+});
+
+Deno.test("reads and writes while start() awaits the storage's load fail with 503, not a TypeError", async () => {
+  const inner = memoryStorage();
+  let loaded = () => {};
+  const loading = new Promise<void>((resolve) => loaded = resolve);
+  const storage: Storage = {
+    load: () => loading.then(() => inner.load()),
+    save: (h, e) => inner.save(h, e),
+    saveSnapshot: (s) => inner.saveSnapshot(s),
+    close: () => inner.close(),
+  };
+  const node = new WaterCraftNodeClass({
+    id: "a",
+    stateMachine: counter(),
+    transport: new MemoryNetwork().transport(),
+    storage,
+    clock: manualClock(),
+  });
+  const started = node.start();
+  await settle();
+  await rejects(node.read(null), UnavailableError);
+  await rejects(node.propose({ add: 1 }), UnavailableError);
+  loaded();
+  await started;
+  strictEqual((await node.propose({ add: 2 })).result, 2);
+  await node.stop();
 });
 
 Deno.test("a write waiting for a leader wakes when the leader returns within one batch", async () => {

@@ -301,6 +301,11 @@ export class SimDisk implements FileSystem {
     return { path: at, offset, bit };
   }
 
+  /** Bytes the files hold now (what reads see, open unlinked files included): what `capacityBytes` bounds. */
+  get usedBytes(): number {
+    return this.#usedBytes();
+  }
+
   /**
    * The durable files, path to bytes (copies), for tests to inspect.
    *

@@ -3,12 +3,14 @@
  *
  * ```sh
  * deno task sim --seeds 500 --nodes 5 [--steps 2000] [--seed X] [--membership]
- * deno task sim --node --seeds 500 --nodes 5 [--seed X] [--schedule errata]
+ * deno task sim --node --seeds 500 --nodes 5 [--seed X] [--schedule errata] [--memory]
  * ```
  *
  * `--node` runs the node simulator (`node/simulation.ts`: real nodes, with
  * clients and a linearizability check) instead of the core simulator; its
- * `steps` are the faulty phase's length in election timeouts.
+ * `steps` are the faulty phase's length in election timeouts. Its nodes keep
+ * their logs in the real file adapter on simulated disks with faults, or,
+ * with `--memory`, in memory-backed storage (faster, no disk faults).
  *
  * Prints one line per failing seed with the command that replays it, and as
  * its last line one JSON object with the totals. Exits 1 on any violation or
@@ -29,6 +31,7 @@ interface Args {
   first: number;
   membership: boolean;
   node: boolean;
+  memory: boolean;
   schedule: ScheduleName | null;
 }
 
@@ -41,6 +44,7 @@ function parseArgs(argv: readonly string[]): Args {
     first: 1,
     membership: false,
     node: false,
+    memory: false,
     schedule: null,
   };
   for (let i = 0; i < argv.length; i++) {
@@ -51,6 +55,10 @@ function parseArgs(argv: readonly string[]): Args {
     }
     if (flag === "--node") {
       args.node = true;
+      continue;
+    }
+    if (flag === "--memory") {
+      args.memory = true;
       continue;
     }
     if (flag === "--schedule") {
@@ -89,7 +97,7 @@ function parseArgs(argv: readonly string[]): Args {
 
 function usage(problem: string): never {
   console.error(
-    `sim: ${problem}\nusage: deno task sim [--node [--schedule S]] [--seeds N] [--nodes 3|5] [--steps S] [--seed X] [--first F] [--membership]`,
+    `sim: ${problem}\nusage: deno task sim [--node [--schedule S]] [--seeds N] [--nodes 3|5] [--steps S] [--seed X] [--first F] [--membership] [--memory]`,
   );
   Deno.exit(2);
 }
@@ -101,6 +109,8 @@ const seeds = args.seed === null
 let violations = 0;
 let livenessFailures = 0;
 let snapshotsInstalled = 0;
+/** Node runs only: disk faults injected, fail-stops they caused, nodes lost to a corrupt log. */
+const disk = { diskFaults: 0, faultStops: 0, lost: 0 };
 const started = performance.now();
 for (const seed of seeds) {
   const result = args.node
@@ -108,6 +118,7 @@ for (const seed of seeds) {
       seed,
       nodes: args.nodes,
       faultyElections: args.steps,
+      storage: args.memory ? "memory" : "file",
       ...(args.schedule === null ? {} : { schedule: args.schedule }),
     })
     : runSeed({
@@ -116,14 +127,20 @@ for (const seed of seeds) {
       steps: args.steps,
       membership: args.membership,
     });
-  snapshotsInstalled += "snapshotsSaved" in result
-    ? result.snapshotsSaved
-    : (result as SimResult).snapshotsInstalled;
+  if ("snapshotsSaved" in result) {
+    snapshotsInstalled += result.snapshotsSaved;
+    disk.diskFaults += result.diskFaults;
+    disk.faultStops += result.faultStops;
+    disk.lost += result.lost;
+  } else {
+    snapshotsInstalled += (result as SimResult).snapshotsInstalled;
+  }
   if (result.violation !== null || result.livenessFailure !== null) {
     if (result.violation !== null) violations++;
     else livenessFailures++;
     const mode = args.node
-      ? "--node " + (args.schedule === null ? "" : `--schedule ${args.schedule} `)
+      ? "--node " + (args.schedule === null ? "" : `--schedule ${args.schedule} `) +
+        (args.memory ? "--memory " : "")
       : "";
     console.log(
       `seed ${seed} failed: ${result.violation ?? result.livenessFailure}\n` +
@@ -139,6 +156,7 @@ console.log(JSON.stringify({
   violations,
   livenessFailures,
   snapshotsInstalled,
+  ...(args.node && !args.memory ? disk : {}),
   msPerSeed: Math.round((ms / Math.max(1, seeds.length)) * 10) / 10,
 }));
 if (violations + livenessFailures > 0) Deno.exit(1);

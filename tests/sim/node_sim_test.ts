@@ -1,17 +1,24 @@
 /**
  * Runs the node simulator (real `WaterCraftNode`s on a simulated network,
- * disks and clocks) over a few hundred seeds, replays the seeds that once
- * found bugs in the node, and checks that a seed replays exactly.
+ * clocks and disks, the file adapter on a faulty simulated file system) over
+ * a few hundred seeds, replays the seeds that once found bugs in the node or
+ * the core, and checks that a seed replays exactly.
  *
  * @module
  */
 
 import { deepStrictEqual, notStrictEqual, strictEqual } from "node:assert/strict";
 import { loadNodeMutant, type NodeMutation } from "./node/mutants.ts";
-import { type NodeSimResult, runNodeSeed } from "./node/simulation.ts";
+import { type NodeSimResult, runNodeSeed, type ScheduleName } from "./node/simulation.ts";
+
+/** Seeds of three nodes, and of five, on file disks; then seeds on memory-backed disks. */
+const SEEDS_OF_3 = 150;
+const SEEDS_OF_5 = 60;
+const SEEDS_IN_MEMORY = 100;
 
 function assertClean(result: NodeSimResult, nodes: number): void {
-  const replay = `deno task sim --node --nodes ${nodes} --seed ${result.seed}`;
+  const replay =
+    `deno task sim --node --schedule ${result.schedule} --nodes ${nodes} --seed ${result.seed}`;
   strictEqual(
     result.violation,
     null,
@@ -24,39 +31,55 @@ function assertClean(result: NodeSimResult, nodes: number): void {
   );
 }
 
-for (const [nodes, seeds] of [[3, 250], [5, 100]] as const) {
-  Deno.test(`node simulator: ${seeds} seeds of ${nodes} real nodes keep every property`, async () => {
+for (const [nodes, seeds] of [[3, SEEDS_OF_3], [5, SEEDS_OF_5]] as const) {
+  Deno.test(`node simulator: ${seeds} seeds of ${nodes} real nodes on faulty disks keep every property`, async () => {
     let acknowledged = 0;
     let snapshots = 0;
+    let diskFaults = 0;
+    let faultStops = 0;
     const started = performance.now();
     for (let seed = 1; seed <= seeds; seed++) {
       const result = await runNodeSeed({ seed, nodes });
       assertClean(result, nodes);
       acknowledged += result.acknowledged;
       snapshots += result.snapshotsSaved;
+      diskFaults += result.diskFaults;
+      faultStops += result.faultStops;
     }
     const msPerSeed = (performance.now() - started) / seeds;
     // The faults must leave room for real work, or the run proves nothing.
     strictEqual(acknowledged > seeds * 20, true, `only ${acknowledged} writes acknowledged`);
     strictEqual(snapshots > seeds, true, `only ${snapshots} snapshots saved`);
+    // And the disks must really fail, or the fail-stop path goes untested.
+    strictEqual(diskFaults > seeds / 2, true, `only ${diskFaults} disk faults injected`);
+    strictEqual(faultStops > seeds / 4, true, `only ${faultStops} nodes stopped on a disk fault`);
     strictEqual(msPerSeed < 1000, true, `${msPerSeed.toFixed(0)} ms per seed`);
   });
 }
 
+Deno.test(`node simulator: ${SEEDS_IN_MEMORY} seeds of 3 real nodes on memory-backed disks keep every property`, async () => {
+  for (let seed = 1; seed <= SEEDS_IN_MEMORY; seed++) {
+    assertClean(await runNodeSeed({ seed, nodes: 3, storage: "memory" }), 3);
+  }
+});
+
 /**
- * Seeds that found bugs in the node, each with the old code as a mutant:
- * the seed must still reach the bug in the old code (else the simulator
- * drifted and the seed no longer tests anything) and stay clean in the new.
+ * Seeds that found bugs in the node or the core, each with the old code as
+ * a mutant: the seed must still reach the bug in the old code (a violation
+ * or a liveness failure; else the simulator drifted and the seed no longer
+ * tests anything) and stay clean in the new.
  */
 const REGRESSIONS: {
   seed: number;
   nodes: number;
   bug: string;
   oldCode: NodeMutation[];
+  schedule?: ScheduleName;
 }[] = [
-  ...[116, 134].map((seed) => ({
+  ...[14, 20].map((seed) => ({
     seed,
     nodes: 3,
+    schedule: "snapshots" as const,
     bug: "a snapshot installed while the state machine took one made compact() assert",
     oldCode: [
       { file: "node/snapshots.ts", from: "if (raft.snapshot.index >= index) return;", to: "" },
@@ -79,14 +102,40 @@ const REGRESSIONS: {
         "    return { head: log.hash(index) ?? log.snapshot.hash, index, term: log.term(index) ?? 0 };",
     }],
   })),
+  ...[1, 3].map((seed) => ({
+    seed,
+    nodes: 3,
+    bug: "a read or write while start() awaited a slow load threw a TypeError",
+    oldCode: [{
+      file: "node/node.ts",
+      from: 'if (this.#raft === undefined) throw new UnavailableError("The node is starting");',
+      to: "",
+    }],
+  })),
+  ...[43, 51].map((seed) => ({
+    seed,
+    nodes: 3,
+    schedule: "snapshots" as const,
+    bug: "a follower needing a snapshot of many chunks never caught up under load",
+    oldCode: [{
+      file: "core/replication.ts",
+      from: "current !== null && (current.acked > 0 || current.index === latest.meta.index)",
+      to: "current !== null && current.index === latest.meta.index",
+    }],
+  })),
 ];
 
-for (const [i, { seed, nodes, bug, oldCode }] of REGRESSIONS.entries()) {
+for (const [i, { bug, oldCode, ...options }] of REGRESSIONS.entries()) {
+  const { seed, nodes } = options;
   Deno.test(`node simulator: regression seed ${seed} (${bug}) stays clean`, async () => {
-    assertClean(await runNodeSeed({ seed, nodes }), nodes);
+    assertClean(await runNodeSeed(options), nodes);
     const old = await loadNodeMutant(`regression${i}`, oldCode);
-    const before = await runNodeSeed({ seed, nodes, nodeClass: old });
-    notStrictEqual(before.violation, null, `seed ${seed} no longer reaches the old bug`);
+    const before = await runNodeSeed({ ...options, nodeClass: old });
+    notStrictEqual(
+      before.violation ?? before.livenessFailure,
+      null,
+      `seed ${seed} no longer reaches the old bug`,
+    );
   });
 }
 

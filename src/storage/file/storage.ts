@@ -24,10 +24,11 @@
  * segments); when the entries do not continue the snapshot it starts a fresh
  * segment and deletes all older ones.
  *
- * Every load makes durable what it returns before it returns it: it writes
- * the active segment's last write again and fsyncs every file it read, the
- * directory and the directory's parents (so that the directory's own name
- * survives a power loss). An earlier process may have died before its fsync,
+ * Every load makes durable what it returns before it returns it: it cuts the
+ * active segment again where its last intact record ends, writes that
+ * segment's last write again and fsyncs every file it read, the directory
+ * and the directory's parents (so that the directory's own name survives a
+ * power loss). An earlier process may have died before its fsync,
  * or seen its fsync fail, leaving those bytes in the operating system's cache
  * only, and the node acts on what load returns as if it were durable.
  *
@@ -236,12 +237,20 @@ class FileBackend implements StorageBackend {
    * a failed fsync, Linux marks the cached pages clean although the disk may
    * not hold them (PostgreSQL's "fsyncgate"), so a second fsync would not
    * write them: the active segment's last write, the only one a fail-stop
-   * storage can have left unsynced, is written again before its fsync. One
-   * fsync per file at start-up, next to reading every byte of every file,
-   * costs little.
+   * storage can have left unsynced, is written again before its fsync. The
+   * same goes for the cut of a torn tail that an earlier load made and whose
+   * fsync failed: the file reads as cut, but the disk may still hold the torn
+   * record, which a power loss would bring back once a later segment follows
+   * this one (where a torn record is corruption, not a tail): so the active
+   * segment is cut again, to the length replayed. One fsync per file at
+   * start-up, next to reading every byte of every file, costs little.
    */
   async #syncReplayed(hasSnapshot: boolean, lastWrite: Replayed["lastWrite"]): Promise<void> {
     const settings = this.#settings;
+    const activeSegment = this.#segments.at(-1);
+    if (this.#active !== null && activeSegment !== undefined) {
+      await this.#active.truncate(activeSegment.bytes);
+    }
     if (this.#active !== null && lastWrite !== null && lastWrite.bytes.length > 0) {
       await writeAll(this.#active, lastWrite.bytes, { position: lastWrite.position });
     }

@@ -35,6 +35,11 @@ export interface ClientHost {
   readonly prng: Prng;
   /** The nodes running now, in a stable order. */
   nodes(): readonly ClientTarget[];
+  /**
+   * Hears of a node API call that failed with something other than one of
+   * its documented errors (each has a string `code`): a bug of the node.
+   */
+  undocumented(detail: string): void;
 }
 
 /** How the clients behave. */
@@ -246,6 +251,9 @@ export class Clients {
         done = true;
         scheduler.cancel(timer);
         const code = (e as { code?: unknown } | null)?.code;
+        if (typeof code !== "string") {
+          this.#host.undocumented(`${node.id} ${op.kind}: ${e instanceof Error ? e.stack : e}`);
+        }
         if (op.kind === "cas" && code === "cas_failed") {
           const current = (e as { details?: { current?: unknown } }).details?.current;
           resolve({

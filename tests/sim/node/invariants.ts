@@ -8,7 +8,8 @@
  *   configuration in force at its index, or of a later one).
  * - Saved hard states: terms never go back; one vote per term.
  * - A granted vote leaves only once it is durable; a successful append
- *   answer only once its entries are (or they are committed already).
+ *   answer only once its entries are (or they are committed already, or
+ *   the answer's term is stale: see `sent`).
  * - Saved entries chain by hash (a corrupted entry never reaches a disk),
  *   and equal (index, term) means equal entry (log matching).
  * - One leader per term; a node's committed prefix never changes; the heads
@@ -203,6 +204,13 @@ export class NodeInvariants implements DurableWatcher {
     }
     if (m.type === "appendResponse" && m.success && m.index > this.maxCommitted) {
       const durable = this.#durableOf(m.from);
+      // An answer of a term older than the one the sender has saved is stale:
+      // one batch held it and a newer leader's entries, which replaced what it
+      // answers for before the batch was sent (as a delayed message outlives
+      // what it says). Its leader can commit nothing with it: the newer
+      // leader's log lacks those entries, so none of its voters (a majority)
+      // held them when voting, and none answers the older term since.
+      if (durable !== undefined && m.term < durable.hardState.term) return;
       const holds = durable !== undefined &&
         (durable.hashAt(m.index) !== undefined || (durable.snapshot?.index ?? 0) >= m.index);
       if (!holds) {
@@ -256,6 +264,10 @@ export class NodeInvariants implements DurableWatcher {
     const log = raft.log;
     const from = this.#checkedCommit.get(life) ?? 0;
     const to = log.committed;
+    // Every configuration committed in the range is recorded before any entry
+    // of it is checked: a change just after an entry may be what made its
+    // quorum (and is a configuration "in force later").
+    const fresh: { index: number; hash: string }[] = [];
     for (let i = from + 1; i <= to; i++) {
       const hash = log.hash(i) ?? (log.snapshot.index === i ? log.snapshot.hash : undefined) ??
         this.#committedElsewhere(i);
@@ -271,7 +283,7 @@ export class NodeInvariants implements DurableWatcher {
           this.#configs.sort((a, b) => a.index - b.index);
         }
         // The bootstrap entry is committed by fiat on every founder, before any save.
-        if (entry?.proposer !== "") this.#checkDurableOnMajority(i, hash, raft);
+        if (entry?.proposer !== "") fresh.push({ index: i, hash });
       } else if (known !== hash) {
         throw new NodeViolation(
           "committed entry changed",
@@ -279,6 +291,7 @@ export class NodeInvariants implements DurableWatcher {
         );
       }
     }
+    for (const { index, hash } of fresh) this.#checkDurableOnMajority(index, hash, raft);
     this.#checkedCommit.set(life, Math.max(from, to));
   }
 
@@ -302,6 +315,11 @@ export class NodeInvariants implements DurableWatcher {
       if (d.hashAt(index) === hash || (snap !== null && snap.index >= index)) holders.add(n.id);
     }
     const candidates: Configuration[] = [raft.log.config().config];
+    // The configuration in force at the leader's snapshot, when it covers the
+    // entry: a change between the two may have been committed, applied and
+    // compacted within one event, before any checker saw it committed.
+    const snapshot = raft.log.snapshot;
+    if (snapshot.index >= index) candidates.push(snapshot.config);
     let inForce = this.#configs[0]!.config;
     for (const c of this.#configs) if (c.index <= index) inForce = c.config;
     candidates.push(inForce);

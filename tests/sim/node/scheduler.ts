@@ -13,6 +13,7 @@
  * @module
  */
 
+import { setImmediate } from "node:timers";
 import type { Prng } from "../../../src/core/mod.ts";
 
 /** A handle for a scheduled event, to cancel it. */
@@ -48,7 +49,6 @@ export class SimScheduler {
   readonly #deadOwners = new Set<string>();
   readonly #held = new Map<string, SimEvent[]>();
   readonly #settle: () => Promise<void>;
-  readonly #closeSettle: () => void;
   #nextId = 1;
   #now = 0;
   #released = 0;
@@ -65,23 +65,11 @@ export class SimScheduler {
     this.#prng = prng;
     // A macrotask hop drains the whole microtask queue: every promise chain
     // an event started settles before the next event, whatever its depth.
-    // A message channel hops without the clamping of nested `setTimeout`.
-    const channel = new MessageChannel();
-    let wake: (() => void) | null = null;
-    channel.port1.onmessage = () => {
-      const w = wake;
-      wake = null;
-      w?.();
-    };
-    this.#settle = () =>
-      new Promise<void>((resolve) => {
-        wake = resolve;
-        channel.port2.postMessage(0);
-      });
-    this.#closeSettle = () => {
-      channel.port1.close();
-      channel.port2.close();
-    };
+    // `setImmediate` hops without the clamping of nested `setTimeout`; a
+    // message channel does not drain (Deno delivers its message a few
+    // microtasks on), so a long chain would leak into later events: a load
+    // that finished after its node's crash, a dead node writing on.
+    this.#settle = () => new Promise<void>((resolve) => setImmediate(resolve));
   }
 
   /** Simulated time now, ms. */
@@ -222,11 +210,6 @@ export class SimScheduler {
    */
   note(note: string): void {
     this.#mix(note);
-  }
-
-  /** Frees the channel that drains microtasks; the scheduler is done. */
-  close(): void {
-    this.#closeSettle();
   }
 
   #mix(text: string): void {

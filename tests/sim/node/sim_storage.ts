@@ -7,11 +7,12 @@
  * platter, which survives every crash) and mirrored for the checkers, who
  * read what a node has truly saved, not what it believes.
  *
- * The simulation asks a {@linkcode SimDiskFactory} for one disk per node, so
- * that another medium (a simulated file system under the file adapter) can
- * take this one's place: it need only hand out a fresh {@linkcode Storage}
- * per node life, decide at a crash what the interrupted write left, and
- * tell the checkers what is durable.
+ * The simulation asks a {@linkcode NodeDiskFactory} for one disk per node, so
+ * that another medium can take this one's place: `file_disks.ts` runs the
+ * real file adapter on a simulated file system, and is the default. A medium
+ * need only hand out a fresh {@linkcode Storage} per node life, decide at a
+ * crash what the interrupted write left, tell the checkers what is durable
+ * and, if it can, inject faults ({@linkcode InjectableFaults}).
  *
  * @module
  */
@@ -42,21 +43,71 @@ export interface DurableWatcher {
   snapshotSaved(node: string, snapshot: Snapshot): void;
 }
 
+/**
+ * How a node life ends: `power` is a power loss of its machine (unsynced
+ * writes may be lost or torn), `process` a killed process (the operating
+ * system keeps what it was given).
+ */
+export type CrashKind = "power" | "process";
+
+/** What an injected fault made of an error a node stopped with. */
+export type FaultCause =
+  /** A failed fsync or a full disk: the node stopped itself, as it must (fail-stop). */
+  | "io"
+  /** A bit flipped at rest: the node refused to start, as it must. */
+  | "corrupt";
+
+/** Faults a disk can inject, between and during a node's writes. */
+export interface InjectableFaults {
+  /** Probability that a sync fails (0 once healed). */
+  syncFailureRate: number;
+  /** Fills the disk: writes past a few more bytes fail with `ENOSPC`. */
+  fill(): void;
+  /** Frees the disk (an operator made room). */
+  freeSpace(): void;
+  /**
+   * Flips one bit at rest, on a disk whose node is down after a power loss.
+   *
+   * @returns Whether a bit flipped (false when the disk holds no byte, or the
+   *   last stop was no power loss).
+   */
+  flipBit(): boolean;
+  /**
+   * Which injected fault, if any, explains an error a node stopped or failed
+   * to start with.
+   */
+  explain(error: unknown): FaultCause | null;
+  /** Faults injected so far. */
+  readonly counts: FaultCounts;
+}
+
+/** Faults injected into one disk. */
+export interface FaultCounts {
+  /** Syncs that failed. */
+  failedSyncs: number;
+  /** Times the disk was filled. */
+  fills: number;
+  /** Bits flipped at rest. */
+  flips: number;
+}
+
 /** One node's disk, across its lives. */
-export interface SimDisk {
+export interface NodeDisk {
   /**
    * The storage of a new node life: its writes complete as the scheduler
    * releases them, and belong to `life` (a crash discards their completion).
    */
   open(life: string): Storage;
-  /** The life using the disk crashed: decides what its interrupted write left. */
-  crash(): void;
+  /** The life using the disk stopped: decides what its interrupted write left. */
+  crash(kind: CrashKind): void;
   /** What is durable now. */
   readonly durable: DurableView;
+  /** The faults it can inject; null for none. */
+  readonly faults: InjectableFaults | null;
 }
 
 /** Creates the disk of one node. */
-export type SimDiskFactory = (node: string) => SimDisk;
+export type NodeDiskFactory = (node: string) => NodeDisk;
 
 /** How a simulated disk behaves. */
 export interface DiskFaults {
@@ -87,7 +138,7 @@ export function memoryDisks(
   prng: Prng,
   faults: DiskFaults,
   watcher: DurableWatcher,
-): SimDiskFactory {
+): NodeDiskFactory {
   return (node) => new MemoryDisk(node, scheduler, prng, faults, watcher);
 }
 
@@ -97,7 +148,7 @@ interface InFlight {
   readonly land: () => Promise<void>;
 }
 
-class MemoryDisk implements SimDisk {
+class MemoryDisk implements NodeDisk {
   readonly #node: string;
   readonly #scheduler: SimScheduler;
   readonly #prng: Prng;
@@ -162,6 +213,8 @@ class MemoryDisk implements SimDisk {
       close: () => Promise.resolve(),
     };
   }
+
+  readonly faults = null;
 
   crash(): void {
     this.#life = null;

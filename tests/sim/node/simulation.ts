@@ -8,10 +8,19 @@
  * schedule (random, or one of the adversarial ones), while clients write
  * and read through the node API.
  *
+ * Each node's disk is, by default, the real file adapter on a simulated
+ * file system (`file_disks.ts`): crashes are power losses or killed
+ * processes, fsyncs fail and disks fill (the node stops itself and is
+ * restarted, as an operator would), and bits flip at rest on a node that is
+ * down (its next start refuses; the node is then lost for good: at most one
+ * per run, and only in runs that keep their membership, so that a majority
+ * remains).
+ *
  * A run has four phases: a faulty one; a healed one, in which the cluster
- * must commit a write and converge within a budget; a crash of every node
- * at once and a restart, after which every key is read (acknowledged writes
- * must have survived); and a final convergence check. The checkers of
+ * must commit a write while clients keep writing, every member must catch
+ * up under that load, and then converge once they stop; a crash of every
+ * node at once and a restart, after which every key is read (acknowledged
+ * writes must have survived); and a final convergence check. The checkers of
  * `invariants.ts` watch every event, and the whole client history must be
  * linearizable.
  *
@@ -26,8 +35,15 @@ import { checkLinearizable } from "./linearizability.ts";
 import { SimScheduler } from "./scheduler.ts";
 import { type ClockSkew, simClock } from "./sim_clock.ts";
 import { type NetworkFaults, SimNetwork } from "./sim_network.ts";
+import { fileDisks } from "./file_disks.ts";
 import { SimStateMachine, type SnapshotTiming } from "./sim_state_machine.ts";
-import { type DiskFaults, memoryDisks, type SimDisk, type SimDiskFactory } from "./sim_storage.ts";
+import {
+  type CrashKind,
+  type DiskFaults,
+  memoryDisks,
+  type NodeDisk,
+  type NodeDiskFactory,
+} from "./sim_storage.ts";
 
 /** The node class under test: the real one, or a mutant built by `mutants.ts`. */
 export type NodeClass = typeof WaterCraftNode;
@@ -67,8 +83,12 @@ export interface NodeSimOptions {
   readonly skipSaveRate?: number;
   /** Length of the faulty phase, in election timeouts. Default 30. */
   readonly faultyElections?: number;
-  /** Another disk medium (e.g. a simulated file system); default memory-backed disks. */
-  readonly disks?: (ctx: { scheduler: SimScheduler; prng: Prng }) => SimDiskFactory;
+  /**
+   * The disks: `file`, the real file adapter on a simulated file system with
+   * disk faults (default), or `memory`, a memory-backed storage whose writes
+   * land whole or not at all (faster; no disk faults).
+   */
+  readonly storage?: "file" | "memory";
 }
 
 /** What a run found. */
@@ -105,13 +125,19 @@ export interface NodeSimResult {
   corrupted: number;
   /** Committed configurations after the first. */
   configChanges: number;
+  /** Disk faults injected: failed fsyncs, disks filled, bits flipped at rest. */
+  diskFaults: number;
+  /** Nodes that stopped themselves on a disk fault (fail-stop) and were restarted. */
+  faultStops: number;
+  /** Nodes that refused to start on a corrupt log and were kept down for good. */
+  lost: number;
 }
 
 /** One node across its lives. */
 interface Slot {
   readonly id: string;
   readonly url: string;
-  readonly disk: SimDisk;
+  readonly disk: NodeDisk;
   readonly skew: ClockSkew;
   readonly founder: boolean;
   lives: number;
@@ -121,6 +147,8 @@ interface Slot {
   cut: (() => void) | null;
   /** Removed from the cluster, or never to run again. */
   retired: boolean;
+  /** Its log was found corrupt: down for good, though still a member. */
+  lost: boolean;
   /** A restart is booked. */
   restarting: boolean;
 }
@@ -135,6 +163,11 @@ interface Drawn {
   requestTimeoutMs: number;
   net: NetworkFaults;
   disk: DiskFaults;
+  segmentBytes: number;
+  syncFailureRate: number;
+  fillRate: number;
+  flipRate: number;
+  verifyHashes: boolean;
   snapshotTiming: SnapshotTiming;
   crashRate: number;
   pauseRate: number;
@@ -151,12 +184,7 @@ interface Drawn {
  * @returns What it found.
  */
 export async function runNodeSeed(options: NodeSimOptions): Promise<NodeSimResult> {
-  const sim = new NodeSimulation(options);
-  try {
-    return await sim.run();
-  } finally {
-    sim.close();
-  }
+  return await new NodeSimulation(options).run();
 }
 
 function pick<T>(p: Prng, items: readonly T[]): T {
@@ -173,7 +201,7 @@ class NodeSimulation {
   readonly #prng: Prng;
   readonly #scheduler: SimScheduler;
   readonly #net: SimNetwork;
-  readonly #disks: SimDiskFactory;
+  readonly #disks: NodeDiskFactory;
   readonly #slots: Slot[] = [];
   readonly #checks: NodeInvariants;
   readonly #clients: Clients;
@@ -185,6 +213,10 @@ class NodeSimulation {
   #lastLeaderTerm = 0;
   #faulty = true;
   #errata: ErrataScript | null = null;
+  #faultStops = 0;
+  #lost = 0;
+  /** A bit was flipped: no other may be, lest two nodes be lost. */
+  #flipped = false;
 
   constructor(opts: NodeSimOptions) {
     this.#opts = opts;
@@ -209,10 +241,17 @@ class NodeSimulation {
       members,
     });
     const diskPrng = seededPrng(opts.seed ^ 0xd15c);
-    this.#disks = opts.disks?.({ scheduler: this.#scheduler, prng: diskPrng }) ??
-      memoryDisks(this.#scheduler, diskPrng, {
-        ...this.#d.disk,
-        ...(opts.skipSaveRate === undefined ? {} : { skipSaveRate: opts.skipSaveRate }),
+    const skip = opts.skipSaveRate === undefined ? {} : { skipSaveRate: opts.skipSaveRate };
+    this.#disks = opts.storage === "memory"
+      ? memoryDisks(this.#scheduler, diskPrng, { ...this.#d.disk, ...skip }, this.#checks)
+      : fileDisks(this.#scheduler, diskPrng, {
+        seed: opts.seed ^ 0xf11e,
+        // A save is a write and an fdatasync: two operations.
+        minOpMs: this.#d.disk.minWriteMs / 2,
+        maxOpMs: this.#d.disk.maxWriteMs / 2,
+        segmentBytes: this.#d.segmentBytes,
+        syncFailureRate: this.#d.syncFailureRate,
+        ...skip,
       }, this.#checks);
     this.#net.watch((m) => {
       try {
@@ -227,6 +266,7 @@ class NodeSimulation {
       scheduler: this.#scheduler,
       prng: seededPrng(opts.seed ^ 0xc11e),
       nodes: () => this.#targets(),
+      undocumented: (detail) => this.#fail(new NodeViolation("documented errors", detail)),
     }, {
       clients: pick(p, [2, 4, 8]),
       keys: ["a", "b", "c"].slice(0, pick(p, [1, 2, 3])),
@@ -242,6 +282,8 @@ class NodeSimulation {
     const electionMs = heartbeatMs * pick(p, [5, 8, 12]);
     const snapshots = schedule === "snapshots";
     const calm = schedule === "errata";
+    const corruptRate = calm ? 0 : pick(p, [0, 0.01, 0.05]);
+    const changeRate = schedule === "changes" ? 0.15 : calm ? 0 : pick(p, [0, 0, 0.03]);
     return {
       heartbeatMs,
       electionMs,
@@ -255,13 +297,19 @@ class NodeSimulation {
         minDelayMs: 0.1,
         maxDelayMs: heartbeatMs * (calm ? 0.2 : pick(p, [0.1, 0.5, 1, 3])),
         fifo: p.next() < 0.5,
-        corruptRate: calm ? 0 : pick(p, [0, 0.01, 0.05]),
+        corruptRate,
       },
       disk: {
         minWriteMs: 0.05,
         maxWriteMs: heartbeatMs * pick(p, [0.05, 0.3, 1]),
         landsOnCrashRate: 0.5,
       },
+      segmentBytes: pick(p, [2048, 16_384, 1 << 20]),
+      syncFailureRate: calm ? 0 : pick(p, [0, 0, 0.001, 0.005]),
+      fillRate: calm ? 0 : pick(p, [0, 0, 0.02, 0.05]),
+      flipRate: pick(p, [0, 0.05, 0.3]),
+      // Without the check a corrupted entry would be taken: only on a clean network.
+      verifyHashes: corruptRate > 0 || p.next() < 0.7,
       snapshotTiming: {
         immediateRate: snapshots ? pick(p, [0, 0.3]) : pick(p, [1, 0.5, 0]),
         maxMs: heartbeatMs * pick(p, [0.5, 2, 5]),
@@ -269,14 +317,10 @@ class NodeSimulation {
       crashRate: calm ? 0 : pick(p, [0, 0.03, 0.1]),
       pauseRate: calm ? 0 : schedule === "pauses" ? pick(p, [0.1, 0.2]) : pick(p, [0, 0.02, 0.05]),
       partitionRate: calm ? 0 : pick(p, [0, 0.05, 0.15]),
-      changeRate: schedule === "changes" ? 0.15 : calm ? 0 : pick(p, [0, 0, 0.03]),
+      changeRate,
       transferRate: schedule === "changes" ? 0.1 : calm ? 0 : pick(p, [0, 0.02]),
       skewRate: schedule === "pauses" ? 0.25 : pick(p, [0, 0.01, 0.05]),
     };
-  }
-
-  close(): void {
-    this.#scheduler.close();
   }
 
   // ------------------------------------------------------------ phases
@@ -299,7 +343,7 @@ class NodeSimulation {
         livenessFailure = await this.#crashAllAndRecover();
       }
       if (this.#violation === null && livenessFailure === null) {
-        livenessFailure = await this.#converge("after the crash of every node");
+        livenessFailure = await this.#converge("after the crash of every node", false);
       }
       this.#clients.stop();
       // Let the last operations finish, with the cluster whole.
@@ -335,6 +379,12 @@ class NodeSimulation {
       snapshotsSaved: this.#checks.snapshotsSaved,
       corrupted: this.#net.corrupted,
       configChanges: this.#configChanges(),
+      diskFaults: this.#slots.reduce((sum, slot) => {
+        const c = slot.disk.faults?.counts;
+        return sum + (c === undefined ? 0 : c.failedSyncs + c.fills + c.flips);
+      }, 0),
+      faultStops: this.#faultStops,
+      lost: this.#lost,
     };
   }
 
@@ -379,14 +429,15 @@ class NodeSimulation {
     this.#errata?.step();
   }
 
-  /** Heals every fault; the cluster must then commit a write and converge. */
+  /**
+   * Heals every fault. Clients go on writing: the cluster must commit a
+   * probe write and every member must catch up with it under that load
+   * (with snapshots every few entries, a follower that needs a snapshot of
+   * many chunks must still finish one); then clients stop and the members
+   * must converge.
+   */
   async #healAndConverge(phase: string): Promise<string | null> {
     this.#faulty = false;
-    // New writes stop: with snapshots every few entries, a follower that
-    // needs a snapshot of many chunks never finishes one before the next
-    // replaces it (the leader restarts the transfer), so convergence is
-    // required of a quiet cluster. The probe still writes.
-    this.#clients.stop();
     const d = this.#d;
     this.#net.heal();
     this.#net.faults = {
@@ -398,17 +449,27 @@ class NodeSimulation {
       corruptRate: 0,
     };
     for (const slot of this.#slots) {
+      const faults = slot.disk.faults;
+      if (faults !== null) {
+        faults.syncFailureRate = 0;
+        faults.freeSpace();
+      }
       if (this.#scheduler.paused(slot.id)) this.#scheduler.resume(slot.id);
       if (!slot.retired && slot.node === null) this.#start(slot);
     }
-    return await this.#converge(phase);
+    const underLoad = await this.#converge(`${phase}, under load`, true);
+    this.#clients.stop();
+    if (underLoad !== null || this.#violation !== null) return underLoad;
+    return await this.#converge(phase, false);
   }
 
   /**
-   * Waits until a probe write commits and every member has applied as far
-   * as the leader committed, with equal heads and equal states.
+   * Waits until a probe write commits and then, with `underLoad`, until every
+   * member has applied what was committed when the probe was (clients still
+   * write); without, until every member has applied as far as the leader
+   * committed, with equal heads and equal states.
    */
-  async #converge(phase: string): Promise<string | null> {
+  async #converge(phase: string, underLoad: boolean): Promise<string | null> {
     const d = this.#d;
     const s = this.#scheduler;
     let probed = false;
@@ -421,6 +482,13 @@ class NodeSimulation {
     if (!probed) return `${phase}: no write committed within ${budgetMs} ms (${this.#describe()})`;
     // Members are those of the leader's configuration; others retire.
     const settledBy = s.now + 30 * d.electionMs;
+    if (underLoad) {
+      const target = this.#leader()?.node?.raft.log.committed ?? 0;
+      const caughtUp = await this.#runTo(settledBy, () => this.#caughtUp(target));
+      if (this.#violation !== null) return null;
+      if (!caughtUp) return `${phase}: members did not reach ${target} (${this.#describe()})`;
+      return null;
+    }
     const converged = await this.#runTo(settledBy, () => this.#converged());
     if (this.#violation !== null) return null;
     if (!converged) return `${phase}: members did not converge (${this.#describe()})`;
@@ -437,12 +505,17 @@ class NodeSimulation {
         value: 1_000_000_000 + this.#scheduler.released,
       });
       if (this.#clients.acknowledged > before) return;
+      await this.#backOff();
     }
   }
 
-  #converged(): boolean {
-    const leader = this.#leader();
-    if (leader === null) return false;
+  /**
+   * Retires the nodes out of the leader's and the committed configuration
+   * and starts its members that are down.
+   *
+   * @returns The ids of the leader's configuration.
+   */
+  #syncMembers(leader: Slot): Set<string> {
     const raft = leader.node!.raft;
     const members = new Set(raft.log.config().config.members.map((m) => m.id));
     const committed = new Set(this.#checks.config.members.map((m) => m.id));
@@ -453,13 +526,37 @@ class NodeSimulation {
       if (members.has(slot.id) && slot.retired) slot.retired = false;
       if (members.has(slot.id) && slot.node === null && !slot.restarting) this.#start(slot);
     }
+    return members;
+  }
+
+  /** Whether every member that is not lost has applied up to `target`. */
+  #caughtUp(target: number): boolean {
+    const leader = this.#leader();
+    if (leader === null) return false;
+    const members = this.#syncMembers(leader);
+    return this.#slots.every((slot) =>
+      !members.has(slot.id) || slot.lost ||
+      (slot.node?.raft !== undefined && slot.node.head().index >= target)
+    );
+  }
+
+  /** Waits a little before a retry, as a client refused at once (503) does. */
+  #backOff(): Promise<void> {
+    return new Promise((resolve) => this.#scheduler.at(this.#d.heartbeatMs, "back off", resolve));
+  }
+
+  #converged(): boolean {
+    const leader = this.#leader();
+    if (leader === null) return false;
+    const raft = leader.node!.raft;
+    const members = this.#syncMembers(leader);
     const target = raft.log.committed;
     const heads = new Set<string>();
     const states = new Set<string>();
     for (const slot of this.#slots) {
-      if (!members.has(slot.id)) continue;
+      if (!members.has(slot.id) || slot.lost) continue;
       const node = slot.node;
-      if (node === null) return false;
+      if (node === null || node.raft === undefined) return false;
       const head = node.head();
       if (head.index !== target) return false;
       heads.add(head.head);
@@ -477,9 +574,13 @@ class NodeSimulation {
     const s = this.#scheduler;
     const d = this.#d;
     s.at(0, "crash all", () => {
-      for (const slot of this.#slots) if (slot.node !== null) this.#crash(slot, null);
       for (const slot of this.#slots) {
-        if (slot.retired) continue;
+        if (slot.node !== null) this.#crash(slot, null, "power");
+        // Every machine loses power, those whose node was down too.
+        else if (!slot.retired && !slot.lost) slot.disk.crash("power");
+      }
+      for (const slot of this.#slots) {
+        if (slot.retired || slot.lost) continue;
         slot.restarting = true;
         s.at(between(this.#prng, 0, d.electionMs), `restart ${slot.id}`, () => this.#start(slot));
       }
@@ -495,6 +596,7 @@ class NodeSimulation {
           read++;
           return;
         }
+        await this.#backOff();
       }
     });
     const budgetMs = 60 * d.electionMs + 40 * d.requestTimeoutMs;
@@ -526,8 +628,10 @@ class NodeSimulation {
     const running = this.#slots.filter((x) => x.node !== null);
     if (running.length > 0 && p.next() < d.crashRate) {
       const slot = pick(p, running);
-      this.#crash(slot, between(p, 0, 4 * d.electionMs));
+      this.#crash(slot, between(p, 0, 4 * d.electionMs), p.next() < 0.6 ? "power" : "process");
     }
+    if (running.length > 0 && p.next() < d.fillRate) pick(p, running).disk.faults?.fill();
+    this.#maybeFlipBit();
     const awake = running.filter((x) => x.node !== null && !s.paused(x.id));
     if (awake.length > 0 && p.next() < d.pauseRate) {
       const slot = pick(p, awake);
@@ -537,6 +641,26 @@ class NodeSimulation {
     if (!this.#net.partitioned && p.next() < d.partitionRate) this.#partition();
     if (p.next() < d.changeRate) this.#changeMembers(null);
     if (p.next() < d.transferRate) this.#transfer();
+  }
+
+  /**
+   * Flips a bit at rest on a node that is down, if losing it would leave a
+   * majority of the voters: at most one node per run, with three voters or
+   * more (Raft's guarantees hold through the loss of a minority's disks, no
+   * further). Not in runs that change the membership: removals already
+   * asked for may shrink the voters to two, one of them the lost node, and
+   * no majority would remain (an operator would first replace the lost node).
+   */
+  #maybeFlipBit(): void {
+    const p = this.#prng;
+    if (this.#d.changeRate > 0 || this.#schedule === "errata") return;
+    const down = this.#slots.filter((x) =>
+      x.node === null && x.restarting && !x.retired && !x.lost && x.disk.faults !== null
+    );
+    if (down.length === 0 || !(p.next() < this.#d.flipRate)) return;
+    const voters = this.#checks.config.members.filter((m) => m.voter).length;
+    if (this.#lost > 0 || this.#flipped || voters < 3) return;
+    if (pick(p, down).disk.faults!.flipBit()) this.#flipped = true;
   }
 
   #partition(): void {
@@ -595,7 +719,7 @@ class NodeSimulation {
       const life = slot.life;
       this.#scheduler.at(between(p, 0, d.heartbeatMs), `crash new leader ${slot.id}`, () => {
         if (slot.life === life && slot.node !== null) {
-          this.#crash(slot, between(p, 0, 3 * d.electionMs));
+          this.#crash(slot, between(p, 0, 3 * d.electionMs), "power");
         }
       });
     }
@@ -622,6 +746,7 @@ class NodeSimulation {
       sm: null,
       cut: null,
       retired: false,
+      lost: false,
       restarting: false,
     };
     this.#slots.push(slot);
@@ -629,7 +754,7 @@ class NodeSimulation {
   }
 
   #start(slot: Slot): void {
-    if (slot.node !== null || slot.retired) return;
+    if (slot.node !== null || slot.retired || slot.lost) return;
     slot.restarting = false;
     slot.lives++;
     const life = `${slot.id}#${slot.lives}`;
@@ -660,35 +785,65 @@ class NodeSimulation {
       requestTimeoutMs: d.requestTimeoutMs,
       snapshotEvery: d.snapshotEvery,
       snapshotKeepEntries: d.snapshotKeepEntries,
+      verifyHashes: d.verifyHashes,
       ...(d.maxMsgBytes === undefined ? {} : { maxMsgBytes: d.maxMsgBytes }),
       ...(slot.founder ? { members: this.#bootstrap.members } : { bootstrap: false }),
-      onError: (e) => {
-        if (slot.life === life) {
-          this.#fail(new NodeViolation("node stopped", `${life}: ${describeError(e)}`));
-        }
-      },
+      onError: (e) => this.#stopped(slot, life, e, "stopped"),
       onWarning: () => {},
     });
     slot.node = node;
     slot.sm = sm;
     slot.cut = crash;
-    node.start().catch((e) => {
-      if (slot.life === life) this.#fail(new NodeViolation("node start", `${life}: ${e}`));
-    });
+    node.start().catch((e) => this.#stopped(slot, life, e, "start"));
   }
 
-  /** Drops a node life without a graceful stop; restarts it after `restartMs` unless null. */
-  #crash(slot: Slot, restartMs: number | null): void {
+  /**
+   * A node life stopped itself, or failed to start. An injected disk fault
+   * explains it: a failed fsync or a full disk (the node must stop, and an
+   * operator frees space and restarts it), or a corrupt log at start (the
+   * node must refuse; it is lost for good). Anything else is a violation.
+   */
+  #stopped(slot: Slot, life: string, error: unknown, when: "stopped" | "start"): void {
+    if (slot.life !== life) return;
+    const cause = slot.disk.faults?.explain(error) ?? null;
+    const d = this.#d;
+    if (cause === "io") {
+      this.#faultStops++;
+      this.#scheduler.at(0, `fault stop ${slot.id}`, () => {
+        if (slot.life !== life || slot.node === null) return;
+        slot.disk.faults?.freeSpace();
+        this.#crash(slot, between(this.#prng, 0.5, 3) * d.electionMs, "process");
+      });
+      return;
+    }
+    if (cause === "corrupt" && when === "start") {
+      this.#lost++;
+      this.#scheduler.at(0, `lost ${slot.id}`, () => {
+        if (slot.life !== life) return;
+        slot.lost = true;
+        this.#crash(slot, null, "process");
+      });
+      return;
+    }
+    const property = when === "start" ? "node start" : "node stopped";
+    this.#fail(new NodeViolation(property, `${life}: ${describeError(error)}`));
+  }
+
+  /**
+   * Drops a node life without a graceful stop (a power loss or a killed
+   * process); restarts it after `restartMs` unless null.
+   */
+  #crash(slot: Slot, restartMs: number | null, kind: CrashKind): void {
     if (slot.node === null) return;
     this.#crashes++;
     this.#scheduler.discard(slot.life);
     if (this.#scheduler.paused(slot.id)) this.#scheduler.resume(slot.id);
     slot.cut?.();
-    slot.disk.crash();
+    slot.disk.crash(kind);
     slot.node = null;
     slot.sm = null;
     slot.cut = null;
-    if (restartMs !== null && !slot.retired) {
+    if (restartMs !== null && !slot.retired && !slot.lost) {
       slot.restarting = true;
       this.#scheduler.at(restartMs, `restart ${slot.id}`, () => this.#start(slot));
     }
@@ -696,7 +851,7 @@ class NodeSimulation {
 
   #retire(slot: Slot): void {
     slot.retired = true;
-    this.#crash(slot, null);
+    this.#crash(slot, null, "process");
   }
 
   #randomRunning(): Slot | null {
@@ -747,6 +902,7 @@ class NodeSimulation {
     return this.#slots.map((x) => {
       const r = x.node?.raft;
       if (x.retired) return `${x.id}:retired`;
+      if (x.lost) return `${x.id}:lost`;
       if (r === undefined || x.node === null) return `${x.id}:down`;
       return `${x.id}:${r.role[0]}${r.term}/c${r.log.committed}/a${x.node.head().index}`;
     }).join(" ");
