@@ -158,7 +158,7 @@ Deno.test("README: the simulator and benchmark commands run as written and repor
     ...(await shellLines("How it is tested")).filter((l) => l.startsWith("deno task sim")),
     ...(await shellLines("Benchmarks")),
   ];
-  strictEqual(lines.length, 5, lines.join("\n"));
+  strictEqual(lines.length, 7, lines.join("\n"));
   for (const line of lines) {
     const run = await denoTask(line);
     const status = await run.status;
