@@ -1,11 +1,11 @@
 /**
  * Whether a node has been removed from its cluster, as far as it can tell.
  *
- * The newest configuration in its log may leave it out; its removal may
- * never be committed there (a leader stops sending to a member as soon as
- * it appends the change), so the entry alone counts. And the member may
- * never see even that entry: then another member's word counts, until a
- * leader is heard again. A removed node does not campaign, since the new
+ * The newest configuration in its log may leave it out, which counts once
+ * this node knows it committed. The member may never learn that, nor see
+ * the entry at all (a leader stops sending to a member as soon as it
+ * appends the change): then the word of another member that follows a
+ * leader counts, until a leader is heard again. A removed node does not campaign, since the new
  * configuration's voters elect without it; it still answers votes and
  * takes a leader's messages, so an old configuration's election that needs
  * it still works, and it comes back if added again or if the change is
@@ -40,7 +40,11 @@ export class Removal {
     if (raft === undefined) return false;
     const { index, config } = raft.log.config();
     if (this.#saidAtConfig > index && raft.leader === null) return true;
-    return config.members.length > 0 && raft.role !== "leader" &&
+    // Only once the removal is committed: before that this node may be the
+    // one whose vote or log an election of the old configuration needs
+    // (the node simulator found such a seed), and PreVote already keeps a
+    // removed node's campaigns from disturbing a working leader.
+    return config.members.length > 0 && raft.role !== "leader" && raft.log.committed >= index &&
       !config.members.some((m) => m.id === this.#id);
   }
 

@@ -123,6 +123,17 @@ const REGRESSIONS: {
       to: "current !== null && current.index === latest.meta.index",
     }],
   })),
+  {
+    seed: 169,
+    nodes: 5,
+    bug:
+      "a node whose log held its uncommitted removal stopped campaigning, though only it could win",
+    oldCode: [{
+      file: "node/removal.ts",
+      from: 'raft.role !== "leader" && raft.log.committed >= index &&',
+      to: 'raft.role !== "leader" &&',
+    }],
+  },
 ];
 
 for (const [i, { bug, oldCode, ...options }] of REGRESSIONS.entries()) {
