@@ -50,7 +50,10 @@ try {
   // Any members will do: the client finds the leader.
   const client = new WaterCraftClient({ endpoints: running.map((r) => r.url).reverse() });
   const watching = new AbortController();
-  const changes = client.watchKeys("cart/", { signal: watching.signal });
+  // From the index the cluster is at now: a watch "from now" would start
+  // wherever the member is when the request reaches it, maybe after a put.
+  const { appliedIndex } = await client.status();
+  const changes = client.watchKeys("cart/", { after: appliedIndex, signal: watching.signal });
 
   await client.kv.put("cart/apples", 3);
   await client.kv.put("cart/pears", 1);

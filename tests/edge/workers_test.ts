@@ -39,13 +39,18 @@ function asNode(id: string, url: string, worker: MiniflareProcess): CliNode {
 }
 
 /** Waits until `node` answers `GET key?consistency=local` with `value`. */
-async function waitForLocal(node: { id: string; url: string }, key: string, value: unknown) {
+async function waitForLocal(
+  node: { id: string; url: string },
+  key: string,
+  value: unknown,
+  timeoutMs = STEP_MS,
+) {
   await waitFor(`${node.id} to hold ${key} = ${JSON.stringify(value)}`, async () => {
     const got = await request("GET", `${node.url}/v1/kv/${key}?consistency=local`, {
       timeoutMs: 3000,
     });
     return got.status === 200 && JSON.stringify(got.body.value) === JSON.stringify(value);
-  }, { timeoutMs: STEP_MS });
+  }, { timeoutMs });
 }
 
 /** Waits until `follower` has applied what `leader` has, with the same head. */
@@ -206,7 +211,14 @@ Deno.test("a Durable Object member under workerd joins read-only, then as a vote
           const intruder = await startWorker("edge-voter@workerd#3", "voter", voterBindings);
           proxy!.switchTo(intruder.url);
           await write(first, "second-instance", 1);
-          await waitForLocal({ id: "edge-voter#3", url: intruder.url }, "second-instance", 1);
+          // The leader first has to give up its stream to the frozen instance,
+          // which a loaded machine may take a while to notice.
+          await waitForLocal(
+            { id: "edge-voter#3", url: intruder.url },
+            "second-instance",
+            1,
+            2 * STEP_MS,
+          );
           await stopWorker(intruder, "close");
         } finally {
           instance.freeze(false);
