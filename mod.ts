@@ -30,7 +30,8 @@ export {
   WaterCraftError,
 } from "./src/errors.ts";
 export type { EntryMeta, StateMachine } from "./src/state_machine.ts";
-export { createNode, WaterCraftNode } from "./src/node/node.ts";
+export { createNode } from "./src/node/create_node.ts";
+export { WaterCraftNode } from "./src/node/node.ts";
 export type {
   EntryStatus,
   MemberStatus,

@@ -29,9 +29,8 @@
 export { type JsonValue, KV_VALUE_DEPTH_MAX } from "./canonical_json.ts";
 export { KV_KEY_BYTES_MAX } from "./index.ts";
 export { type KeyChange, keyChangeOf } from "./watch.ts";
+export { CasFailedError, type CasFailure } from "./cas_failed_error.ts";
 export {
-  CasFailedError,
-  type CasFailure,
   KV_LIST_LIMIT_DEFAULT,
   KV_LIST_LIMIT_MAX,
   type KvAnswer,

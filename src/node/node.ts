@@ -21,7 +21,6 @@ import type { Message } from "../core/messages.ts";
 import type { Raft } from "../core/raft.ts";
 import type { HardState, SoftState } from "../core/types.ts";
 import {
-  fromRaftError,
   type LeaderHint,
   ReadOnlyError,
   TimeoutError,
@@ -36,7 +35,7 @@ import type {
   PeerHandler,
   Transport,
 } from "../transport/transport.ts";
-import { answerFromError, forwardWrite, RelayedWrites } from "./forward.ts";
+import { answerFromError, RelayedWrites } from "./forward.ts";
 import { LeaderWatch } from "./leader_watch.ts";
 import { ClusterOps } from "./membership.ts";
 import { recoverRaft } from "./recovery.ts";
@@ -56,49 +55,14 @@ import {
 import { memberStatuses, silentPeers } from "./status.ts";
 import { PeerDirectory } from "./peers.ts";
 import { askReadIndex, ReadBatcher } from "./reads.ts";
-import { PendingWrites, type WaitFor } from "./writes.ts";
+import { PendingWrites } from "./writes.ts";
+import { WritePath } from "./write_path.ts";
 import { Applier } from "./apply.ts";
-import { sealEnvelope } from "./envelope.ts";
 import { FailFast } from "./fail_fast.ts";
 import { recordSecurity } from "./security.ts";
 import { Removal } from "./removal.ts";
 import { Snapshots } from "./snapshots.ts";
 import { type WatchedEntry, type WatchEvent, WatchHub, type WatchOptions } from "./watch.ts";
-
-/**
- * Creates and starts a node: recovers its storage, bootstraps a new cluster
- * when the storage is empty (unless told to wait to be added), starts ticking
- * and accepts traffic.
- *
- * @param options What the node is made of.
- * @returns The running node.
- * @throws {TypeError} On an invalid id or option.
- *
- * @example A one-node cluster in memory
- * ```ts
- * import { strictEqual } from "node:assert/strict";
- * import { createNode, kvStateMachine } from "../../mod.ts";
- * import { MemoryNetwork } from "../testing.ts";
- *
- * const node = await createNode({
- *   id: "n1",
- *   stateMachine: kvStateMachine(),
- *   transport: new MemoryNetwork().transport(),
- * });
- * const put = await node.propose({ op: "put", key: "a", value: 1 });
- * strictEqual(put.state, "committed");
- * const got = await node.read({ op: "get", key: "a" });
- * strictEqual((got.value as { value: number }).value, 1);
- * await node.stop();
- * ```
- */
-export async function createNode<Command, Result, Query, Answer>(
-  options: NodeOptions<Command, Result, Query, Answer>,
-): Promise<WaterCraftNode<Command, Result, Query, Answer>> {
-  const node = new WaterCraftNode(options);
-  await node.start();
-  return node;
-}
 
 /**
  * A running WaterCraft node. Create one with {@linkcode createNode}.
@@ -155,6 +119,7 @@ export class WaterCraftNode<Command = unknown, Result = unknown, Query = unknown
   readonly #snapshots: Snapshots;
   readonly #failFast: FailFast;
   readonly #watch: WatchHub;
+  readonly #writePath: WritePath;
   /** The leader watchers were last told of. */
   #watchedLeader: string | null = null;
 
@@ -193,6 +158,19 @@ export class WaterCraftNode<Command = unknown, Result = unknown, Query = unknown
       leaderKnown: () => this.#raft.leader !== null,
       writes: this.#writes,
       reads: this.#reads,
+    });
+    this.#writePath = new WritePath({
+      id: this.id,
+      clock: this.#clock,
+      transport: this.#transport,
+      applier: this.#applier,
+      writes: this.#writes,
+      relayed: this.#relayed,
+      raft: () => this.#raft,
+      leaderHint: () => this.#leaderHint(),
+      assertRoom: () => this.#assertRoom("write"),
+      headHash: this.#headHash,
+      schedule: () => this.#schedule(),
     });
     this.#removal = new Removal(this.id, () => this.#started ? this.#raft : undefined);
     this.#watch = new WatchHub({
@@ -295,49 +273,18 @@ export class WaterCraftNode<Command = unknown, Result = unknown, Query = unknown
     try {
       const data = this.#applier.encode(command);
       const leader = await this.#awaitLeader(deadline);
-      if (leader === this.id) {
-        const result = await this.#proposeAsLeader(data, options.idempotencyKey, wait, deadline);
-        return result as ProposeResult<Result>;
-      }
-      const result = await forwardWrite(this.#transport, leader, {
-        command: data,
-        idempotencyKey: options.idempotencyKey,
+      const result = await this.#writePath.write(
+        leader,
+        data,
+        options.idempotencyKey,
         wait,
         deadline,
-      }, this.#clock);
-      if (this.#raft.log.indexOfHash(result.id) === undefined) this.#relayed.remember(result);
+      );
       return result as ProposeResult<Result>;
     } catch (e) {
       this.#stats.proposalsFailed++;
       throw e;
     }
-  }
-
-  #proposeAsLeader(
-    command: Uint8Array,
-    key: string | undefined,
-    wait: WaitFor,
-    deadline: number,
-  ): Promise<ProposeResult> {
-    if (this.#raft.role !== "leader") {
-      throw new UnavailableError("Cannot write: leadership changed", this.#leaderHint());
-    }
-    const retried = key === undefined
-      ? undefined
-      : this.#applier.sessions.retry(key, this.#headHash);
-    if (retried !== undefined) return retried;
-    this.#assertRoom("write");
-    const data = sealEnvelope(command, key);
-    let entry: Entry;
-    try {
-      entry = this.#raft.propose(data, this.#clock.now());
-    } catch (e) {
-      throw fromRaftError(e, this.#leaderHint());
-    }
-    const promise = this.#writes.wait(entry, wait, deadline);
-    if (key !== undefined) this.#applier.sessions.track(key, promise);
-    this.#schedule();
-    return promise;
   }
 
   /**
@@ -365,7 +312,7 @@ export class WaterCraftNode<Command = unknown, Result = unknown, Query = unknown
       if (!("command" in proposal)) {
         return { ok: true, value: await this.#cluster.runForwarded(proposal, timeoutMs) };
       }
-      const value = await this.#proposeAsLeader(
+      const value = await this.#writePath.asLeader(
         proposal.command,
         proposal.idempotencyKey,
         proposal.wait,
@@ -393,13 +340,8 @@ export class WaterCraftNode<Command = unknown, Result = unknown, Query = unknown
   async read(query: Query, options: ReadOptions = {}): Promise<{ value: Answer; index: number }> {
     this.#assertRunning();
     this.#stats.reads++;
-    if (options.consistency !== "local") {
-      this.#assertRoom("read");
-      // One deadline for finding a leader and confirming with it.
-      const deadline = this.#clock.now() + (options.timeoutMs ?? this.#settings.requestTimeoutMs);
-      await this.#awaitLeader(deadline);
-      await this.#reads.wait(Math.max(1, deadline - this.#clock.now()));
-    }
+    if (options.consistency !== "local") this.#assertRoom("read");
+    await this.#confirmRead(options);
     return { value: this.#applier.query(query) as Answer, index: this.#applied };
   }
 
@@ -607,11 +549,7 @@ export class WaterCraftNode<Command = unknown, Result = unknown, Query = unknown
     { head: string; index: number; term: number; config: Configuration; data: Uint8Array }
   > {
     this.#assertRunning();
-    if (options.consistency !== "local") {
-      const deadline = this.#clock.now() + (options.timeoutMs ?? this.#settings.requestTimeoutMs);
-      await this.#awaitLeader(deadline);
-      await this.#reads.wait(Math.max(1, deadline - this.#clock.now()));
-    }
+    await this.#confirmRead(options);
     // Holds the ready loop off (it is the only code that applies), so that
     // the state machine and the keys stand at the index reported.
     for (let i = 0; i < 1_000 && this.#looping !== null; i++) await this.#looping;
@@ -787,6 +725,18 @@ export class WaterCraftNode<Command = unknown, Result = unknown, Query = unknown
     else this.#applier.sessions.clearInFlight();
     this.#failFast.changed(soft);
     this.#reads.startRound();
+  }
+
+  /**
+   * Unless the read is `local`, confirms with the leader that this node's
+   * applied state holds every write completed before now (ReadIndex): one
+   * deadline for finding a leader and confirming with it.
+   */
+  async #confirmRead(options: ReadOptions): Promise<void> {
+    if (options.consistency === "local") return;
+    const deadline = this.#clock.now() + (options.timeoutMs ?? this.#settings.requestTimeoutMs);
+    await this.#awaitLeader(deadline);
+    await this.#reads.wait(Math.max(1, deadline - this.#clock.now()));
   }
 
   /** Waits for a leader, at most two election timeouts (one randomised election). */

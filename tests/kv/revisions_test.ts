@@ -8,12 +8,8 @@
  */
 
 import { deepStrictEqual, ok, strictEqual, throws } from "node:assert/strict";
-import {
-  CasFailedError,
-  type KvCommand,
-  type KvStateMachine,
-  kvStateMachine,
-} from "../../src/kv/state_machine.ts";
+import { type KvCommand, type KvStateMachine, kvStateMachine } from "../../src/kv/state_machine.ts";
+import { CasFailedError } from "../../src/kv/cas_failed_error.ts";
 import type { EntryMeta } from "../../src/state_machine.ts";
 
 /** The entry at `index`, as the node hands it to `apply`. */

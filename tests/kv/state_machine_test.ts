@@ -10,12 +10,12 @@
 import { deepStrictEqual, ok, strictEqual, throws } from "node:assert/strict";
 import { RejectedError, WaterCraftError } from "../../src/errors.ts";
 import {
-  CasFailedError,
   type KvCommand,
   type KvResult,
   type KvStateMachine,
   kvStateMachine,
 } from "../../src/kv/state_machine.ts";
+import { CasFailedError } from "../../src/kv/cas_failed_error.ts";
 import type { EntryMeta } from "../../src/state_machine.ts";
 
 /** The entry at `index`, as the node hands it to `apply`. */

@@ -31,7 +31,8 @@
 
 import { createApp } from "../../../src/http/app.ts";
 import { kvStateMachine } from "../../../src/kv/mod.ts";
-import { createNode, type WaterCraftNode } from "../../../src/node/node.ts";
+import { createNode } from "../../../src/node/create_node.ts";
+import type { WaterCraftNode } from "../../../src/node/node.ts";
 import {
   durableObjectStorage,
   type DurableObjectStorageLike,
