@@ -10,6 +10,7 @@
 import { CLIENT_FLAGS_HELP, clientOf, expectWords, parseCommandLine } from "./command_line.ts";
 import { EXIT_OK, UsageError } from "./flags.ts";
 import { renderTable } from "./table.ts";
+import type { MemberStatus } from "../node/options.ts";
 
 /** The help of `watercraft members`. */
 export const MEMBERS_HELP = `Usage:
@@ -80,14 +81,7 @@ export async function membersCommand(
  */
 export function renderMembers(body: {
   leader: { id: string } | null;
-  members: {
-    id: string;
-    url: string | null;
-    voter: boolean;
-    readOnly: boolean;
-    alive: boolean;
-    lastSeenMs: number | null;
-  }[];
+  members: readonly MemberStatus[];
 }): string {
   return renderTable(
     ["ID", "URL", "VOTER", "READ-ONLY", "ALIVE", "LAST SEEN", "LEADER"],

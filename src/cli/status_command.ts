@@ -11,6 +11,7 @@ import { type Answer, ClientError, type ClusterClient } from "./client.ts";
 import { CLIENT_FLAGS_HELP, clientOf, expectWords, parseCommandLine } from "./command_line.ts";
 import { EXIT_OK } from "./flags.ts";
 import { renderTable } from "./table.ts";
+import type { MemberStatus } from "../node/options.ts";
 
 /** The help of `watercraft status`. */
 export const STATUS_HELP = `Usage: watercraft status [--endpoints URL,...] [--json]
@@ -101,14 +102,7 @@ export async function clusterStatus(client: ClusterClient): Promise<ClusterStatu
     // No leader: any member's view is better than none.
     list = await client.json("GET", "/v1/members");
   }
-  const members = list.body.members as {
-    id: string;
-    url: string | null;
-    voter: boolean;
-    readOnly: boolean;
-    alive: boolean;
-    lastSeenMs: number | null;
-  }[];
+  const members = list.body.members as MemberStatus[];
   const leader = list.body.leader as { id: string; url: string | null } | null;
   const statuses = await Promise.all(
     members.map((m) => m.url === null ? null : client.probe(m.url, "/v1/status", MEMBER_STATUS_MS)),
