@@ -36,7 +36,6 @@
  */
 
 import { assert, AssertionError } from "../core/assert.ts";
-import type { WaterCraftError } from "../errors.ts";
 import type { EntryMeta, StateMachine } from "../state_machine.ts";
 import {
   decodeCanonical,
