@@ -218,7 +218,10 @@ Deno.test("a Durable Object member under workerd joins read-only, then as a vote
             "second-instance",
             1,
             2 * STEP_MS,
-          );
+          ).catch((error) => {
+            console.error(`${intruder.runner.describe()}\n${instance.runner.describe()}`);
+            throw error;
+          });
           await stopWorker(intruder, "close");
         } finally {
           instance.freeze(false);
