@@ -43,6 +43,11 @@ export interface LoadResult {
   readonly errors: number;
   /** The first failure seen, for the report. */
   readonly firstError: string | null;
+  /**
+   * CPU time the servers used per successful request in the measuring window,
+   * µs (from {@linkcode LoadOptions.cpuSeconds}); null when not measured.
+   */
+  readonly cpuUsPerOp: number | null;
 }
 
 /** A client pauses this long after a failure, so that a down member is not hammered in a spin. */
@@ -114,6 +119,12 @@ export interface LoadOptions {
   readonly sample?: () => void;
   /** Pace of `sample`; default 200 ms. */
   readonly sampleEveryMs?: number;
+  /**
+   * The CPU time the servers have used so far, seconds: read when measuring
+   * starts and once every client is done (the requests still in flight when
+   * the window closes count too, a small excess).
+   */
+  readonly cpuSeconds?: () => number;
 }
 
 /**
@@ -157,6 +168,11 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     }
   };
   let sampler: ReturnType<typeof setInterval> | undefined;
+  let cpuAtStart = NaN;
+  const cpuClock = options.cpuSeconds;
+  const markCpu = cpuClock === undefined
+    ? undefined
+    : setTimeout(() => cpuAtStart = cpuClock(), options.warmupMs);
   try {
     if (options.sample) {
       const sample = options.sample;
@@ -174,8 +190,10 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     }
   } finally {
     if (sampler !== undefined) clearInterval(sampler);
+    clearTimeout(markCpu);
     client.close();
   }
+  const cpuUsed = cpuClock === undefined ? NaN : cpuClock() - cpuAtStart;
   return {
     opsPerSec: histogram.count / ((windowEnd - measureFrom) / 1000),
     p50Ms: histogram.percentileMs(0.5),
@@ -183,6 +201,9 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     ok: histogram.count,
     errors,
     firstError,
+    cpuUsPerOp: Number.isFinite(cpuUsed) && histogram.count > 0
+      ? cpuUsed * 1e6 / histogram.count
+      : null,
   };
 }
 

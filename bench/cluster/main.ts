@@ -25,7 +25,7 @@ import { ensureTools } from "../../tests/process/tools.ts";
 import type { Cluster, SystemName } from "./cluster.ts";
 import { etcdVersion, prepareEtcdBodies, startEtcd } from "./etcd.ts";
 import { httpClient, type LoadResult, runFailover, runLoad, send } from "./load.ts";
-import { killAll, onInterrupt, REPO_ROOT, rssMiB, sleep } from "./procs.ts";
+import { cpuSeconds, killAll, onInterrupt, REPO_ROOT, rssMiB, sleep } from "./procs.ts";
 import { buildReport, type CaseSpec, type Results, type RunInfo, type Sample } from "./report.ts";
 import { startWaterCraft } from "./watercraft.ts";
 
@@ -217,6 +217,7 @@ function fromLoad(r: LoadResult): Sample {
     p50Ms: r.p50Ms,
     p99Ms: r.p99Ms,
     errors: r.errors,
+    ...(r.cpuUsPerOp === null ? {} : { cpuUsPerOp: r.cpuUsPerOp }),
     ...(r.firstError === null ? {} : { firstFailure: r.firstError }),
   };
 }
@@ -227,6 +228,12 @@ function sumRss(cluster: Cluster): number {
   return values.length === 3 && values.every(Number.isFinite)
     ? values.reduce((a, b) => a + b, 0)
     : NaN;
+}
+
+/** CPU seconds the 3 members have used so far; NaN unless all 3 can be read. */
+function sumCpu(cluster: Cluster): number {
+  const values = cluster.pids().map(cpuSeconds);
+  return values.length === 3 ? values.reduce((a, b) => a + b, 0) : NaN;
 }
 
 async function runCase(cluster: Cluster, spec: CaseSpec, s: Settings): Promise<Sample> {
@@ -249,6 +256,7 @@ async function runCase(cluster: Cluster, spec: CaseSpec, s: Settings): Promise<S
           warmupMs,
           durationMs,
           timeoutMs: REQUEST_TIMEOUT_MS,
+          cpuSeconds: () => sumCpu(cluster),
         }),
       );
     case "memory": {

@@ -272,3 +272,23 @@ export function rssMiB(pid: number): number {
     return NaN;
   }
 }
+
+/** Clock ticks per second of `/proc/PID/stat`'s times (USER_HZ, 100 on Linux). */
+const USER_HZ = 100;
+
+/**
+ * The CPU time a process has used so far, user and system, all its threads.
+ *
+ * @param pid The PID.
+ * @returns Seconds, or NaN when it cannot be read (no `/proc`, or the process is gone).
+ */
+export function cpuSeconds(pid: number): number {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    // The name in parentheses may hold spaces: count fields after its closing one.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / USER_HZ;
+  } catch {
+    return NaN;
+  }
+}

@@ -33,6 +33,8 @@ export interface Sample {
   electedMs?: number | null;
   rssRestMiB?: number;
   rssLoadMiB?: number;
+  /** CPU time the 3 members used per successful request, µs. */
+  cpuUsPerOp?: number;
   /** Failover: write throughput before the kill. */
   opsPerSecBeforeKill?: number;
   /** The first request that failed (in the failover case: the first failure after the kill). */
@@ -61,6 +63,7 @@ const NUMERIC: (keyof Sample)[] = [
   "opsPerSecBeforeKill",
   "rssRestMiB",
   "rssLoadMiB",
+  "cpuUsPerOp",
 ];
 
 /**
@@ -132,6 +135,11 @@ function fmtMs(v: unknown): string {
   return n < 10 ? n.toFixed(2) : n < 100 ? n.toFixed(1) : Math.round(n).toLocaleString("en-US");
 }
 
+function fmtUs(v: unknown): string {
+  const n = num(v);
+  return n === null ? "—" : `${Math.round(n)} µs`;
+}
+
 function fmtMiB(v: unknown): string {
   const n = num(v);
   return n === null ? "—" : `${Math.round(n)} MiB`;
@@ -185,6 +193,7 @@ export function buildReport(info: RunInfo, cases: readonly CaseSpec[], results: 
   const has = (s: SystemName) => info.systems.includes(s);
   const jsonCases: Record<string, unknown>[] = [];
   const rows: string[] = [];
+  const cpuRows: string[] = [];
   const etcdName = info.etcdVersion === null ? "etcd" : `etcd ${info.etcdVersion}`;
   for (const spec of cases) {
     const byName = results.get(spec.id);
@@ -212,6 +221,11 @@ export function buildReport(info: RunInfo, cases: readonly CaseSpec[], results: 
         }
         : null;
       entry.ratio = r;
+      cpuRows.push(
+        `| ${spec.title} | ${cell(wc, (s) => fmtUs(s.cpuUsPerOp))} | ${
+          cell(et, (s) => fmtUs(s.cpuUsPerOp))
+        } | ${wc && et ? lowerIsBetter("", wc.cpuUsPerOp, et.cpuUsPerOp, "cheaper") : "n/a"} |`,
+      );
       const ratioCell = r === null ? "n/a" : [
         `ops/s ${r.opsPerSec === null ? "n/a" : `${r.opsPerSec.toFixed(2)}×`}`,
         lowerIsBetter("p50", wc!.p50Ms, et!.p50Ms),
@@ -294,6 +308,12 @@ export function buildReport(info: RunInfo, cases: readonly CaseSpec[], results: 
     `| case | WaterCraft ops/s | p50 ms | p99 ms | ${etcdName} ops/s | p50 ms | p99 ms | ratio WaterCraft/etcd |`,
     "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ...rows,
+    "",
+    "CPU time per successful request, summed over the 3 members (user and system, all threads):",
+    "",
+    `| case | WaterCraft | ${etcdName} | which costs less |`,
+    "| --- | ---: | ---: | --- |",
+    ...cpuRows,
   ].join("\n");
   const json = { ...info, cases: jsonCases };
   return { markdown, json };

@@ -57,6 +57,11 @@ Deno.test("bench:cluster --smoke --only watercraft ends with one JSON line of so
       ok(typeof ops === "number" && ops > 0, `${c.name}: ops/s ${ops}\n${context}`);
       ok(typeof wc.p50Ms === "number" && wc.p50Ms > 0, `${c.name}: p50 ${wc.p50Ms}`);
       ok(typeof wc.p99Ms === "number" && wc.p99Ms >= wc.p50Ms, `${c.name}: p99 ${wc.p99Ms}`);
+      // CPU is counted in ticks of 10 ms: a smoke run's share may round to 0.
+      ok(
+        typeof wc.cpuUsPerOp === "number" && wc.cpuUsPerOp >= 0,
+        `${c.name}: CPU ${wc.cpuUsPerOp}`,
+      );
     }
   }
   const failover = report.cases.find((c) => c.name === "failover")!.watercraft!;
