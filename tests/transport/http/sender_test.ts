@@ -377,7 +377,10 @@ Deno.test("httpTransport bounds a dead peer's queue and keeps serving healthy pe
     // Every message to the dead peer is accounted for exactly once.
     strictEqual(stats.dropped + stats.messagesFailed + deadStats.queued, total);
     strictEqual(stats.messagesSent, 100);
-    ok(deadStats.queuedBytes > 0 && deadStats.queuedBytes <= 32 << 20);
+    // On a loaded machine the last round may have left already, in a request
+    // sent after the previous one failed: then nothing is queued.
+    if (deadStats.queued === 0) strictEqual(deadStats.queuedBytes, 0);
+    else ok(deadStats.queuedBytes > 0 && deadStats.queuedBytes <= 32 << 20);
 
     // Which messages survived: each request to the dead peer carried the
     // round sent last before it left, whole and in order.
