@@ -35,6 +35,7 @@ import {
 } from "./flags.ts";
 import { Logger } from "./log.ts";
 import { watchNodeEvents } from "./node_events.ts";
+import { watchWrapperExit } from "./parent_watch.ts";
 import { watchRemoval } from "./removal_watch.ts";
 import { INSECURE_WARNING, joinHint, type SettledSecret, settleSecret } from "./secret.ts";
 import { openStorage } from "./storage.ts";
@@ -56,9 +57,6 @@ interface RunningNode {
   /** Stops the server and the node; safe to call twice. */
   stop(): Promise<void>;
 }
-
-/** How often the node checks that the process that started it is still there, ms. */
-const ORPHAN_CHECK_MS = 1_000;
 
 /** A repeat of a signal this soon after the first is the same request (see {@linkcode onSignals}). */
 const SIGNAL_ECHO_MS = 1_000;
@@ -149,7 +147,7 @@ export async function serveCommand(
     if (!ending) end(EXIT_FAILURE);
   };
   let signalledEarly = false;
-  const removeSignals = onSignals((signal) => {
+  const removeSignals = onSignals(log, (signal) => {
     if (ending || signalledEarly) {
       // A second signal: the user does not want to wait for the drain.
       log.error("node.killed", { msg: `${signal} again, exiting without waiting` });
@@ -440,13 +438,14 @@ function peerFailureLine(failure: PeerFailure): string {
 }
 
 /**
- * Listens for SIGINT and SIGTERM, and for the exit of the process that
- * started this one; returns a function that stops listening.
+ * Listens for SIGINT and SIGTERM, and for the exit of the wrapper that
+ * started this process (`parent_watch.ts`); returns a function that stops
+ * listening.
  * A signal that repeats within {@linkcode SIGNAL_ECHO_MS} of the first is
  * one request, not two: a Ctrl-C reaches both `deno task` (or `npx`) and
  * the node, and the wrapper forwards its copy, so the node gets two.
  */
-function onSignals(handler: (signal: string) => void): () => void {
+function onSignals(log: Logger, handler: (signal: string) => void): () => void {
   const removers: (() => void)[] = [];
   let firstAt = -Infinity;
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
@@ -463,20 +462,14 @@ function onSignals(handler: (signal: string) => void): () => void {
       // Windows has no SIGTERM on some runtimes; SIGINT still works.
     }
   }
-  // A wrapper that dies without passing its signal on (SIGTERM to `npx`,
-  // a shell killed under it) leaves the node an orphan, its port taken:
-  // the parent's exit is a request to stop as well. Polled, as no runtime
-  // tells a process that its parent went away.
-  const parent = process.ppid;
-  const orphanWatch = setInterval(() => {
-    if (process.ppid === parent) return;
-    clearInterval(orphanWatch);
-    if (firstAt === -Infinity) {
-      firstAt = Date.now();
-      handler("parent exit");
-    }
-  }, ORPHAN_CHECK_MS);
-  (orphanWatch as { unref?: () => void }).unref?.();
-  removers.push(() => clearInterval(orphanWatch));
+  const wrapper = watchWrapperExit(() => {
+    if (firstAt !== -Infinity) return;
+    firstAt = Date.now();
+    handler("parent exit");
+  });
+  if (wrapper !== null) {
+    log.info("wrapper.watched", { pid: wrapper.pid, program: wrapper.program });
+    removers.push(wrapper.stop);
+  }
   return () => removers.forEach((remove) => remove());
 }

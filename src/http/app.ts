@@ -33,6 +33,7 @@ import {
   parseWith,
 } from "../validation.ts";
 import { encodeBackup } from "./backup.ts";
+import { processMetrics } from "./process_metrics.ts";
 import { buildInfoMetric } from "./build_info.ts";
 import { readiness } from "./readiness.ts";
 import { errorBody, errorResponse } from "./errors.ts";
@@ -170,7 +171,7 @@ export function createApp(node: WaterCraftNode, options: AppOptions = {}): Hono 
   app.get(
     "/metrics",
     (c) =>
-      c.text(node.metrics() + buildInfoMetric(), 200, {
+      c.text(node.metrics() + buildInfoMetric() + processMetrics(), 200, {
         "content-type": "text/plain; version=0.0.4",
       }),
   );

@@ -148,6 +148,8 @@ Deno.test("operator commands against a 3-node CLI cluster", async (t) => {
       const metrics = await request("GET", `${n2!.url}/metrics`);
       match(metrics.text, /^watercraft_has_leader 1$/m);
       match(metrics.text, /^watercraft_build_info\{version="[^"]+",runtime="deno",/m);
+      match(metrics.text, /^process_resident_memory_bytes [1-9]\d+$/m);
+      match(metrics.text, /^watercraft_js_heap_used_bytes [1-9]\d+$/m);
       const leader = (await request("GET", `${n2!.url}/v1/status`)).body.leader;
       const lag = await request("GET", `${leader.url}/metrics`);
       match(lag.text, /^watercraft_follower_lag_entries\{peer="op\d"\} \d+$/m);

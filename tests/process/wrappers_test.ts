@@ -2,9 +2,11 @@
  * A node started through the wrappers users type stops cleanly when they
  * stop it: Ctrl-C (SIGINT to the whole foreground process group, as a
  * terminal sends it) under `deno task start` and under the `tsx` command
- * (which forks Node) ends with exit 0 and the port free; and a wrapper that
- * dies of SIGTERM without passing it on (`tsx`, a shell) does not leave the
- * node running with its port taken: the node sees its parent go and stops.
+ * (which forks Node) ends with exit 0 and the port free; a wrapper that
+ * dies without passing the signal on (`tsx` killed) does not leave the node
+ * running with its port taken: the node sees its parent go and stops; and
+ * a node a shell script leaves running in the background is no orphan to
+ * stop: it outlives the script.
  *
  * @module
  */
@@ -14,7 +16,7 @@ import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ok, strictEqual } from "node:assert/strict";
-import { freePort, REPO_ROOT, waitFor } from "./harness.ts";
+import { freePort, REPO_ROOT, StopWaiting, waitFor } from "./harness.ts";
 import { ensureTools, TOOLS_DIR } from "./tools.ts";
 
 /** A wrapper's process, in a process group of its own, as a terminal job is. */
@@ -139,16 +141,54 @@ Deno.test("Ctrl-C under the tsx command (Node in a child): exit 0, the port free
   );
 });
 
-Deno.test("SIGTERM to a shell that started the node and does not pass it on: the node stops too", async () => {
+Deno.test("SIGKILL to the tsx command (Node in a child): the node sees its wrapper go and stops", async () => {
+  await ensureTools();
   await stopThrough(
-    "sh",
-    // The flags hold no spaces or quotes: a temporary path, numbers, names.
-    (port, data) => [
-      "-c",
-      `"$WRAPPED_DENO" run -A src/cli.ts ${nodeFlags(port, data).join(" ")}; exit $?`,
-    ],
-    // The shell alone: it dies, and its child is left to notice.
-    (job) => process.kill(job.pid, "SIGTERM"),
+    join(TOOLS_DIR, "node_modules", ".bin", "tsx"),
+    (port, data) => ["src/cli.ts", ...nodeFlags(port, data)],
+    // The wrapper alone, which cannot pass a SIGKILL on: its child is left to notice.
+    (job) => process.kill(job.pid, "SIGKILL"),
     null,
   );
+});
+
+Deno.test("a node a shell script starts in the background outlives the script", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "watercraft-wrapper-"));
+  const port = freePort();
+  const log = join(dir, "node.log");
+  // The flags hold no spaces or quotes: a temporary path, numbers, names.
+  const job = startJob("sh", [
+    "-c",
+    `"$WRAPPED_DENO" run -A src/cli.ts ${
+      nodeFlags(port, join(dir, "data")).join(" ")
+    } > ${log} 2>&1 & echo "node $!"`,
+  ]);
+  try {
+    strictEqual((await job.exited).code, 0, job.output());
+    const pid = Number(job.output().match(/^node (\d+)$/m)?.[1]);
+    ok(pid > 0, job.output());
+    await waitFor("the node to serve", async () => await serving(port) || null, {
+      timeoutMs: 60_000,
+    });
+    const output = await Deno.readTextFile(log);
+    ok(!/wrapper\.watched/.test(output), `a shell is no wrapper to watch:\n${output}`);
+    ok(/listening on/.test(output), output);
+    // A watched wrapper's exit would stop it within a second: it keeps serving past that.
+    const servedAt = Date.now();
+    await waitFor("the node to serve past a wrapper check", async () => {
+      if (!(await serving(port))) throw new StopWaiting("the node stopped with its parent");
+      return Date.now() - servedAt > 2_000;
+    }, { timeoutMs: 10_000 });
+    process.kill(pid, "SIGTERM");
+    await waitFor("the node to let its port go", () => portFree(port) || null, {
+      timeoutMs: 10_000,
+    });
+  } finally {
+    try {
+      process.kill(-job.pid, "SIGKILL");
+    } catch {
+      // The group is gone: nothing left to end.
+    }
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
