@@ -9,6 +9,7 @@
  */
 
 import type { ErrorBody } from "../http/errors.ts";
+import { describeFetchError, isCertificateError } from "../transport/http/tls.ts";
 
 /** Where and how the client calls the cluster. */
 export interface ClientOptions {
@@ -144,6 +145,7 @@ export class ClusterClient {
     const deadline = Date.now() + this.#options.timeoutMs;
     if (options.leader && this.#leaderUrl === null) await this.#findLeader(deadline);
     let problem = "no member was tried";
+    const refused = new Set<string>();
     for (let attempt = 0; attempt < ATTEMPTS_MAX && Date.now() < deadline; attempt++) {
       const url = this.#leaderUrl !== null && (options.leader || attempt > 0)
         ? this.#leaderUrl
@@ -157,7 +159,13 @@ export class ClusterClient {
           signal: AbortSignal.timeout(Math.max(1, deadline - Date.now())),
         });
       } catch (error) {
-        problem = `${url}: ${error instanceof Error ? error.message : String(error)}`;
+        const untrusted = isCertificateError(error);
+        problem = `${url}: ${describeFetchError(error)}${
+          untrusted ? " (its certificate is not trusted: give its CA with --ca)" : ""
+        }`;
+        // A setting to fix, which asking again does not: give up once every member refused.
+        if (untrusted) refused.add(url);
+        if (refused.size >= this.#options.endpoints.length) break;
         if (url === this.#leaderUrl) this.#leaderUrl = null;
         this.#next++;
         continue;
@@ -208,6 +216,7 @@ export class ClusterClient {
 
   /** Asks the endpoints who leads, until one knows. */
   async #findLeader(deadline: number): Promise<void> {
+    const refused = new Set<string>();
     for (let attempt = 0; attempt < ATTEMPTS_MAX && Date.now() < deadline; attempt++) {
       const url = this.#endpoint();
       try {
@@ -224,6 +233,9 @@ export class ClusterClient {
         if (res.status === 401) throw errorOf(res.status, body, "GET /v1/status");
       } catch (error) {
         if (error instanceof ClientError) throw error;
+        // Every member's certificate refused: `send` says so, asking again does not help.
+        if (isCertificateError(error)) refused.add(url);
+        if (refused.size >= this.#options.endpoints.length) return;
       }
       this.#next++;
       if (attempt % this.#options.endpoints.length === this.#options.endpoints.length - 1) {

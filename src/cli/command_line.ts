@@ -7,7 +7,9 @@
  * @module
  */
 
+import { readFileSync } from "node:fs";
 import { parseArgs as tokenize, type ParseArgsOptionsConfig } from "node:util";
+import { trustingFetch } from "../transport/http/tls.ts";
 import { ClusterClient } from "./client.ts";
 import { layerSettings } from "./config.ts";
 import { oneLine, UsageError } from "./flags.ts";
@@ -18,6 +20,7 @@ export const CLIENT_FLAGS = {
   "client-token": { type: "string" },
   secret: { type: "string" },
   "timeout-ms": { type: "string" },
+  ca: { type: "string" },
   json: { type: "boolean" },
   help: { type: "boolean", short: "h" },
 } as const satisfies ParseArgsOptionsConfig;
@@ -33,6 +36,7 @@ export const CLIENT_FLAGS_HELP =
   --client-token T         bearer token, when the cluster requires one
   --secret S               cluster secret, for membership changes
   --timeout-ms N           give up after this long (default 10000)
+  --ca FILE                extra CA (PEM) to trust for https:// endpoints
   --json                   print the API's JSON answer
   -h, --help               print this help and exit
 `;
@@ -104,7 +108,33 @@ export function clientOf(line: CommandLine): ClusterClient {
     clientToken: stringValue(line, "client-token") ?? null,
     secret: stringValue(line, "secret") ?? null,
     timeoutMs: wholeNumber(line, "timeout-ms", 10_000, 1),
+    ...fetchOption(line),
   });
+}
+
+/**
+ * The `fetch` of the operator commands: the runtime's own, or (`--ca`) one
+ * that also trusts the CA in that file for `https:` endpoints. The command
+ * exits when done, which releases it.
+ *
+ * @param line The parsed command line.
+ * @returns `{ fetch }` with `--ca`, else an empty object.
+ * @throws {UsageError} When the file cannot be read or holds no certificate.
+ */
+export function fetchOption(line: CommandLine): { fetch?: typeof fetch } {
+  const file = stringValue(line, "ca");
+  if (file === undefined) return {};
+  let pem: string;
+  try {
+    pem = readFileSync(file, "utf8");
+  } catch (error) {
+    throw new UsageError(`--ca: cannot read ${file}: ${oneLine(String(error))}`);
+  }
+  try {
+    return { fetch: trustingFetch(pem).fetch };
+  } catch (error) {
+    throw new UsageError(`--ca: ${file}: ${(error as Error).message}`);
+  }
 }
 
 /**

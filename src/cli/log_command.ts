@@ -20,6 +20,7 @@ import {
   type CommandLine,
   endpointsOf,
   expectWords,
+  fetchOption,
   parseCommandLine,
   stringValue,
   wholeNumber,
@@ -68,8 +69,14 @@ export async function logCommand(
   const endpoints = endpointsOf(line);
   const timeoutMs = wholeNumber(line, "timeout-ms", 10_000, 1);
   const token = stringValue(line, "client-token");
+  const fetchWith = fetchOption(line);
   const clientOf = (urls: readonly string[]) =>
-    new WaterCraftClient({ endpoints: urls, timeoutMs, ...(token === undefined ? {} : { token }) });
+    new WaterCraftClient({
+      endpoints: urls,
+      timeoutMs,
+      ...fetchWith,
+      ...(token === undefined ? {} : { token }),
+    });
   if (action === "tail") return await tail(clientOf(endpoints), line);
   if (action === "verify") {
     return await verify(endpoints.map((url) => ({ url, client: clientOf([url]) })), {

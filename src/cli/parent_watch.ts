@@ -63,32 +63,21 @@ export function isWrapper(name: string | null): boolean {
   return name !== null && WRAPPER_NAME.test(name);
 }
 
-/** A wrapper being watched. */
-export interface WrapperWatch {
-  /** Its PID. */
-  readonly pid: number;
-  /** Its program name. */
-  readonly program: string;
-  /** Stops watching. */
-  stop(): void;
-}
-
 /**
  * Calls `onExit` once when the wrapper that started this process exits.
  *
  * @param onExit Called with no argument, at most once.
- * @returns The watch; null when the parent is not a wrapper (or cannot be
- *   known) and nothing is watched.
+ * @returns A function that stops watching; null when the parent is not a
+ *   wrapper (or cannot be known) and nothing is watched.
  */
-export function watchWrapperExit(onExit: () => void): WrapperWatch | null {
-  const pid = process.ppid;
-  const program = programName(pid);
-  if (program === null || !isWrapper(program)) return null;
+export function watchWrapperExit(onExit: () => void): (() => void) | null {
+  const parent = process.ppid;
+  if (!isWrapper(programName(parent))) return null;
   const timer = setInterval(() => {
-    if (process.ppid === pid) return;
+    if (process.ppid === parent) return;
     clearInterval(timer);
     onExit();
   }, CHECK_MS);
   (timer as { unref?: () => void }).unref?.();
-  return { pid, program, stop: () => clearInterval(timer) };
+  return () => clearInterval(timer);
 }

@@ -147,7 +147,7 @@ export async function serveCommand(
     if (!ending) end(EXIT_FAILURE);
   };
   let signalledEarly = false;
-  const removeSignals = onSignals(log, (signal) => {
+  const removeSignals = onSignals((signal) => {
     if (ending || signalledEarly) {
       // A second signal: the user does not want to wait for the drain.
       log.error("node.killed", { msg: `${signal} again, exiting without waiting` });
@@ -445,7 +445,7 @@ function peerFailureLine(failure: PeerFailure): string {
  * one request, not two: a Ctrl-C reaches both `deno task` (or `npx`) and
  * the node, and the wrapper forwards its copy, so the node gets two.
  */
-function onSignals(log: Logger, handler: (signal: string) => void): () => void {
+function onSignals(handler: (signal: string) => void): () => void {
   const removers: (() => void)[] = [];
   let firstAt = -Infinity;
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
@@ -462,14 +462,11 @@ function onSignals(log: Logger, handler: (signal: string) => void): () => void {
       // Windows has no SIGTERM on some runtimes; SIGINT still works.
     }
   }
-  const wrapper = watchWrapperExit(() => {
+  const stopWatching = watchWrapperExit(() => {
     if (firstAt !== -Infinity) return;
     firstAt = Date.now();
     handler("parent exit");
   });
-  if (wrapper !== null) {
-    log.info("wrapper.watched", { pid: wrapper.pid, program: wrapper.program });
-    removers.push(wrapper.stop);
-  }
+  if (stopWatching !== null) removers.push(stopWatching);
   return () => removers.forEach((remove) => remove());
 }

@@ -16,6 +16,7 @@ import {
   closeAll,
   type Launchers,
   request,
+  runCli,
   type Runtime,
   startNode,
   useHttpClient,
@@ -105,6 +106,42 @@ async function httpsCluster(
           return local.every((r) => r.status === 200 && r.body.index >= put.body.index);
         }, { timeoutMs: STEP_MS });
       });
+
+      if (runtime === "deno") {
+        await t.step(
+          "operator commands reach the cluster with --ca, and say why without",
+          async () => {
+            const endpoints = nodes.map((n) => n.url).join(",");
+            const status = await runCli(["status", "--endpoints", endpoints, "--ca", pki.ca.cert]);
+            strictEqual(status.code, 0, status.stderr);
+            for (const node of nodes) ok(status.stdout.includes(node.id), status.stdout);
+            const got = await runCli([
+              "kv",
+              "get",
+              "k1",
+              "--endpoints",
+              nodes[0]!.url,
+              "--ca",
+              pki.ca.cert,
+              "--json",
+            ]);
+            strictEqual(got.code, 0, got.stderr);
+            strictEqual(JSON.parse(got.stdout).value.via !== undefined, true, got.stdout);
+            const blind = await runCli([
+              "status",
+              "--endpoints",
+              endpoints,
+              "--timeout-ms",
+              "3000",
+            ]);
+            strictEqual(blind.code, 1, blind.stdout);
+            match(blind.stderr, /its certificate is not trusted: give its CA with --ca/);
+            const missing = await runCli(["status", "--endpoints", endpoints, "--ca", pki.dir]);
+            strictEqual(missing.code, 2, missing.stderr);
+            match(missing.stderr, /--ca: /);
+          },
+        );
+      }
 
       await t.step("after SIGKILL of the leader, the survivors elect one over HTTPS", async () => {
         const oldLeader = await agreedLeader(nodes);
