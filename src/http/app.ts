@@ -14,7 +14,6 @@
  * @ignore
  */
 import { type Context, Hono, type MiddlewareHandler } from "hono";
-import { bodyLimit } from "hono/body-limit";
 import { timingSafeEqual } from "hono/utils/buffer";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { bytesToHex, utf8ToBytes } from "@noble/hashes/utils.js";
@@ -33,6 +32,7 @@ import {
   parseWith,
 } from "../validation.ts";
 import { encodeBackup } from "./backup.ts";
+import { bodyLimit } from "./body_limit.ts";
 import { processMetrics } from "./process_metrics.ts";
 import { buildInfoMetric } from "./build_info.ts";
 import { readiness } from "./readiness.ts";
@@ -149,14 +149,11 @@ export function createApp(node: WaterCraftNode, options: AppOptions = {}): Hono 
     );
   }
 
-  const limit = bodyLimit({
-    maxSize: options.bodyLimitBytes ?? 1 << 20,
-    onError: () => {
-      throw new WaterCraftError(
-        "too_large",
-        `Request body is over ${options.bodyLimitBytes ?? 1 << 20} bytes`,
-      );
-    },
+  const limit = bodyLimit(options.bodyLimitBytes ?? 1 << 20, () => {
+    throw new WaterCraftError(
+      "too_large",
+      `Request body is over ${options.bodyLimitBytes ?? 1 << 20} bytes`,
+    );
   });
   // Only the client routes take the token: peer routes carry the cluster's
   // proof instead, and /healthz stays open for load balancers.
