@@ -15,6 +15,7 @@ import { HELP } from "../../src/cli.ts";
 import {
   type CliNode,
   closeAll,
+  freePort,
   request,
   runCli,
   startNode,
@@ -274,5 +275,43 @@ Deno.test("cli serves HTTPS with --tls-cert and --tls-key", async () => {
   } finally {
     client.close();
     await closeAll(nodes.map((n) => n.process));
+  }
+});
+
+Deno.test("cli logs each failed join attempt as a join.retry event, then join.failed", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "watercraft-join-retry-"));
+  try {
+    const { code, stdout, stderr } = await runCli([
+      "--id",
+      "lonely",
+      "--host",
+      "127.0.0.1",
+      "--port",
+      "0",
+      "--data",
+      join(dir, "data"),
+      "--join",
+      `http://127.0.0.1:${freePort()}`,
+      "--join-timeout-ms",
+      "1500",
+      "--log-format",
+      "json",
+    ]);
+    strictEqual(code, 1, stderr);
+    const events = [...stdout.split("\n"), ...stderr.split("\n")]
+      .filter((line) => line.startsWith("{"))
+      .map((line) => JSON.parse(line));
+    const retries = events.filter((e) => e.event === "join.retry");
+    ok(retries.length >= 2, stderr);
+    for (const [i, retry] of retries.entries()) {
+      strictEqual(retry.level, "warn");
+      strictEqual(retry.attempt, i + 1);
+      match(retry.problem, /^http:\/\/127\.0\.0\.1:\d+: /);
+      ok(Number.isInteger(retry.delayMs) && retry.delayMs >= 0, String(retry.delayMs));
+      match(retry.msg, /^join attempt \d+ failed \(.*\); retrying$/);
+    }
+    strictEqual(events.at(-1)?.event, "join.failed", stderr);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });

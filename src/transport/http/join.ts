@@ -23,10 +23,33 @@ export interface JoinOptions extends JoinRequest {
   readonly credentials: PeerCredentials;
   /** Client token, sent as a bearer token. */
   readonly clientToken?: string;
-  /** Where each failed attempt is reported, with why. Default `console.warn`. */
-  readonly log?: (line: string) => void;
+  /**
+   * Hears each failed attempt, with why, before the next one. Default: the
+   * line of {@linkcode joinRetryLine} on `console.warn`.
+   */
+  readonly onRetry?: (retry: JoinRetry) => void;
   /** The `fetch` to call members with. Default `globalThis.fetch`. */
   readonly fetch?: typeof fetch;
+}
+
+/** A join attempt that failed, for {@linkcode JoinOptions.onRetry}. */
+export interface JoinRetry {
+  /** Its number, from 1. */
+  readonly attempt: number;
+  /** Why it failed: the member asked, and what went wrong. */
+  readonly problem: string;
+  /** How long until the next attempt, ms. */
+  readonly delayMs: number;
+}
+
+/**
+ * The line that reports a failed join attempt.
+ *
+ * @param retry The attempt.
+ * @returns E.g. `watercraft: join attempt 2 failed (…); retrying`.
+ */
+export function joinRetryLine(retry: JoinRetry): string {
+  return `watercraft: join attempt ${retry.attempt} failed (${retry.problem}); retrying`;
 }
 
 /**
@@ -80,10 +103,11 @@ export async function joinCluster(options: JoinOptions): Promise<JoinAnswer> {
         if (candidates.every((url) => untrusted.has(url))) break;
       }
     }
-    (options.log ?? console.warn)(
-      `watercraft: join attempt ${attempt + 1} failed (${lastProblem}); retrying`,
-    );
-    await delay(options.clock, Math.min(backoffMs, Math.max(0, deadline - options.clock.now())));
+    const delayMs = Math.min(backoffMs, Math.max(0, deadline - options.clock.now()));
+    const retry = { attempt: attempt + 1, problem: lastProblem, delayMs };
+    if (options.onRetry === undefined) console.warn(joinRetryLine(retry));
+    else options.onRetry(retry);
+    await delay(options.clock, delayMs);
     backoffMs = Math.min(backoffMs * 2, 2000);
   }
   throw new UnavailableError(`Cannot join the cluster: ${lastProblem}`);

@@ -49,7 +49,7 @@ import type {
   PeerSecurity,
   Transport,
 } from "../transport.ts";
-import { joinCluster } from "./join.ts";
+import { joinCluster, type JoinRetry } from "./join.ts";
 
 export { FORWARD_PATH } from "./forward_client.ts";
 export { MESSAGES_PATH } from "./message_post.ts";
@@ -96,6 +96,11 @@ export interface HttpTransportOptions {
    * It must not throw.
    */
   readonly onPeerError?: (failure: PeerFailure) => void;
+  /**
+   * Hears each failed attempt of a join, with why (default: a line on
+   * `console.warn`). It must not throw.
+   */
+  readonly onJoinRetry?: (retry: JoinRetry) => void;
 }
 
 /** Why requests to a peer fail, for {@linkcode HttpTransportOptions.onPeerError}. */
@@ -242,6 +247,7 @@ class HttpTransportImpl implements HttpTransport {
   /** Releases the CA-trusting fetch, when `ca` made one. */
   readonly #closeFetch: () => Promise<void>;
   readonly #onPeerError: ((failure: PeerFailure) => void) | undefined;
+  readonly #onJoinRetry: ((retry: JoinRetry) => void) | undefined;
   /** Aborts forwarded writes in flight when the transport closes. */
   readonly #closing = new AbortController();
   readonly #forwarder: ForwardClient;
@@ -289,6 +295,7 @@ class HttpTransportImpl implements HttpTransport {
       this.#closeFetch = () => Promise.resolve();
     }
     this.#onPeerError = options.onPeerError;
+    this.#onJoinRetry = options.onJoinRetry;
     this.#forwarder = new ForwardClient({
       fetch: this.#fetch,
       timeoutMs: this.#timeoutMs,
@@ -396,6 +403,7 @@ class HttpTransportImpl implements HttpTransport {
   join(request: JoinRequest): Promise<JoinAnswer> {
     return joinCluster({
       ...request,
+      ...(this.#onJoinRetry === undefined ? {} : { onRetry: this.#onJoinRetry }),
       fetch: this.#fetch,
       credentials: this.#credentials,
       ...(this.#clientToken === undefined ? {} : { clientToken: this.#clientToken }),

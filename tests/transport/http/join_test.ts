@@ -10,7 +10,7 @@ import { match, ok, rejects } from "node:assert/strict";
 import { systemClock } from "../../../src/clock.ts";
 import { WaterCraftError } from "../../../src/errors.ts";
 import { PeerCredentials } from "../../../src/transport/http/credentials.ts";
-import { joinCluster } from "../../../src/transport/http/join.ts";
+import { joinCluster, joinRetryLine } from "../../../src/transport/http/join.ts";
 
 /** A loopback port nothing listens on. */
 function deadPort(): number {
@@ -33,7 +33,13 @@ const request = (seed: string) => ({
 Deno.test("joinCluster() reports each failed attempt with its reason", async () => {
   const lines: string[] = [];
   await rejects(
-    joinCluster({ ...request(`http://127.0.0.1:${deadPort()}`), log: (line) => lines.push(line) }),
+    joinCluster({
+      ...request(`http://127.0.0.1:${deadPort()}`),
+      onRetry: (retry) => {
+        ok(retry.delayMs >= 0 && retry.delayMs <= 2000, `delay ${retry.delayMs}`);
+        lines.push(joinRetryLine(retry));
+      },
+    }),
     (e: unknown) => e instanceof WaterCraftError && e.code === "unavailable",
   );
   ok(lines.length >= 2, `only ${lines.length} attempts reported`);
