@@ -80,6 +80,7 @@ export {
   type HttpTransportStats,
   type PeerFailure,
 } from "./src/transport/http/sender.ts";
+export type { JoinRetry } from "./src/transport/http/join.ts";
 export { type TrustingFetch, trustingFetch } from "./src/transport/http/tls.ts";
 export { type FetchHandler, serve, type ServeOptions, type Server } from "./src/serve.ts";
 export type {
