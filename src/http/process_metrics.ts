@@ -31,9 +31,14 @@ interface MemoryUsage {
  * ```
  */
 export function processMetrics(): string {
-  const usage = (globalThis as { process?: { memoryUsage?: () => MemoryUsage } }).process
-    ?.memoryUsage?.();
-  if (usage === undefined) return "";
+  let usage: MemoryUsage | undefined;
+  try {
+    usage = (globalThis as { process?: { memoryUsage?: () => MemoryUsage } }).process
+      ?.memoryUsage?.();
+  } catch {
+    // A runtime that emulates `process` but cannot measure: nothing to report.
+  }
+  if (usage === undefined || !(usage.rss > 0)) return "";
   const gauge = (name: string, help: string, value: number) =>
     `# HELP ${name} ${help}\n# TYPE ${name} gauge\n${name} ${Math.round(value)}\n`;
   return gauge("process_resident_memory_bytes", "Resident memory size in bytes.", usage.rss) +
