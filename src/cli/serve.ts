@@ -298,6 +298,7 @@ async function start(
       readOnly: options.readOnly,
       heartbeatMs: options.heartbeatMs,
       electionMs: options.electionMs,
+      snapshotEvery: options.snapshotEvery,
       onError: (error) => onFatal(error),
     });
   } catch (error) {

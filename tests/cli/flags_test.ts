@@ -39,6 +39,7 @@ Deno.test("parseArgs() applies the defaults of API.md section 1", () => {
       joinTimeoutMs: 60_000,
       shutdownTransferMs: 2_000,
       readyLagMax: 1_000,
+      snapshotEvery: 50_000,
       logFormat: "text",
       logLevel: "info",
       configFile: null,
@@ -161,6 +162,11 @@ const GOOD_FLAGS: {
     args: ["--idle-timeout-ms", "0", "--headers-timeout-ms", "0", "--max-connections", "0"],
     want: { idleTimeoutMs: 0, headersTimeoutMs: 0, maxConnections: 0 },
   },
+  {
+    name: "snapshot spacing",
+    args: ["--snapshot-every", "10000"],
+    want: { snapshotEvery: 10_000 },
+  },
   { name: "--help", args: ["--help"], want: "help" },
   { name: "-h after other flags", args: ["--port", "1", "-h"], want: "help" },
   { name: "--help wins over bad values", args: ["--port", "http", "--help"], want: "help" },
@@ -219,6 +225,11 @@ const BAD_FLAGS: { name: string; args: string[]; want: RegExp }[] = [
   },
   { name: "missing value before --", args: ["--port", "--"], want: /--port needs a value/ },
   { name: "non-numeric port", args: ["--port", "http"], want: /--port must be a whole number/ },
+  {
+    name: "snapshots need at least one entry between them",
+    args: ["--snapshot-every", "0"],
+    want: /--snapshot-every must be a whole number from 1/,
+  },
   { name: "port out of range", args: ["--port", "70000"], want: /--port must be a whole number/ },
   { name: "negative port", args: ["--port=-1"], want: /--port must be a whole number/ },
   {

@@ -315,3 +315,24 @@ Deno.test("cli logs each failed join attempt as a join.retry event, then join.fa
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+Deno.test("cli --snapshot-every spaces the node's snapshots", async () => {
+  const nodes: CliNode[] = [];
+  try {
+    const node = await startNode({ id: "snappy", args: ["--snapshot-every", "4"] });
+    nodes.push(node);
+    for (let i = 0; i < 10; i++) {
+      const put = await request("PUT", `${node.url}/v1/kv/k${i}`, { json: { value: i } });
+      strictEqual(put.status, 200, put.text);
+    }
+    // About 13 entries with the configuration's: a snapshot every 4 is 3, the default none.
+    const taken = await waitFor("the snapshots to be taken", async () => {
+      const metrics = await request("GET", `${node.url}/metrics`);
+      const n = Number(metrics.text.match(/^watercraft_snapshots_taken_total (\d+)$/m)?.[1]);
+      return n >= 2 && n;
+    });
+    ok(taken <= 4, `${taken} snapshots`);
+  } finally {
+    await closeAll(nodes.map((n) => n.process));
+  }
+});
