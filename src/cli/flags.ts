@@ -113,12 +113,12 @@ export const SHUTDOWN_TRANSFER_MS_DEFAULT = 2_000;
 /** Default of `--ready-lag-max`. */
 export const READY_LAG_MAX_DEFAULT: number = READY_APPLY_LAG_MAX;
 /**
- * Default of `--snapshot-every`. A node on its own process can keep more of
- * the log than the library's default of 10,000 assumes (etcd keeps 100,000):
- * under 256 writers a snapshot every 10,000 entries, whose write holds up
- * the next batches, doubled the 99th percentile of a write's latency.
+ * Default of `--snapshot-every`, the library's. Measured on the benchmark's
+ * cluster (bench/README.md): 50,000 roughly halved a write's p99 under 256
+ * writers in one comparison (a snapshot's write holds up the next batches)
+ * but added about 60 MiB to each node's memory, so it is the operator's call.
  */
-export const SNAPSHOT_EVERY_DEFAULT = 50_000;
+export const SNAPSHOT_EVERY_DEFAULT = 10_000;
 
 /** The `--help` text of `watercraft serve` (the default command). */
 export const HELP: string = `Usage: watercraft [serve] [options]
