@@ -1,25 +1,17 @@
 /**
  * The driver: wires the pure Raft core to storage, a transport, the state
  * machine and a clock. It is the only code that awaits, persists, sends and
- * keeps time.
- *
- * Each pass of its ready loop persists a batch (hard state and entries, one
- * `save`: group commit), sends the batch's messages (a leader sends before
- * its own write finishes, which the core makes safe), applies committed
- * entries in order, releases reads, and resolves the clients waiting on
- * them. Inputs that arrive during a write are stepped at once and leave
- * together in the next batch.
+ * keeps time; its ready loop (`ready_loop.ts`) persists, sends and applies.
  *
  * @module
  */
 
-import { type Clock, systemClock, type TimerId } from "../clock.ts";
+import { type Clock, systemClock } from "../clock.ts";
 import { AssertionError } from "../core/assert.ts";
 import type { Configuration } from "../core/config.ts";
-import type { Entry } from "../core/entry.ts";
 import type { Message } from "../core/messages.ts";
 import type { Raft } from "../core/raft.ts";
-import type { HardState, SoftState } from "../core/types.ts";
+import type { SoftState } from "../core/types.ts";
 import {
   type LeaderHint,
   ReadOnlyError,
@@ -52,7 +44,7 @@ import {
   type ReadOptions,
   roleName,
 } from "./options.ts";
-import { memberStatuses, silentPeers } from "./status.ts";
+import { memberStatuses } from "./status.ts";
 import { PeerDirectory } from "./peers.ts";
 import { askReadIndex, ReadBatcher } from "./reads.ts";
 import { PendingWrites } from "./writes.ts";
@@ -61,6 +53,8 @@ import { Applier } from "./apply.ts";
 import { FailFast } from "./fail_fast.ts";
 import { recordSecurity } from "./security.ts";
 import { Removal } from "./removal.ts";
+import { ReadyLoop } from "./ready_loop.ts";
+import { Ticks } from "./ticks.ts";
 import { Snapshots } from "./snapshots.ts";
 import { type WatchedEntry, type WatchEvent, WatchHub, type WatchOptions } from "./watch.ts";
 
@@ -90,23 +84,11 @@ export class WaterCraftNode<Command = unknown, Result = unknown, Query = unknown
   readonly #onError: (error: unknown) => void;
 
   #raft!: Raft;
-  /** The hard state storage holds: a leader sends early only when nothing newer is unsaved. */
-  #durableHard: HardState = { term: 0, vote: null, commit: 0 };
   #started = false;
   #stopped = false;
   /** Resources released by `stop()` (also after a failure stopped the node). */
   #closed = false;
   #failure: unknown = null;
-  #looping: Promise<void> | null = null;
-  #tickTimer: TimerId | null = null;
-  /** Highest index the state machine reflects (ahead of the core's until `advance()`). */
-  #applied = 0;
-  /**
-   * Hash and term of the entry at `#applied`, kept beside it: while a
-   * leader's snapshot is being installed the core's log already stands at
-   * the snapshot and no longer holds that entry.
-   */
-  #appliedHead = { hash: "", term: 0 };
   readonly #removal: Removal;
 
   readonly #stats = nodeStats();
@@ -120,6 +102,8 @@ export class WaterCraftNode<Command = unknown, Result = unknown, Query = unknown
   readonly #failFast: FailFast;
   readonly #watch: WatchHub;
   readonly #writePath: WritePath;
+  readonly #ready: ReadyLoop;
+  readonly #ticks: Ticks;
   /** The leader watchers were last told of. */
   #watchedLeader: string | null = null;
 
@@ -148,7 +132,7 @@ export class WaterCraftNode<Command = unknown, Result = unknown, Query = unknown
       clock: this.#clock,
       retryMs: this.#settings.electionMs,
       readIndex: (context) => !this.#stopped && askReadIndex(this.#raft, context),
-      schedule: () => this.#schedule(),
+      schedule: () => this.#ready.schedule(),
     });
     this.#failFast = new FailFast({
       clock: this.#clock,
@@ -170,12 +154,12 @@ export class WaterCraftNode<Command = unknown, Result = unknown, Query = unknown
       leaderHint: () => this.#leaderHint(),
       assertRoom: () => this.#assertRoom("write"),
       headHash: this.#headHash,
-      schedule: () => this.#schedule(),
+      schedule: () => this.#ready.schedule(),
     });
     this.#removal = new Removal(this.id, () => this.#started ? this.#raft : undefined);
     this.#watch = new WatchHub({
       log: () => this.#raft.log,
-      applied: () => this.#applied,
+      applied: () => this.#ready.applied,
       commandOf: (entry) => this.#applier.commandOf(entry),
     });
     this.#snapshots = new Snapshots({
@@ -198,10 +182,43 @@ export class WaterCraftNode<Command = unknown, Result = unknown, Query = unknown
       awaitTransfer: (target, deadline) => this.#leaderWatch.transfer(target, deadline),
       awaitCaughtUp: (deadline) =>
         this.#reads.wait(Math.max(1, deadline - this.#clock.now())).then(() => {}),
-      schedule: () => this.#schedule(),
+      schedule: () => this.#ready.schedule(),
       transport: this.#transport,
       url: this.url,
       readOnly: this.readOnly,
+    });
+    this.#ready = new ReadyLoop({
+      raft: () => this.#raft,
+      storage: this.#storage,
+      transport: this.#transport,
+      clock: this.#clock,
+      stats: this.#stats,
+      snapshots: this.#snapshots,
+      writes: this.#writes,
+      reads: this.#reads,
+      peers: this.#peers,
+      leaderWatch: this.#leaderWatch,
+      relayed: this.#relayed,
+      applier: this.#applier,
+      watch: this.#watch,
+      softState: (soft) => this.#onSoftState(soft),
+      headHash: this.#headHash,
+      halted: () => this.#stopped || this.#failure !== null,
+      failed: () => this.#failure !== null,
+      fail: (e) => this.#fail(e),
+    });
+    this.#ticks = new Ticks({
+      id: this.id,
+      clock: this.#clock,
+      settings: this.#settings,
+      raft: () => this.#raft,
+      reads: this.#reads,
+      transport: this.#transport,
+      stopped: () => this.#stopped,
+      removed: () => this.removed,
+      evict: () => this.#cluster.maybeEvict(this.#options, this.#settings.requestTimeoutMs),
+      schedule: () => this.#ready.schedule(),
+      fail: (e) => this.#fail(e),
     });
   }
 
@@ -211,23 +228,18 @@ export class WaterCraftNode<Command = unknown, Result = unknown, Query = unknown
     this.#started = true;
     const state = await this.#storage.load();
     if (state.snapshot !== null) await this.#applier.restore(state.snapshot.data);
-    this.#durableHard = state.hardState;
+    this.#ready.restored(state.hardState);
     this.#raft = recoverRaft(
       this.#options,
       this.#settings,
       state,
       (data) => this.#applier.canRestore(data),
     );
-    this.#applied = this.#raft.log.applied;
-    const log = this.#raft.log;
-    this.#appliedHead = {
-      hash: log.hash(this.#applied) ?? log.snapshot.hash,
-      term: log.term(this.#applied) ?? 0,
-    };
+    this.#ready.resumeApplying();
     this.#peers.refresh(this.#raft.log);
     await this.#transport.start(this.id, this, this.#settings.security);
-    this.#armTick();
-    this.#schedule();
+    this.#ticks.start();
+    this.#ready.schedule();
   }
 
   /**
@@ -239,8 +251,8 @@ export class WaterCraftNode<Command = unknown, Result = unknown, Query = unknown
     if (this.#closed) return;
     this.#closed = true;
     this.#stopped = true;
-    if (this.#tickTimer !== null) this.#clock.clearTimer(this.#tickTimer);
-    await this.#looping;
+    this.#ticks.stop();
+    await this.#ready.idle();
     this.#failAll(
       new TimeoutError("The node stopped before the write finished: it may still commit"),
       new UnavailableError("The node stopped"),
@@ -342,7 +354,7 @@ export class WaterCraftNode<Command = unknown, Result = unknown, Query = unknown
     this.#stats.reads++;
     if (options.consistency !== "local") this.#assertRoom("read");
     await this.#confirmRead(options);
-    return { value: this.#applier.query(query) as Answer, index: this.#applied };
+    return { value: this.#applier.query(query) as Answer, index: this.#ready.applied };
   }
 
   // ------------------------------------------------------------ cluster
@@ -431,7 +443,7 @@ export class WaterCraftNode<Command = unknown, Result = unknown, Query = unknown
       term: st.term,
       leader: this.#leaderHint(),
       commitIndex: st.commitIndex,
-      appliedIndex: this.#applied,
+      appliedIndex: this.#ready.applied,
       lastIndex: st.lastIndex,
       head: head.head,
       configIndex: st.configIndex,
@@ -447,7 +459,7 @@ export class WaterCraftNode<Command = unknown, Result = unknown, Query = unknown
 
   /** The head: hash, index and term of the latest applied entry. */
   head(): { head: string; index: number; term: number } {
-    return { head: this.#appliedHead.hash, index: this.#applied, term: this.#appliedHead.term };
+    return this.#ready.head();
   }
 
   /**
@@ -552,20 +564,13 @@ export class WaterCraftNode<Command = unknown, Result = unknown, Query = unknown
     await this.#confirmRead(options);
     // Holds the ready loop off (it is the only code that applies), so that
     // the state machine and the keys stand at the index reported.
-    for (let i = 0; i < 1_000 && this.#looping !== null; i++) await this.#looping;
-    let release!: () => void;
-    this.#looping = new Promise<void>((resolve) => release = resolve);
-    try {
+    return await this.#ready.exclusive(async () => {
       this.#assertRunning();
       const head = this.head();
       const config = this.#raft.log.config().config;
       const data = await this.#applier.snapshot();
       return { ...head, config, data };
-    } finally {
-      this.#looping = null;
-      release();
-      this.#schedule();
-    }
+    });
   }
 
   /** The core, for tests and tools; do not drive it directly. */
@@ -604,116 +609,11 @@ export class WaterCraftNode<Command = unknown, Result = unknown, Query = unknown
       }
     }
     this.#leaderWatch.wake(this.#raft.leader);
-    this.#schedule();
+    this.#ready.schedule();
     return true;
   }
 
-  // ------------------------------------------------------------ loop
-
-  #armTick(): void {
-    if (this.#stopped) return;
-    this.#tickTimer = this.#clock.setTimer(() => {
-      if (this.#stopped) return;
-      try {
-        // A removed member would only disrupt the others with campaigns it
-        // cannot win: it stays quiet until added back (see `removed`).
-        if (!this.removed) this.#raft.tick(this.#clock.now());
-      } catch (e) {
-        this.#fail(e);
-        return;
-      }
-      if (this.#reads.idle) this.#reads.startRound();
-      this.#reportSilentPeers();
-      this.#cluster.maybeEvict(this.#options, this.#settings.requestTimeoutMs);
-      this.#schedule();
-      this.#armTick();
-    }, this.#settings.heartbeatMs);
-  }
-
-  /** Tells the transport which peers this leader has not heard from (see `silentPeers`). */
-  #reportSilentPeers(): void {
-    if (this.#transport.unreachable === undefined || this.#raft.role !== "leader") return;
-    for (const id of silentPeers(this.id, this.#raft.seenTicks(), this.#settings)) {
-      this.#transport.unreachable(id);
-    }
-  }
-
-  #schedule(): void {
-    if (this.#looping !== null || this.#stopped || this.#failure !== null) return;
-    this.#looping = this.#loop().finally(() => {
-      this.#looping = null;
-      // Input that arrived while the loop was finishing gets a new pass.
-      if (!this.#stopped && this.#failure === null && this.#raft.hasReady()) this.#schedule();
-    });
-  }
-
-  async #loop(): Promise<void> {
-    await Promise.resolve();
-    try {
-      for (
-        let guard = 0;
-        guard < 10_000 && this.#failure === null && this.#raft.hasReady();
-        guard++
-      ) {
-        const rd = this.#raft.ready();
-        // A leader's messages depend on nothing of its own that is not yet
-        // durable (its term and vote were saved before it could win): send
-        // them while its write is in flight (thesis §10.2.1).
-        // Whether the batch's term and vote are already durable (only the commit index moves).
-        const d = this.#durableHard;
-        const voteDurable = rd.hardState === null ||
-          (rd.hardState.term === d.term && rd.hardState.vote === d.vote);
-        const early = this.#raft.role === "leader" && voteDurable;
-        if (early && rd.messages.length > 0) this.#transport.send(rd.messages);
-        for (const m of rd.messages) if (m.type === "snapshot") this.#stats.snapshotChunksSent++;
-        // A snapshot from the leader replaces our log; the answer goes out
-        // with this batch's messages.
-        if (rd.snapshot !== null) {
-          this.#applied = await this.#snapshots.install(rd.snapshot);
-          this.#appliedHead = { hash: rd.snapshot.meta.hash, term: rd.snapshot.meta.term };
-        }
-        // Committed entries are durable on a majority, and the commit index is
-        // volatile (Figure 3.1): apply without waiting for this batch's write,
-        // and let a commit index alone ride along with the next entries.
-        if (rd.committed.length > 0) this.#applyAll(rd.committed);
-        const onlyCommit = rd.entries.length === 0 && rd.hardState !== null && voteDurable;
-        if ((rd.hardState !== null || rd.entries.length > 0) && !onlyCommit) {
-          const started = this.#clock.now();
-          await this.#storage.save(rd.hardState, rd.entries);
-          this.#stats.diskSync.observeMs(this.#clock.now() - started);
-          if (rd.hardState !== null) this.#durableHard = rd.hardState;
-        }
-        if (!early && rd.messages.length > 0) this.#transport.send(rd.messages);
-        for (const e of rd.entries) {
-          // An entry truncated while its write was in flight is not accepted.
-          if (this.#raft.log.hash(e.index) === e.hash) this.#writes.accepted(e, this.#headHash);
-        }
-        for (const rs of rd.readStates) this.#reads.confirmed(rs, this.#applied);
-        if (rd.softState !== null) this.#onSoftState(rd.softState);
-        this.#raft.advance();
-        this.#peers.refresh(this.#raft.log);
-        this.#reads.release(this.#applied);
-        this.#leaderWatch.wake(this.#raft.leader);
-        await this.#snapshots.maybeTake();
-      }
-    } catch (e) {
-      this.#fail(e);
-    }
-  }
-
-  #applyAll(entries: readonly Entry[]): void {
-    const started = this.#clock.now();
-    for (const e of entries) {
-      this.#applied = e.index;
-      this.#appliedHead = { hash: e.hash, term: e.term };
-      this.#relayed.forget(e.hash);
-      const { outcome, as, ran } = this.#applier.apply(e);
-      if (ran) this.#stats.applied++;
-      this.#watch.applied(e, outcome);
-      this.#writes.committed(e, outcome, this.#headHash, as);
-    }
-    this.#stats.apply.observeMs(this.#clock.now() - started);
-  }
+  // ------------------------------------------------------------ applying
 
   #onSoftState(soft: SoftState): void {
     if (soft.leader !== null) this.#stats.leaderChanges++;
@@ -778,7 +678,7 @@ export class WaterCraftNode<Command = unknown, Result = unknown, Query = unknown
     if (this.#failure !== null) return;
     this.#failure = error;
     this.#stopped = true;
-    if (this.#tickTimer !== null) this.#clock.clearTimer(this.#tickTimer);
+    this.#ticks.stop();
     this.#onError(
       error instanceof AssertionError ? error : new Error("Node stopped", { cause: error }),
     );

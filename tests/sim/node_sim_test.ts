@@ -95,10 +95,10 @@ const REGRESSIONS: {
     nodes: 3,
     bug: "head() paired the applied index with the hash of a snapshot still installing",
     oldCode: [{
-      file: "node/node.ts",
+      file: "node/ready_loop.ts",
       from:
         "return { head: this.#appliedHead.hash, index: this.#applied, term: this.#appliedHead.term };",
-      to: "const log = this.#raft.log;\n    const index = this.#applied;\n" +
+      to: "const log = this.#host.raft().log;\n    const index = this.#applied;\n" +
         "    return { head: log.hash(index) ?? log.snapshot.hash, index, term: log.term(index) ?? 0 };",
     }],
   })),

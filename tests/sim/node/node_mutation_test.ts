@@ -55,9 +55,9 @@ export const NODE_MUTANTS: readonly NodeMutant[] = [
     name: "voteBeforeSave",
     rule: "a vote is sent before it is saved",
     mutations: [{
-      file: "node/node.ts",
-      from: 'const early = this.#raft.role === "leader" && voteDurable;',
-      to: 'const early = (this.#raft.role === "leader" && voteDurable) ||\n' +
+      file: "node/ready_loop.ts",
+      from: 'const early = raft.role === "leader" && voteDurable;',
+      to: 'const early = (raft.role === "leader" && voteDurable) ||\n' +
         '          rd.messages.some((m) => m.type === "voteResponse");',
     }],
   },
@@ -84,8 +84,8 @@ export const NODE_MUTANTS: readonly NodeMutant[] = [
     rule: "a restarted node replays its committed log while the core hands it out again",
     mutations: [{
       file: "node/node.ts",
-      from: "this.#durableHard = state.hardState;",
-      to: "this.#durableHard = state.hardState;\n" +
+      from: "this.#ready.restored(state.hardState);",
+      to: "this.#ready.restored(state.hardState);\n" +
         "    for (const e of state.entries) if (e.index <= state.hardState.commit) this.#applier.apply(e);",
     }],
   },
