@@ -12,17 +12,14 @@
  * @module
  */
 
-import { existsSync, mkdirSync, rmdirSync, statSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { CliProcess, REPO_ROOT, waitFor } from "../process/harness.ts";
+import { npmInstallOnce, runCommand } from "../process/tools.ts";
 
 /** Where miniflare is installed. */
 const INSTALL_DIR = `${REPO_ROOT}.tools/miniflare/`;
 /** The version installed; bump it here. */
 const MINIFLARE_SPEC = "miniflare@4";
-/** Longest an install may take (npm on a cold cache: workerd is about 40 MB packed). */
-const INSTALL_MS_MAX = 240_000;
-/** A lock older than this was left by a killed run. */
-const LOCK_STALE_MS = 300_000;
 /** How long a Worker may take to start. */
 const START_MS_MAX = 60_000;
 /** How long a graceful stop may take before the processes are killed. */
@@ -61,78 +58,8 @@ function find(): MiniflareInstall | null {
   return existsSync(module) && existsSync(workerd) ? { module, workerd } : null;
 }
 
-async function install(): Promise<MiniflareInstall> {
-  let found = find();
-  if (found !== null) return found;
-  mkdirSync(INSTALL_DIR, { recursive: true });
-  const lock = `${INSTALL_DIR}.install.lock`;
-  const deadline = Date.now() + INSTALL_MS_MAX;
-  for (let attempt = 0; attempt < 1000 && Date.now() < deadline; attempt++) {
-    found = find();
-    if (found !== null) return found;
-    if (tryLock(lock)) {
-      try {
-        found = find();
-        if (found !== null) return found;
-        await run("npm", [
-          "install",
-          "--no-save",
-          "--no-package-lock",
-          "--no-audit",
-          "--no-fund",
-          "--prefix",
-          INSTALL_DIR,
-          MINIFLARE_SPEC,
-        ]);
-        found = find();
-        if (found === null) {
-          throw new Error(
-            `npm installed ${MINIFLARE_SPEC} but miniflare or workerd is missing in ${INSTALL_DIR}`,
-          );
-        }
-        return found;
-      } finally {
-        rmdirSync(lock);
-      }
-    }
-    // Another test file is installing: wait for it.
-    await waitFor("the other miniflare install to finish", () => !existsSync(lock) || find(), {
-      timeoutMs: Math.max(1, deadline - Date.now()),
-      intervalMs: 250,
-    });
-  }
-  throw new Error(`Could not install ${MINIFLARE_SPEC} in ${INSTALL_MS_MAX} ms`);
-}
-
-function tryLock(lock: string): boolean {
-  try {
-    mkdirSync(lock);
-    return true;
-  } catch (error) {
-    if ((error as { code?: string }).code !== "EEXIST") throw error;
-    try {
-      if (Date.now() - statSync(lock).mtimeMs > LOCK_STALE_MS) rmdirSync(lock);
-    } catch {
-      // Someone else removed it first.
-    }
-    return false;
-  }
-}
-
-async function run(command: string, args: string[]): Promise<string> {
-  const output = await new Deno.Command(command, {
-    args,
-    cwd: REPO_ROOT,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    signal: AbortSignal.timeout(INSTALL_MS_MAX),
-  }).output();
-  if (!output.success) {
-    const err = new TextDecoder().decode(output.stderr).trim().split("\n").slice(-20).join("\n");
-    throw new Error(`${command} ${args.join(" ")} failed with code ${output.code}:\n${err}`);
-  }
-  return new TextDecoder().decode(output.stdout);
+function install(): Promise<MiniflareInstall> {
+  return npmInstallOnce(INSTALL_DIR, [MINIFLARE_SPEC], find);
 }
 
 /**
@@ -144,7 +71,7 @@ async function run(command: string, args: string[]): Promise<string> {
  */
 export async function workerdUnusable(found: MiniflareInstall): Promise<string | null> {
   try {
-    await run(found.workerd, ["--version"]);
+    await runCommand(found.workerd, ["--version"]);
     return null;
   } catch (error) {
     return `workerd cannot run on ${Deno.build.target}: ${(error as Error).message}`;
@@ -162,7 +89,7 @@ export async function workerdUnusable(found: MiniflareInstall): Promise<string |
  * @throws {Error} When the bundler fails.
  */
 export async function bundleWorker(entry: string, outFile: string): Promise<string> {
-  await run(Deno.execPath(), [
+  await runCommand(Deno.execPath(), [
     "bundle",
     "--quiet",
     "--platform",

@@ -51,48 +51,66 @@ export function ensureTools(): Promise<Tools> {
 
 async function install(): Promise<Tools> {
   await ensureNodeModules();
-  let tools = findTools();
-  if (tools !== null) return tools;
-  const lock = `${TOOLS_DIR}.install.lock`;
-  mkdirSync(TOOLS_DIR, { recursive: true });
+  const tools = await npmInstallOnce(TOOLS_DIR, [BUN_SPEC, TSX_SPEC], findTools);
+  await runCommand(tools.bun, ["--version"]);
+  return tools;
+}
+
+/**
+ * Installs npm packages into `dir` unless `find` finds them there, once per
+ * machine: a lock directory in `dir` keeps test files that run in parallel
+ * from installing at the same time, and the others wait for it.
+ *
+ * @param dir The install prefix, ending in `/`.
+ * @param specs The packages, as npm takes them.
+ * @param find What the install provides, or null while it is missing.
+ * @returns What `find` found.
+ * @throws {Error} When npm fails, or installs without providing what `find`
+ *   looks for, or takes longer than four minutes.
+ */
+export async function npmInstallOnce<T>(
+  dir: string,
+  specs: readonly string[],
+  find: () => T | null,
+): Promise<T> {
+  let found = find();
+  if (found !== null) return found;
+  const lock = `${dir}.install.lock`;
+  mkdirSync(dir, { recursive: true });
   const deadline = Date.now() + INSTALL_MS_MAX;
-  while (Date.now() < deadline) {
-    tools = findTools();
-    if (tools !== null) return tools;
+  for (let attempt = 0; attempt < 1000 && Date.now() < deadline; attempt++) {
+    found = find();
+    if (found !== null) return found;
     if (tryLock(lock)) {
       try {
-        tools = findTools();
-        if (tools !== null) return tools;
-        await run("npm", [
+        found = find();
+        if (found !== null) return found;
+        await runCommand("npm", [
           "install",
           "--no-save",
           "--no-package-lock",
           "--no-audit",
           "--no-fund",
           "--prefix",
-          TOOLS_DIR,
-          BUN_SPEC,
-          TSX_SPEC,
+          dir,
+          ...specs,
         ]);
-        tools = findTools();
-        if (tools === null) {
-          throw new Error(
-            `npm installed ${BUN_SPEC} and ${TSX_SPEC} but their files are missing in ${TOOLS_DIR}`,
-          );
+        found = find();
+        if (found === null) {
+          throw new Error(`npm installed ${specs.join(" and ")} but files are missing in ${dir}`);
         }
-        await run(tools.bun, ["--version"]);
-        return tools;
+        return found;
       } finally {
         rmdirSync(lock);
       }
     }
     // Another test file is installing: wait for it, not for the whole deadline.
-    await waitFor("the other install to finish", () => !existsSync(lock) || findTools() !== null, {
+    await waitFor("the other install to finish", () => !existsSync(lock) || find() !== null, {
       timeoutMs: Math.max(1, deadline - Date.now()),
       intervalMs: 250,
     });
   }
-  throw new Error(`Could not install ${BUN_SPEC} and ${TSX_SPEC} in ${INSTALL_MS_MAX} ms`);
+  throw new Error(`Could not install ${specs.join(" and ")} in ${INSTALL_MS_MAX} ms`);
 }
 
 function tryLock(lock: string): boolean {
@@ -101,18 +119,10 @@ function tryLock(lock: string): boolean {
     return true;
   } catch (error) {
     if ((error as { code?: string }).code !== "EEXIST") throw error;
-    let age = 0;
     try {
-      age = Date.now() - statSync(lock).mtimeMs;
+      if (Date.now() - statSync(lock).mtimeMs > LOCK_STALE_MS) rmdirSync(lock);
     } catch {
-      return false;
-    }
-    if (age > LOCK_STALE_MS) {
-      try {
-        rmdirSync(lock);
-      } catch {
-        // Someone else removed it first.
-      }
+      // Someone else removed it first.
     }
     return false;
   }
@@ -161,12 +171,20 @@ function isNative(path: string): boolean {
 async function ensureNodeModules(): Promise<void> {
   const wanted = ["hono", "zod", "@noble/hashes", "@hono/node-server"];
   if (wanted.every((name) => existsSync(`${REPO_ROOT}node_modules/${name}/package.json`))) return;
-  await run(Deno.execPath(), ["install"]);
+  await runCommand(Deno.execPath(), ["install"]);
 }
 
-async function run(command: string, args: string[]): Promise<void> {
+/**
+ * Runs a command in the repository, with the install's deadline.
+ *
+ * @param command The executable.
+ * @param args Its arguments.
+ * @returns What it printed on stdout.
+ * @throws {Error} When it fails, with the tail of its stderr.
+ */
+export async function runCommand(command: string, args: readonly string[]): Promise<string> {
   const output = await new Deno.Command(command, {
-    args,
+    args: [...args],
     cwd: REPO_ROOT,
     stdin: "null",
     stdout: "piped",
@@ -177,4 +195,5 @@ async function run(command: string, args: string[]): Promise<void> {
     const err = new TextDecoder().decode(output.stderr).trim().split("\n").slice(-20).join("\n");
     throw new Error(`${command} ${args.join(" ")} failed with code ${output.code}:\n${err}`);
   }
+  return new TextDecoder().decode(output.stdout);
 }
