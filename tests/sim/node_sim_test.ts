@@ -8,7 +8,7 @@
  */
 
 import { deepStrictEqual, notStrictEqual, strictEqual } from "node:assert/strict";
-import { loadNodeMutant, type NodeMutation } from "./node/mutants.ts";
+import { loadNodeMutant, type NodeMutation } from "./mutants.ts";
 import { type NodeSimResult, runNodeSeed, type ScheduleName } from "./node/simulation.ts";
 
 /** Seeds of three nodes, and of five, on file disks; then seeds on memory-backed disks. */

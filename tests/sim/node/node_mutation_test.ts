@@ -8,7 +8,7 @@
  */
 
 import { notStrictEqual } from "node:assert/strict";
-import { loadNodeMutant, type NodeMutation } from "./mutants.ts";
+import { loadNodeMutant, type NodeMutation } from "../mutants.ts";
 import {
   type NodeClass,
   type NodeSimOptions,

@@ -1,11 +1,11 @@
 /**
- * Mutation testing for the node simulator: builds a copy of the node (the
- * driver, and the core beneath it when a mutation reaches there) with one
- * rule broken, so a test can show the simulator notices.
+ * Mutation testing for both simulators: builds a copy of a module of `src/`
+ * (the core's `core/raft.ts`, the node's `node/node.ts`) with one rule
+ * broken, so a test can show the simulator notices.
  *
  * Every file a mutation changes is copied with textual replacements, and so
  * is every file that reaches a copied one through imports on the way from
- * `node/node.ts` (which is always copied): copies import copies, so every
+ * the entry module (which is always copied): copies import copies, so every
  * caller of a mutated function reaches the mutant; every other import points
  * back at the originals, so errors, entries and the key-value machine are
  * shared with the real code. Nothing in `src/` is touched.
@@ -13,10 +13,8 @@
  * @module
  */
 
-import type { NodeClass } from "./simulation.ts";
-
 /** One textual change to a file of `src/`. `from` must occur exactly once. */
-export interface NodeMutation {
+export interface SourceMutation {
   /** The file to change, relative to `src/`, e.g. `node/node.ts`. */
   readonly file: string;
   /** The text to replace. */
@@ -25,27 +23,28 @@ export interface NodeMutation {
   readonly to: string;
 }
 
-const SRC_DIR = new URL("../../../src/", import.meta.url);
-const ENTRY = "node/node.ts";
+const SRC_DIR = new URL("../../src/", import.meta.url);
 
 /** A relative import or re-export (the path is group 1). */
 const IMPORT = /from "(\.\.?\/[^"]+\.ts)"/g;
 
 /**
- * Builds and imports a mutant node.
+ * Builds and imports a mutant of `entry`.
  *
  * @param name Used in the temporary files' names.
+ * @param entry The module to import, relative to `src/`, e.g. `node/node.ts`.
  * @param mutations The changes.
- * @returns The mutant's node class.
+ * @returns The mutant module's exports.
  * @throws {Error} When a mutation's `from` text is not found exactly once,
  *   so a refactor cannot silently turn a mutant into the original.
  */
-export async function loadNodeMutant(
+export async function loadMutantModule(
   name: string,
-  mutations: readonly NodeMutation[],
-): Promise<NodeClass> {
-  const sources = await readClosure();
-  const copied = new Set([ENTRY]);
+  entry: string,
+  mutations: readonly SourceMutation[],
+): Promise<Record<string, unknown>> {
+  const sources = await readClosure(entry);
+  const copied = new Set([entry]);
   for (const { file, from, to } of mutations) {
     const source = sources.get(file);
     const at = source?.indexOf(from) ?? -1;
@@ -79,8 +78,7 @@ export async function loadNodeMutant(
     await Deno.writeTextFile(copyOf(file), rewired);
   }
   try {
-    const module = await import(copyOf(ENTRY).href);
-    return module.WaterCraftNode as NodeClass;
+    return await import(copyOf(entry).href);
   } finally {
     for (const file of copied) await Deno.remove(copyOf(file));
   }
@@ -98,10 +96,10 @@ function importsOf(file: string, source: string): string[] {
     .filter((f): f is string => f !== null);
 }
 
-/** Every file of `src/` that `node/node.ts` reaches through relative imports. */
-async function readClosure(): Promise<Map<string, string>> {
+/** Every file of `src/` that `entry` reaches through relative imports. */
+async function readClosure(entry: string): Promise<Map<string, string>> {
   const sources = new Map<string, string>();
-  const queue = [ENTRY];
+  const queue = [entry];
   for (let file = queue.pop(); file !== undefined; file = queue.pop()) {
     if (sources.has(file)) continue;
     const source = await Deno.readTextFile(new URL(file, SRC_DIR));
