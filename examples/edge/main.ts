@@ -27,16 +27,11 @@
  * @module
  */
 
-import {
-  createApp,
-  createNode,
-  httpTransport,
-  kvStateMachine,
-  type WaterCraftNode,
-} from "../../mod.ts";
+import type { WaterCraftNode } from "../../mod.ts";
 import { denoKvStorage } from "../../src/storage/deno_kv.ts";
 import { type EdgeClock, edgeClock } from "./clock.ts";
 import { type EdgeConfig, readConfig } from "./config.ts";
+import { startEdgeNode } from "./edge_node.ts";
 
 /** A started node and what serves it. */
 interface Edge {
@@ -84,30 +79,11 @@ async function startEdge(origin: string | null, previous: Edge | null): Promise<
   // The failed node lets go of its storage before the new one loads it.
   if (previous !== null) await previous.node.stop().catch(() => {});
   const config = readConfig((name) => Deno.env.get(name));
-  const url = config.advertise ?? origin;
-  if (url === null) {
-    throw new TypeError("Cannot start without an advertised URL: set WATERCRAFT_ADVERTISE");
-  }
   const kv = await openKv(config.kvPath);
   const clock = edgeClock();
-  const node = await createNode({
-    id: config.id,
-    url,
-    stateMachine: kvStateMachine(),
-    ...(config.secret === null ? { insecure: true } : { secret: config.secret }),
-    transport: httpTransport({
-      ...(config.clientToken === null ? {} : { clientToken: config.clientToken }),
-    }),
+  const { node, app, url } = await startEdgeNode(config, origin, {
     storage: denoKvStorage(kv, { prefix: ["watercraft", config.id] }),
-    bootstrap: config.join.length === 0,
-    readOnly: config.readOnly,
-    heartbeatMs: config.heartbeatMs,
-    electionMs: config.electionMs,
     clock,
-    onError: (error) => console.error(`watercraft: node ${config.id} stopped:`, error),
-  });
-  const app = createApp(node, {
-    ...(config.clientToken === null ? {} : { clientToken: config.clientToken }),
   });
   const st = node.status();
   console.log(

@@ -29,16 +29,13 @@
  * @module
  */
 
-import { createApp } from "../../../src/http/app.ts";
-import { kvStateMachine } from "../../../src/kv/mod.ts";
-import { createNode } from "../../../src/node/create_node.ts";
 import type { WaterCraftNode } from "../../../src/node/node.ts";
 import {
   durableObjectStorage,
   type DurableObjectStorageLike,
 } from "../../../src/storage/durable_object.ts";
-import { httpTransport } from "../../../src/transport/http/sender.ts";
 import { type EdgeConfig, readConfig } from "../config.ts";
+import { startEdgeNode } from "../edge_node.ts";
 import { type AlarmClock, alarmClock } from "./alarm_clock.ts";
 
 /** The part of a Durable Object's state (`ctx`) the member uses. */
@@ -187,28 +184,9 @@ export class WaterCraftMember {
   async #start(origin: string | null): Promise<Running> {
     const env = this.#env;
     const config = readConfig((name) => typeof env[name] === "string" ? env[name] : undefined);
-    const url = config.advertise ?? origin;
-    if (url === null) {
-      throw new TypeError("Cannot start without an advertised URL: set WATERCRAFT_ADVERTISE");
-    }
-    const node = await createNode({
-      id: config.id,
-      url,
-      stateMachine: kvStateMachine(),
-      ...(config.secret === null ? { insecure: true } : { secret: config.secret }),
-      transport: httpTransport({
-        ...(config.clientToken === null ? {} : { clientToken: config.clientToken }),
-      }),
+    const { node, app, url } = await startEdgeNode(config, origin, {
       storage: durableObjectStorage(this.#state.storage),
-      bootstrap: config.join.length === 0,
-      readOnly: config.readOnly,
-      heartbeatMs: config.heartbeatMs,
-      electionMs: config.electionMs,
       clock: this.#clock,
-      onError: (error) => console.error(`watercraft: node ${config.id} stopped:`, error),
-    });
-    const app = createApp(node, {
-      ...(config.clientToken === null ? {} : { clientToken: config.clientToken }),
     });
     this.#starts++;
     const st = node.status();
