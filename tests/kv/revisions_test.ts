@@ -10,29 +10,7 @@
 import { deepStrictEqual, ok, strictEqual, throws } from "node:assert/strict";
 import { type KvCommand, type KvStateMachine, kvStateMachine } from "../../src/kv/state_machine.ts";
 import { CasFailedError } from "../../src/kv/cas_failed_error.ts";
-import type { EntryMeta } from "../../src/state_machine.ts";
-
-/** The entry at `index`, as the node hands it to `apply`. */
-function at(index: number): EntryMeta {
-  return { index, term: 1, id: "", proposer: "n1", timeMs: 0 };
-}
-
-/** A machine that has applied `commands` at indexes 1, 2, ... */
-function machineWith(commands: readonly KvCommand[]): KvStateMachine {
-  const kv = kvStateMachine();
-  for (const [i, command] of commands.entries()) kv.apply(kv.validate(command), at(i + 1));
-  return kv;
-}
-
-/** The error `fn` throws. */
-function caught(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (error) {
-    return error;
-  }
-  throw new Error("Expected the call to throw");
-}
+import { at, caught, machineWith } from "./machine_helpers.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
