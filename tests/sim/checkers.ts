@@ -8,6 +8,7 @@
  * @module
  */
 
+import { strictEqual } from "node:assert/strict";
 import { type Entry, entryHash, GENESIS_HASH, type Raft } from "../../src/core/mod.ts";
 
 /** A broken safety property, with enough detail to debug it. */
@@ -239,4 +240,35 @@ export class SafetyChecker {
  */
 export function simSnapshotData(index: number): Uint8Array {
   return new TextEncoder().encode(`${index}|${"s".repeat((index * 37) % 3000)}`);
+}
+
+/** What both simulators report of one seed, as far as passing it goes. */
+export interface SeedOutcome {
+  /** The seed. */
+  readonly seed: number;
+  /** The safety violation found, if any. */
+  readonly violation: string | null;
+  /** Why the cluster made no progress when it should have, if so. */
+  readonly livenessFailure: string | null;
+}
+
+/**
+ * Fails a test with the command that replays the seed when it found a
+ * violation or a liveness failure.
+ *
+ * @param result The seed's outcome.
+ * @param replay The `deno task sim` command line that replays it.
+ * @throws {AssertionError} When the seed did not pass.
+ */
+export function assertSeedClean(result: SeedOutcome, replay: string): void {
+  strictEqual(
+    result.violation,
+    null,
+    `seed ${result.seed}: ${result.violation}\n  replay: ${replay}`,
+  );
+  strictEqual(
+    result.livenessFailure,
+    null,
+    `seed ${result.seed}: ${result.livenessFailure}\n  replay: ${replay}`,
+  );
 }

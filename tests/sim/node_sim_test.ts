@@ -8,6 +8,7 @@
  */
 
 import { deepStrictEqual, notStrictEqual, strictEqual } from "node:assert/strict";
+import { assertSeedClean } from "./checkers.ts";
 import { loadNodeMutant, type NodeMutation } from "./mutants.ts";
 import { type NodeSimResult, runNodeSeed, type ScheduleName } from "./node/simulation.ts";
 
@@ -17,17 +18,9 @@ const SEEDS_OF_5 = 60;
 const SEEDS_IN_MEMORY = 100;
 
 function assertClean(result: NodeSimResult, nodes: number): void {
-  const replay =
-    `deno task sim --node --schedule ${result.schedule} --nodes ${nodes} --seed ${result.seed}`;
-  strictEqual(
-    result.violation,
-    null,
-    `seed ${result.seed}: ${result.violation}\n  replay: ${replay}`,
-  );
-  strictEqual(
-    result.livenessFailure,
-    null,
-    `seed ${result.seed}: ${result.livenessFailure}\n  replay: ${replay}`,
+  assertSeedClean(
+    result,
+    `deno task sim --node --schedule ${result.schedule} --nodes ${nodes} --seed ${result.seed}`,
   );
 }
 

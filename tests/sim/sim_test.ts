@@ -6,6 +6,7 @@
  */
 
 import { deepStrictEqual, strictEqual } from "node:assert/strict";
+import { assertSeedClean } from "./checkers.ts";
 import { runSeed, type SimResult } from "./cluster.ts";
 
 /** Steps (ticks) of the faulty phase for the seeds run in the test suite. */
@@ -25,17 +26,7 @@ const REGRESSIONS: [number, number, string][] = [
 ];
 
 function assertClean(result: SimResult, nodes: number): void {
-  const replay = `deno task sim --nodes ${nodes} --steps ${STEPS} --seed ${result.seed}`;
-  strictEqual(
-    result.violation,
-    null,
-    `seed ${result.seed}: ${result.violation}\n  replay: ${replay}`,
-  );
-  strictEqual(
-    result.livenessFailure,
-    null,
-    `seed ${result.seed}: ${result.livenessFailure}\n  replay: ${replay}`,
-  );
+  assertSeedClean(result, `deno task sim --nodes ${nodes} --steps ${STEPS} --seed ${result.seed}`);
 }
 
 for (const [nodes, seeds] of [[3, 200], [5, 150]] as const) {
