@@ -165,7 +165,9 @@ export class PeerCredentials {
   }
 
   /**
-   * Forgets a peer (it was removed from the cluster).
+   * Forgets a peer's challenge: it was removed from the cluster, or its
+   * stream ended and it may have restarted. The next request is unsigned,
+   * and the peer's refusal hands out a fresh challenge.
    *
    * @param url The peer's base URL.
    */

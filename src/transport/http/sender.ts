@@ -525,12 +525,19 @@ class HttpTransportImpl implements HttpTransport {
       onDrain: () => this.#schedule(peer),
       onEnd: (problem, answer) => {
         if (peer.stream === stream) peer.stream = null;
-        if (problem === null || this.#closed || peer.removed) return;
+        if (this.#closed || peer.removed) return;
         // The peer handed out a new challenge (it restarted, or this is the
         // first stream to it): always learn it; open again at once, signed
         // under it, unless that already happened just before (then back off
         // like after any failure).
         const learned = answer !== null && this.#credentials.learn(peer.url, answer);
+        // Any other end may be the peer's restart, which forgot the
+        // challenge held here: a stream signed under it would be refused,
+        // and the frames written into it lost (a vote answer, sent once:
+        // the election would wait a whole timeout). The next stream learns
+        // a fresh challenge first.
+        if (!learned) this.#credentials.forget(peer.url);
+        if (problem === null) return;
         if (learned && !peer.relearned) {
           peer.relearned = true;
           this.#flush(peer);

@@ -719,6 +719,31 @@ Deno.test("over HTTP with streams: false, a peer replaced by a fresh one keeps r
   }
 });
 
+Deno.test("over HTTP with streams, the first message to a peer that restarted after its stream ended is not lost to the old challenge", async () => {
+  const first = inbox();
+  const peer = servePeer(peerApp(first));
+  const transport = await senderTo(peer.url, { backoffMinMs: 5 });
+  try {
+    transport.send([heartbeat(1)]);
+    await until(() => first.messages.length === 1, "the first message", 3000);
+    // The peer goes down: its stream ends on the next frame.
+    first.running = false;
+    transport.send([heartbeat(2)]);
+    await until(() => transport.stats().failures >= 1, "the stream to end", 3000);
+    // It comes back with none of its old challenges, and is sent one
+    // message, as a vote answer is sent once: it must not be written into a
+    // stream signed under the challenge the old process handed out.
+    const second = inbox();
+    peer.replace(peerApp(second));
+    transport.send([heartbeat(3)]);
+    await until(() => second.messages.length === 1, "the message to the restarted peer", 3000);
+    deepStrictEqual(commitsOf(second.messages), [3]);
+  } finally {
+    await transport.close();
+    await peer.server.shutdown();
+  }
+});
+
 Deno.test("over HTTP with streams, the first message to a peer is not lost to the unsigned first contact", async () => {
   const box = inbox();
   const peer = servePeer(peerApp(box));
