@@ -54,6 +54,7 @@ export function becomeFollower(r: RaftState, term: number, leader: string | null
   reset(r, term);
   r.role = "follower";
   r.leader = leader;
+  if (leader !== null) resetRandomizedElectionTimeout(r);
 }
 
 /**
@@ -170,7 +171,9 @@ export function tally(r: RaftState): "won" | "lost" | "pending" {
  * Answers a vote request (§3.4) or a PreVote (§9.6): granted to a candidate
  * whose log is at least as up to date as ours (§3.6.1), if this node has
  * voted for it already, or for no one and knows no leader. A PreVote for a
- * later term may be granted whatever our vote, since it changes nothing.
+ * later term may be granted whatever our vote, since it changes nothing. A
+ * follower that refuses a PreVote because its own log is newer, and has
+ * heard no leader for an election timeout, campaigns at once.
  *
  * @param r The voter's state; `step()` has already applied the term rules.
  * @param m The request.
@@ -179,7 +182,8 @@ export function handleVote(r: RaftState, m: VoteMessage): void {
   const canVote = r.vote === m.from ||
     (r.vote === null && r.leader === null) ||
     (m.preVote && m.term > r.term);
-  if (canVote && r.log.isUpToDate(m.lastIndex, m.lastTerm)) {
+  const upToDate = r.log.isUpToDate(m.lastIndex, m.lastTerm);
+  if (canVote && upToDate) {
     // A granted answer carries the term asked about, so a pre-candidate can
     // tell it from answers to an older round.
     send(r, {
@@ -201,6 +205,14 @@ export function handleVote(r: RaftState, m: VoteMessage): void {
       preVote: m.preVote,
       granted: false,
     });
+    // The first to time out may be a follower that missed the lost
+    // leader's last entries, which no majority can elect. This voter holds
+    // a newer log and has heard no leader for the minimum election timeout
+    // either: it campaigns now rather than at its own, later, timeout.
+    // Timing only; PreVote still asks the others first.
+    if (m.preVote && !upToDate && r.role === "follower" && leaseExpired(r)) {
+      campaign(r, "preVote");
+    }
   }
 }
 
@@ -268,6 +280,20 @@ export function tickElection(r: RaftState): void {
 }
 
 /**
+ * Whether this node has heard from no leader for the leader lease (thesis
+ * §4.2.3): the minimum election timeout less one tick. Each node ticks on
+ * its own timer, so a follower that drew the minimum timeout may count one
+ * tick more than this one since the leader's last message; ignored, it
+ * would leave the cluster leaderless until the next timeout.
+ *
+ * @param r The node's state.
+ * @returns True once the lease is over.
+ */
+export function leaseExpired(r: RaftState): boolean {
+  return r.electionElapsed >= r.electionTicks - 1;
+}
+
+/**
  * Draws the election timeout for the next round from `[e, 2e)`, where `e` is
  * `electionTicks`: random so that split votes are rare (§3.4), ranked by
  * seniority when enabled.
@@ -276,10 +302,15 @@ export function tickElection(r: RaftState): void {
  */
 export function resetRandomizedElectionTimeout(r: RaftState): void {
   const e = r.electionTicks;
+  r.rankedConfigIndex = r.log.config().index;
   // Seniority needs PreVote: without it a senior node with a stale log would
   // time out first again and again, raising everyone's term and resetting
   // their timers, and no one else could ever win.
-  const voters = r.seniority && r.preVote ? currentVoters(r) : [];
+  // A known leader takes no slice: when it is lost, the next in line times
+  // out in the first slice rather than waiting out the dead one's.
+  const voters = r.seniority && r.preVote
+    ? currentVoters(r).filter((id) => id === r.id || id !== r.leader)
+    : [];
   const rank = voters.indexOf(r.id);
   if (rank >= 0 && voters.length > 1) {
     // Each rank draws from its own slice of [e, 2e): seniors time out first.

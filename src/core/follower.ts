@@ -9,7 +9,7 @@
  */
 
 import { chainFault } from "./entry.ts";
-import { campaign } from "./election.ts";
+import { campaign, resetRandomizedElectionTimeout } from "./election.ts";
 import type { AppendMessage, HeartbeatMessage, Message, SnapshotMessage } from "./messages.ts";
 import { type RaftState, send } from "./state.ts";
 
@@ -55,8 +55,13 @@ export function stepFollower(r: RaftState, m: Message): void {
  */
 function heardFromLeader(r: RaftState, from: string): void {
   r.electionElapsed = 0;
-  r.leader = from;
   r.leaderHeardTick = r.ticks;
+  if (r.leader === from && r.rankedConfigIndex === r.log.config().index) return;
+  r.leader = from;
+  // Seniority ranks the voters of the configuration, less a known leader:
+  // draw again when either changed (a learner just made a voter drew
+  // from the whole range).
+  resetRandomizedElectionTimeout(r);
 }
 
 /**

@@ -23,6 +23,7 @@ import {
   becomeFollower,
   campaign,
   handleVote,
+  leaseExpired,
   resetRandomizedElectionTimeout,
   stepCandidate,
   tickElection,
@@ -436,8 +437,7 @@ export class Raft {
         // A node that heard from a leader within the minimum election timeout
         // ignores votes, so a partitioned node coming back cannot depose a
         // healthy leader (thesis §4.2.3). A transfer overrides the lease.
-        const inLease = r.checkQuorum && r.leader !== null &&
-          r.electionElapsed < r.electionTicks;
+        const inLease = r.checkQuorum && r.leader !== null && !leaseExpired(r);
         if (inLease && !m.transfer) return;
       }
       if (m.type === "vote" && m.preVote) {

@@ -114,6 +114,8 @@ export interface RaftState extends RaftSettings {
   heartbeatElapsed: number;
   /** The election timeout drawn for this term: in `[electionTicks, 2 * electionTicks)`. */
   randomizedElectionTimeout: number;
+  /** The configuration (its index) whose voters ranked that draw, for seniority. */
+  rankedConfigIndex: number;
 
   // ---------------------------------------------------------- candidate
 
@@ -182,6 +184,7 @@ export function createRaftState(
     electionElapsed: 0,
     heartbeatElapsed: 0,
     randomizedElectionTimeout: 0,
+    rankedConfigIndex: 0,
     votes: new Map(),
     progress: recovered.progress,
     wantsAppend: new Set(),

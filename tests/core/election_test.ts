@@ -12,7 +12,7 @@ import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import type { VoteMessage, VoteResponseMessage } from "../../src/core/messages.ts";
 import { seededPrng } from "../../src/core/prng.ts";
 import { Raft } from "../../src/core/raft.ts";
-import { bootstrapCluster, buildLog, ELECTION_TICKS, ofType } from "./_harness.ts";
+import { bootstrapCluster, buildLog, Cluster, ELECTION_TICKS, ofType } from "./_harness.ts";
 
 /** A RequestVote (or PreVote) message. */
 function voteRequest(
@@ -197,4 +197,134 @@ Deno.test("thesis §9.6 PreVote: elections that cannot win do not disturb the cl
     deepStrictEqual(answers.map((m) => [m.granted, m.preVote]), [[true, true]]);
     strictEqual(n2.term, 2);
   });
+});
+
+// ----------------------------------------------------------------- seniority
+
+Deno.test("seniority: when the leader is lost, the most senior follower times out first, in the first slice of [e, 2e)", () => {
+  // The ranks are drawn among the followers of a known leader: the leader
+  // that is lost takes no slice, so the next in line does not sit out the
+  // slice of the dead one (a 3-voter cluster losing its senior leader would
+  // otherwise wait [4e/3, 5e/3) instead of [e, 3e/2)).
+  const e = ELECTION_TICKS * 3;
+  const ids = ["n1", "n2", "n3"];
+  const members = ids.map((id) => ({ id, voter: true }));
+  for (let seed = 1; seed <= 40; seed++) {
+    const cluster = new Cluster(
+      ids.map((id, i) =>
+        new Raft({ id, prng: seededPrng(seed * 7 + i), bootstrap: { members }, electionTicks: e })
+      ),
+    );
+    cluster.elect("n1");
+    cluster.tick();
+    cluster.isolated.add("n1");
+    const [n2, n3] = [cluster.node("n2"), cluster.node("n3")];
+    let ticks = 0;
+    while (n2.role === "follower" && n3.role === "follower" && ticks < 3 * e) {
+      cluster.tick(["n2", "n3"]);
+      ticks++;
+    }
+    strictEqual(n2.role !== "follower" && n3.role === "follower", true, `seed ${seed}: n2 first`);
+    ok(ticks >= e && ticks < e + e / 2, `seed ${seed}: n2 timed out after ${ticks} ticks`);
+  }
+});
+
+Deno.test("seniority: a learner made a voter draws its timeout again, ranked", () => {
+  // Voters n1 and n2, learner n3 (it drew from the whole range): once
+  // promoted, n3 ranks last among the leader's followers, so n2 times out
+  // first when n1 is lost.
+  const e = ELECTION_TICKS * 3;
+  const ids = ["n1", "n2", "n3"];
+  const members = ids.map((id) => ({ id, voter: id !== "n3" }));
+  for (let seed = 1; seed <= 40; seed++) {
+    const cluster = new Cluster(
+      ids.map((id, i) =>
+        new Raft({
+          id,
+          prng: seededPrng(seed * 7 + i),
+          bootstrap: { members },
+          electionTicks: e,
+          autoPromote: false,
+        })
+      ),
+    );
+    const n1 = cluster.elect("n1");
+    cluster.tick();
+    n1.changeMembers({ type: "promote", id: "n3" });
+    cluster.settle();
+    cluster.tick();
+    const [n2, n3] = [cluster.node("n2"), cluster.node("n3")];
+    strictEqual(n3.status().voter, true, "n3 was promoted");
+    cluster.isolated.add("n1");
+    let ticks = 0;
+    while (n2.role === "follower" && n3.role === "follower" && ticks < 3 * e) {
+      cluster.tick(["n2", "n3"]);
+      ticks++;
+    }
+    strictEqual(n3.role, "follower", `seed ${seed}: n3 timed out first, after ${ticks} ticks`);
+  }
+});
+
+Deno.test("thesis §4.2.3 the leader lease allows for followers whose ticks are out of phase by one", () => {
+  // Followers tick on their own timers: when the leader is lost, one may
+  // count a tick more than another. The senior one, drawing the shortest
+  // timeout (e ticks), must not find the others still in a lease of e ticks
+  // and be ignored: the failover would then last until the next in line
+  // times out.
+  const e = ELECTION_TICKS * 3;
+  const ids = ["n1", "n2", "n3"];
+  const members = ids.map((id) => ({ id, voter: true }));
+  let shortest = 0;
+  for (let seed = 1; seed <= 100; seed++) {
+    const cluster = new Cluster(
+      ids.map((id, i) =>
+        new Raft({ id, prng: seededPrng(seed * 7 + i), bootstrap: { members }, electionTicks: e })
+      ),
+    );
+    cluster.elect("n1");
+    cluster.tick();
+    cluster.isolated.add("n1");
+    const [n2, n3] = [cluster.node("n2"), cluster.node("n3")];
+    // n2 counts its ticks one ahead of n3.
+    cluster.tick(["n2"]);
+    let ticks = 1;
+    while (n2.role !== "leader" && n3.role !== "leader" && ticks < 3 * e) {
+      cluster.tick(["n2", "n3"]);
+      ticks++;
+    }
+    strictEqual(n2.role, "leader", `seed ${seed}: n2 led after ${ticks} ticks`);
+    if (ticks === e) shortest++;
+  }
+  ok(shortest > 0, "no seed drew the shortest timeout: the test checks nothing");
+});
+
+Deno.test("a voter that refuses a PreVote for a stale log, with no leader heard for an election timeout, campaigns at once", () => {
+  // The senior follower times out first, but its log missed the lost
+  // leader's last entry: the other follower refuses it. Waiting out its own,
+  // later, timeout would stretch the failover to the end of the range; it
+  // holds the newer log and the leader is gone, so it campaigns right away.
+  const e = ELECTION_TICKS * 3;
+  const ids = ["n1", "n2", "n3"];
+  const members = ids.map((id) => ({ id, voter: true }));
+  for (let seed = 1; seed <= 20; seed++) {
+    const cluster = new Cluster(
+      ids.map((id, i) =>
+        new Raft({ id, prng: seededPrng(seed * 7 + i), bootstrap: { members }, electionTicks: e })
+      ),
+    );
+    const n1 = cluster.elect("n1");
+    cluster.tick();
+    n1.propose(new TextEncoder().encode("last"));
+    cluster.settle((m) => m.to === "n2" || m.from === "n2");
+    cluster.isolated.add("n1");
+    const [n2, n3] = [cluster.node("n2"), cluster.node("n3")];
+    ok(n3.log.lastIndex() > n2.log.lastIndex(), "n2 missed the last entry");
+    let ticks = 0;
+    while (n3.role !== "leader" && ticks < 3 * e) {
+      cluster.tick(["n2", "n3"]);
+      ticks++;
+    }
+    strictEqual(n3.role, "leader", `seed ${seed}`);
+    ok(ticks < e + e / 2, `seed ${seed}: n3 led only after ${ticks} ticks`);
+  }
 });

@@ -48,8 +48,8 @@ const MUTANTS: { name: string; rule: string; mutations: Mutation[]; membership?:
     rule: "votes go to candidates with stale logs (§5.4.1)",
     mutations: [{
       file: "election.ts",
-      from: "if (canVote && r.log.isUpToDate(m.lastIndex, m.lastTerm)) {",
-      to: "if (canVote) {",
+      from: "const upToDate = r.log.isUpToDate(m.lastIndex, m.lastTerm);",
+      to: "const upToDate = true;",
     }],
   },
   {

@@ -95,7 +95,7 @@ const REGRESSIONS: {
         "    return { head: log.hash(index) ?? log.snapshot.hash, index, term: log.term(index) ?? 0 };",
     }],
   })),
-  ...[1, 3].map((seed) => ({
+  ...[3, 4].map((seed) => ({
     seed,
     nodes: 3,
     bug: "a read or write while start() awaited a slow load threw a TypeError",
@@ -116,17 +116,10 @@ const REGRESSIONS: {
       to: "current !== null && current.index === latest.meta.index",
     }],
   })),
-  {
-    seed: 169,
-    nodes: 5,
-    bug:
-      "a node whose log held its uncommitted removal stopped campaigning, though only it could win",
-    oldCode: [{
-      file: "node/removal.ts",
-      from: 'raft.role !== "leader" && raft.log.committed >= index &&',
-      to: 'raft.role !== "leader" &&',
-    }],
-  },
+  // Seed 169 of 5 nodes found that a node whose log held its uncommitted
+  // removal stopped campaigning, though only it could win. Since the
+  // seniority ranks leave out a known leader, no seed in 2,400 reaches that
+  // state: tests/node/removal_test.ts holds the rule instead.
 ];
 
 for (const [i, { bug, oldCode, ...options }] of REGRESSIONS.entries()) {
