@@ -12,8 +12,8 @@
  *
  * Flags: `--runtime deno|bun|node` (default deno), `--rounds N` (3),
  * `--seconds S` per case (5), `--warmup-seconds S` (1), `--only
- * watercraft|etcd|both` (both), `--smoke` (every case for about 2 s in all,
- * one round: for tests). Progress goes to stderr; stdout gets the table and,
+ * watercraft|etcd|both` (both), `--cases put-1,failover` (all), `--smoke`
+ * (every case for about 2 s in all, one round: for tests). Progress goes to stderr; stdout gets the table and,
  * last, the JSON line. See bench/README.md.
  *
  * @module
@@ -98,11 +98,13 @@ interface Settings {
   seconds: number;
   warmupSeconds: number;
   only: "watercraft" | "etcd" | "both";
+  /** The cases to run, in the table's order unless named otherwise. */
+  cases: readonly CaseSpec[];
   smoke: boolean;
 }
 
 const USAGE = "usage: deno run -A bench/cluster/main.ts [--runtime deno|bun|node] [--rounds N] " +
-  "[--seconds S] [--warmup-seconds S] [--only watercraft|etcd|both] [--smoke]";
+  "[--seconds S] [--warmup-seconds S] [--only watercraft|etcd|both] [--cases ID,...] [--smoke]";
 
 function settings(args: string[]): Settings {
   const { values } = parseArgs({
@@ -113,6 +115,7 @@ function settings(args: string[]): Settings {
       seconds: { type: "string" },
       "warmup-seconds": { type: "string" },
       only: { type: "string", default: "both" },
+      cases: { type: "string" },
       smoke: { type: "boolean", default: false },
       help: { type: "boolean", default: false },
     },
@@ -144,10 +147,20 @@ function settings(args: string[]): Settings {
     }
     return n;
   };
+  const cases = values.cases === undefined ? CASES : values.cases.split(",").map((id) => {
+    const spec = CASES.find((c) => c.id === id.trim());
+    if (spec === undefined) {
+      throw new UsageError(
+        `--cases: no case ${id}; the cases: ${CASES.map((c) => c.id).join(", ")}`,
+      );
+    }
+    return spec;
+  });
   const smoke = values.smoke;
   return {
     runtime,
     only,
+    cases,
     smoke,
     rounds: Math.round(number("rounds", values.rounds, smoke ? 1 : 3, 1, 100)),
     seconds: number("seconds", values.seconds, smoke ? 0.25 : 5, 0.05, 3600),
@@ -452,7 +465,7 @@ async function main(): Promise<number> {
       await preload(cluster, s.smoke ? SMOKE_GET_KEYS : GET_KEYS);
     }
     for (let round = 1; round <= s.rounds; round++) {
-      for (const spec of CASES) {
+      for (const spec of s.cases) {
         for (const name of systems) {
           const cluster = clusters.get(name)!;
           let sample: Sample;
@@ -481,7 +494,7 @@ async function main(): Promise<number> {
     await removeDir();
     stopListening();
   }
-  const report = buildReport(info, CASES, results);
+  const report = buildReport(info, s.cases, results);
   console.log(report.markdown);
   console.log();
   console.log(JSON.stringify(report.json));
