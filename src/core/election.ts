@@ -308,13 +308,14 @@ export function resetRandomizedElectionTimeout(r: RaftState): void {
   // their timers, and no one else could ever win.
   // A known leader takes no slice: when it is lost, the next in line times
   // out in the first slice rather than waiting out the dead one's.
-  const voters = r.seniority && r.preVote
-    ? currentVoters(r).filter((id) => id === r.id || id !== r.leader)
-    : [];
+  const all = r.seniority && r.preVote ? currentVoters(r) : [];
+  const voters = all.filter((id) => id === r.id || id !== r.leader);
   const rank = voters.indexOf(r.id);
   if (rank >= 0 && voters.length > 1) {
-    // Each rank draws from its own slice of [e, 2e): seniors time out first.
-    const width = Math.max(1, Math.floor(e / voters.length));
+    // Each rank draws from its own slice of [e, 2e): seniors time out
+    // first. The slices stay as narrow as with the leader counted, so the
+    // first one is the earliest part of the range.
+    const width = Math.max(1, Math.floor(e / all.length));
     r.randomizedElectionTimeout = e + Math.min(rank * width, e - width) +
       randomInt(r.prng, width);
   } else {
