@@ -125,7 +125,9 @@ export async function serveCommand(
     ending = true;
     // Bounded: a peer that never answers must not keep the process alive.
     const timer = setTimeout(() => {
-      console.error(`watercraft: could not stop within ${SHUTDOWN_MS_MAX} ms, exiting anyway`);
+      log.error("node.stop_timeout", {
+        msg: `could not stop within ${SHUTDOWN_MS_MAX} ms, exiting anyway`,
+      });
       process.exit(EXIT_FAILURE);
     }, SHUTDOWN_MS_MAX);
     (running?.stop() ?? Promise.resolve()).then(
@@ -137,15 +139,12 @@ export async function serveCommand(
     ).finally(() => clearTimeout(timer));
   };
   const onFatal = (error: unknown) => {
-    if (running !== null && running.node.failure === null) {
-      // Reported, but the node carries on.
-      console.error("watercraft:", error);
-      return;
-    }
-    // A broken invariant or a failed storage write stops the node for good:
-    // exit so that a supervisor restarts it, rather than serve 503 forever.
-    console.error("watercraft: the node stopped after an error:", error);
-    if (!ending) end(EXIT_FAILURE);
+    // Reported, but the node carries on; or a broken invariant or a failed
+    // storage write stopped the node for good: exit so that a supervisor
+    // restarts it, rather than serve 503 forever.
+    const carriesOn = running !== null && running.node.failure === null;
+    reportError(log, carriesOn ? "node.error" : "node.failed", error, carriesOn);
+    if (!carriesOn && !ending) end(EXIT_FAILURE);
   };
   let signalledEarly = false;
   const removeSignals = onSignals((signal) => {
@@ -163,7 +162,7 @@ export async function serveCommand(
     try {
       running = await start(options, log, onFatal);
     } catch (error) {
-      return fail(error);
+      return fail(error, log);
     }
     if (signalledEarly) end(EXIT_OK);
     else {
@@ -183,6 +182,23 @@ export async function serveCommand(
     stopEvents();
     removeSignals();
   }
+}
+
+/**
+ * Reports an error of a running node. In text, with its stack (what a bug
+ * report needs); in JSON, one object on one line, the stack a field of it.
+ */
+function reportError(log: Logger, event: string, error: unknown, carriesOn: boolean): void {
+  if (log.format === "text") {
+    console.error(
+      carriesOn ? "watercraft:" : "watercraft: the node stopped after an error:",
+      error,
+    );
+    return;
+  }
+  const msg = (carriesOn ? "" : "the node stopped after an error: ") + oneLine(error);
+  const stack = error instanceof Error ? error.stack : undefined;
+  log.error(event, { msg, ...(stack === undefined ? {} : { stack }) });
 }
 
 /**

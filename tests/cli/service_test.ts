@@ -107,6 +107,37 @@ Deno.test("a start that fails on a taken port leaves no lock behind", async () =
   }
 });
 
+Deno.test("with --log-format json, a start that fails is one JSON error line on stderr", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "watercraft-taken-json-"));
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  try {
+    const port = (listener.addr as Deno.NetAddr).port;
+    const { code, stderr } = await runCli([
+      "--id",
+      "n1",
+      "--host",
+      "127.0.0.1",
+      "--port",
+      String(port),
+      "--data",
+      join(dir, "n1"),
+      "--log-format",
+      "json",
+    ]);
+    strictEqual(code, 1, stderr);
+    const lines = stderr.trim().split("\n");
+    strictEqual(lines.length, 1, stderr);
+    const line = JSON.parse(lines[0]!);
+    strictEqual(line.level, "error");
+    strictEqual(line.event, "node.start_failed");
+    match(line.msg, /^Cannot listen on 127\.0\.0\.1:\d+: /);
+    ok(!Number.isNaN(Date.parse(line.time)), line.time);
+  } finally {
+    listener.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 Deno.test("SIGINT twice at once (Ctrl-C under deno task) stops the node cleanly, exit 0", async () => {
   const nodes: CliNode[] = [];
   try {
