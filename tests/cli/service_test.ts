@@ -82,60 +82,44 @@ Deno.test("serve without --id and --data is the same node on the next start", as
   }
 });
 
-Deno.test("a start that fails on a taken port leaves no lock behind", async () => {
+/**
+ * Starts a node on a port another listener holds, with `flags` besides;
+ * resolves with how it ended and whether its data directory is still locked.
+ */
+async function startOnTakenPort(
+  flags: string[],
+): Promise<{ code: number; stderr: string; locked: boolean }> {
   const dir = mkdtempSync(join(tmpdir(), "watercraft-taken-"));
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   try {
     const port = (listener.addr as Deno.NetAddr).port;
     const data = join(dir, "n1");
-    const { code, stderr } = await runCli([
-      "--id",
-      "n1",
-      "--host",
-      "127.0.0.1",
-      "--port",
-      String(port),
-      "--data",
-      data,
-    ]);
-    strictEqual(code, 1, stderr);
-    match(stderr, /^watercraft: Cannot listen on 127\.0\.0\.1:\d+: /);
-    ok(!existsSync(join(data, "LOCK")), "the data dir is still locked");
+    const args = ["--id", "n1", "--host", "127.0.0.1", "--port", String(port), "--data", data];
+    const { code, stderr } = await runCli([...args, ...flags]);
+    return { code, stderr, locked: existsSync(join(data, "LOCK")) };
   } finally {
     listener.close();
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+Deno.test("a start that fails on a taken port leaves no lock behind", async () => {
+  const { code, stderr, locked } = await startOnTakenPort([]);
+  strictEqual(code, 1, stderr);
+  match(stderr, /^watercraft: Cannot listen on 127\.0\.0\.1:\d+: /);
+  ok(!locked, "the data dir is still locked");
 });
 
 Deno.test("with --log-format json, a start that fails is one JSON error line on stderr", async () => {
-  const dir = mkdtempSync(join(tmpdir(), "watercraft-taken-json-"));
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  try {
-    const port = (listener.addr as Deno.NetAddr).port;
-    const { code, stderr } = await runCli([
-      "--id",
-      "n1",
-      "--host",
-      "127.0.0.1",
-      "--port",
-      String(port),
-      "--data",
-      join(dir, "n1"),
-      "--log-format",
-      "json",
-    ]);
-    strictEqual(code, 1, stderr);
-    const lines = stderr.trim().split("\n");
-    strictEqual(lines.length, 1, stderr);
-    const line = JSON.parse(lines[0]!);
-    strictEqual(line.level, "error");
-    strictEqual(line.event, "node.start_failed");
-    match(line.msg, /^Cannot listen on 127\.0\.0\.1:\d+: /);
-    ok(!Number.isNaN(Date.parse(line.time)), line.time);
-  } finally {
-    listener.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  const { code, stderr } = await startOnTakenPort(["--log-format", "json"]);
+  strictEqual(code, 1, stderr);
+  const lines = stderr.trim().split("\n");
+  strictEqual(lines.length, 1, stderr);
+  const line = JSON.parse(lines[0]!);
+  strictEqual(line.level, "error");
+  strictEqual(line.event, "node.start_failed");
+  match(line.msg, /^Cannot listen on 127\.0\.0\.1:\d+: /);
+  ok(!Number.isNaN(Date.parse(line.time)), line.time);
 });
 
 Deno.test("SIGINT twice at once (Ctrl-C under deno task) stops the node cleanly, exit 0", async () => {

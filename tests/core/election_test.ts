@@ -201,22 +201,41 @@ Deno.test("thesis §9.6 PreVote: elections that cannot win do not disturb the cl
 
 // ----------------------------------------------------------------- seniority
 
+/** The election timeout of the failover scenarios, in ticks: wide enough for three slices. */
+const FAILOVER_TICKS = ELECTION_TICKS * 3;
+
+/**
+ * Voters n1, n2 and n3 (n3 a learner when `learner`), bootstrapped, each
+ * drawing its timeouts from a PRNG seeded by `seed`; n1 elected, and each
+ * follower has heard from it.
+ */
+function ledByN1(seed: number, learner = false): Cluster {
+  const ids = ["n1", "n2", "n3"];
+  const members = ids.map((id) => ({ id, voter: !learner || id !== "n3" }));
+  const cluster = new Cluster(
+    ids.map((id, i) =>
+      new Raft({
+        id,
+        prng: seededPrng(seed * 7 + i),
+        bootstrap: { members },
+        electionTicks: FAILOVER_TICKS,
+        autoPromote: !learner,
+      })
+    ),
+  );
+  cluster.elect("n1");
+  cluster.tick();
+  return cluster;
+}
+
 Deno.test("seniority: when the leader is lost, the most senior follower times out first, in the first slice of [e, 2e)", () => {
   // The ranks are drawn among the followers of a known leader: the leader
   // that is lost takes no slice, so the next in line does not sit out the
   // slice of the dead one (a 3-voter cluster losing its senior leader would
   // otherwise wait [4e/3, 5e/3) instead of [e, 4e/3)).
-  const e = ELECTION_TICKS * 3;
-  const ids = ["n1", "n2", "n3"];
-  const members = ids.map((id) => ({ id, voter: true }));
+  const e = FAILOVER_TICKS;
   for (let seed = 1; seed <= 40; seed++) {
-    const cluster = new Cluster(
-      ids.map((id, i) =>
-        new Raft({ id, prng: seededPrng(seed * 7 + i), bootstrap: { members }, electionTicks: e })
-      ),
-    );
-    cluster.elect("n1");
-    cluster.tick();
+    const cluster = ledByN1(seed);
     cluster.isolated.add("n1");
     const [n2, n3] = [cluster.node("n2"), cluster.node("n3")];
     let ticks = 0;
@@ -234,24 +253,10 @@ Deno.test("seniority: a learner made a voter draws its timeout again, ranked", (
   // Voters n1 and n2, learner n3 (it drew from the whole range): once
   // promoted, n3 ranks last among the leader's followers, so n2 times out
   // first when n1 is lost.
-  const e = ELECTION_TICKS * 3;
-  const ids = ["n1", "n2", "n3"];
-  const members = ids.map((id) => ({ id, voter: id !== "n3" }));
+  const e = FAILOVER_TICKS;
   for (let seed = 1; seed <= 40; seed++) {
-    const cluster = new Cluster(
-      ids.map((id, i) =>
-        new Raft({
-          id,
-          prng: seededPrng(seed * 7 + i),
-          bootstrap: { members },
-          electionTicks: e,
-          autoPromote: false,
-        })
-      ),
-    );
-    const n1 = cluster.elect("n1");
-    cluster.tick();
-    n1.changeMembers({ type: "promote", id: "n3" });
+    const cluster = ledByN1(seed, true);
+    cluster.node("n1").changeMembers({ type: "promote", id: "n3" });
     cluster.settle();
     cluster.tick();
     const [n2, n3] = [cluster.node("n2"), cluster.node("n3")];
@@ -272,18 +277,10 @@ Deno.test("thesis §4.2.3 the leader lease allows for followers whose ticks are 
   // timeout (e ticks), must not find the others still in a lease of e ticks
   // and be ignored: the failover would then last until the next in line
   // times out.
-  const e = ELECTION_TICKS * 3;
-  const ids = ["n1", "n2", "n3"];
-  const members = ids.map((id) => ({ id, voter: true }));
+  const e = FAILOVER_TICKS;
   let shortest = 0;
   for (let seed = 1; seed <= 100; seed++) {
-    const cluster = new Cluster(
-      ids.map((id, i) =>
-        new Raft({ id, prng: seededPrng(seed * 7 + i), bootstrap: { members }, electionTicks: e })
-      ),
-    );
-    cluster.elect("n1");
-    cluster.tick();
+    const cluster = ledByN1(seed);
     cluster.isolated.add("n1");
     const [n2, n3] = [cluster.node("n2"), cluster.node("n3")];
     // n2 counts its ticks one ahead of n3.
@@ -304,18 +301,10 @@ Deno.test("a voter that refuses a PreVote for a stale log, with no leader heard 
   // leader's last entry: the other follower refuses it. Waiting out its own,
   // later, timeout would stretch the failover to the end of the range; it
   // holds the newer log and the leader is gone, so it campaigns right away.
-  const e = ELECTION_TICKS * 3;
-  const ids = ["n1", "n2", "n3"];
-  const members = ids.map((id) => ({ id, voter: true }));
+  const e = FAILOVER_TICKS;
   for (let seed = 1; seed <= 20; seed++) {
-    const cluster = new Cluster(
-      ids.map((id, i) =>
-        new Raft({ id, prng: seededPrng(seed * 7 + i), bootstrap: { members }, electionTicks: e })
-      ),
-    );
-    const n1 = cluster.elect("n1");
-    cluster.tick();
-    n1.propose(new TextEncoder().encode("last"));
+    const cluster = ledByN1(seed);
+    cluster.node("n1").propose(new TextEncoder().encode("last"));
     cluster.settle((m) => m.to === "n2" || m.from === "n2");
     cluster.isolated.add("n1");
     const [n2, n3] = [cluster.node("n2"), cluster.node("n3")];
