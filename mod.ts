@@ -56,7 +56,7 @@ export {
   type WriteAnswer,
   type WriteOptions,
 } from "./src/client/client.ts";
-export type { WatchedEntry, WatchEvent, WatchOptions } from "./src/node/watch.ts";
+export type { DropReason, WatchedEntry, WatchEvent, WatchOptions } from "./src/node/watch.ts";
 export { CasFailedError, KvStateMachine, kvStateMachine } from "./src/kv/mod.ts";
 export { fileStorage, type FileStorageOptions } from "./src/storage/file/storage.ts";
 export {

@@ -180,6 +180,7 @@ export class ReadyLoop {
         if (rd.snapshot !== null) {
           this.#applied = await host.snapshots.install(rd.snapshot);
           this.#appliedHead = { hash: rd.snapshot.meta.hash, term: rd.snapshot.meta.term };
+          host.watch.snapshotInstalled(this.#applied);
         }
         // Committed entries are durable on a majority, and the commit index is
         // volatile (Figure 3.1): apply without waiting for this batch's write,

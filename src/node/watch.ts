@@ -51,11 +51,18 @@ export type WatchEvent =
   | {
     /** The watcher was ended: resume with `after: resumeAfter`, or from a snapshot. */
     readonly type: "dropped";
-    /** Why. */
-    readonly reason: "slow" | "stopped";
+    /**
+     * Why: `slow`, this node compacted entries the watcher had not read;
+     * `snapshot`, a leader's snapshot replaced entries it had not read;
+     * `stopped`, the node stopped.
+     */
+    readonly reason: DropReason;
     /** The last index it was given. */
     readonly resumeAfter: number;
   };
+
+/** Why a watcher was dropped: see {@linkcode WatchEvent}. */
+export type DropReason = "slow" | "snapshot" | "stopped";
 
 /** Options of {@linkcode WatchHub.watch}. */
 export interface WatchOptions {
@@ -122,6 +129,16 @@ export class WatchHub {
     for (const watcher of this.#watchers) {
       watcher.push({ type: "leader", term, leader }, this.#source.applied());
     }
+  }
+
+  /**
+   * A leader's snapshot replaced the log up to `index`: watchers that had
+   * not read that far miss entries nobody can give them any more.
+   *
+   * @param index The snapshot's index.
+   */
+  snapshotInstalled(index: number): void {
+    for (const watcher of this.#watchers) watcher.passedBy(index);
   }
 
   /** The index applied so far. */
@@ -266,11 +283,16 @@ class Watcher implements AsyncIterableIterator<WatchEvent> {
   }
 
   /** Ends it with a `dropped` event. */
-  end(reason: "slow" | "stopped"): void {
+  end(reason: DropReason): void {
     if (this.#done || this.#ending !== null) return;
     this.#ending = { type: "dropped", reason, resumeAfter: this.#cursor };
     this.#forget(this);
     this.wake();
+  }
+
+  /** Ends it, `snapshot`, when a leader's snapshot at `index` replaced entries it has not read. */
+  passedBy(index: number): void {
+    if (this.#cursor < index) this.end("snapshot");
   }
 
   /** Ends it without an event (the consumer asked). */

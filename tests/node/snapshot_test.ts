@@ -91,6 +91,8 @@ Deno.test("a follower offline past the retained log catches up through a snapsho
     await during(clock, n1.propose({ op: "put", key: "before", value: 0 }));
     await until(clock, () => n3.status().appliedIndex === n1.status().appliedIndex);
     const behind = n3.status().appliedIndex;
+    // A watcher on n3, from where it stands: the snapshot will replace what it has not read.
+    const watcher = n3.watch();
 
     network.isolate(n3.id);
     const big = "x".repeat(3000);
@@ -115,6 +117,19 @@ Deno.test("a follower offline past the retained log catches up through a snapsho
     // n3 installed a snapshot: its storage starts past everything it had.
     const n3Snapshot = (await storages.get(n3.id)!.load()).snapshot;
     ok(n3Snapshot !== null && n3Snapshot.meta.index > behind);
+    // Its watcher is told why it is dropped, and from where it had read.
+    const events = [];
+    for (let i = 0; i < 100; i++) {
+      const { value, done } = await watcher.next();
+      if (done) break;
+      events.push(value);
+      if (value.type === "dropped") break;
+    }
+    deepStrictEqual(events.filter((e) => e.type !== "leader").at(-1), {
+      type: "dropped",
+      reason: "snapshot",
+      resumeAfter: behind,
+    });
 
     // And it keeps replicating from the log afterwards.
     await during(clock, n1.propose({ op: "put", key: "after", value: 1 }));
