@@ -22,8 +22,8 @@ import type { WaitFor } from "./writes.ts";
 /** Most relayed ids remembered; the oldest are forgotten first. */
 const RELAYED_MAX = 10_000;
 
-/** What a forwarded write carries. */
-export interface ForwardRequest {
+/** A write as the node that took it hands it on: to its own log, or to the leader. */
+export interface WriteRequest {
   /** The command's bytes, validated and encoded here. */
   readonly command: Uint8Array;
   /** Its idempotency key, if any. */
@@ -47,7 +47,7 @@ export interface ForwardRequest {
 export async function forwardWrite(
   transport: Transport,
   leader: string,
-  request: ForwardRequest,
+  request: WriteRequest,
   clock: Clock,
 ): Promise<ProposeResult> {
   const proposal: ForwardedWrite = {

@@ -285,13 +285,12 @@ export class WaterCraftNode<Command = unknown, Result = unknown, Query = unknown
     try {
       const data = this.#applier.encode(command);
       const leader = await this.#awaitLeader(deadline);
-      const result = await this.#writePath.write(
-        leader,
-        data,
-        options.idempotencyKey,
+      const result = await this.#writePath.write(leader, {
+        command: data,
+        idempotencyKey: options.idempotencyKey,
         wait,
         deadline,
-      );
+      });
       return result as ProposeResult<Result>;
     } catch (e) {
       this.#stats.proposalsFailed++;
@@ -324,12 +323,9 @@ export class WaterCraftNode<Command = unknown, Result = unknown, Query = unknown
       if (!("command" in proposal)) {
         return { ok: true, value: await this.#cluster.runForwarded(proposal, timeoutMs) };
       }
-      const value = await this.#writePath.asLeader(
-        proposal.command,
-        proposal.idempotencyKey,
-        proposal.wait,
-        this.#clock.now() + timeoutMs,
-      );
+      const { command, idempotencyKey, wait } = proposal;
+      const deadline = this.#clock.now() + timeoutMs;
+      const value = await this.#writePath.asLeader({ command, idempotencyKey, wait, deadline });
       return { ok: true, value };
     } catch (e) {
       return answerFromError(e);

@@ -14,9 +14,9 @@ import { fromRaftError, type LeaderHint, UnavailableError } from "../errors.ts";
 import type { Transport } from "../transport/transport.ts";
 import type { Applier } from "./apply.ts";
 import { sealEnvelope } from "./envelope.ts";
-import { forwardWrite, type RelayedWrites } from "./forward.ts";
+import { forwardWrite, type RelayedWrites, type WriteRequest } from "./forward.ts";
 import type { ProposeResult } from "./options.ts";
-import type { PendingWrites, WaitFor } from "./writes.ts";
+import type { PendingWrites } from "./writes.ts";
 
 /** What the write path needs of its node. */
 export interface WritePathParts {
@@ -61,27 +61,13 @@ export class WritePath {
    * Writes encoded command bytes through `leader`.
    *
    * @param leader The leader's id (this node's, or another's).
-   * @param command The command's bytes.
-   * @param key Its idempotency key, if any.
-   * @param wait What to wait for.
-   * @param deadline When to give up, on the node's clock.
+   * @param request The command's bytes, its key, what to wait for and until when.
    * @returns Where it landed.
    */
-  async write(
-    leader: string,
-    command: Uint8Array,
-    key: string | undefined,
-    wait: WaitFor,
-    deadline: number,
-  ): Promise<ProposeResult> {
+  async write(leader: string, request: WriteRequest): Promise<ProposeResult> {
     const parts = this.#parts;
-    if (leader === parts.id) return await this.asLeader(command, key, wait, deadline);
-    const result = await forwardWrite(parts.transport, leader, {
-      command,
-      idempotencyKey: key,
-      wait,
-      deadline,
-    }, parts.clock);
+    if (leader === parts.id) return await this.asLeader(request);
+    const result = await forwardWrite(parts.transport, leader, request, parts.clock);
     if (parts.raft().log.indexOfHash(result.id) === undefined) parts.relayed.remember(result);
     return result;
   }
@@ -90,19 +76,12 @@ export class WritePath {
    * Appends a write to this leader's log, or answers a repeat of its key
    * with the first one's outcome.
    *
-   * @param command The command's bytes.
-   * @param key Its idempotency key, if any.
-   * @param wait What to wait for.
-   * @param deadline When to give up, on the node's clock.
+   * @param request The command's bytes, its key, what to wait for and until when.
    * @returns Where it landed.
    * @throws {UnavailableError} When this node no longer leads, or too many wait.
    */
-  asLeader(
-    command: Uint8Array,
-    key: string | undefined,
-    wait: WaitFor,
-    deadline: number,
-  ): Promise<ProposeResult> {
+  asLeader(request: WriteRequest): Promise<ProposeResult> {
+    const { command, idempotencyKey: key, wait, deadline } = request;
     const parts = this.#parts;
     const raft = parts.raft();
     if (raft.role !== "leader") {
