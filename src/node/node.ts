@@ -228,14 +228,13 @@ export class WaterCraftNode<Command = unknown, Result = unknown, Query = unknown
     this.#started = true;
     const state = await this.#storage.load();
     if (state.snapshot !== null) await this.#applier.restore(state.snapshot.data);
-    this.#ready.restored(state.hardState);
     this.#raft = recoverRaft(
       this.#options,
       this.#settings,
       state,
       (data) => this.#applier.canRestore(data),
     );
-    this.#ready.resumeApplying();
+    this.#ready.recovered(state.hardState);
     this.#peers.refresh(this.#raft.log);
     await this.#transport.start(this.id, this, this.#settings.security);
     this.#ticks.start();

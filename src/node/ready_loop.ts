@@ -93,16 +93,13 @@ export class ReadyLoop {
   }
 
   /**
-   * Tells the loop what storage held at start.
+   * Takes up where the node recovered: what storage held, and the
+   * recovered core's applied position.
    *
    * @param hard The hard state loaded.
    */
-  restored(hard: HardState): void {
+  recovered(hard: HardState): void {
     this.#durableHard = hard;
-  }
-
-  /** Takes up applying where the recovered core's log stands. */
-  resumeApplying(): void {
     const log = this.#host.raft().log;
     this.#applied = log.applied;
     this.#appliedHead = {

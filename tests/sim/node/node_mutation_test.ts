@@ -84,8 +84,8 @@ export const NODE_MUTANTS: readonly NodeMutant[] = [
     rule: "a restarted node replays its committed log while the core hands it out again",
     mutations: [{
       file: "node/node.ts",
-      from: "this.#ready.restored(state.hardState);",
-      to: "this.#ready.restored(state.hardState);\n" +
+      from: "this.#ready.recovered(state.hardState);",
+      to: "this.#ready.recovered(state.hardState);\n" +
         "    for (const e of state.entries) if (e.index <= state.hardState.commit) this.#applier.apply(e);",
     }],
   },
