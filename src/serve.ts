@@ -44,15 +44,13 @@ import type { Server as NodeHttpServer } from "node:http";
 
 export { DEFAULT_HEADERS_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS };
 
-/** A fetch handler: what `app.fetch` is. */
-export type FetchHandler = (request: Request) => Response | Promise<Response>;
-
 /**
- * A fetch handler as the runtimes call it: with what they know of the
- * request besides (Deno's connection info, Node's `{ incoming, outgoing }`),
- * which Hono's `app.fetch` takes as its `env`.
+ * A fetch handler: what `app.fetch` is. The runtimes call it with what they
+ * know of the request besides (Deno's connection info, Node's `{ incoming,
+ * outgoing }`), which Hono's `app.fetch` takes as its `env`; a handler may
+ * ignore it.
  */
-type RuntimeHandler = (request: Request, env?: unknown) => Response | Promise<Response>;
+export type FetchHandler = (request: Request, env?: unknown) => Response | Promise<Response>;
 
 /**
  * How many segments of a path Bun's router reports as they were sent; a
@@ -146,16 +144,13 @@ export async function serve(handler: FetchHandler, options: ServeOptions): Promi
   const hostname = options.hostname ?? "0.0.0.0";
   const protocol = options.tls ? "https" : "http";
   const limits = connectionLimits(options);
-  // The handler gets what the runtime passes besides the request, as it
-  // would if it were served directly (Hono reads it as `env`).
-  const full = handler as RuntimeHandler;
   switch (runtime()) {
     case "deno":
-      return await serveDeno(full, options, { hostname, protocol, limits });
+      return await serveDeno(handler, options, { hostname, protocol, limits });
     case "bun":
-      return await serveBun(full, options, { hostname, protocol, limits });
+      return await serveBun(handler, options, { hostname, protocol, limits });
     case "node":
-      return await serveNode(full, options, { hostname, protocol, limits });
+      return await serveNode(handler, options, { hostname, protocol, limits });
   }
 }
 
@@ -232,7 +227,7 @@ async function fronted(inner: Inner, options: ServeOptions, resolved: Resolved):
 }
 
 async function serveDeno(
-  handler: RuntimeHandler,
+  handler: FetchHandler,
   options: ServeOptions,
   resolved: Resolved,
 ): Promise<Server> {
@@ -275,7 +270,7 @@ interface BunServer {
 type BunRouteRequest = Request & { readonly params?: Readonly<Record<string, string>> };
 
 async function serveBun(
-  handler: RuntimeHandler,
+  handler: FetchHandler,
   options: ServeOptions,
   resolved: Resolved,
 ): Promise<Server> {
@@ -338,7 +333,7 @@ async function serveBun(
 }
 
 async function serveNode(
-  handler: RuntimeHandler,
+  handler: FetchHandler,
   options: ServeOptions,
   resolved: Resolved,
 ): Promise<Server> {

@@ -18,7 +18,7 @@ import { RETRY_AFTER_S } from "../http/errors.ts";
 import { kvStateMachine } from "../kv/mod.ts";
 import { createNode } from "../node/create_node.ts";
 import type { WaterCraftNode } from "../node/node.ts";
-import { runtime, serve, type Server } from "../serve.ts";
+import { type FetchHandler, runtime, serve, type Server } from "../serve.ts";
 import { joinRetryLine } from "../transport/http/join.ts";
 import { httpTransport, type PeerFailure } from "../transport/http/sender.ts";
 import { configPath, layerSettings, readConfigFile, type SettingSource } from "./config.ts";
@@ -258,14 +258,14 @@ async function start(
   // before the node exists are told to retry.
   // What the runtime passes besides the request (Node's `incoming`) reaches
   // the app as Hono's `env`, which spares Node's request a conversion.
-  let handler: (request: Request, env?: unknown) => Response | Promise<Response> = () =>
+  let handler: FetchHandler = () =>
     Response.json({ error: { code: "unavailable", message: "The node is starting" } }, {
       status: 503,
       headers: { "retry-after": RETRY_AFTER_S },
     });
   let server: Server;
   try {
-    server = await serve((request, env?: unknown) => handler(request, env), {
+    server = await serve((request, env) => handler(request, env), {
       port: options.port,
       hostname: options.host,
       ...(tls.serve === null ? {} : { tls: tls.serve }),
