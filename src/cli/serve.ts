@@ -19,7 +19,7 @@ import { kvStateMachine } from "../kv/mod.ts";
 import { createNode } from "../node/create_node.ts";
 import type { WaterCraftNode } from "../node/node.ts";
 import { type FetchHandler, runtime, serve, type Server } from "../serve.ts";
-import { joinRetryLine } from "../transport/http/join.ts";
+import { joinRetryMessage } from "../transport/http/join.ts";
 import { httpTransport, type PeerFailure } from "../transport/http/sender.ts";
 import { configPath, layerSettings, readConfigFile, type SettingSource } from "./config.ts";
 import { settleDefaultId } from "./default_id.ts";
@@ -305,7 +305,7 @@ async function start(
             attempt: retry.attempt,
             problem: retry.problem,
             delayMs: retry.delayMs,
-            msg: joinRetryLine(retry).replace(/^watercraft: /, ""),
+            msg: joinRetryMessage(retry),
           }),
       }),
       storage,

@@ -49,7 +49,17 @@ export interface JoinRetry {
  * @returns E.g. `watercraft: join attempt 2 failed (…); retrying`.
  */
 export function joinRetryLine(retry: JoinRetry): string {
-  return `watercraft: join attempt ${retry.attempt} failed (${retry.problem}); retrying`;
+  return `watercraft: ${joinRetryMessage(retry)}`;
+}
+
+/**
+ * What a failed join attempt says, for a logger that adds its own prefix.
+ *
+ * @param retry The attempt.
+ * @returns E.g. `join attempt 2 failed (…); retrying`.
+ */
+export function joinRetryMessage(retry: JoinRetry): string {
+  return `join attempt ${retry.attempt} failed (${retry.problem}); retrying`;
 }
 
 /**
