@@ -115,7 +115,7 @@ export const READY_LAG_MAX_DEFAULT: number = READY_APPLY_LAG_MAX;
 /**
  * Default of `--snapshot-every`, the library's. Measured on the benchmark's
  * cluster (bench/README.md): 50,000 roughly halved a write's p99 under 256
- * writers in one comparison (a snapshot's write holds up the next batches)
+ * writers in one comparison (taking a snapshot holds up the next batches)
  * but added about 60 MiB to each node's memory, so it is the operator's call.
  */
 export const SNAPSHOT_EVERY_DEFAULT = 10_000;
