@@ -149,11 +149,9 @@ export function createApp(node: WaterCraftNode, options: AppOptions = {}): Hono 
     );
   }
 
-  const limit = bodyLimit(options.bodyLimitBytes ?? 1 << 20, () => {
-    throw new WaterCraftError(
-      "too_large",
-      `Request body is over ${options.bodyLimitBytes ?? 1 << 20} bytes`,
-    );
+  const maxBodyBytes = options.bodyLimitBytes ?? 1 << 20;
+  const limit = bodyLimit(maxBodyBytes, () => {
+    throw new WaterCraftError("too_large", `Request body is over ${maxBodyBytes} bytes`);
   });
   // Only the client routes take the token: peer routes carry the cluster's
   // proof instead, and /healthz stays open for load balancers.
