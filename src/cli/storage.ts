@@ -8,7 +8,7 @@
 
 import { fileStorage } from "../storage/file/storage.ts";
 import { memoryStorage } from "../storage/memory.ts";
-import type { PersistedState, Storage } from "../storage/storage.ts";
+import type { PersistedState, Snapshot, Storage } from "../storage/storage.ts";
 import { type CliOptions, oneLine, UsageError } from "./flags.ts";
 
 /**
@@ -94,6 +94,9 @@ export async function openStorage(
     },
     save: (hardState, entries) => inner.save(hardState, entries),
     saveSnapshot: (snapshot) => inner.saveSnapshot(snapshot),
+    ...(inner.saveSnapshotBeside === undefined
+      ? {}
+      : { saveSnapshotBeside: (snapshot: Snapshot) => inner.saveSnapshotBeside!(snapshot) }),
     close: async () => {
       await inner.close();
       closeKv();

@@ -66,6 +66,14 @@ export interface Storage {
    * they continue the snapshot's chain, else all entries are dropped.
    */
   saveSnapshot(snapshot: Snapshot): Promise<void>;
+  /**
+   * Saves a snapshot as `saveSnapshot` does, while `save` calls go on: for
+   * a snapshot the node took of its own state, whose entries are durable
+   * already. One at a time, and no `load` or `saveSnapshot` meanwhile.
+   * Optional: a store that cannot write a snapshot beside its log leaves it
+   * out, and the node awaits `saveSnapshot` instead.
+   */
+  readonly saveSnapshotBeside?: (snapshot: Snapshot) => Promise<void>;
   /** Releases the storage (files, locks, handles). */
   close(): Promise<void>;
 }
@@ -225,8 +233,23 @@ export interface StorageBackend extends LogBounds {
   prepareSave(hardState: HardState | null, entries: readonly Entry[]): () => Promise<void>;
   /** Encodes a checked snapshot; returns the write that installs it. */
   prepareSnapshot(snapshot: Snapshot): () => Promise<void>;
+  /**
+   * Optional: encodes a checked snapshot of entries already saved, and
+   * returns its write in two steps. `write` makes it durable and may run
+   * while saves do (it touches nothing they touch); `install` then drops
+   * what it replaces, alone.
+   */
+  prepareSnapshotBeside?(snapshot: Snapshot): SnapshotSteps;
   /** Releases what `open` took; may run while a call is in flight. */
   close(): Promise<void>;
+}
+
+/** The two steps of a snapshot written beside the log: see {@linkcode StorageBackend.prepareSnapshotBeside}. */
+export interface SnapshotSteps {
+  /** Makes the snapshot durable; may run while saves do. */
+  readonly write: () => Promise<void>;
+  /** Drops what the snapshot replaces; runs alone. */
+  readonly install: () => Promise<void>;
 }
 
 /**
@@ -274,6 +297,12 @@ export class StorageGuard implements Storage {
   #state: "new" | "ready" | "closed" = "new";
   /** Whether a call runs: the contract says calls never overlap, so overlap is a bug. */
   #busy = false;
+  /** Whether a snapshot is being written beside the log (its steps may wait for a save). */
+  #beside = false;
+  /** Resolved, and emptied, whenever a call ends. */
+  #waiting: (() => void)[] = [];
+  /** Saves a snapshot beside the log; present when the backend can. */
+  readonly saveSnapshotBeside?: (snapshot: Snapshot) => Promise<void>;
   /** The first failed write's error, or null; once set, only `load` and `close` are served. */
   #failure: { readonly error: unknown } | null = null;
 
@@ -284,6 +313,9 @@ export class StorageGuard implements Storage {
    */
   constructor(backend: StorageBackend) {
     this.#backend = backend;
+    if (backend.prepareSnapshotBeside !== undefined) {
+      this.saveSnapshotBeside = (snapshot) => this.#saveBeside(snapshot);
+    }
   }
 
   /**
@@ -309,13 +341,18 @@ export class StorageGuard implements Storage {
    *   what the write throws (then every later write is refused).
    */
   save(hardState: HardState | null, entries: readonly Entry[]): Promise<void> {
-    return this.#exclusive("save", async () => {
-      await this.#ready();
-      this.#checkWritable();
-      if (hardState === null && entries.length === 0) return;
-      checkBatch(entries, this.#backend);
-      await this.#poisonOnFailure(this.#backend.prepareSave(hardState, entries));
-    });
+    const run = () =>
+      this.#exclusive("save", async () => {
+        await this.#ready();
+        this.#checkWritable();
+        if (hardState === null && entries.length === 0) return;
+        checkBatch(entries, this.#backend);
+        await this.#poisonOnFailure(this.#backend.prepareSave(hardState, entries));
+      });
+    // A snapshot written beside the log takes the store alone for its
+    // first and last steps, both short: a save waits those out rather than
+    // being refused.
+    return this.#beside && this.#busy ? this.#besideStepDone().then(run) : run();
   }
 
   /**
@@ -329,6 +366,11 @@ export class StorageGuard implements Storage {
    *   what the write throws (then every later write is refused).
    */
   saveSnapshot(snapshot: Snapshot): Promise<void> {
+    if (this.#beside) {
+      return Promise.reject(
+        new Error("Cannot save a snapshot while another is written beside the log"),
+      );
+    }
     return this.#exclusive("save a snapshot", async () => {
       await this.#ready();
       this.#checkWritable();
@@ -360,6 +402,50 @@ export class StorageGuard implements Storage {
       return await fn();
     } finally {
       this.#busy = false;
+      const waiting = this.#waiting;
+      this.#waiting = [];
+      for (const wake of waiting) wake();
+    }
+  }
+
+  /** Resolves once the call running now ends. */
+  #callEnded(): Promise<void> {
+    return new Promise((resolve) => this.#waiting.push(resolve));
+  }
+
+  /** Resolves once no step of a snapshot written beside the log holds the store. */
+  async #besideStepDone(): Promise<void> {
+    for (let guard = 0; guard < 1_000 && this.#beside && this.#busy; guard++) {
+      await this.#callEnded();
+    }
+  }
+
+  /**
+   * Writes a snapshot beside the log: checks and encodes it alone, writes it
+   * while saves go on, then installs it alone once the save running then,
+   * if any, ends.
+   */
+  async #saveBeside(snapshot: Snapshot): Promise<void> {
+    if (this.#beside) {
+      throw new Error("Cannot save a snapshot while another is written beside the log");
+    }
+    this.#beside = true;
+    try {
+      const steps = await this.#exclusive("save a snapshot", async () => {
+        await this.#ready();
+        this.#checkWritable();
+        checkSnapshot(snapshot, this.#backend);
+        return this.#backend.prepareSnapshotBeside!(snapshot);
+      });
+      this.#checkWritable();
+      await this.#poisonOnFailure(steps.write);
+      for (let guard = 0; guard < 1_000 && this.#busy; guard++) await this.#callEnded();
+      await this.#exclusive("save a snapshot", async () => {
+        this.#checkWritable();
+        await this.#poisonOnFailure(steps.install);
+      });
+    } finally {
+      this.#beside = false;
     }
   }
 

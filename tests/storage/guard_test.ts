@@ -367,3 +367,123 @@ Deno.test("StorageGuard.close() refuses every later call and releases the backen
   }
   deepStrictEqual(backend.log, ["open", "close"]);
 });
+
+/** A backend that also writes snapshots beside the log, each step held until released. */
+class BesideBackend extends FakeBackend {
+  /** Releases the snapshot's `write` step. */
+  releaseWrite!: () => void;
+  /** Rejects the snapshot's `write` step. */
+  failSnapshotWrite!: (error: Error) => void;
+  /** When set, the `install` step waits for it. */
+  installGate: Promise<void> | null = null;
+
+  prepareSnapshotBeside(snap: Snapshot) {
+    this.log.push(`beside ${snap.meta.index}`);
+    const written = new Promise<void>((resolve, reject) => {
+      this.releaseWrite = resolve;
+      this.failSnapshotWrite = reject;
+    });
+    return {
+      write: async () => {
+        this.log.push("snapshot write start");
+        await written;
+        this.log.push("snapshot write end");
+      },
+      install: async () => {
+        this.log.push("install");
+        await this.installGate;
+        this.snapshotIndex = snap.meta.index;
+        this.log.push("installed");
+      },
+    };
+  }
+}
+
+/** Lets every pending callback run (no time passes). */
+async function settle(): Promise<void> {
+  for (let i = 0; i < 20; i++) await Promise.resolve();
+}
+
+Deno.test("StorageGuard.saveSnapshotBeside() lets saves run while the snapshot is written, then installs it alone", async () => {
+  const backend = new BesideBackend({ snapshotIndex: 0, lastIndex: 4 });
+  const storage = new StorageGuard(backend);
+  await storage.load();
+  const snapshotted = storage.saveSnapshotBeside!(snapshot(4));
+  await settle();
+  // The snapshot is being written: a save goes through meanwhile.
+  await storage.save(HARD, batch(5));
+  await storage.save(HARD, batch(6));
+  ok(!backend.log.includes("install"));
+  // A save in progress when the write ends: the install waits for it, and
+  // a save that comes during the install waits for the install.
+  let release!: () => void;
+  backend.gate = new Promise((resolve) => release = resolve);
+  const during = storage.save(HARD, batch(7));
+  await settle();
+  backend.releaseWrite();
+  await settle();
+  ok(!backend.log.includes("install"), "installed while a save ran");
+  backend.gate = null;
+  release();
+  await during;
+  await snapshotted;
+  await storage.save(HARD, batch(8));
+  deepStrictEqual(backend.log.slice(1), [
+    "beside 4",
+    "snapshot write start",
+    "save 1 5..5",
+    "write start",
+    "write end",
+    "save 1 6..6",
+    "write start",
+    "write end",
+    "save 1 7..7",
+    "write start",
+    "snapshot write end",
+    "write end",
+    "install",
+    "installed",
+    "save 1 8..8",
+    "write start",
+    "write end",
+  ]);
+  strictEqual(backend.snapshotIndex, 4);
+});
+
+Deno.test("StorageGuard.saveSnapshotBeside(): a save that comes while the snapshot is installed waits, it is not refused", async () => {
+  const backend = new BesideBackend({ snapshotIndex: 0, lastIndex: 4 });
+  const storage = new StorageGuard(backend);
+  await storage.load();
+  let release!: () => void;
+  backend.installGate = new Promise((resolve) => release = resolve);
+  const snapshotted = storage.saveSnapshotBeside!(snapshot(4));
+  await settle();
+  backend.releaseWrite();
+  await settle();
+  strictEqual(backend.log.at(-1), "install");
+  const save = storage.save(HARD, batch(5));
+  await settle();
+  strictEqual(backend.log.at(-1), "install", "the save ran during the install");
+  release();
+  await Promise.all([snapshotted, save]);
+  deepStrictEqual(backend.log.slice(-4), ["installed", "save 1 5..5", "write start", "write end"]);
+});
+
+Deno.test("StorageGuard.saveSnapshotBeside(): one at a time, no saveSnapshot meanwhile, and a failed write is fail-stop", async () => {
+  const backend = new BesideBackend({ snapshotIndex: 0, lastIndex: 6 });
+  const storage = new StorageGuard(backend);
+  await storage.load();
+  const first = storage.saveSnapshotBeside!(snapshot(4));
+  await settle();
+  await rejects(storage.saveSnapshotBeside!(snapshot(5)), /another is written beside the log/);
+  await rejects(storage.saveSnapshot(snapshot(5)), /another is written beside the log/);
+  backend.failSnapshotWrite(new Error("disk full"));
+  await rejects(first, /disk full/);
+  await rejects(storage.save(HARD, batch(7)), /after an earlier write failed/);
+  ok(!backend.log.includes("install"));
+});
+
+Deno.test("StorageGuard offers saveSnapshotBeside() only where the backend can write beside the log", () => {
+  strictEqual(new StorageGuard(new FakeBackend()).saveSnapshotBeside, undefined);
+  strictEqual(typeof new StorageGuard(new BesideBackend()).saveSnapshotBeside, "function");
+});

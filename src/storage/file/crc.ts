@@ -34,19 +34,29 @@ function makeCrcTables(): Uint32Array {
  * @param bytes The input.
  * @param start First byte (default 0).
  * @param end One past the last byte (default `bytes.length`).
+ * @param before The checksum of the bytes that come before `bytes[start]`,
+ *   to go on from (default 0: none), so that a long input can be checked
+ *   a slice at a time.
  * @returns The checksum as an unsigned 32-bit integer.
  *
- * @example The standard check value
+ * @example The standard check value, whole and in two slices
  * ```ts
  * import { strictEqual } from "node:assert/strict";
  * import { crc32c } from "./crc.ts";
  *
- * strictEqual(crc32c(new TextEncoder().encode("123456789")), 0xe3069283);
+ * const bytes = new TextEncoder().encode("123456789");
+ * strictEqual(crc32c(bytes), 0xe3069283);
+ * strictEqual(crc32c(bytes, 4, 9, crc32c(bytes, 0, 4)), 0xe3069283);
  * ```
  */
-export function crc32c(bytes: Uint8Array, start = 0, end: number = bytes.length): number {
+export function crc32c(
+  bytes: Uint8Array,
+  start = 0,
+  end: number = bytes.length,
+  before = 0,
+): number {
   const t = CRC_TABLES;
-  let crc = 0xffffffff;
+  let crc = (before ^ 0xffffffff) >>> 0;
   let i = start;
   for (; i + 8 <= end; i += 8) {
     const lo = crc ^

@@ -108,11 +108,23 @@ function recordWriter(payloadBytes: number): ByteWriter {
 
 /** Fills in the header once the payload is written. */
 function sealRecord(bytes: Uint8Array): Uint8Array {
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  view.setUint32(0, bytes.length - RECORD_HEADER_BYTES, true);
-  view.setUint32(4, crc32c(bytes, RECORD_HEADER_BYTES), true);
-  view.setUint32(8, crc32c(bytes, 0, 8), true);
+  sealHeader(bytes, bytes.length - RECORD_HEADER_BYTES, crc32c(bytes, RECORD_HEADER_BYTES));
   return bytes;
+}
+
+/**
+ * Fills in a record's header (its first 12 bytes) for a payload of
+ * `payloadBytes` whose checksum is `payloadCrc`.
+ *
+ * @param head The record's first bytes, header first.
+ * @param payloadBytes The payload's length.
+ * @param payloadCrc The payload's CRC-32C.
+ */
+export function sealHeader(head: Uint8Array, payloadBytes: number, payloadCrc: number): void {
+  const view = new DataView(head.buffer, head.byteOffset, RECORD_HEADER_BYTES);
+  view.setUint32(0, payloadBytes, true);
+  view.setUint32(4, payloadCrc, true);
+  view.setUint32(8, crc32c(head, 0, 8), true);
 }
 
 /**
@@ -176,9 +188,35 @@ export function encodeBatch(hard: HardState | null, entries: readonly Entry[]): 
  * @throws {RangeError} When the record would exceed 4 GiB.
  */
 export function encodeSnapshot(snapshot: Snapshot): Uint8Array {
+  const { head } = encodeSnapshotHead(snapshot);
+  const record = new Uint8Array(head.length + snapshot.data.length);
+  record.set(head);
+  record.set(snapshot.data, head.length);
+  return sealRecord(record);
+}
+
+/**
+ * Encodes the record of `snapshot.bin` up to its data, which follows as
+ * is: so that a large snapshot's data is neither copied nor checksummed in
+ * one go. The header stays zero until {@linkcode sealHeader}.
+ *
+ * @param snapshot The snapshot.
+ * @returns The record's first bytes, header included, and its data.
+ * @throws {TypeError} When a number or the hash is malformed.
+ * @throws {RangeError} When the record would exceed 4 GiB.
+ */
+export function encodeSnapshotHead(
+  snapshot: Snapshot,
+): { readonly head: Uint8Array; readonly data: Uint8Array } {
   const { meta, data } = snapshot;
   const config = JSON.stringify(meta.config);
-  const w = recordWriter(1 + 4 + 1 + 8 + 8 + 32 + 4 + utf8Length(config) + data.length);
+  const fields = 1 + 4 + 1 + 8 + 8 + 32 + 4 + utf8Length(config);
+  if (fields + data.length > PAYLOAD_BYTES_MAX) {
+    throw new RangeError(
+      `Cannot write a record of ${fields + data.length} bytes: the limit is 4 GiB`,
+    );
+  }
+  const w = recordWriter(fields);
   w.u8(TYPE_SNAPSHOT);
   w.u32(MAGIC);
   w.u8(FILE_FORMAT_VERSION);
@@ -186,8 +224,7 @@ export function encodeSnapshot(snapshot: Snapshot): Uint8Array {
   w.u53(meta.term, "snapshot term");
   w.hash(meta.hash);
   w.string(config);
-  w.raw(data);
-  return sealRecord(w.finish());
+  return { head: w.finish(), data };
 }
 
 /** A decoded record of a segment: its header, or one batch. */

@@ -47,13 +47,21 @@ import type { HardState } from "../../core/types.ts";
 import {
   type PersistedState,
   type Snapshot,
+  type SnapshotSteps,
   type Storage,
   type StorageBackend,
   StorageGuard,
   type StorageNames,
 } from "../storage.ts";
 import { type FileSystem, nodeFileSystem, type OpenFile } from "./file_system.ts";
-import { encodeBatch, encodeSegmentHeader, encodeSnapshot } from "./records.ts";
+import {
+  encodeBatch,
+  encodeSegmentHeader,
+  encodeSnapshotHead,
+  RECORD_HEADER_BYTES,
+  sealHeader,
+} from "./records.ts";
+import { crc32c } from "./crc.ts";
 import { replayDir, type Replayed } from "./replay.ts";
 import {
   type Segment,
@@ -91,6 +99,12 @@ export interface FileStorageOptions {
    */
   readonly fs?: FileSystem;
 }
+
+/** A snapshot's record: its first bytes (header to fill in) and its data. */
+type SnapshotRecord = ReturnType<typeof encodeSnapshotHead>;
+
+/** How much of a snapshot's data is checksummed and written at a time. */
+const SNAPSHOT_SLICE_BYTES = 1024 * 1024;
 
 /** Default segment size: 64 MiB. */
 export const SEGMENT_BYTES_DEFAULT: number = 64 * 1024 * 1024;
@@ -188,8 +202,20 @@ class FileBackend implements StorageBackend {
   }
 
   prepareSnapshot(snapshot: Snapshot): () => Promise<void> {
-    const record = encodeSnapshot(snapshot);
+    const record = encodeSnapshotHead(snapshot);
     return () => this.#installSnapshot(record, snapshot);
+  }
+
+  prepareSnapshotBeside(snapshot: Snapshot): SnapshotSteps {
+    const record = encodeSnapshotHead(snapshot);
+    // The snapshot file is no file a save touches: it is written while the
+    // log grows. Until the old segments go, a restart finds the new snapshot
+    // and entries it covers, which the replay skips, as after a crash
+    // between the two steps of `#installSnapshot`.
+    return {
+      write: () => this.#writeSnapshotFile(record),
+      install: () => this.#dropCovered(snapshot),
+    };
   }
 
   /** Closes the active segment and gives up the lock. */
@@ -328,11 +354,20 @@ class FileBackend implements StorageBackend {
     return segment;
   }
 
-  async #installSnapshot(record: Uint8Array, snapshot: Snapshot): Promise<void> {
+  async #installSnapshot(record: SnapshotRecord, snapshot: Snapshot): Promise<void> {
+    await this.#writeSnapshotFile(record);
+    await this.#dropCovered(snapshot);
+  }
+
+  /**
+   * Moves this view of the log past a snapshot whose file is durable, and
+   * deletes the segments it makes useless: those holding only entries it
+   * covers, or every one when the entries do not continue it.
+   */
+  async #dropCovered(snapshot: Snapshot): Promise<void> {
     const { index, hash } = snapshot.meta;
     const hashAt = index === this.#snapIndex ? this.#snapHash : this.#hashes[index - this.#first()];
     const continues = hashAt === hash;
-    await this.#writeSnapshotFile(record);
     this.#hashes = continues ? this.#hashes.slice(index - this.#snapIndex) : [];
     this.#snapIndex = index;
     this.#snapHash = hash;
@@ -358,11 +393,23 @@ class FileBackend implements StorageBackend {
    * Writes the snapshot to a temporary file, fsyncs it, renames it into place
    * and fsyncs the directory, so that a crash leaves the old or the new one.
    */
-  async #writeSnapshotFile(record: Uint8Array): Promise<void> {
+  async #writeSnapshotFile(record: SnapshotRecord): Promise<void> {
     const tmp = join(this.#dir, SNAPSHOT_TMP_FILE);
     const handle = await this.#settings.fs.open(tmp, "w");
     try {
-      await writeAll(handle, record);
+      // The data goes out a slice at a time, each checksummed just before
+      // its write, and the header last: a snapshot of many megabytes never
+      // holds the event loop for longer than one slice's checksum.
+      const { head, data } = record;
+      await writeAll(handle, head);
+      let crc = crc32c(head, RECORD_HEADER_BYTES);
+      for (let from = 0; from < data.length; from += SNAPSHOT_SLICE_BYTES) {
+        const slice = data.subarray(from, Math.min(from + SNAPSHOT_SLICE_BYTES, data.length));
+        crc = crc32c(slice, 0, slice.length, crc);
+        await writeAll(handle, slice, { position: head.length + from });
+      }
+      sealHeader(head, head.length - RECORD_HEADER_BYTES + data.length, crc);
+      await writeAll(handle, head.subarray(0, RECORD_HEADER_BYTES));
       await syncFile(this.#settings, { handle, path: tmp });
     } finally {
       await handle.close();

@@ -102,11 +102,12 @@ class FileDisk implements NodeDisk, InjectableFaults {
   readonly #fs: SimDisk;
   readonly #mirror = new DurableMirror();
   /**
-   * The first write not acknowledged since the last one that was: the only
-   * one that may have reached the disk (calls never overlap, and after a
-   * failed one the storage refuses every other).
+   * The writes begun and not acknowledged, oldest first: those that may have
+   * reached the disk or not. Calls overlap only when a snapshot is written
+   * beside the log, and after a failed one the storage refuses every other,
+   * so there are few.
    */
-  #uncertain: StorageCall | null = null;
+  #uncertain: StorageCall[] = [];
   /** The life using the disk: file operations belong to it. */
   #life: string | null = null;
   /** How the last life ended; bits flip only on a disk at rest after a power loss. */
@@ -162,6 +163,8 @@ class FileDisk implements NodeDisk, InjectableFaults {
       },
       saveSnapshot: (snapshot) =>
         this.#write({ kind: "snapshot", snapshot }, () => inner.saveSnapshot(snapshot)),
+      saveSnapshotBeside: (snapshot) =>
+        this.#write({ kind: "snapshot", snapshot }, () => inner.saveSnapshotBeside!(snapshot)),
       close: () => inner.close(),
     };
   }
@@ -243,9 +246,9 @@ class FileDisk implements NodeDisk, InjectableFaults {
 
   /** Runs a write; once the adapter acknowledges it, the mirror and the checkers hear of it. */
   async #write(call: StorageCall, run: () => Promise<void>): Promise<void> {
-    this.#uncertain ??= call;
+    this.#uncertain.push(call);
     await run();
-    this.#uncertain = null;
+    this.#uncertain = this.#uncertain.filter((c) => c !== call);
     this.#acknowledged(call);
   }
 
@@ -258,27 +261,33 @@ class FileDisk implements NodeDisk, InjectableFaults {
   /** Checks what a start loaded against what was acknowledged; adopts it. */
   #loaded(state: PersistedState): void {
     const acknowledged = this.#mirror.state();
-    const interrupted = this.#uncertain;
-    this.#uncertain = null;
+    const interrupted = this.#uncertain.slice(0, UNCERTAIN_MAX);
+    this.#uncertain = [];
     this.#flipsUnloaded = 0;
     if (sameState(state, acknowledged)) return;
-    if (interrupted !== null) {
-      const landed = this.#mirror.clone();
-      landed.apply(interrupted);
-      if (sameState(state, landed.state())) {
-        // The interrupted write reached the disk whole: durable, never acknowledged.
-        this.#acknowledged(interrupted);
+    // Any of the interrupted writes may have reached the disk whole
+    // (durable, never acknowledged), each in the order it began.
+    for (let landedSet = 1; landedSet < 1 << interrupted.length; landedSet++) {
+      const landed = interrupted.filter((_, i) => (landedSet & (1 << i)) !== 0);
+      const mirror = this.#mirror.clone();
+      for (const call of landed) mirror.apply(call);
+      if (sameState(state, mirror.state())) {
+        for (const call of landed) this.#acknowledged(call);
         return;
       }
     }
+    const kinds = interrupted.map((c) => c.kind).join(" and ");
     throw new NodeViolation(
       "acknowledged writes survive a restart",
       `${this.#node} loaded ${describeState(state)}; acknowledged: ${describeState(acknowledged)}${
-        interrupted === null ? "" : `, or that and the interrupted ${interrupted.kind}`
+        interrupted.length === 0 ? "" : `, or that and some of the interrupted ${kinds}`
       }`,
     );
   }
 }
+
+/** Interrupted writes considered at a restart: a snapshot beside the log, a save, a spare. */
+const UNCERTAIN_MAX = 4;
 
 function hashString(text: string): number {
   let h = 0x811c9dc5;

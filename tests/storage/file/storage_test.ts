@@ -9,6 +9,7 @@
 import { deepStrictEqual, ok, rejects, strictEqual } from "node:assert/strict";
 import { createEntry, type Entry, GENESIS_HASH } from "../../../src/core/entry.ts";
 import { LOCK_FILE } from "../../../src/storage/file/lock.ts";
+import { encodeSnapshot } from "../../../src/storage/file/records.ts";
 import { fileStorage, type FileStorageOptions } from "../../../src/storage/file/storage.ts";
 import { CorruptLogError, type Storage } from "../../../src/storage/storage.ts";
 import { type OpenedStorage, runStorageConformance } from "../conformance.ts";
@@ -153,6 +154,53 @@ Deno.test("fileStorage() rotates segments and saveSnapshot() deletes the covered
     const state = await again.load();
     deepStrictEqual(state.entries, log.slice(45));
     deepStrictEqual(state.hardState, { term: 1, vote: "n1", commit: 59 });
+    await again.close();
+  }));
+
+Deno.test("saveSnapshotBeside() writes the snapshot while saves go on, then deletes the covered segments", () =>
+  withDir(async (dir) => {
+    const storage = fileStorage(dir, { segmentBytes: 1024 });
+    await storage.load();
+    const log = entries(80);
+    const hard = (e: Entry) => ({ term: 1, vote: "n1", commit: e.index - 1 });
+    for (const e of log.slice(0, 60)) await storage.save(hard(e), [e]);
+    const before = await segmentFiles(dir);
+    const snapshotted = storage.saveSnapshotBeside!({
+      meta: { index: 45, term: 1, hash: log[44]!.hash, config: { members: [] } },
+      data: new Uint8Array([1]),
+    });
+    // The log keeps growing, one save at a time, while the snapshot is written.
+    const saved = (async () => {
+      for (const e of log.slice(60)) await storage.save(hard(e), [e]);
+    })();
+    await Promise.all([snapshotted, saved]);
+    const after = await segmentFiles(dir);
+    ok(!after.includes(before[0]!), "the oldest segment is still there");
+    await storage.close();
+    const again = fileStorage(dir, { segmentBytes: 1024 });
+    const state = await again.load();
+    strictEqual(state.snapshot?.meta.index, 45);
+    deepStrictEqual(state.entries, log.slice(45));
+    deepStrictEqual(state.hardState, { term: 1, vote: "n1", commit: 79 });
+    await again.close();
+  }));
+
+Deno.test("a snapshot of several megabytes is written a slice at a time, as the one-record encoding", () =>
+  withDir(async (dir) => {
+    const storage = fileStorage(dir);
+    await storage.load();
+    const log = entries(3);
+    await storage.save({ term: 1, vote: "n1", commit: 3 }, log);
+    const data = new Uint8Array(3 * 1024 * 1024 + 5).map((_, i) => (i * 7919) % 251);
+    const snapshot = {
+      meta: { index: 3, term: 1, hash: log[2]!.hash, config: { members: [] } },
+      data,
+    };
+    await storage.saveSnapshot(snapshot);
+    await storage.close();
+    deepStrictEqual(await Deno.readFile(`${dir}/snapshot.bin`), encodeSnapshot(snapshot));
+    const again = fileStorage(dir);
+    deepStrictEqual((await again.load()).snapshot, snapshot);
     await again.close();
   }));
 
