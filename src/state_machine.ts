@@ -68,8 +68,20 @@ export interface StateMachine<
   apply(command: Command, entry: EntryMeta): Result;
   /** Answers a read against the current state; never changes it. */
   query?(query: Query): Answer;
-  /** Serialises the whole state (for snapshots and new members). */
+  /**
+   * Serialises the whole state (for snapshots and new members). The node
+   * applies nothing until the promise, if any, settles.
+   */
   snapshot(): Uint8Array | Promise<Uint8Array>;
+  /**
+   * Optional: captures the state when called and serialises it while the
+   * node goes on applying, so that a large state does not hold up writes for
+   * as long as serialising it takes. The bytes must be what `snapshot()`
+   * would have returned at the call, whatever `apply` runs before the
+   * promise settles. The node uses it for the snapshots it takes every
+   * `snapshotEvery` entries.
+   */
+  snapshotInBackground?(): Promise<Uint8Array>;
   /** Replaces the whole state with a snapshot's. */
   restore(data: Uint8Array): void | Promise<void>;
   /**

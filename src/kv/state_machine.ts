@@ -48,6 +48,15 @@ import { CasFailedError } from "./cas_failed_error.ts";
 import { compareKeys, keyProblem, quoteKey, SortedKeys } from "./index.ts";
 import { formatPath, parseCommand, type ParsedCommand, parseQuery } from "./schemas.ts";
 import { decodeKvCommand, encodeKvCommand } from "./command_codec.ts";
+import { macrotask } from "../binary/join.ts";
+import {
+  type KeyRecord,
+  SNAPSHOT_END,
+  SNAPSHOT_FORMAT,
+  SNAPSHOT_START,
+  SnapshotCapture,
+  snapshotEntry,
+} from "./snapshot_capture.ts";
 
 /** Items a `list` query returns when it gives no `limit`. */
 export const KV_LIST_LIMIT_DEFAULT = 100;
@@ -202,6 +211,8 @@ export class KvStateMachine implements StateMachine<KvCommand, KvResult, KvQuery
   #records = new Map<string, KeyRecord>();
   /** Every key of `#records`, in ascending {@linkcode compareKeys} order. */
   #keys = new SortedKeys();
+  /** Snapshots being written in the background, told of each change first. */
+  readonly #captures = new Set<SnapshotCapture>();
 
   /** The number of keys. */
   get size(): number {
@@ -400,11 +411,25 @@ export class KvStateMachine implements StateMachine<KvCommand, KvResult, KvQuery
    */
   snapshot(): Uint8Array {
     const parts: string[] = [];
-    for (const key of this.#keys.all()) {
-      const { text, created, modified } = this.#records.get(key)!;
-      parts.push(`[${JSON.stringify(key)},${text},${created},${modified}]`);
+    for (const key of this.#keys.all()) parts.push(snapshotEntry(key, this.#records.get(key)!));
+    return ENCODER.encode(SNAPSHOT_START + parts.join(",") + SNAPSHOT_END);
+  }
+
+  /**
+   * Captures the state now and serialises it a slice at a time, giving the
+   * event loop a turn between slices; the node goes on applying meanwhile.
+   * The bytes equal what {@linkcode KvStateMachine.snapshot} returns now.
+   *
+   * @returns The snapshot.
+   */
+  async snapshotInBackground(): Promise<Uint8Array> {
+    const capture = new SnapshotCapture(this.#keys.toArray(), this.#records);
+    this.#captures.add(capture);
+    try {
+      return await capture.write(macrotask);
+    } finally {
+      this.#captures.delete(capture);
     }
-    return ENCODER.encode(`{"format":"${SNAPSHOT_FORMAT}","entries":[${parts.join(",")}]}`);
   }
 
   /**
@@ -419,6 +444,8 @@ export class KvStateMachine implements StateMachine<KvCommand, KvResult, KvQuery
    */
   restore(data: Uint8Array): void {
     const { records, keys } = parseSnapshot(data);
+    // Snapshots being written keep the old records, which no longer change.
+    this.#captures.clear();
     this.#records = records;
     this.#keys = SortedKeys.fromSorted(keys);
   }
@@ -446,6 +473,7 @@ export class KvStateMachine implements StateMachine<KvCommand, KvResult, KvQuery
    * `created` above an unknown `modified` would break `created <= modified`.
    */
   #put(key: string, text: string, current: KeyRecord | undefined, index: number): KvPutResult {
+    this.#changing(key, current);
     if (current === undefined) {
       this.#keys.insert(key);
       this.#records.set(key, { text, created: index, modified: index });
@@ -463,8 +491,14 @@ export class KvStateMachine implements StateMachine<KvCommand, KvResult, KvQuery
 
   /** Removes a present key. */
   #delete(key: string): void {
+    this.#changing(key, this.#records.get(key));
     this.#keys.delete(key);
     this.#records.delete(key);
+  }
+
+  /** Keeps what `key` holds for the snapshots being written, before it changes. */
+  #changing(key: string, current: KeyRecord | undefined): void {
+    for (const capture of this.#captures) capture.changing(key, current);
   }
 }
 
@@ -498,13 +532,6 @@ export function kvStateMachine(): KvStateMachine {
 }
 
 /** What the key-value machine keeps per key. */
-interface KeyRecord extends KvRevisions {
-  /** The value's canonical JSON text: parsed only when a client reads it. */
-  readonly text: string;
-}
-
-/** The snapshot format `snapshot()` writes: entries `[key,value,created,modified]`. */
-const SNAPSHOT_FORMAT = "watercraft-kv/2";
 /** The format before revisions, still restored: entries `[key,value]`. */
 const SNAPSHOT_FORMAT_V1 = "watercraft-kv/1";
 const ENCODER = new TextEncoder();

@@ -154,6 +154,21 @@ export class Applier {
   }
 
   /**
+   * Captures the state machine and the kept results now and serialises
+   * them while entries go on being applied, when the state machine can
+   * (`snapshotInBackground`).
+   *
+   * @returns The node's snapshot data as of the call, or null when the
+   *   state machine cannot snapshot in the background.
+   */
+  snapshotInBackground(): Promise<Uint8Array> | null {
+    if (this.#sm.snapshotInBackground === undefined) return null;
+    const machine = this.#sm.snapshotInBackground();
+    const kept = this.sessions.keptNow();
+    return machine.then((data) => this.sessions.snapshotInSlices(data, kept));
+  }
+
+  /**
    * Tells whether {@linkcode Applier.restore} would take a leader's
    * snapshot: its framing, then the state machine's `checkSnapshot` when
    * it has one.

@@ -168,6 +168,8 @@ export class WaterCraftNode<Command = unknown, Result = unknown, Query = unknown
       applier: this.#applier,
       settings: this.#settings,
       stats: this.#stats,
+      schedule: () => this.#ready.schedule(),
+      fail: (e) => this.#fail(e),
     });
     this.#cluster = new ClusterOps({
       id: this.id,
@@ -257,6 +259,8 @@ export class WaterCraftNode<Command = unknown, Result = unknown, Query = unknown
       new UnavailableError("The node stopped"),
     );
     await this.#transport.close();
+    // A snapshot still being written finishes before the files close.
+    await this.#snapshots.idle();
     await this.#storage.close();
   }
 

@@ -124,7 +124,7 @@ export class ReadyLoop {
     this.#running = this.#loop().finally(() => {
       this.#running = null;
       // Input that arrived while the loop was finishing gets a new pass.
-      if (!this.#host.halted() && this.#host.raft().hasReady()) this.schedule();
+      if (!this.#host.halted() && this.#hasWork()) this.schedule();
     });
   }
 
@@ -160,52 +160,64 @@ export class ReadyLoop {
     try {
       // A pass running when the node is stopped finishes what is ready: its
       // batches reach storage before it closes.
-      for (let guard = 0; guard < 10_000 && !host.failed() && raft.hasReady(); guard++) {
-        const rd = raft.ready();
-        // A leader's messages depend on nothing of its own that is not yet
-        // durable (its term and vote were saved before it could win): send
-        // them while its write is in flight (thesis §10.2.1).
-        // Whether the batch's term and vote are already durable (only the commit index moves).
-        const d = this.#durableHard;
-        const voteDurable = rd.hardState === null ||
-          (rd.hardState.term === d.term && rd.hardState.vote === d.vote);
-        const early = raft.role === "leader" && voteDurable;
-        if (early && rd.messages.length > 0) host.transport.send(rd.messages);
-        for (const m of rd.messages) if (m.type === "snapshot") host.stats.snapshotChunksSent++;
-        // A snapshot from the leader replaces our log; the answer goes out
-        // with this batch's messages.
-        if (rd.snapshot !== null) {
-          this.#applied = await host.snapshots.install(rd.snapshot);
-          this.#appliedHead = { hash: rd.snapshot.meta.hash, term: rd.snapshot.meta.term };
-          host.watch.snapshotInstalled(this.#applied);
-        }
-        // Committed entries are durable on a majority, and the commit index is
-        // volatile (Figure 3.1): apply without waiting for this batch's write,
-        // and let a commit index alone ride along with the next entries.
-        if (rd.committed.length > 0) this.#apply(rd.committed);
-        const onlyCommit = rd.entries.length === 0 && rd.hardState !== null && voteDurable;
-        if ((rd.hardState !== null || rd.entries.length > 0) && !onlyCommit) {
-          const started = host.clock.now();
-          await host.storage.save(rd.hardState, rd.entries);
-          host.stats.diskSync.observeMs(host.clock.now() - started);
-          if (rd.hardState !== null) this.#durableHard = rd.hardState;
-        }
-        if (!early && rd.messages.length > 0) host.transport.send(rd.messages);
-        for (const e of rd.entries) {
-          // An entry truncated while its write was in flight is not accepted.
-          if (raft.log.hash(e.index) === e.hash) host.writes.accepted(e, host.headHash);
-        }
-        for (const rs of rd.readStates) host.reads.confirmed(rs, this.#applied);
-        if (rd.softState !== null) host.softState(rd.softState);
-        raft.advance();
-        host.peers.refresh(raft.log);
-        host.reads.release(this.#applied);
-        host.leaderWatch.wake(raft.leader);
+      for (let guard = 0; guard < 10_000 && !host.failed() && this.#hasWork(); guard++) {
+        if (raft.hasReady()) await this.#pass();
         await host.snapshots.maybeTake();
       }
     } catch (e) {
       host.fail(e);
     }
+  }
+
+  /** Whether the core has a batch ready, or a snapshot taken in the background waits. */
+  #hasWork(): boolean {
+    return this.#host.raft().hasReady() || this.#host.snapshots.ready;
+  }
+
+  /** Handles one batch of the core's: saves, sends, applies, answers. */
+  async #pass(): Promise<void> {
+    const host = this.#host;
+    const raft = host.raft();
+    const rd = raft.ready();
+    // A leader's messages depend on nothing of its own that is not yet
+    // durable (its term and vote were saved before it could win): send
+    // them while its write is in flight (thesis §10.2.1).
+    // Whether the batch's term and vote are already durable (only the commit index moves).
+    const d = this.#durableHard;
+    const voteDurable = rd.hardState === null ||
+      (rd.hardState.term === d.term && rd.hardState.vote === d.vote);
+    const early = raft.role === "leader" && voteDurable;
+    if (early && rd.messages.length > 0) host.transport.send(rd.messages);
+    for (const m of rd.messages) if (m.type === "snapshot") host.stats.snapshotChunksSent++;
+    // A snapshot from the leader replaces our log; the answer goes out
+    // with this batch's messages.
+    if (rd.snapshot !== null) {
+      this.#applied = await host.snapshots.install(rd.snapshot);
+      this.#appliedHead = { hash: rd.snapshot.meta.hash, term: rd.snapshot.meta.term };
+      host.watch.snapshotInstalled(this.#applied);
+    }
+    // Committed entries are durable on a majority, and the commit index is
+    // volatile (Figure 3.1): apply without waiting for this batch's write,
+    // and let a commit index alone ride along with the next entries.
+    if (rd.committed.length > 0) this.#apply(rd.committed);
+    const onlyCommit = rd.entries.length === 0 && rd.hardState !== null && voteDurable;
+    if ((rd.hardState !== null || rd.entries.length > 0) && !onlyCommit) {
+      const started = host.clock.now();
+      await host.storage.save(rd.hardState, rd.entries);
+      host.stats.diskSync.observeMs(host.clock.now() - started);
+      if (rd.hardState !== null) this.#durableHard = rd.hardState;
+    }
+    if (!early && rd.messages.length > 0) host.transport.send(rd.messages);
+    for (const e of rd.entries) {
+      // An entry truncated while its write was in flight is not accepted.
+      if (raft.log.hash(e.index) === e.hash) host.writes.accepted(e, host.headHash);
+    }
+    for (const rs of rd.readStates) host.reads.confirmed(rs, this.#applied);
+    if (rd.softState !== null) host.softState(rd.softState);
+    raft.advance();
+    host.peers.refresh(raft.log);
+    host.reads.release(this.#applied);
+    host.leaderWatch.wake(raft.leader);
   }
 
   #apply(entries: readonly Entry[]): void {

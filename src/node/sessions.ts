@@ -10,6 +10,7 @@
 
 import { type ErrorCode, errorDetails, errorFromCode, type WaterCraftError } from "../errors.ts";
 import type { ProposeResult } from "./options.ts";
+import { joinInSlices } from "../binary/join.ts";
 
 /**
  * Idempotency keys remembered, oldest forgotten first. A constant, not an
@@ -112,14 +113,12 @@ export class Sessions {
   }
 
   /**
-   * Encodes a node snapshot: u32 length and the state machine's bytes, then
-   * the kept results as UTF-8 JSON (oldest first, refusals as code and
-   * message).
+   * Encodes the kept results as a snapshot holds them: UTF-8 JSON, oldest
+   * first, refusals as code and message.
    *
-   * @param machine The state machine's snapshot.
-   * @returns The node's snapshot.
+   * @returns Their bytes now, for {@linkcode Sessions.snapshot}.
    */
-  snapshot(machine: Uint8Array): Uint8Array {
+  keptNow(): Uint8Array {
     const kept = [...this.#kept].map(([key, k]) => [key, {
       id: k.id,
       index: k.index,
@@ -131,11 +130,38 @@ export class Sessions {
         details: errorDetails(k.outcome.error),
       },
     }]);
-    const json = encoder.encode(JSON.stringify(kept));
-    const out = new Uint8Array(4 + machine.length + json.length);
+    return encoder.encode(JSON.stringify(kept));
+  }
+
+  /**
+   * Encodes a node snapshot: u32 length and the state machine's bytes, then
+   * the kept results.
+   *
+   * @param machine The state machine's snapshot.
+   * @param kept The kept results from {@linkcode Sessions.keptNow} at the
+   *   same moment as `machine` (default: now).
+   * @returns The node's snapshot.
+   */
+  snapshot(machine: Uint8Array, kept: Uint8Array = this.keptNow()): Uint8Array {
+    const out = new Uint8Array(4 + machine.length + kept.length);
     new DataView(out.buffer).setUint32(0, machine.length);
     out.set(machine, 4);
-    out.set(json, 4 + machine.length);
+    out.set(kept, 4 + machine.length);
+    return out;
+  }
+
+  /**
+   * Encodes a node snapshot as {@linkcode Sessions.snapshot} does, copying
+   * a few megabytes at a time with the event loop free in between.
+   *
+   * @param machine The state machine's snapshot.
+   * @param kept The kept results from {@linkcode Sessions.keptNow} at the
+   *   same moment as `machine`.
+   * @returns The node's snapshot.
+   */
+  async snapshotInSlices(machine: Uint8Array, kept: Uint8Array): Promise<Uint8Array> {
+    const out = await joinInSlices([machine, kept], 4);
+    new DataView(out.buffer).setUint32(0, machine.length);
     return out;
   }
 

@@ -24,11 +24,27 @@ export interface SnapshotHost {
   readonly settings: Pick<NodeSettings, "snapshotEvery" | "snapshotKeepEntries">;
   /** Where they are counted. */
   readonly stats: NodeStats;
+  /** Asks the ready loop to run: a snapshot taken in the background is ready. */
+  schedule(): void;
+  /** Stops the node after an error it cannot recover from. */
+  fail(error: unknown): void;
+}
+
+/** A snapshot being taken while entries go on being applied. */
+interface Background {
+  /** The index it stands at. */
+  readonly index: number;
+  /** Its data, once serialised. */
+  data: Uint8Array | null;
 }
 
 /** Installs and takes a node's snapshots. */
 export class Snapshots {
   readonly #host: SnapshotHost;
+  /** The snapshot being taken in the background, if any. */
+  #background: Background | null = null;
+  /** The snapshot being written beside the log, if any. */
+  #writing: Promise<void> | null = null;
 
   /**
    * Creates the snapshots of a node.
@@ -47,32 +63,88 @@ export class Snapshots {
    * @returns The index the state machine now stands at.
    */
   async install(snapshot: Snapshot): Promise<number> {
+    // One snapshot write at a time: ours, older, must not land after this one.
+    await this.idle();
     await this.#host.storage.saveSnapshot(snapshot);
     await this.#host.applier.restore(snapshot.data);
     this.#host.stats.snapshotsInstalled++;
     return snapshot.meta.index;
   }
 
+  /** Whether a snapshot taken in the background waits for {@linkcode Snapshots.maybeTake}. */
+  get ready(): boolean {
+    return this.#writing === null && this.#background?.data != null;
+  }
+
   /**
    * Snapshots the state machine and compacts the log once `snapshotEvery`
    * entries were applied since the last snapshot. The snapshot holds the
    * state machine's bytes and the idempotency keys (replicated state too).
+   * With a state machine that can snapshot in the background, this starts
+   * one and returns; a later call, once it is {@linkcode Snapshots.ready},
+   * compacts and saves it.
    */
   async maybeTake(): Promise<void> {
     const { settings } = this.#host;
     const raft = this.#host.raft();
-    // Nothing applies while we await (applying happens only in the ready
-    // loop, which awaits this), so the state machine's snapshot stands at
-    // the index applied now: take the index before the await.
+    // One at a time: a later pass looks again.
+    if (this.#writing !== null) return;
+    const background = this.#background;
+    if (background !== null) {
+      if (background.data === null) return;
+      this.#background = null;
+      return await this.#compact(background.index, background.data);
+    }
+    // The state machine stands at the index applied now: this is called
+    // from the ready loop, the only code that applies, between passes.
     const index = raft.log.applied;
     if (index - raft.snapshot.index < settings.snapshotEvery) return;
-    const data = await this.#host.applier.snapshot();
+    const taking = this.#host.applier.snapshotInBackground();
+    if (taking !== null) {
+      const started: Background = { index, data: null };
+      this.#background = started;
+      taking.then((data) => {
+        started.data = data;
+        this.#host.schedule();
+      }, (error) => this.#host.fail(error));
+      return;
+    }
+    // Nothing applies while we await (the ready loop awaits this).
+    await this.#compact(index, await this.#host.applier.snapshot());
+  }
+
+  /** Compacts the log behind `index` into `data` and saves the snapshot. */
+  async #compact(index: number, data: Uint8Array): Promise<void> {
+    const raft = this.#host.raft();
+    const { settings } = this.#host;
     // A leader's snapshot may have been stepped in while the state machine
     // took ours (messages arrive between our awaits): it stands at or past
     // `index`, and already replaced the log this one would compact.
     if (raft.snapshot.index >= index) return;
     const meta = raft.compact(index, data, { keepEntries: settings.snapshotKeepEntries });
-    await this.#host.storage.saveSnapshot({ meta, data });
-    this.#host.stats.snapshotsTaken++;
+    const { storage, stats } = this.#host;
+    if (storage.saveSnapshotBeside === undefined) {
+      await storage.saveSnapshot({ meta, data });
+      stats.snapshotsTaken++;
+      return;
+    }
+    // Written beside the log, so that the loop goes on persisting and
+    // applying meanwhile: the snapshot's entries are durable already, and
+    // until it is, a restart recovers from them. A failed write stops the
+    // node, as a failed save would.
+    this.#writing = storage.saveSnapshotBeside({ meta, data }).then(
+      () => {
+        stats.snapshotsTaken++;
+      },
+      (error) => this.#host.fail(error),
+    ).finally(() => {
+      this.#writing = null;
+      this.#host.schedule();
+    });
+  }
+
+  /** Resolves once no snapshot is being written beside the log. */
+  async idle(): Promise<void> {
+    for (let guard = 0; guard < 1_000 && this.#writing !== null; guard++) await this.#writing;
   }
 }

@@ -21,6 +21,7 @@ import {
   type WaterCraftNode,
 } from "../../mod.ts";
 import { type ManualClock, manualClock, MemoryNetwork } from "../../src/testing.ts";
+import { Sessions } from "../../src/node/sessions.ts";
 
 /** Lets queued promise chains run (no simulated time passes). */
 async function settle(): Promise<void> {
@@ -213,6 +214,57 @@ Deno.test("a restart from snapshot plus log gives the same state, head and idemp
       await again.stop();
     }
   } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a snapshot taken in the background holds up no write and stands at the index it was taken at", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "watercraft-snapshot-" });
+  const clock = manualClock(1_000_000);
+  const kv = kvStateMachine();
+  // The state machine's background snapshot is held until the test says.
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => release = resolve);
+  let takenAt = -1;
+  let node: WaterCraftNode | null = null;
+  const take = kv.snapshotInBackground.bind(kv);
+  kv.snapshotInBackground = async () => {
+    takenAt = node!.head().index;
+    const data = take();
+    await held;
+    return await data;
+  };
+  try {
+    node = await startNode("n1", clock, {
+      transport: new MemoryNetwork().transport(),
+      storage: fileStorage(dir),
+      stateMachine: kv,
+      snapshotEvery: 5,
+    });
+    for (let i = 0; takenAt < 0 && i < 20; i++) {
+      await during(clock, node.propose({ op: "put", key: `before-${i}`, value: i }));
+    }
+    ok(takenAt > 0, "no background snapshot started");
+    // Writes go on committing and applying while the snapshot is unfinished.
+    for (let i = 0; i < 10; i++) {
+      await during(clock, node.propose({ op: "put", key: `after-${i}`, value: i }));
+    }
+    strictEqual(node.raft.snapshot.index, 0);
+    release();
+    await until(clock, () => node!.raft.snapshot.index === takenAt);
+    await node.stop();
+
+    // What was saved is the state at `takenAt`: no write made after it.
+    const disk = fileStorage(dir);
+    const state = await disk.load();
+    await disk.close();
+    strictEqual(state.snapshot?.meta.index, takenAt);
+    const restored = kvStateMachine();
+    restored.restore(Sessions.machinePart(state.snapshot.data)!);
+    const keys = restored.query({ op: "list" }).items.map((item) => item.key);
+    ok(keys.length > 0 && keys.every((key) => key.startsWith("before-")), keys.join(" "));
+  } finally {
+    await node?.stop();
     await Deno.remove(dir, { recursive: true });
   }
 });

@@ -69,7 +69,7 @@ const REGRESSIONS: {
   oldCode: NodeMutation[];
   schedule?: ScheduleName;
 }[] = [
-  ...[14, 20].map((seed) => ({
+  ...[3, 14].map((seed) => ({
     seed,
     nodes: 3,
     schedule: "snapshots" as const,

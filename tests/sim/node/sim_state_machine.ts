@@ -7,7 +7,9 @@
  * and the node must take messages meanwhile.
  *
  * Its snapshot is the key-value snapshot behind the index of the last
- * command applied (8 bytes), so a restore knows where it stands.
+ * command applied (8 bytes), so a restore knows where it stands. Half the
+ * lives offer it in the background too, captured at the call and handed
+ * over when the scheduler says, while the node goes on applying.
  *
  * @module
  */
@@ -60,6 +62,7 @@ export class SimStateMachine implements StateMachine<KvCommand, KvResult, KvQuer
     timing: SnapshotTiming;
     violation: ApplyViolation;
     draw: () => number;
+    background: boolean;
   }) {
     this.#node = options.node;
     this.#life = options.life;
@@ -67,7 +70,16 @@ export class SimStateMachine implements StateMachine<KvCommand, KvResult, KvQuer
     this.#timing = options.timing;
     this.#violation = options.violation;
     this.#draw = options.draw;
+    if (options.background) {
+      this.snapshotInBackground = () => Promise.resolve(this.snapshot());
+    }
   }
+
+  /**
+   * Set on lives that snapshot in the background: the same capture as
+   * {@linkcode SimStateMachine.snapshot}, while the node goes on applying.
+   */
+  snapshotInBackground?: () => Promise<Uint8Array>;
 
   /** Index of the last command applied or restored to, -1 before any. */
   get lastIndex(): number {

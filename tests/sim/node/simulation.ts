@@ -770,6 +770,9 @@ class NodeSimulation {
       timing: d.snapshotTiming,
       violation: (detail) => this.#fail(new NodeViolation("apply once, in order", detail)),
       draw: () => smPrng.next(),
+      // Half the lives snapshot in the background, as the built-in machine
+      // does: the node goes on applying while their snapshots finish.
+      background: smPrng.next() < 0.5,
     });
     const node = new this.#nodeClass({
       id: slot.id,
