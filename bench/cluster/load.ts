@@ -37,6 +37,8 @@ export interface LoadResult {
   readonly p50Ms: number;
   /** 99th percentile latency, ms. */
   readonly p99Ms: number;
+  /** 99.9th percentile latency, ms: where rare stalls (a snapshot, a major GC) show. */
+  readonly p999Ms: number;
   /** Successful requests counted. */
   readonly ok: number;
   /** Failed requests in the measuring window (non-2xx answers and network errors). */
@@ -198,6 +200,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     opsPerSec: histogram.count / ((windowEnd - measureFrom) / 1000),
     p50Ms: histogram.percentileMs(0.5),
     p99Ms: histogram.percentileMs(0.99),
+    p999Ms: histogram.percentileMs(0.999),
     ok: histogram.count,
     errors,
     firstError,

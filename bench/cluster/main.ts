@@ -12,7 +12,9 @@
  *
  * Flags: `--runtime deno|bun|node` (default deno), `--rounds N` (3),
  * `--seconds S` per case (5), `--warmup-seconds S` (1), `--only
- * watercraft|etcd|both` (both), `--cases put-1,failover` (all), `--smoke`
+ * watercraft|etcd|both` (both), `--cases put-1,failover` (all), `--put-keys
+ * N` (10,000: how many keys writes spread over, so how large the state and
+ * its snapshots grow), `--smoke`
  * (every case for about 2 s in all, one round: for tests). Progress goes to stderr; stdout gets the table and,
  * last, the JSON line. See bench/README.md.
  *
@@ -31,7 +33,7 @@ import { startWaterCraft } from "./watercraft.ts";
 
 const HEARTBEAT_MS = 50;
 const ELECTION_MS = 500;
-/** Writes go to random keys among these. */
+/** Writes go to random keys among this many, by default. */
 const PUT_KEYS = 10_000;
 /** Reads go to random keys among these, all written before the first round (fewer in a smoke run). */
 const GET_KEYS = 1_000;
@@ -100,11 +102,14 @@ interface Settings {
   only: "watercraft" | "etcd" | "both";
   /** The cases to run, in the table's order unless named otherwise. */
   cases: readonly CaseSpec[];
+  /** Writes go to random keys among this many. */
+  putKeys: number;
   smoke: boolean;
 }
 
 const USAGE = "usage: deno run -A bench/cluster/main.ts [--runtime deno|bun|node] [--rounds N] " +
-  "[--seconds S] [--warmup-seconds S] [--only watercraft|etcd|both] [--cases ID,...] [--smoke]";
+  "[--seconds S] [--warmup-seconds S] [--only watercraft|etcd|both] [--cases ID,...] " +
+  "[--put-keys N] [--smoke]";
 
 function settings(args: string[]): Settings {
   const { values } = parseArgs({
@@ -116,6 +121,7 @@ function settings(args: string[]): Settings {
       "warmup-seconds": { type: "string" },
       only: { type: "string", default: "both" },
       cases: { type: "string" },
+      "put-keys": { type: "string" },
       smoke: { type: "boolean", default: false },
       help: { type: "boolean", default: false },
     },
@@ -165,6 +171,7 @@ function settings(args: string[]): Settings {
     rounds: Math.round(number("rounds", values.rounds, smoke ? 1 : 3, 1, 100)),
     seconds: number("seconds", values.seconds, smoke ? 0.25 : 5, 0.05, 3600),
     warmupSeconds: number("warmup-seconds", values["warmup-seconds"], smoke ? 0.05 : 1, 0, 600),
+    putKeys: Math.round(number("put-keys", values["put-keys"], PUT_KEYS, 1, 10_000_000)),
   };
 }
 
@@ -229,6 +236,7 @@ function fromLoad(r: LoadResult): Sample {
     opsPerSec: r.opsPerSec,
     p50Ms: r.p50Ms,
     p99Ms: r.p99Ms,
+    p999Ms: r.p999Ms,
     errors: r.errors,
     ...(r.cpuUsPerOp === null ? {} : { cpuUsPerOp: r.cpuUsPerOp }),
     ...(r.firstError === null ? {} : { firstFailure: r.firstError }),
@@ -265,7 +273,7 @@ async function runCase(cluster: Cluster, spec: CaseSpec, s: Settings): Promise<S
           clients: spec.clients,
           memberOf,
           request: spec.kind === "put" ? cluster.put : cluster.get,
-          keys: spec.kind === "put" ? PUT_KEYS : s.smoke ? SMOKE_GET_KEYS : GET_KEYS,
+          keys: spec.kind === "put" ? s.putKeys : s.smoke ? SMOKE_GET_KEYS : GET_KEYS,
           warmupMs,
           durationMs,
           timeoutMs: REQUEST_TIMEOUT_MS,
@@ -279,7 +287,7 @@ async function runCase(cluster: Cluster, spec: CaseSpec, s: Settings): Promise<S
         clients: spec.clients,
         memberOf,
         request: cluster.put,
-        keys: PUT_KEYS,
+        keys: s.putKeys,
         warmupMs,
         durationMs,
         timeoutMs: REQUEST_TIMEOUT_MS,
@@ -299,7 +307,7 @@ async function runCase(cluster: Cluster, spec: CaseSpec, s: Settings): Promise<S
         urls,
         leader,
         request: cluster.put,
-        keys: PUT_KEYS,
+        keys: s.putKeys,
         warmupMs,
         beforeMs: durationMs / 2,
         afterMs: Math.min(1000, durationMs / 2),
@@ -390,7 +398,10 @@ function describeSample(s: Sample): string {
     parts.push(`RSS rest ${f(s.rssRestMiB, 0)} MiB, load ${f(s.rssLoadMiB, 0)} MiB`);
   }
   if (s.opsPerSec !== undefined) {
-    parts.push(`${f(s.opsPerSec, 0)} ops/s, p50 ${f(s.p50Ms)} ms, p99 ${f(s.p99Ms)} ms`);
+    parts.push(
+      `${f(s.opsPerSec, 0)} ops/s, p50 ${f(s.p50Ms)} ms, p99 ${f(s.p99Ms)} ms, ` +
+        `p99.9 ${f(s.p999Ms)} ms`,
+    );
   }
   if (s.opsPerSecBeforeKill !== undefined) {
     parts.push(`${f(s.opsPerSecBeforeKill, 0)} ops/s before the kill`);
@@ -441,6 +452,7 @@ async function main(): Promise<number> {
     rounds: s.rounds,
     seconds: s.seconds,
     warmupSeconds: s.warmupSeconds,
+    putKeys: s.putKeys,
     smoke: s.smoke,
     heartbeatMs: HEARTBEAT_MS,
     electionMs: ELECTION_MS,
@@ -452,7 +464,7 @@ async function main(): Promise<number> {
   const results: Results = new Map();
   let failed = false;
   try {
-    prepareEtcdBodies(PUT_KEYS);
+    prepareEtcdBodies(s.putKeys);
     for (const name of systems) {
       const t0 = performance.now();
       const cluster = await startCluster(name, s, launchers, dir);

@@ -26,6 +26,7 @@ export interface Sample {
   opsPerSec?: number;
   p50Ms?: number;
   p99Ms?: number;
+  p999Ms?: number;
   errors?: number;
   failoverMs?: number | null;
   retries?: number;
@@ -56,6 +57,7 @@ const NUMERIC: (keyof Sample)[] = [
   "opsPerSec",
   "p50Ms",
   "p99Ms",
+  "p999Ms",
   "failoverMs",
   "retries",
   "timeouts",
@@ -176,6 +178,8 @@ export interface RunInfo {
   readonly rounds: number;
   readonly seconds: number;
   readonly warmupSeconds: number;
+  /** How many keys writes spread over. */
+  readonly putKeys: number;
   readonly smoke: boolean;
   readonly heartbeatMs: number;
   readonly electionMs: number;
@@ -299,7 +303,7 @@ export function buildReport(info: RunInfo, cases: readonly CaseSpec[], results: 
     `${systems} on loopback, 3 members each. WaterCraft on ${info.runtime} ${info.runtimeVersion}; ` +
     `CPU ${info.cpu}, ${info.cores} cores; ${info.date}; median of ${info.rounds} round(s) of ` +
     `${info.seconds} s per case after ${info.warmupSeconds} s warm-up; heartbeat ${info.heartbeatMs} ms, ` +
-    `election timeout ${info.electionMs} ms; fsync on${
+    `election timeout ${info.electionMs} ms; writes over ${info.putKeys} keys; fsync on${
       info.smoke ? "; SMOKE RUN, numbers meaningless" : ""
     }.`;
   const markdown = [
