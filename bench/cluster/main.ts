@@ -14,7 +14,8 @@
  * `--seconds S` per case (5), `--warmup-seconds S` (1), `--only
  * watercraft|etcd|both` (both), `--cases put-1,failover` (all), `--put-keys
  * N` (10,000: how many keys writes spread over, so how large the state and
- * its snapshots grow), `--smoke`
+ * its snapshots grow), `--runtime-flags="..."` (the nodes' runtime flags,
+ * e.g. `--smol` for Bun), `--smoke`
  * (every case for about 2 s in all, one round: for tests). Progress goes to stderr; stdout gets the table and,
  * last, the JSON line. See bench/README.md.
  *
@@ -104,12 +105,14 @@ interface Settings {
   cases: readonly CaseSpec[];
   /** Writes go to random keys among this many. */
   putKeys: number;
+  /** The WaterCraft nodes' runtime flags. */
+  runtimeFlags: string[];
   smoke: boolean;
 }
 
 const USAGE = "usage: deno run -A bench/cluster/main.ts [--runtime deno|bun|node] [--rounds N] " +
   "[--seconds S] [--warmup-seconds S] [--only watercraft|etcd|both] [--cases ID,...] " +
-  "[--put-keys N] [--smoke]";
+  '[--put-keys N] [--runtime-flags="..."] [--smoke]';
 
 function settings(args: string[]): Settings {
   const { values } = parseArgs({
@@ -122,6 +125,7 @@ function settings(args: string[]): Settings {
       only: { type: "string", default: "both" },
       cases: { type: "string" },
       "put-keys": { type: "string" },
+      "runtime-flags": { type: "string" },
       smoke: { type: "boolean", default: false },
       help: { type: "boolean", default: false },
     },
@@ -172,6 +176,7 @@ function settings(args: string[]): Settings {
     seconds: number("seconds", values.seconds, smoke ? 0.25 : 5, 0.05, 3600),
     warmupSeconds: number("warmup-seconds", values["warmup-seconds"], smoke ? 0.05 : 1, 0, 600),
     putKeys: Math.round(number("put-keys", values["put-keys"], PUT_KEYS, 1, 10_000_000)),
+    runtimeFlags: (values["runtime-flags"] ?? "").split(/\s+/).filter((f) => f !== ""),
   };
 }
 
@@ -376,7 +381,12 @@ async function startCluster(
     await Deno.mkdir(options.dir);
     try {
       return name === "watercraft"
-        ? await startWaterCraft({ ...options, runtime: s.runtime, launchers })
+        ? await startWaterCraft({
+          ...options,
+          runtime: s.runtime,
+          launchers,
+          runtimeFlags: s.runtimeFlags,
+        })
         : await startEtcd(options);
     } catch (error) {
       const message = (error as Error).message;
@@ -453,6 +463,7 @@ async function main(): Promise<number> {
     seconds: s.seconds,
     warmupSeconds: s.warmupSeconds,
     putKeys: s.putKeys,
+    runtimeFlags: s.runtimeFlags.join(" "),
     smoke: s.smoke,
     heartbeatMs: HEARTBEAT_MS,
     electionMs: ELECTION_MS,

@@ -180,6 +180,8 @@ export interface RunInfo {
   readonly warmupSeconds: number;
   /** How many keys writes spread over. */
   readonly putKeys: number;
+  /** The WaterCraft nodes' runtime flags, if any. */
+  readonly runtimeFlags: string;
   readonly smoke: boolean;
   readonly heartbeatMs: number;
   readonly electionMs: number;
@@ -300,8 +302,9 @@ export function buildReport(info: RunInfo, cases: readonly CaseSpec[], results: 
     })`
     : `${etcdName} alone`;
   const header =
-    `${systems} on loopback, 3 members each. WaterCraft on ${info.runtime} ${info.runtimeVersion}; ` +
-    `CPU ${info.cpu}, ${info.cores} cores; ${info.date}; median of ${info.rounds} round(s) of ` +
+    `${systems} on loopback, 3 members each. WaterCraft on ${info.runtime} ${info.runtimeVersion}` +
+    `${info.runtimeFlags === "" ? "" : ` ${info.runtimeFlags}`}; CPU ${info.cpu}, ` +
+    `${info.cores} cores; ${info.date}; median of ${info.rounds} round(s) of ` +
     `${info.seconds} s per case after ${info.warmupSeconds} s warm-up; heartbeat ${info.heartbeatMs} ms, ` +
     `election timeout ${info.electionMs} ms; writes over ${info.putKeys} keys; fsync on${
       info.smoke ? "; SMOKE RUN, numbers meaningless" : ""

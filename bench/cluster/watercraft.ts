@@ -23,6 +23,8 @@ export interface WaterCraftOptions {
   readonly heartbeatMs: number;
   /** `--election-ms`. */
   readonly electionMs: number;
+  /** The runtime's own flags, before the script (e.g. Bun's `--smol`). */
+  readonly runtimeFlags?: readonly string[];
 }
 
 const START_MS = 60_000;
@@ -53,7 +55,12 @@ export async function startWaterCraft(options: WaterCraftOptions): Promise<Clust
       proc: null,
     };
   });
-  const [command, prefix] = cliCommand(options.runtime, options.launchers);
+  const [command, cli] = cliCommand(options.runtime, options.launchers);
+  const flags = options.runtimeFlags ?? [];
+  // Deno takes its flags after `run`; Node and Bun before anything else.
+  const prefix = options.runtime === "deno"
+    ? [cli[0]!, ...flags, ...cli.slice(1)]
+    : [...flags, ...cli];
   const spawn = (m: Member, join: string | null) => {
     const args = [
       ...prefix,

@@ -531,7 +531,6 @@ export function kvStateMachine(): KvStateMachine {
   return new KvStateMachine();
 }
 
-/** What the key-value machine keeps per key. */
 /** The format before revisions, still restored: entries `[key,value]`. */
 const SNAPSHOT_FORMAT_V1 = "watercraft-kv/1";
 const ENCODER = new TextEncoder();
