@@ -268,3 +268,57 @@ Deno.test("a snapshot taken in the background holds up no write and stands at th
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a node stopped while its snapshot is taken in the background stops cleanly, and a failed one stops the node", async () => {
+  const clock = manualClock(1_000_000);
+  // Held until released, then rejected or resolved as the test says.
+  const heldSnapshot = (kv: KvStateMachine) => {
+    let settle!: (fail: boolean) => void;
+    const held = new Promise<boolean>((resolve) => settle = resolve);
+    let started = false;
+    const take = kv.snapshotInBackground.bind(kv);
+    kv.snapshotInBackground = async () => {
+      started = true;
+      const data = take();
+      if (await held) throw new Error("the disk is on fire");
+      return await data;
+    };
+    return { settle, started: () => started };
+  };
+  const run = async (fail: boolean) => {
+    const dir = await Deno.makeTempDir({ prefix: "watercraft-snapshot-" });
+    const errors: unknown[] = [];
+    const kv = kvStateMachine();
+    const snapshot = heldSnapshot(kv);
+    const node = await startNode("n1", clock, {
+      transport: new MemoryNetwork().transport(),
+      storage: fileStorage(dir),
+      stateMachine: kv,
+      snapshotEvery: 5,
+      onError: (e) => errors.push(e),
+    });
+    try {
+      for (let i = 0; !snapshot.started() && i < 20; i++) {
+        await during(clock, node.propose({ op: "put", key: `k${i}`, value: i }));
+      }
+      ok(snapshot.started(), "no background snapshot started");
+      if (fail) {
+        snapshot.settle(true);
+        await until(clock, () => node.failure !== null);
+        strictEqual(errors.length, 1);
+        return;
+      }
+      await node.stop();
+      // Finishing after the stop, it saves nothing into the closed storage.
+      snapshot.settle(false);
+      await settle();
+      deepStrictEqual(errors, []);
+      strictEqual(node.raft.snapshot.index, 0);
+    } finally {
+      await node.stop();
+      await Deno.remove(dir, { recursive: true });
+    }
+  };
+  await run(false);
+  await run(true);
+});
