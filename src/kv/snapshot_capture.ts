@@ -45,9 +45,9 @@ export function snapshotEntry(key: string, record: KeyRecord): string {
 /** The state of the key-value machine at one moment, kept while it changes. */
 export class SnapshotCapture {
   /** The keys then, in snapshot order. */
-  readonly keys: readonly string[];
+  readonly #keys: readonly string[];
   /** The live records: what was not changed since still stands for then. */
-  readonly records: ReadonlyMap<string, KeyRecord>;
+  readonly #records: ReadonlyMap<string, KeyRecord>;
   /** What changed keys held then (null: absent). */
   readonly #before = new Map<string, KeyRecord | null>();
 
@@ -60,8 +60,8 @@ export class SnapshotCapture {
    *   {@linkcode SnapshotCapture.changing} before each change to them.
    */
   constructor(keys: readonly string[], records: ReadonlyMap<string, KeyRecord>) {
-    this.keys = keys;
-    this.records = records;
+    this.#keys = keys;
+    this.#records = records;
   }
 
   /**
@@ -94,13 +94,13 @@ export class SnapshotCapture {
       parts = [];
       chars = 0;
     };
-    for (const key of this.keys) {
+    for (const key of this.#keys) {
       if (chars >= SLICE_CHARS) {
         flush();
         await pause();
       }
       // Every captured key had a record then: kept aside if it changed since.
-      const record = this.#before.has(key) ? this.#before.get(key)! : this.records.get(key)!;
+      const record = this.#before.has(key) ? this.#before.get(key)! : this.#records.get(key)!;
       const entry = snapshotEntry(key, record);
       parts.push(entry);
       chars += entry.length;
