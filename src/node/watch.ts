@@ -19,6 +19,7 @@ import type { Entry } from "../core/entry.ts";
 import type { LogView } from "../core/log.ts";
 import { WaterCraftError } from "../errors.ts";
 import type { Outcome } from "./sessions.ts";
+import { OutcomesByIndex } from "./outcomes.ts";
 
 /**
  * One committed entry, as a watcher or a log listing sees it: what its
@@ -89,9 +90,8 @@ export interface WatchSource {
 export class WatchHub {
   readonly #source: WatchSource;
   readonly #watchers = new Set<Watcher>();
-  /** Outcomes of the command entries applied in this run, from `#lowest` on. */
-  readonly #outcomes = new Map<number, Outcome>();
-  #lowest = 1;
+  /** Outcomes of the command entries applied in this run and still in the log. */
+  readonly #outcomes = new OutcomesByIndex();
   #closed = false;
 
   /**
@@ -110,12 +110,9 @@ export class WatchHub {
    * @param outcome What applying it gave.
    */
   applied(entry: Entry, outcome: Outcome): void {
-    if (entry.kind === "command") this.#outcomes.set(entry.index, outcome);
     // Outcomes follow the log: those of compacted entries go.
-    const log = this.#source.log();
-    while (this.#lowest < entry.index && log.entry(this.#lowest) === undefined) {
-      this.#outcomes.delete(this.#lowest++);
-    }
+    this.#outcomes.dropBelow(this.#source.log().snapshot.index + 1);
+    if (entry.kind === "command") this.#outcomes.set(entry.index, outcome);
     for (const watcher of this.#watchers) watcher.wake();
   }
 
