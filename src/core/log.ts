@@ -465,8 +465,13 @@ export class RaftLog implements LogView {
     );
     const configIndex = this.#configIndexes.findLast((i) => i <= index) ?? this.#snapConfigIndex;
     const meta = this.metaAt(index);
-    for (const e of this.#entries.splice(0, index - this.#snapshot.index)) {
-      this.#byHash.delete(e.hash);
+    const dropped = this.#entries.splice(0, index - this.#snapshot.index);
+    // Thousands go at once: when fewer stay, indexing those again is cheaper
+    // than deleting each that goes.
+    if (dropped.length > this.#entries.length) {
+      this.#byHash = new Map(this.#entries.map((e) => [e.hash, e.index]));
+    } else {
+      for (const e of dropped) this.#byHash.delete(e.hash);
     }
     this.#configIndexes = this.#configIndexes.filter((i) => i > index);
     this.#snapshot = meta;

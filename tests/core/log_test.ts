@@ -333,6 +333,18 @@ Deno.test("RaftLog.indexOfHash() forgets truncated entries", () => {
   strictEqual(log.indexOfHash(base[1]!.hash), 2);
 });
 
+Deno.test("RaftLog.indexOfHash() forgets compacted entries, whether few or most of the log go", () => {
+  const entries = extend([], Array(10).fill(1));
+  for (const to of [2, 8]) {
+    const log = logOf(entries, 10);
+    log.appliedTo(10);
+    log.compact(to);
+    for (const e of entries) {
+      strictEqual(log.indexOfHash(e.hash), e.index > to ? e.index : undefined, `${to}: ${e.index}`);
+    }
+  }
+});
+
 Deno.test("RaftLog.config() follows the last config entry and reverts when it is truncated", async (t) => {
   const a: Configuration = { members: [{ id: "n1", voter: true }] };
   const b: Configuration = { members: [{ id: "n1", voter: true }, { id: "n2", voter: false }] };
