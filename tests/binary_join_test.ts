@@ -7,8 +7,8 @@
 import { deepStrictEqual, strictEqual } from "node:assert/strict";
 import { joinInSlices } from "../src/binary/join.ts";
 
-Deno.test("joinInSlices() gives the event loop a turn every 4 MiB and joins the parts exactly", async () => {
-  const parts = [9 * 1024 * 1024, 1, 0, 3 * 1024 * 1024].map((n, k) =>
+Deno.test("joinInSlices() gives the event loop a turn every 512 KiB and joins the parts exactly", async () => {
+  const parts = [1152 * 1024, 1, 0, 384 * 1024].map((n, k) =>
     new Uint8Array(n).map((_, i) => (i * 31 + k) % 256)
   );
   let pauses = 0;
@@ -16,9 +16,9 @@ Deno.test("joinInSlices() gives the event loop a turn every 4 MiB and joins the 
     pauses++;
     return Promise.resolve();
   });
-  // 12 MiB and 1 byte: three full slices, then the last byte.
+  // 1.5 MiB and 1 byte: three full slices, then the last byte.
   strictEqual(pauses, 3);
-  const expected = new Uint8Array(4 + 12 * 1024 * 1024 + 1);
+  const expected = new Uint8Array(4 + 1536 * 1024 + 1);
   let at = 4;
   for (const part of parts) {
     expected.set(part, at);
@@ -27,12 +27,12 @@ Deno.test("joinInSlices() gives the event loop a turn every 4 MiB and joins the 
   deepStrictEqual(joined, expected);
 });
 
-Deno.test("joinInSlices() joins up to 4 MiB without a pause", async () => {
+Deno.test("joinInSlices() joins up to 512 KiB without a pause", async () => {
   let pauses = 0;
-  const joined = await joinInSlices([new Uint8Array(4 * 1024 * 1024).fill(1)], 0, () => {
+  const joined = await joinInSlices([new Uint8Array(512 * 1024).fill(1)], 0, () => {
     pauses++;
     return Promise.resolve();
   });
   strictEqual(pauses, 0);
-  strictEqual(joined.length, 4 * 1024 * 1024);
+  strictEqual(joined.length, 512 * 1024);
 });

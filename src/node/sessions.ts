@@ -152,7 +152,7 @@ export class Sessions {
 
   /**
    * Encodes a node snapshot as {@linkcode Sessions.snapshot} does, copying
-   * a few megabytes at a time with the event loop free in between.
+   * half a MiB at a time with the event loop free in between.
    *
    * @param machine The state machine's snapshot.
    * @param kept The kept results from {@linkcode Sessions.keptNow} at the
