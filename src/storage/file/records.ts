@@ -49,6 +49,7 @@ import {
   readEntryKind,
   utf8Length,
 } from "../../binary/mod.ts";
+import { concatBytes } from "@noble/hashes/utils.js";
 import type { Configuration } from "../../core/config.ts";
 import type { Entry } from "../../core/entry.ts";
 import type { HardState } from "../../core/types.ts";
@@ -188,11 +189,8 @@ export function encodeBatch(hard: HardState | null, entries: readonly Entry[]): 
  * @throws {RangeError} When the record would exceed 4 GiB.
  */
 export function encodeSnapshot(snapshot: Snapshot): Uint8Array {
-  const { head } = encodeSnapshotHead(snapshot);
-  const record = new Uint8Array(head.length + snapshot.data.length);
-  record.set(head);
-  record.set(snapshot.data, head.length);
-  return sealRecord(record);
+  const { head, data } = encodeSnapshotHead(snapshot);
+  return sealRecord(concatBytes(head, data));
 }
 
 /**

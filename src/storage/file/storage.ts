@@ -202,8 +202,11 @@ class FileBackend implements StorageBackend {
   }
 
   prepareSnapshot(snapshot: Snapshot): () => Promise<void> {
-    const record = encodeSnapshotHead(snapshot);
-    return () => this.#installSnapshot(record, snapshot);
+    const steps = this.prepareSnapshotBeside(snapshot);
+    return async () => {
+      await steps.write();
+      await steps.install();
+    };
   }
 
   prepareSnapshotBeside(snapshot: Snapshot): SnapshotSteps {
@@ -211,7 +214,7 @@ class FileBackend implements StorageBackend {
     // The snapshot file is no file a save touches: it is written while the
     // log grows. Until the old segments go, a restart finds the new snapshot
     // and entries it covers, which the replay skips, as after a crash
-    // between the two steps of `#installSnapshot`.
+    // between the two steps.
     return {
       write: () => this.#writeSnapshotFile(record),
       install: () => this.#dropCovered(snapshot),
@@ -352,11 +355,6 @@ class FileBackend implements StorageBackend {
     const segment: Segment = { seq, path, bytes: bytes.length, maxIndex: 0, hasBatch: false };
     this.#segments.push(segment);
     return segment;
-  }
-
-  async #installSnapshot(record: SnapshotRecord, snapshot: Snapshot): Promise<void> {
-    await this.#writeSnapshotFile(record);
-    await this.#dropCovered(snapshot);
   }
 
   /**
