@@ -10,6 +10,7 @@
 
 import { type ErrorCode, errorDetails, errorFromCode, type WaterCraftError } from "../errors.ts";
 import type { ProposeResult } from "./options.ts";
+import { concatBytes } from "@noble/hashes/utils.js";
 import { joinInSlices } from "../binary/join.ts";
 
 /**
@@ -143,11 +144,7 @@ export class Sessions {
    * @returns The node's snapshot.
    */
   snapshot(machine: Uint8Array, kept: Uint8Array = this.keptNow()): Uint8Array {
-    const out = new Uint8Array(4 + machine.length + kept.length);
-    new DataView(out.buffer).setUint32(0, machine.length);
-    out.set(machine, 4);
-    out.set(kept, 4 + machine.length);
-    return out;
+    return withMachineLength(concatBytes(new Uint8Array(4), machine, kept), machine.length);
   }
 
   /**
@@ -160,9 +157,7 @@ export class Sessions {
    * @returns The node's snapshot.
    */
   async snapshotInSlices(machine: Uint8Array, kept: Uint8Array): Promise<Uint8Array> {
-    const out = await joinInSlices([machine, kept], 4);
-    new DataView(out.buffer).setUint32(0, machine.length);
-    return out;
+    return withMachineLength(await joinInSlices([machine, kept], 4), machine.length);
   }
 
   /**
@@ -247,4 +242,10 @@ export function settleKept(kept: KeptResult, head: string): Promise<ProposeResul
     head,
     result: kept.outcome.value,
   });
+}
+
+/** Writes a node snapshot's first field, the state machine part's length (u32). */
+function withMachineLength(snapshot: Uint8Array, length: number): Uint8Array {
+  new DataView(snapshot.buffer, snapshot.byteOffset, 4).setUint32(0, length);
+  return snapshot;
 }
