@@ -310,7 +310,7 @@ export class KvStateMachine implements StateMachine<KvCommand, KvResult, KvQuery
         return this.#put(parsed.key, parsed.value, current, index);
       case "delete":
         if (current === undefined) return { prev: null };
-        this.#delete(parsed.key);
+        this.#delete(parsed.key, current);
         return {
           prev: decodeCanonical(current.text),
           prevCreated: current.created,
@@ -489,9 +489,9 @@ export class KvStateMachine implements StateMachine<KvCommand, KvResult, KvQuery
     };
   }
 
-  /** Removes a present key. */
-  #delete(key: string): void {
-    this.#changing(key, this.#records.get(key));
+  /** Removes a present key, whose record is `current`. */
+  #delete(key: string, current: KeyRecord): void {
+    this.#changing(key, current);
     this.#keys.delete(key);
     this.#records.delete(key);
   }
