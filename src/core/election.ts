@@ -23,14 +23,16 @@ import { appendOwn, currentVoters, isVoter, type RaftState, send } from "./state
  *
  * @param r The node's state.
  * @param term The term to be in: the current one or a later one.
+ * @param leader The leader to follow, if known (default none).
  */
-export function reset(r: RaftState, term: number): void {
+export function reset(r: RaftState, term: number, leader: string | null = null): void {
   if (term !== r.term) {
     r.term = term;
     r.vote = null;
     r.receiver.reset();
   }
-  r.leader = null;
+  // Before the draw below: seniority leaves a known leader out of it.
+  r.leader = leader;
   r.electionElapsed = 0;
   r.heartbeatElapsed = 0;
   resetRandomizedElectionTimeout(r);
@@ -51,10 +53,8 @@ export function reset(r: RaftState, term: number): void {
  * @param leader The leader, or null while unknown.
  */
 export function becomeFollower(r: RaftState, term: number, leader: string | null): void {
-  reset(r, term);
+  reset(r, term, leader);
   r.role = "follower";
-  r.leader = leader;
-  if (leader !== null) resetRandomizedElectionTimeout(r);
 }
 
 /**
