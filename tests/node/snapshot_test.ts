@@ -64,6 +64,32 @@ function startNode(
   });
 }
 
+/**
+ * Holds the key-value machine's background snapshots until `settle`: then
+ * each finishes, or fails when told to.
+ *
+ * @param kv The machine.
+ * @param onStart Called as a snapshot starts.
+ * @returns `settle`, and whether a snapshot started.
+ */
+function holdBackgroundSnapshots(
+  kv: KvStateMachine,
+  onStart: () => void = () => {},
+): { settle(fail: boolean): void; started(): boolean } {
+  let settle!: (fail: boolean) => void;
+  const held = new Promise<boolean>((resolve) => settle = resolve);
+  let started = false;
+  const take = kv.snapshotInBackground.bind(kv);
+  kv.snapshotInBackground = async () => {
+    started = true;
+    onStart();
+    const data = take();
+    if (await held) throw new Error("the disk is on fire");
+    return await data;
+  };
+  return { settle, started: () => started };
+}
+
 Deno.test("a follower offline past the retained log catches up through a snapshot (§7)", async () => {
   const clock = manualClock(1_000_000);
   const network = new MemoryNetwork();
@@ -222,18 +248,9 @@ Deno.test("a snapshot taken in the background holds up no write and stands at th
   const dir = await Deno.makeTempDir({ prefix: "watercraft-snapshot-" });
   const clock = manualClock(1_000_000);
   const kv = kvStateMachine();
-  // The state machine's background snapshot is held until the test says.
-  let release!: () => void;
-  const held = new Promise<void>((resolve) => release = resolve);
   let takenAt = -1;
   let node: WaterCraftNode | null = null;
-  const take = kv.snapshotInBackground.bind(kv);
-  kv.snapshotInBackground = async () => {
-    takenAt = node!.head().index;
-    const data = take();
-    await held;
-    return await data;
-  };
+  const snapshot = holdBackgroundSnapshots(kv, () => takenAt = node!.head().index);
   try {
     node = await startNode("n1", clock, {
       transport: new MemoryNetwork().transport(),
@@ -250,7 +267,7 @@ Deno.test("a snapshot taken in the background holds up no write and stands at th
       await during(clock, node.propose({ op: "put", key: `after-${i}`, value: i }));
     }
     strictEqual(node.raft.snapshot.index, 0);
-    release();
+    snapshot.settle(false);
     await until(clock, () => node!.raft.snapshot.index === takenAt);
     await node.stop();
 
@@ -271,25 +288,11 @@ Deno.test("a snapshot taken in the background holds up no write and stands at th
 
 Deno.test("a node stopped while its snapshot is taken in the background stops cleanly, and a failed one stops the node", async () => {
   const clock = manualClock(1_000_000);
-  // Held until released, then rejected or resolved as the test says.
-  const heldSnapshot = (kv: KvStateMachine) => {
-    let settle!: (fail: boolean) => void;
-    const held = new Promise<boolean>((resolve) => settle = resolve);
-    let started = false;
-    const take = kv.snapshotInBackground.bind(kv);
-    kv.snapshotInBackground = async () => {
-      started = true;
-      const data = take();
-      if (await held) throw new Error("the disk is on fire");
-      return await data;
-    };
-    return { settle, started: () => started };
-  };
   const run = async (fail: boolean) => {
     const dir = await Deno.makeTempDir({ prefix: "watercraft-snapshot-" });
     const errors: unknown[] = [];
     const kv = kvStateMachine();
-    const snapshot = heldSnapshot(kv);
+    const snapshot = holdBackgroundSnapshots(kv);
     const node = await startNode("n1", clock, {
       transport: new MemoryNetwork().transport(),
       storage: fileStorage(dir),
