@@ -208,10 +208,10 @@ export function handleVote(r: RaftState, m: VoteMessage): void {
     // The first to time out may be a follower that missed the lost
     // leader's last entries, which no majority can elect. This voter holds
     // a newer log and has heard no leader for the minimum election timeout
-    // either: it campaigns now rather than at its own, later, timeout.
-    // Timing only; PreVote still asks the others first.
+    // either: it brings its campaign forward. Timing only; PreVote still
+    // asks the others first.
     if (m.preVote && !upToDate && r.role === "follower" && leaseExpired(r)) {
-      campaign(r, "preVote");
+      hurryCampaign(r, m.from);
     }
   }
 }
@@ -301,24 +301,56 @@ export function leaseExpired(r: RaftState): boolean {
  * @param r The node's state; its `prng` is drawn from.
  */
 export function resetRandomizedElectionTimeout(r: RaftState): void {
-  const e = r.electionTicks;
   r.rankedConfigIndex = r.log.config().index;
+  // A known leader takes no slice: when it is lost, the next in line times
+  // out in the first slice rather than waiting out the dead one's.
+  r.randomizedElectionTimeout = r.electionTicks + drawTimeoutSlice(r, [r.leader]).ticks;
+}
+
+/**
+ * Brings a follower's campaign forward after a pre-candidate whose log is
+ * behind asked for its vote. The most senior of the others campaigns now;
+ * the rest time out in their slices from now, not their whole timeout.
+ * All campaigning at once would split the vote, and the stale node, timing
+ * out first again, would repeat that for ever.
+ *
+ * @param r The follower's state.
+ * @param stale The pre-candidate that cannot win.
+ */
+function hurryCampaign(r: RaftState, stale: string): void {
+  const slice = drawTimeoutSlice(r, [r.leader, stale]);
+  if (slice.rank === 0) {
+    campaign(r, "preVote");
+    return;
+  }
+  // From now, but with the time elapsed kept: it is what tells this node,
+  // and its answers to other pre-candidates, that the leader's lease is over.
+  r.randomizedElectionTimeout = r.electionElapsed + 1 + slice.ticks;
+}
+
+/**
+ * Draws where in `[0, e)` ticks past the minimum a node's timeout falls:
+ * in its rank's slice when seniority ranks the voters, anywhere otherwise.
+ *
+ * @param r The node's state; its `prng` is drawn from.
+ * @param passedOver Voters that take no slice: a lost leader, a stale node.
+ * @returns The ticks, and the node's rank (-1 when not ranked).
+ */
+function drawTimeoutSlice(
+  r: RaftState,
+  passedOver: readonly (string | null)[],
+): { ticks: number; rank: number } {
+  const e = r.electionTicks;
   // Seniority needs PreVote: without it a senior node with a stale log would
   // time out first again and again, raising everyone's term and resetting
   // their timers, and no one else could ever win.
-  // A known leader takes no slice: when it is lost, the next in line times
-  // out in the first slice rather than waiting out the dead one's.
   const all = r.seniority && r.preVote ? currentVoters(r) : [];
-  const voters = all.filter((id) => id === r.id || id !== r.leader);
+  const voters = all.filter((id) => id === r.id || !passedOver.includes(id));
   const rank = voters.indexOf(r.id);
-  if (rank >= 0 && voters.length > 1) {
-    // Each rank draws from its own slice of [e, 2e): seniors time out
-    // first. The slices stay as narrow as with the leader counted, so the
-    // first one is the earliest part of the range.
-    const width = Math.max(1, Math.floor(e / all.length));
-    r.randomizedElectionTimeout = e + Math.min(rank * width, e - width) +
-      randomInt(r.prng, width);
-  } else {
-    r.randomizedElectionTimeout = e + randomInt(r.prng, e);
-  }
+  if (rank < 0 || all.length <= 1) return { ticks: randomInt(r.prng, e), rank: -1 };
+  // Each rank draws from its own slice: seniors time out first. The slices
+  // stay as narrow as with every voter counted, so the first one is the
+  // earliest part of the range.
+  const width = Math.max(1, Math.floor(e / all.length));
+  return { ticks: Math.min(rank * width, e - width) + randomInt(r.prng, width), rank };
 }

@@ -209,8 +209,8 @@ const FAILOVER_TICKS = ELECTION_TICKS * 3;
  * drawing its timeouts from a PRNG seeded by `seed`; n1 elected, and each
  * follower has heard from it.
  */
-function ledByN1(seed: number, learner = false): Cluster {
-  const ids = ["n1", "n2", "n3"];
+function ledByN1(seed: number, learner = false, size = 3): Cluster {
+  const ids = Array.from({ length: size }, (_, i) => `n${i + 1}`);
   const members = ids.map((id) => ({ id, voter: !learner || id !== "n3" }));
   const cluster = new Cluster(
     ids.map((id, i) =>
@@ -316,5 +316,35 @@ Deno.test("a voter that refuses a PreVote for a stale log, with no leader heard 
     }
     strictEqual(n3.role, "leader", `seed ${seed}`);
     ok(ticks < e + e / 2, `seed ${seed}: n3 led only after ${ticks} ticks`);
+  }
+});
+
+Deno.test("of the voters that refuse a stale PreVote, only the most senior campaigns at once: the others would split the vote", () => {
+  // Five voters; the senior follower n2 missed the last entry. Its PreVote
+  // reaches n3, n4 and n5 together. Were all three to campaign at once, each
+  // would vote for itself and none would win; n2, timing out first again,
+  // would set off the same split at every timeout.
+  const e = FAILOVER_TICKS;
+  for (let seed = 1; seed <= 20; seed++) {
+    const cluster = ledByN1(seed, false, 5);
+    cluster.node("n1").propose(new TextEncoder().encode("last"));
+    cluster.settle((m) => m.to === "n2" || m.from === "n2");
+    cluster.isolated.add("n1");
+    const others = ["n3", "n4", "n5"].map((id) => cluster.node(id));
+    ok(others.every((n) => n.log.lastIndex() > cluster.node("n2").log.lastIndex()));
+    let first: string[] | null = null;
+    let ticks = 0;
+    while (!others.some((n) => n.role === "leader") && ticks < 3 * e) {
+      for (const id of ["n2", "n3", "n4", "n5"]) cluster.node(id).tick();
+      // One round: the PreVotes of whoever timed out reach the others.
+      cluster.deliver(cluster.drain());
+      const campaigning = others.filter((n) => n.role !== "follower").map((n) => n.id);
+      if (first === null && campaigning.length > 0) first = campaigning;
+      cluster.settle();
+      ticks++;
+    }
+    deepStrictEqual(first, ["n3"], `seed ${seed}: the first to campaign after n2`);
+    ok(others.some((n) => n.role === "leader"), `seed ${seed}: no leader after ${ticks} ticks`);
+    ok(ticks < e + e / 2, `seed ${seed}: a leader only after ${ticks} ticks`);
   }
 });
