@@ -83,7 +83,7 @@ export function tickLeader(r: RaftState): void {
   }
   if (r.heartbeatElapsed >= r.heartbeatTicks) {
     r.heartbeatElapsed = 0;
-    broadcastHeartbeat(r, r.reads.lastContext());
+    broadcastHeartbeat(r, r.reads.heartbeatContext());
   }
   if (r.autoPromote) maybePromote(r);
   // A chunk unanswered for an election timeout is taken as lost and sent again.
@@ -197,9 +197,18 @@ export function leaderReadIndex(r: RaftState, context: string, from: string): vo
     releaseRead(r, { context, from, index: r.log.committed });
     return;
   }
-  if (r.reads.add({ context, from, index: r.log.committed }, r.id)) {
-    broadcastHeartbeat(r, context);
-  }
+  if (r.reads.add({ context, from, index: r.log.committed }, r.id)) startReadRound(r);
+}
+
+/**
+ * Sends a confirmation round for the waiting reads, unless one is out
+ * (its answer calls this again).
+ *
+ * @param r The leader's state.
+ */
+export function startReadRound(r: RaftState): void {
+  const context = r.reads.startRound();
+  if (context !== null) broadcastHeartbeat(r, context);
 }
 
 /**

@@ -32,6 +32,11 @@ export interface DeferredRead {
  * that confirmed each. Reset it whenever leadership or the term changes:
  * reads pending then get no answer, and their callers retry or time out.
  *
+ * One confirmation round is out at a time: reads that arrive meanwhile,
+ * from the leader or forwarded by followers, wait for its answer and then
+ * share the next round. Every follower's reads and the leader's own thus
+ * cost one heartbeat to each peer per round, not one each.
+ *
  * @example A read released by a quorum of three voters
  * ```ts
  * import { deepStrictEqual } from "node:assert/strict";
@@ -49,6 +54,8 @@ export class ReadIndexQueue {
   #pending: { request: ReadRequest; acks: Set<string> }[] = [];
   /** Reads that arrived before this leader committed an entry of its term. */
   #deferred: DeferredRead[] = [];
+  /** The context of the round out (a heartbeat sent, no quorum yet), or null. */
+  #out: string | null = null;
 
   /** Number of reads waiting for a quorum. */
   get pending(): number {
@@ -80,6 +87,28 @@ export class ReadIndexQueue {
   }
 
   /**
+   * Starts a confirmation round for the waiting reads, unless one is out:
+   * the answer to that one starts the next.
+   *
+   * @returns The context for the heartbeats to carry, or null when no round
+   *   is to be sent now.
+   */
+  startRound(): string | null {
+    if (this.#out !== null) return null;
+    return this.#out = this.lastContext();
+  }
+
+  /**
+   * The context the periodic heartbeat carries, which makes it the round out:
+   * it also retries a round whose heartbeats or answers were lost.
+   *
+   * @returns The latest pending read's context, or null when none is pending.
+   */
+  heartbeatContext(): string | null {
+    return this.#out = this.lastContext();
+  }
+
+  /**
    * Records that `from` answered a heartbeat carrying `context`.
    *
    * @param context The context the heartbeat carried.
@@ -95,7 +124,9 @@ export class ReadIndexQueue {
     const acks = this.#pending[at]!.acks;
     acks.add(from);
     if (!hasQuorum(voters, acks)) return [];
-    return this.#pending.splice(0, at + 1).map((p) => p.request);
+    const released = this.#pending.splice(0, at + 1).map((p) => p.request);
+    if (released.some((read) => read.context === this.#out)) this.#out = null;
+    return released;
   }
 
   /**
@@ -123,5 +154,6 @@ export class ReadIndexQueue {
   reset(): void {
     this.#pending = [];
     this.#deferred = [];
+    this.#out = null;
   }
 }

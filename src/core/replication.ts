@@ -9,7 +9,7 @@
  * @module
  */
 
-import { leaderReadIndex, releaseRead } from "./leader.ts";
+import { leaderReadIndex, releaseRead, startReadRound } from "./leader.ts";
 import type { AppendResponseMessage, HeartbeatResponseMessage } from "./messages.ts";
 import type { Progress } from "./progress.ts";
 import { currentVoters, isVoter, type RaftState, send } from "./state.ts";
@@ -225,6 +225,7 @@ export function handleHeartbeatResponse(r: RaftState, m: HeartbeatResponseMessag
   if (m.context !== null) {
     const voters = currentVoters(r);
     for (const read of r.reads.recvAck(m.context, m.from, voters)) releaseRead(r, read);
+    startReadRound(r);
   }
 }
 

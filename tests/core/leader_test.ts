@@ -118,6 +118,46 @@ Deno.test("thesis §6.4 ReadIndex: reads are released only with confirmed leader
     },
   );
 
+  await t.step(
+    "reads that arrive while a round is out, the leader's own or forwarded, share the next round",
+    () => {
+      const cluster = bootstrapCluster(["n1", "n2", "n3"]);
+      const n1 = cluster.elect("n1");
+      const sent = (): string[] => {
+        const rd = n1.ready();
+        n1.advance();
+        return ofType(rd.messages, "heartbeat").map((m) => `${m.to}:${m.context}`);
+      };
+      n1.readIndex("r1");
+      const first = sent();
+      deepStrictEqual(first, ["n2:r1", "n3:r1"]);
+      n1.readIndex("r2");
+      n1.step({ type: "readIndex", from: "n2", to: "n1", term: 0, context: "f1" });
+      deepStrictEqual(sent(), [], "r1's round is out");
+      // n2 answers r1's heartbeat: r1 is released and one round carries r2 and f1.
+      const n2 = cluster.node("n2");
+      n2.step({
+        type: "heartbeat",
+        from: "n1",
+        to: "n2",
+        term: n1.term,
+        commit: 0,
+        context: "r1",
+        seen: {},
+      });
+      const answer = ofType(n2.ready().messages, "heartbeatResponse")[0]!;
+      n2.advance();
+      n1.step(answer);
+      const rd = n1.ready();
+      n1.advance();
+      deepStrictEqual(rd.readStates.map((s) => s.context), ["r1"]);
+      deepStrictEqual(ofType(rd.messages, "heartbeat").map((m) => `${m.to}:${m.context}`), [
+        "n2:f1",
+        "n3:f1",
+      ]);
+    },
+  );
+
   await t.step("on a follower it is forwarded and answered with the leader's commit index", () => {
     const cluster = bootstrapCluster(["n1", "n2", "n3"]);
     const n1 = cluster.elect("n1");

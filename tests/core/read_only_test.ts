@@ -1,7 +1,8 @@
 /**
  * Tests for `ReadIndexQueue` (src/core/read_only.ts): reads are released by
- * a quorum of voters, oldest first, never twice; reads that arrive before
- * the leader knows its commit index wait; a reset forgets everything.
+ * a quorum of voters, oldest first, never twice; one confirmation round is
+ * out at a time; reads that arrive before the leader knows its commit index
+ * wait; a reset forgets everything.
  *
  * @module
  */
@@ -110,6 +111,34 @@ Deno.test("ReadIndexQueue.lastContext() names the latest pending read, which hea
   strictEqual(reads.lastContext(), null);
 });
 
+Deno.test("ReadIndexQueue.startRound() sends one round at a time; its answer lets the next go", () => {
+  const reads = new ReadIndexQueue();
+  strictEqual(reads.startRound(), null, "no read waits");
+  reads.add(read("r1"), "a");
+  strictEqual(reads.startRound(), "r1");
+  reads.add(read("r2"), "a");
+  reads.add(read("r3"), "a");
+  strictEqual(reads.startRound(), null, "r1's round is out: r2 and r3 wait for its answer");
+  reads.recvAck("r1", "b", VOTERS);
+  strictEqual(reads.startRound(), null, "two of five is no answer yet");
+  deepStrictEqual(reads.recvAck("r1", "c", VOTERS).map((r) => r.context), ["r1"]);
+  strictEqual(reads.startRound(), "r3", "one round for both reads that waited");
+  strictEqual(reads.startRound(), null);
+});
+
+Deno.test("ReadIndexQueue.heartbeatContext() makes the periodic heartbeat the round out", () => {
+  const reads = new ReadIndexQueue();
+  reads.add(read("r1"), "a");
+  strictEqual(reads.startRound(), "r1");
+  reads.add(read("r2"), "a");
+  // r1's heartbeats were lost: the periodic one carries r2 and covers both.
+  strictEqual(reads.heartbeatContext(), "r2");
+  reads.recvAck("r2", "b", VOTERS);
+  deepStrictEqual(reads.recvAck("r2", "c", VOTERS).map((r) => r.context), ["r1", "r2"]);
+  reads.add(read("r3"), "a");
+  strictEqual(reads.startRound(), "r3", "no round is out once r2's was answered");
+});
+
 Deno.test("ReadIndexQueue.takeDeferred() hands back deferred reads once, in arrival order", () => {
   const reads = new ReadIndexQueue();
   reads.defer({ context: "r1", from: "a" });
@@ -125,9 +154,12 @@ Deno.test("ReadIndexQueue.reset() forgets pending and deferred reads", () => {
   const reads = new ReadIndexQueue();
   reads.add(read("r1"), "a");
   reads.defer({ context: "r2", from: "a" });
+  strictEqual(reads.startRound(), "r1");
   reads.reset();
   strictEqual(reads.pending, 0);
   strictEqual(reads.lastContext(), null);
+  reads.add(read("r3"), "a");
+  strictEqual(reads.startRound(), "r3", "the round of the past term is not out any more");
   deepStrictEqual(reads.recvAck("r1", "b", ["a", "b", "c"]), []);
   deepStrictEqual(reads.takeDeferred(), []);
 });
