@@ -23,7 +23,7 @@ const REGRESSIONS: [number, number, string][] = [
   [300, 5, "a follower far behind with one-entry messages needs a backlog-sized budget"],
   [352, 3, "commits wait for an entry of the new term behind a 600-entry backlog"],
   [88, 3, "a senior node with a stale log and no PreVote disrupted every election"],
-  [268, 5, "the voters a stale senior's PreVote reached all campaigned at once: split votes for ever"],
+  [268, 5, "all voters a stale senior's PreVote reached campaigned at once: split votes"],
 ];
 
 function assertClean(result: SimResult, nodes: number): void {
