@@ -27,6 +27,8 @@
 
 /** `%` followed by two hex digits. */
 const ESCAPE = /%[0-9A-Fa-f]{2}/g;
+/** What a path must hold for {@linkcode pathProblem} to find anything: a dot, a `%` or a backslash. */
+const MAY_HAVE_PROBLEM = /[.%\\]/;
 
 /**
  * Returns the path of a request URL or request-target exactly as written:
@@ -108,6 +110,9 @@ export function isDotSegment(segment: string): boolean {
  * ```
  */
 export function pathProblem(path: string): string | undefined {
+  // Every problem below needs one of these: most paths are done here, with
+  // nothing split or quoted (this runs on every request).
+  if (!MAY_HAVE_PROBLEM.test(path)) return undefined;
   for (const segment of path.split("/")) {
     const quoted = JSON.stringify(segment.length > 80 ? `${segment.slice(0, 77)}...` : segment);
     if (isDotSegment(segment)) {
