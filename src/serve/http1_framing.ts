@@ -257,22 +257,26 @@ export class MessageFramer {
     const contentLengths: string[] = [];
     const transferEncodings: string[] = [];
     // Bounded by the head's length: every turn moves past one line feed.
+    // Lines are read in place: only the two that matter become strings.
     while (lineEnd !== -1) {
       const start = lineEnd + 1;
       lineEnd = text.indexOf("\n", start);
-      const line = trimCr(text.slice(start, lineEnd === -1 ? text.length : lineEnd));
-      if (line === "") break;
+      let stop = lineEnd === -1 ? text.length : lineEnd;
+      if (stop > start && text.charCodeAt(stop - 1) === CR) stop--;
+      if (stop === start) break;
       // Obsolete line folding, or a line without a name: the server refuses
       // it, so its framing is not ours to guess.
-      const colon = line.indexOf(":");
-      const first = line.charCodeAt(0);
-      if (first === 0x20 || first === 0x09 || colon <= 0) return this.makeOpaque();
+      const colon = text.indexOf(":", start);
+      const first = text.charCodeAt(start);
+      if (first === 0x20 || first === 0x09 || colon <= start || colon >= stop) {
+        return this.makeOpaque();
+      }
       // Only two names matter; most lines are told apart by their first letter.
       const lower = first | 0x20;
       if (lower !== 0x63 && lower !== 0x74) continue;
-      const name = line.slice(0, colon).toLowerCase();
-      if (name === "content-length") contentLengths.push(line.slice(colon + 1));
-      else if (name === "transfer-encoding") transferEncodings.push(line.slice(colon + 1));
+      const name = text.slice(start, colon).toLowerCase();
+      if (name === "content-length") contentLengths.push(text.slice(colon + 1, stop));
+      else if (name === "transfer-encoding") transferEncodings.push(text.slice(colon + 1, stop));
     }
     if (this.#kind === "request") {
       const space = startLine.indexOf(" ");
@@ -285,9 +289,8 @@ export class MessageFramer {
       }
       return this.#startLength(contentLengths);
     }
-    const match = /^HTTP\/\d\.\d ([1-9]\d\d)(?: |$)/.exec(startLine);
-    if (match === null) return this.makeOpaque();
-    const status = Number(match[1]);
+    const status = statusCode(startLine);
+    if (status === 0) return this.makeOpaque();
     const answersHead = this.#hooks.answersHead?.() ?? false;
     this.#hooks.head({ method: "", status });
     if (status === 101) return this.makeOpaque();
@@ -304,7 +307,10 @@ export class MessageFramer {
 
   #startLength(values: readonly string[]): void {
     if (values.length === 0) return this.#endMessage(false);
-    const lengths = values.join(",").split(",").map((v) => v.trim());
+    // One plain value is the usual case: read without splitting.
+    const lengths = values.length === 1 && !values[0]!.includes(",")
+      ? [values[0]!.trim()]
+      : values.join(",").split(",").map((v) => v.trim());
     const length = lengths[0]!;
     if (!/^\d{1,15}$/.test(length) || lengths.some((v) => v !== length)) return this.makeOpaque();
     const bytes = Number(length);
@@ -420,6 +426,27 @@ function trimCr(line: string): string {
 }
 
 /** Whether the last transfer coding is `chunked` (RFC 9112 §6.3, rule 4). */
+/**
+ * The status code of a status line `HTTP/d.d NNN[ reason]`, read in place.
+ *
+ * @param line The status line.
+ * @returns The code (100 to 999), or 0 when the line is not one.
+ */
+function statusCode(line: string): number {
+  if (!line.startsWith("HTTP/") || line.length < 12) return 0;
+  if (!isDigit(line, 5) || line.charCodeAt(6) !== 0x2e || !isDigit(line, 7)) return 0;
+  if (line.charCodeAt(8) !== 0x20 || line.charCodeAt(9) === 0x30) return 0;
+  if (!isDigit(line, 9) || !isDigit(line, 10) || !isDigit(line, 11)) return 0;
+  if (line.length > 12 && line.charCodeAt(12) !== 0x20) return 0;
+  return (line.charCodeAt(9) - 0x30) * 100 + (line.charCodeAt(10) - 0x30) * 10 +
+    line.charCodeAt(11) - 0x30;
+}
+
+function isDigit(text: string, at: number): boolean {
+  const c = text.charCodeAt(at);
+  return c >= 0x30 && c <= 0x39;
+}
+
 function endsChunked(values: readonly string[]): boolean {
   const codings = values.join(",").split(",").map((v) => v.trim().toLowerCase()).filter((v) =>
     v !== ""

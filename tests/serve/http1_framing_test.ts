@@ -98,6 +98,18 @@ Deno.test("MessageFramer frames requests, whatever the chunk boundaries", async 
       want: ["start"],
       state: "opaque",
     },
+    {
+      name: "a header line without a colon, before one with a colon",
+      input: "GET / HTTP/1.1\r\nHost x\r\nContent-Length: 3\r\n\r\nabc",
+      want: ["start"],
+      state: "opaque",
+    },
+    {
+      name: "a header line that starts with a colon",
+      input: "GET / HTTP/1.1\r\n: x\r\n\r\n",
+      want: ["start"],
+      state: "opaque",
+    },
     { name: "only blank lines", input: "\r\n\r\n", want: [], state: "idle" },
   ];
   for (const row of rows) {
@@ -158,6 +170,19 @@ Deno.test("MessageFramer frames responses: interim, bodiless and HEAD answers, t
       state: "opaque",
     },
     { name: "not HTTP", input: "SSH-2.0-x\r\n\r\n", want: ["start"], state: "opaque" },
+    {
+      name: "a status line without a reason",
+      input: "HTTP/1.0 503\r\ncontent-length: 0\r\n\r\n",
+      want: ["start", "503", "end"],
+      state: "idle",
+    },
+    ...["HTTP/1.1 2000 OK", "HTTP/1.1 099 x", "HTTP/1.1 20 OK", "HTTP/11 200 OK", "HTTP/1.1  200"]
+      .map((line) => ({
+        name: `a malformed status line: ${line}`,
+        input: `${line}\r\ncontent-length: 0\r\n\r\n`,
+        want: ["start"],
+        state: "opaque" as const,
+      })),
   ];
   for (const row of rows) {
     await t.step(row.name, () => {
