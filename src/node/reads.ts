@@ -12,11 +12,12 @@ import { NotLeaderError } from "../core/errors.ts";
 import type { Raft } from "../core/raft.ts";
 import type { ReadState } from "../core/types.ts";
 import { UnavailableError } from "../errors.ts";
+import { type Deadline, Deadlines } from "./deadlines.ts";
 
 interface ReadWaiter {
   readonly resolve: (index: number) => void;
   readonly reject: (e: unknown) => void;
-  readonly timer: TimerId;
+  readonly deadline: Deadline;
   /** The index the round confirmed; null until it did. */
   index: number | null;
 }
@@ -42,6 +43,7 @@ export class ReadBatcher {
     | { readonly context: string; readonly reads: ReadWaiter[]; readonly timer: TimerId }
     | null = null;
   #awaitingApply: ReadWaiter[] = [];
+  readonly #deadlines: Deadlines;
   #seq = 0;
 
   /**
@@ -52,6 +54,7 @@ export class ReadBatcher {
    */
   constructor(id: string, host: ReadHost) {
     this.#host = host;
+    this.#deadlines = new Deadlines(host.clock);
     // Random per life, so a late answer to a round of a past life never matches.
     this.#prefix = `${id}:${crypto.getRandomValues(new Uint32Array(2)).join("")}`;
   }
@@ -79,12 +82,12 @@ export class ReadBatcher {
         resolve,
         reject,
         index: null,
-        timer: this.#host.clock.setTimer(() => {
+        deadline: this.#deadlines.add(this.#host.clock.now() + timeoutMs, () => {
           this.#drop(waiter);
           reject(
             new UnavailableError("Cannot confirm a linearizable read: no leader answered in time"),
           );
-        }, timeoutMs),
+        }),
       };
       this.#queue.push(waiter);
       this.startRound();
@@ -136,7 +139,7 @@ export class ReadBatcher {
     const still: ReadWaiter[] = [];
     for (const r of this.#awaitingApply) {
       if (r.index !== null && r.index <= applied) {
-        this.#host.clock.clearTimer(r.timer);
+        this.#deadlines.cancel(r.deadline);
         r.resolve(r.index);
       } else still.push(r);
     }
@@ -155,7 +158,7 @@ export class ReadBatcher {
     this.#round = null;
     this.#awaitingApply = [];
     for (const r of reads) {
-      this.#host.clock.clearTimer(r.timer);
+      this.#deadlines.cancel(r.deadline);
       r.reject(error);
     }
   }

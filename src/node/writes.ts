@@ -7,9 +7,10 @@
  * @module
  */
 
-import type { Clock, TimerId } from "../clock.ts";
+import type { Clock } from "../clock.ts";
 import type { Entry } from "../core/entry.ts";
 import { TimeoutError, UnavailableError } from "../errors.ts";
+import { type Deadline, Deadlines } from "./deadlines.ts";
 import type { ProposeResult } from "./options.ts";
 import type { Outcome } from "./sessions.ts";
 
@@ -21,7 +22,7 @@ interface WriteWaiter {
   readonly wait: WaitFor;
   readonly resolve: (r: ProposeResult) => void;
   readonly reject: (e: unknown) => void;
-  readonly timer: TimerId;
+  readonly deadline: Deadline;
   readonly startedMs: number;
 }
 
@@ -41,6 +42,7 @@ export class PendingWrites {
   /** Hears how long each committed write took, ms. */
   readonly #onCommitted: (ms: number) => void;
   readonly #byIndex = new Map<number, WriteWaiter[]>();
+  readonly #deadlines: Deadlines;
   #count = 0;
 
   /**
@@ -51,6 +53,7 @@ export class PendingWrites {
    */
   constructor(clock: Clock, onCommitted: (ms: number) => void) {
     this.#clock = clock;
+    this.#deadlines = new Deadlines(clock);
     this.#onCommitted = onCommitted;
   }
 
@@ -70,17 +73,19 @@ export class PendingWrites {
    */
   wait(entry: Entry, wait: WaitFor, deadline: number): Promise<ProposeResult> {
     return new Promise<ProposeResult>((resolve, reject) => {
-      const timer = this.#clock.setTimer(() => {
-        this.#drop(entry.index, waiter);
-        reject(new TimeoutError(`Write ${entry.hash} did not finish in time: it may still commit`));
-      }, Math.max(1, deadline - this.#clock.now()));
+      const now = this.#clock.now();
       const waiter: WriteWaiter = {
         entry,
         wait,
         resolve,
         reject,
-        timer,
-        startedMs: this.#clock.now(),
+        deadline: this.#deadlines.add(Math.max(now + 1, deadline), () => {
+          this.#drop(entry.index, waiter);
+          reject(
+            new TimeoutError(`Write ${entry.hash} did not finish in time: it may still commit`),
+          );
+        }),
+        startedMs: now,
       };
       const list = this.#byIndex.get(entry.index);
       if (list === undefined) this.#byIndex.set(entry.index, [waiter]);
@@ -102,7 +107,7 @@ export class PendingWrites {
     for (const w of [...waiters]) {
       if (w.wait !== "accepted" || w.entry.hash !== e.hash) continue;
       this.#drop(e.index, w);
-      this.#clock.clearTimer(w.timer);
+      this.#deadlines.cancel(w.deadline);
       w.resolve({ id: e.hash, index: e.index, term: e.term, state: "accepted", head: head() });
     }
   }
@@ -123,7 +128,7 @@ export class PendingWrites {
     this.#byIndex.delete(e.index);
     this.#count -= waiters.length;
     for (const w of waiters) {
-      this.#clock.clearTimer(w.timer);
+      this.#deadlines.cancel(w.deadline);
       if (w.entry.hash !== e.hash) {
         w.reject(
           new UnavailableError("Cannot write: leadership changed before the write committed"),
@@ -149,7 +154,7 @@ export class PendingWrites {
   failAll(error: unknown): void {
     for (const list of this.#byIndex.values()) {
       for (const w of list) {
-        this.#clock.clearTimer(w.timer);
+        this.#deadlines.cancel(w.deadline);
         w.reject(error);
       }
     }
