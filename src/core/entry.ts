@@ -79,7 +79,8 @@ export type HashedFields = Pick<
  */
 export function entryHash(prevHash: string, fields: HashedFields): string {
   const proposer = encoder.encode(fields.proposer);
-  const buf = new Uint8Array(32 + 8 + 1 + 4 + proposer.length + 8 + 4 + fields.data.length);
+  // Everything but the data, which is hashed where it is rather than copied.
+  const buf = new Uint8Array(32 + 8 + 1 + 4 + proposer.length + 8 + 4);
   const view = new DataView(buf.buffer);
   writeHex(buf, prevHash);
   let at = 32;
@@ -94,9 +95,7 @@ export function entryHash(prevHash: string, fields: HashedFields): string {
   writeUint64(view, at, Math.max(0, Math.trunc(fields.timeMs)));
   at += 8;
   view.setUint32(at, fields.data.length);
-  at += 4;
-  buf.set(fields.data, at);
-  return bytesToHex(sha256(buf));
+  return bytesToHex(sha256.create().update(buf).update(fields.data).digest());
 }
 
 /** Writes a safe integer as a big-endian u64 (without BigInt, which is slow here). */
