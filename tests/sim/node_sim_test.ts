@@ -105,7 +105,7 @@ const REGRESSIONS: {
       to: "",
     }],
   })),
-  ...[43, 51].map((seed) => ({
+  ...[43, 60].map((seed) => ({
     seed,
     nodes: 3,
     schedule: "snapshots" as const,
