@@ -90,6 +90,15 @@ export interface ServeOptions {
    * Default {@linkcode DEFAULT_MAX_CONNECTIONS}; 0: no cap.
    */
   readonly maxConnections?: number;
+  /**
+   * Paths of long-lived streaming `POST` requests (a node's peer stream,
+   * `/raft/stream`) that the front in front of Deno's and Bun's servers
+   * answers in this process when one opens a connection, rather than
+   * relaying each chunk of it to the runtime's server
+   * (`serve/direct_request.ts`). Where there is no front, as on Node, they
+   * are served like any request.
+   */
+  readonly directPaths?: readonly string[];
 }
 
 /** A running server. */
@@ -198,8 +207,21 @@ async function startInner(listen: (address: InnerAddress) => Promise<Inner>): Pr
   return await listen({ port: 0 });
 }
 
-/** Puts a front before a runtime's server, and returns both as one server. */
-async function fronted(inner: Inner, options: ServeOptions, resolved: Resolved): Promise<Server> {
+/**
+ * Puts a front before a runtime's server, and returns both as one server.
+ * `handler` answers the requests the front takes itself (`directPaths`).
+ */
+async function fronted(
+  inner: Inner,
+  handler: FetchHandler,
+  options: ServeOptions,
+  resolved: Resolved,
+): Promise<Server> {
+  const paths = options.directPaths ?? [];
+  const direct = paths.length === 0 ? null : {
+    paths: new Set(paths),
+    handler: (request: Request) => checked(requestPath(request.url), () => handler(request)),
+  };
   let front;
   try {
     front = await startFront({
@@ -208,6 +230,7 @@ async function fronted(inner: Inner, options: ServeOptions, resolved: Resolved):
       ...(options.tls ? { tls: options.tls } : {}),
       limits: resolved.limits,
       inner: inner.address,
+      ...(direct === null ? {} : { direct }),
     });
   } catch (error) {
     await inner.shutdown();
@@ -258,7 +281,7 @@ async function serveDeno(
         : Deno.serve({ port: 0, hostname: INNER_HOSTNAME, onListen }, checkedHandler);
     })
   );
-  return await fronted(inner, options, resolved);
+  return await fronted(inner, handler, options, resolved);
 }
 
 interface BunServer {
@@ -329,7 +352,7 @@ async function serveBun(
       shutdown: async () => await server.stop(true),
     });
   });
-  return await fronted(inner, options, resolved);
+  return await fronted(inner, handler, options, resolved);
 }
 
 async function serveNode(

@@ -23,6 +23,7 @@
  * @module
  */
 
+import { concatBytes } from "@noble/hashes/utils.js";
 import net from "node:net";
 import tls from "node:tls";
 import {
@@ -32,6 +33,7 @@ import {
   type ConnectionLimits,
   type GuardedConnection,
 } from "./guard.ts";
+import { DirectExchange, directHead, type DirectRoutes } from "./direct_request.ts";
 import { HEAD_BYTES_MAX } from "./http1_framing.ts";
 
 /** Options of {@linkcode startFront}. */
@@ -46,6 +48,8 @@ export interface FrontOptions {
   readonly limits: ConnectionLimits;
   /** Where the real server listens: a Unix socket's path, or a loopback port. */
   readonly inner: InnerAddress;
+  /** Requests the front answers itself rather than relaying (`direct_request.ts`). */
+  readonly direct?: DirectRoutes;
 }
 
 /** Where the server behind a front listens. */
@@ -108,6 +112,11 @@ const TOO_LARGE_RESPONSE = (() => {
 export async function startFront(options: FrontOptions): Promise<Front> {
   const guard = new ConnectionGuard(options.limits);
   const relays = new Set<Relay>();
+  const direct = options.direct === undefined ? null : {
+    routes: options.direct,
+    // Set once the port is known; no connection arrives before.
+    origin: "",
+  };
   const secureContext = options.tls === undefined
     ? null
     : tls.createSecureContext({ cert: options.tls.cert, key: options.tls.key });
@@ -122,7 +131,7 @@ export async function startFront(options: FrontOptions): Promise<Front> {
       hold(raw);
       return;
     }
-    relay = new Relay(raw, secureContext, options.inner, (r) => relays.delete(r));
+    relay = new Relay(raw, secureContext, options.inner, direct, (r) => relays.delete(r));
     relays.add(relay);
     relay.start(guarded);
   });
@@ -160,6 +169,11 @@ export async function startFront(options: FrontOptions): Promise<Front> {
     "error",
     (error) => console.error(`watercraft: cannot accept a connection: ${error}`),
   );
+  const port = (listener.address() as net.AddressInfo).port;
+  if (direct !== null) {
+    const host = options.hostname.includes(":") ? `[${options.hostname}]` : options.hostname;
+    direct.origin = `${options.tls === undefined ? "http" : "https"}://${host}:${port}`;
+  }
   const closed = new Promise<void>((resolve) => listener.once("close", () => resolve()));
   let accepting = true;
   const stopAccepting = () => {
@@ -170,7 +184,7 @@ export async function startFront(options: FrontOptions): Promise<Front> {
     for (const relay of relays) relay.closeIfUnforwarded();
   };
   return {
-    port: (listener.address() as net.AddressInfo).port,
+    port,
     stopAccepting,
     async close() {
       stopAccepting();
@@ -198,15 +212,20 @@ class Relay {
   /** Client bytes held until the server's connection is open. */
   #early: Uint8Array[] = [];
   #destroyed = false;
+  readonly #direct: DirectSetup | null;
+  /** The request the front answers itself, when the first one is such. */
+  #exchange: DirectExchange | null = null;
 
   constructor(
     raw: net.Socket,
     secureContext: tls.SecureContext | null,
     inner: InnerAddress,
+    direct: DirectSetup | null,
     forget: (relay: Relay) => void,
   ) {
     this.#raw = raw;
     this.#inner = inner;
+    this.#direct = direct;
     this.#forget = forget;
     raw.setNoDelay(true);
     this.#client = secureContext === null ? raw : new tls.TLSSocket(raw, {
@@ -228,7 +247,8 @@ class Relay {
     client.on("end", () => {
       // The client sent all it will: pass that on, so the server answers
       // what it has and then ends its side.
-      if (this.#upstream === null) this.destroy();
+      if (this.#exchange !== null) this.#exchange.clientEnded();
+      else if (this.#upstream === null) this.destroy();
       else if (this.#connected) this.#upstream.end();
       else this.#endPending = true;
     });
@@ -243,13 +263,40 @@ class Relay {
   #fromClient(chunk: Uint8Array): void {
     const guarded = this.#guarded!;
     if (!guarded.received(chunk)) return;
+    if (this.#exchange !== null) {
+      this.#exchange.push(chunk);
+      return;
+    }
     const upstream = this.#upstream;
     if (upstream !== null && this.#connected) {
       if (!upstream.write(chunk)) this.#client.pause();
       return;
     }
     this.#early.push(chunk);
-    if (upstream === null && guarded.headsReceived > 0) this.#connect();
+    if (upstream === null && guarded.headsReceived > 0 && !this.#answerDirectly()) {
+      this.#connect();
+    }
+  }
+
+  /** Takes the first request in this process when it is one of the direct routes. */
+  #answerDirectly(): boolean {
+    if (this.#direct === null) return false;
+    const early = this.#early.length === 1 ? this.#early[0]! : concatBytes(...this.#early);
+    const head = directHead(early, this.#direct.routes.paths);
+    if (head === null) return false;
+    this.#early = [];
+    const client = this.#client;
+    this.#exchange = new DirectExchange(head, this.#direct.origin, this.#direct.routes, {
+      pause: () => client.pause(),
+      resume: () => client.resume(),
+      answer: (bytes) => {
+        this.#guarded!.sent(bytes);
+        client.end(bytes);
+      },
+      destroy: () => this.destroy(),
+    });
+    this.#exchange.push(early);
+    return true;
   }
 
   /** Opens the connection to the server, once a whole head is here to send. */
@@ -310,7 +357,7 @@ class Relay {
 
   /** During shutdown: a connection the server never saw has no request to finish. */
   closeIfUnforwarded(): void {
-    if (this.#upstream === null) this.destroy();
+    if (this.#upstream === null && this.#exchange === null) this.destroy();
   }
 
   destroy(): void {
@@ -318,8 +365,15 @@ class Relay {
     this.#destroyed = true;
     this.#guarded?.closed();
     this.#forget(this);
+    this.#exchange?.close();
     this.#upstream?.destroy();
     this.#client.destroy();
     if (this.#client !== this.#raw) this.#raw.destroy();
   }
+}
+
+/** The direct routes of a front, with its origin for the requests' URLs. */
+interface DirectSetup {
+  readonly routes: DirectRoutes;
+  readonly origin: string;
 }

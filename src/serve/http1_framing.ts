@@ -1,9 +1,10 @@
 /**
- * Finds where HTTP/1.1 messages begin and end in a byte stream, and nothing
- * more: enough for the connection guard to know whether a connection is
- * waiting for a request's head, inside a body, or owed an answer, while the
- * server behind it still parses every byte itself (RFC 9112 §6.3, message
- * body length).
+ * Finds where HTTP/1.1 messages begin and end in a byte stream: enough for
+ * the connection guard to know whether a connection is waiting for a
+ * request's head, inside a body, or owed an answer, while the server behind
+ * it still parses every byte itself (RFC 9112 §6.3, message body length).
+ * It can also hand over a body's bytes, without the chunked coding, for the
+ * requests the front answers itself (`direct_request.ts`).
  *
  * Anything it cannot frame (conflicting lengths, an unknown transfer coding,
  * a malformed chunk) turns the stream opaque rather than failing: the server
@@ -63,6 +64,11 @@ export interface FramerHooks {
    * HEAD request (it then has no body whatever its headers say).
    */
   answersHead?(): boolean;
+  /**
+   * Bytes of a message's body, in order, without the chunked coding's
+   * framing. Only for a reader of bodies; a view valid during the call.
+   */
+  data?(bytes: Uint8Array): void;
 }
 
 /** A head longer than {@linkcode HEAD_BYTES_MAX}: the stream cannot go on. */
@@ -337,6 +343,7 @@ export class MessageFramer {
 
   #pushLength(bytes: Uint8Array, at: number): number {
     const taken = Math.min(this.#remaining, bytes.length - at);
+    this.#hooks.data?.(bytes.subarray(at, at + taken));
     this.#remaining -= taken;
     if (this.#remaining === 0) this.#endMessage(false);
     return at + taken;
@@ -348,6 +355,7 @@ export class MessageFramer {
     while (i < bytes.length && this.#state === "body") {
       if (this.#chunk === Chunk.Data) {
         const taken = Math.min(this.#remaining, bytes.length - i);
+        this.#hooks.data?.(bytes.subarray(i, i + taken));
         this.#remaining -= taken;
         i += taken;
         if (this.#remaining === 0) this.#chunk = Chunk.DataCr;
