@@ -2,8 +2,14 @@
  * One long-lived stream of frames to a peer: a `POST /raft/stream` whose
  * body never ends while the stream lives. Frames written to it leave at
  * once, with no request per batch and no answer to wait for (Raft's answers
- * come back on the peer's own stream to us). Only `fetch` and Web streams
- * are used, so it runs on Deno, Bun and Node alike, over HTTP or HTTPS.
+ * come back on the peer's own stream to us).
+ *
+ * What carries the request is a {@linkcode StreamCarrier}: `fetch` with a
+ * streaming body (`fetch_carrier.ts`), which runs everywhere, over HTTP or
+ * HTTPS; or, for `http:` peers where the runtime has `node:net`, a socket
+ * of its own (`socket_carrier.ts`), which spares each frame the runtime's
+ * HTTP client and always opens a new connection, so that the peer's front
+ * takes the stream itself rather than relaying it (`serve/direct_request.ts`).
  *
  * A stream ends when the peer closes it, the connection breaks, or the
  * sender closes it; the sender then opens a new one after a back-off.
@@ -20,12 +26,46 @@ import type { FrameSealer } from "./stream_seal.ts";
 /** Path of the stream route. */
 export const STREAM_PATH = "/raft/stream";
 
+/** The request that opens a stream. */
+export interface StreamRequest {
+  /** The whole URL, the stream route's path included. */
+  readonly url: string;
+  /** Its headers. */
+  readonly headers: Record<string, string>;
+  /** Bytes the carrier may hold unsent before it reports itself full. */
+  readonly bufferBytes: number;
+}
+
+/** What a carrier tells its stream. */
+export interface CarrierEvents {
+  /** It can take frames again after it reported itself full (it may say so when it was not). */
+  drained(): void;
+  /** It ended, with why, and the peer's answer when the peer ended it by answering. Once. */
+  ended(problem: unknown, answer: Response | null): void;
+}
+
+/** What carries a stream's bytes to the peer. */
+export interface StreamCarrier {
+  /**
+   * Writes one frame and, in a secured cluster, its seal.
+   *
+   * @returns False when it holds `bufferBytes` or more unsent after this
+   *   (or can take nothing more): wait for `drained`.
+   */
+  write(frame: Uint8Array, seal: Uint8Array | null): boolean;
+  /** Ends it from our side; `ended` is not called after. */
+  close(): void;
+}
+
+/** Opens a carrier for a stream's request. */
+export type OpenCarrier = (request: StreamRequest, events: CarrierEvents) => StreamCarrier;
+
 /** What opening a stream needs. */
 export interface PeerStreamOptions {
   /** The peer's base URL. */
   readonly url: string;
-  /** The fetch to call it with. */
-  readonly fetch: typeof fetch;
+  /** What carries the stream. */
+  readonly open: OpenCarrier;
   /** The headers that open the stream (sender id, proof of the secret). */
   readonly headers: Record<string, string>;
   /** Seals each frame written, in a secured cluster; null in an open one. */
@@ -54,8 +94,7 @@ export interface PeerStreamOptions {
 
 /** An open stream of frames to one peer. */
 export class PeerStream {
-  readonly #controller: ReadableStreamDefaultController<Uint8Array>;
-  readonly #abort = new AbortController();
+  readonly #carrier: StreamCarrier;
   readonly #options: PeerStreamOptions;
   #ended = false;
   #full = false;
@@ -72,52 +111,22 @@ export class PeerStream {
    */
   constructor(options: PeerStreamOptions) {
     this.#options = options;
-    let controller!: ReadableStreamDefaultController<Uint8Array>;
-    const body = new ReadableStream<Uint8Array>(
-      {
-        start: (c) => {
-          controller = c;
-        },
-        pull: () => {
-          if (!this.#full) return;
-          this.#full = false;
-          options.onDrain();
-        },
-        // The request failed or the peer stopped reading: the fetch settles
-        // with the reason (a refused certificate, a reset), which ends the stream.
-        cancel: () => {
-          this.#full = true;
-        },
-      },
-      new ByteLengthQueuingStrategy({ highWaterMark: options.bufferBytes }),
-    );
-    this.#controller = controller;
     this.#keepalive = setInterval(() => {
       if (!this.#wrote && !this.#full) this.write(options.keepalive);
       this.#wrote = false;
     }, options.keepaliveMs);
-    // Through a promise, so that a fetch that throws at once ends the stream
-    // like one that fails later.
-    Promise.resolve().then(() =>
-      options.fetch(options.url + STREAM_PATH, {
-        method: "POST",
-        headers: { ...options.headers, "content-type": "application/octet-stream" },
-        body,
-        signal: this.#abort.signal,
-        // A request body that is a stream must say so (fetch standard).
-        duplex: "half",
-      } as RequestInit)
-    ).then(
-      async (response) => {
-        // The peer answers only when it ends the stream: refused, or closing.
-        const text = await response.text().catch(() => "");
-        this.#end(
-          new Error(`The peer ended the stream: ${response.status} ${text.slice(0, 300)}`),
-          response,
-        );
+    this.#carrier = options.open({
+      url: options.url + STREAM_PATH,
+      headers: { ...options.headers, "content-type": "application/octet-stream" },
+      bufferBytes: options.bufferBytes,
+    }, {
+      drained: () => {
+        if (!this.#full || this.#ended) return;
+        this.#full = false;
+        options.onDrain();
       },
-      (error) => this.#end(error),
-    );
+      ended: (problem, answer) => this.#end(problem, answer),
+    });
   }
 
   /** Whether frames written now leave without waiting behind others. */
@@ -139,26 +148,15 @@ export class PeerStream {
   write(frame: Uint8Array): boolean {
     if (this.#ended) return false;
     this.#wrote = true;
-    try {
-      this.#controller.enqueue(frame);
-      if (this.#options.sealer !== null) this.#controller.enqueue(this.#options.sealer.seal(frame));
-    } catch {
-      // Cancelled: the fetch is settling and will end the stream.
-      return false;
-    }
-    if ((this.#controller.desiredSize ?? 0) <= 0) this.#full = true;
+    const seal = this.#options.sealer?.seal(frame) ?? null;
+    if (!this.#carrier.write(frame, seal)) this.#full = true;
     return true;
   }
 
   /** Ends the stream from our side. */
   close(): void {
     if (this.#ended) return;
-    try {
-      this.#controller.close();
-    } catch {
-      // Already closed by the runtime.
-    }
-    this.#abort.abort(new DOMException("The stream was closed", "AbortError"));
+    this.#carrier.close();
     this.#end(null);
   }
 
@@ -167,11 +165,6 @@ export class PeerStream {
     this.#ended = true;
     clearInterval(this.#keepalive);
     this.#resolveEnding();
-    try {
-      this.#controller.error(problem ?? new Error("closed"));
-    } catch {
-      // Already closed.
-    }
     this.#options.onEnd(problem, answer);
   }
 }

@@ -37,7 +37,9 @@ import { encodeMessages, MAX_MESSAGES_PER_BATCH } from "./frames.ts";
 import { ForwardClient } from "./forward_client.ts";
 import { MESSAGES_PATH, type PeerProblem, postMessages } from "./message_post.ts";
 import { type BatchLimits, PeerQueue } from "./peer_queue.ts";
-import { PeerStream, STREAM_PATH } from "./peer_stream.ts";
+import { fetchCarrier } from "./fetch_carrier.ts";
+import { type OpenCarrier, PeerStream, STREAM_PATH } from "./peer_stream.ts";
+import { socketCarrier } from "./socket_carrier.ts";
 import { FrameSealer } from "./stream_seal.ts";
 import { describeFetchError, isCertificateError, trustingFetch } from "./tls.ts";
 import type {
@@ -244,6 +246,10 @@ class HttpTransportImpl implements HttpTransport {
   readonly #backoffMaxMs: number;
   readonly #streams: boolean;
   readonly #fetch: typeof fetch;
+  /** Carries streams by `fetch`. */
+  readonly #fetchStreams: OpenCarrier;
+  /** Carries streams to `http:` peers on sockets of their own, unless a fetch or a CA was given. */
+  readonly #socketStreams: OpenCarrier | null;
   /** Releases the CA-trusting fetch, when `ca` made one. */
   readonly #closeFetch: () => Promise<void>;
   readonly #onPeerError: ((failure: PeerFailure) => void) | undefined;
@@ -294,6 +300,10 @@ class HttpTransportImpl implements HttpTransport {
       this.#fetch = options.fetch ?? ((input, init) => fetch(input, init));
       this.#closeFetch = () => Promise.resolve();
     }
+    this.#fetchStreams = fetchCarrier(this.#fetch);
+    this.#socketStreams = options.fetch === undefined && options.ca === undefined
+      ? socketCarrier()
+      : null;
     this.#onPeerError = options.onPeerError;
     this.#onJoinRetry = options.onJoinRetry;
     this.#forwarder = new ForwardClient({
@@ -516,7 +526,9 @@ class HttpTransportImpl implements HttpTransport {
     this.#requests++;
     const stream: PeerStream = new PeerStream({
       url: peer.url,
-      fetch: this.#fetch,
+      open: peer.url.startsWith("http:") && this.#socketStreams !== null
+        ? this.#socketStreams
+        : this.#fetchStreams,
       headers: proof.headers,
       sealer: key === null ? null : new FrameSealer(key),
       bufferBytes: this.#maxRequestBytes,

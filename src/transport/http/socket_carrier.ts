@@ -1,0 +1,181 @@
+/**
+ * Carries a peer stream to an `http:` peer over a `node:net` socket of its
+ * own: the request's head, then each frame as one HTTP/1.1 chunk, written
+ * at once with no `fetch` body to pump. A new connection for every stream,
+ * so that the peer's front takes the stream itself instead of relaying it
+ * (`serve/direct_request.ts`): `fetch` would reuse the connection of an
+ * earlier request, and a front relays every request after a connection's
+ * first. Measured in `bench/README.md`.
+ *
+ * `node:net` is reached through `process.getBuiltinModule`, which Deno, Bun
+ * and Node have; where it is missing (an edge runtime) there is no socket
+ * carrier and streams go by `fetch`.
+ *
+ * The peer answers only when it ends the stream (a refusal, its shutdown):
+ * the answer is read as HTTP/1.1, whatever its framing, and handed over as
+ * a `Response`.
+ *
+ * @module
+ */
+
+import { concatBytes } from "@noble/hashes/utils.js";
+import type { Socket } from "node:net";
+import { MessageFramer } from "../../serve/http1_framing.ts";
+import type { CarrierEvents, OpenCarrier, StreamCarrier, StreamRequest } from "./peer_stream.ts";
+
+/** The part of `node:net` used here. */
+interface NodeNet {
+  connect(options: { host: string; port: number; noDelay?: boolean }): Socket;
+}
+
+const net: NodeNet | null = (() => {
+  try {
+    const process = (globalThis as {
+      process?: { getBuiltinModule?: (id: string) => unknown };
+    }).process;
+    const module = process?.getBuiltinModule?.("node:net") as NodeNet | undefined;
+    return typeof module?.connect === "function" ? module : null;
+  } catch {
+    return null;
+  }
+})();
+
+/** The longest answer read from a peer that ends a stream; its refusals are short. */
+const ANSWER_BYTES_MAX = 64 * 1024;
+
+const ENCODER = new TextEncoder();
+const LATIN1 = new TextDecoder("latin1");
+const CRLF = ENCODER.encode("\r\n");
+
+/**
+ * The socket carrier, where the runtime has `node:net`.
+ *
+ * @returns The opener, or null where there are no sockets.
+ */
+export function socketCarrier(): OpenCarrier | null {
+  if (net === null) return null;
+  const connect = net;
+  return (request, events) => new SocketCarrier(connect, request, events);
+}
+
+class SocketCarrier implements StreamCarrier {
+  readonly #socket: Socket;
+  readonly #bufferBytes: number;
+  readonly #events: CarrierEvents;
+  #done = false;
+  /** The answer's bytes so far. */
+  #answer: Uint8Array[] = [];
+  #answerBytes = 0;
+  readonly #framer: MessageFramer;
+  #body: Uint8Array[] = [];
+  /** The answer has no length: it runs until the peer ends the connection. */
+  #untilEnd = false;
+
+  constructor(connect: NodeNet, request: StreamRequest, events: CarrierEvents) {
+    this.#bufferBytes = request.bufferBytes;
+    this.#events = events;
+    const url = new URL(request.url);
+    const socket = connect.connect({
+      // `[::1]` in a URL is `::1` to connect to.
+      host: url.hostname.replace(/^\[(.*)\]$/, "$1"),
+      port: Number(url.port || 80),
+      noDelay: true,
+    });
+    this.#socket = socket;
+    this.#framer = new MessageFramer("response", {
+      headStart: () => {},
+      head: () => {},
+      data: (bytes) => this.#body.push(bytes.slice()),
+      end: (interim) => {
+        if (interim) return this.#skipInterim();
+        this.#answered();
+      },
+    });
+    let head = `POST ${url.pathname}${url.search} HTTP/1.1\r\nhost: ${url.host}\r\n`;
+    for (const [name, value] of Object.entries(request.headers)) head += `${name}: ${value}\r\n`;
+    head += "transfer-encoding: chunked\r\n\r\n";
+    // Written before the connection opens: the socket holds it until then.
+    socket.write(ENCODER.encode(head));
+    socket.on("drain", () => events.drained());
+    socket.on("data", (chunk: Uint8Array) => this.#read(chunk));
+    socket.on("error", (error: unknown) => this.#end(error, null));
+    socket.on("close", () => this.#end(new Error("The peer closed the stream's connection"), null));
+  }
+
+  write(frame: Uint8Array, seal: Uint8Array | null): boolean {
+    if (this.#done) return false;
+    const length = frame.length + (seal?.length ?? 0);
+    const socket = this.#socket;
+    // One chunk, handed to the socket in one go.
+    socket.cork();
+    socket.write(ENCODER.encode(`${length.toString(16)}\r\n`));
+    socket.write(frame);
+    if (seal !== null) socket.write(seal);
+    socket.write(CRLF);
+    socket.uncork();
+    return socket.writableLength < this.#bufferBytes;
+  }
+
+  close(): void {
+    this.#done = true;
+    this.#socket.destroy();
+  }
+
+  #read(chunk: Uint8Array): void {
+    if (this.#done) return;
+    this.#answer.push(chunk);
+    this.#answerBytes += chunk.length;
+    if (this.#answerBytes > ANSWER_BYTES_MAX) {
+      return this.#end(new Error(`The peer's answer is over ${ANSWER_BYTES_MAX} bytes`), null);
+    }
+    if (this.#untilEnd) return;
+    this.#framer.push(chunk);
+    if (this.#framer.state === "opaque" && !this.#done) {
+      this.#untilEnd = true;
+      this.#socket.once("end", () => this.#answered());
+    }
+  }
+
+  /** Drops a `100 Continue` and the like from what is kept: the answer follows. */
+  #skipInterim(): void {
+    this.#answer = [];
+    this.#answerBytes = 0;
+    this.#body = [];
+  }
+
+  /** The whole answer arrived: the stream ends with it. */
+  #answered(): void {
+    if (this.#done) return;
+    const bytes = concatBytes(...this.#answer);
+    const text = LATIN1.decode(bytes);
+    const end = text.indexOf("\r\n\r\n");
+    const lines = text.slice(0, end < 0 ? text.length : end).split("\r\n");
+    const status = Number(lines[0]!.split(" ")[1]);
+    const headers = new Headers();
+    for (const line of lines.slice(1)) {
+      const colon = line.indexOf(":");
+      if (colon <= 0) continue;
+      try {
+        headers.append(line.slice(0, colon), line.slice(colon + 1).trim());
+      } catch {
+        // A field Headers refuses: not one the transport reads.
+      }
+    }
+    const body = this.#untilEnd && end >= 0 ? bytes.subarray(end + 4) : concatBytes(...this.#body);
+    let answer: Response | null = null;
+    try {
+      answer = new Response(body.length === 0 ? null : body.slice(), { status, headers });
+    } catch {
+      // A status a Response cannot have: the stream ends without it.
+    }
+    const said = new TextDecoder().decode(body).slice(0, 300);
+    this.#end(new Error(`The peer ended the stream: ${status} ${said}`), answer);
+  }
+
+  #end(problem: unknown, answer: Response | null): void {
+    if (this.#done) return;
+    this.#done = true;
+    this.#socket.destroy();
+    this.#events.ended(problem, answer);
+  }
+}
