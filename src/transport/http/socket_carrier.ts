@@ -86,9 +86,9 @@ class SocketCarrier implements StreamCarrier {
       headStart: () => {},
       head: () => {},
       data: (bytes) => this.#body.push(bytes.slice()),
+      // A `100 Continue` and the like: the answer follows.
       end: (interim) => {
-        if (interim) return this.#skipInterim();
-        this.#answered();
+        if (!interim) this.#answered();
       },
     });
     let head = `POST ${url.pathname}${url.search} HTTP/1.1\r\nhost: ${url.host}\r\n`;
@@ -96,7 +96,6 @@ class SocketCarrier implements StreamCarrier {
     head += "transfer-encoding: chunked\r\n\r\n";
     // Written before the connection opens: the socket holds it until then.
     socket.write(ENCODER.encode(head));
-    socket.on("drain", () => events.drained());
     socket.on("data", (chunk: Uint8Array) => this.#read(chunk));
     socket.on("error", (error: unknown) => this.#end(error, null));
     socket.on("close", () => this.#end(new Error("The peer closed the stream's connection"), null));
@@ -106,14 +105,16 @@ class SocketCarrier implements StreamCarrier {
     if (this.#done) return false;
     const length = frame.length + (seal?.length ?? 0);
     const socket = this.#socket;
+    // Full past the buffer: drained once this chunk, the last, has left.
+    const full = socket.writableLength + length >= this.#bufferBytes;
     // One chunk, handed to the socket in one go.
     socket.cork();
     socket.write(ENCODER.encode(`${length.toString(16)}\r\n`));
     socket.write(frame);
     if (seal !== null) socket.write(seal);
-    socket.write(CRLF);
+    socket.write(CRLF, full ? () => this.#events.drained() : undefined);
     socket.uncork();
-    return socket.writableLength < this.#bufferBytes;
+    return !full;
   }
 
   close(): void {
@@ -136,21 +137,21 @@ class SocketCarrier implements StreamCarrier {
     }
   }
 
-  /** Drops a `100 Continue` and the like from what is kept: the answer follows. */
-  #skipInterim(): void {
-    this.#answer = [];
-    this.#answerBytes = 0;
-    this.#body = [];
-  }
-
   /** The whole answer arrived: the stream ends with it. */
   #answered(): void {
     if (this.#done) return;
-    const bytes = concatBytes(...this.#answer);
-    const text = LATIN1.decode(bytes);
-    const end = text.indexOf("\r\n\r\n");
+    let bytes: Uint8Array = concatBytes(...this.#answer);
+    let text = LATIN1.decode(bytes);
+    let end = text.indexOf("\r\n\r\n");
+    let status = statusOf(text);
+    // Interim answers (`100 Continue`) before the answer have no body.
+    for (let i = 0; i < 16 && status >= 100 && status < 200 && end >= 0; i++) {
+      bytes = bytes.subarray(end + 4);
+      text = text.slice(end + 4);
+      end = text.indexOf("\r\n\r\n");
+      status = statusOf(text);
+    }
     const lines = text.slice(0, end < 0 ? text.length : end).split("\r\n");
-    const status = Number(lines[0]!.split(" ")[1]);
     const headers = new Headers();
     for (const line of lines.slice(1)) {
       const colon = line.indexOf(":");
@@ -178,4 +179,9 @@ class SocketCarrier implements StreamCarrier {
     this.#socket.destroy();
     this.#events.ended(problem, answer);
   }
+}
+
+/** The status code of the status line `text` starts with; NaN when none. */
+function statusOf(text: string): number {
+  return Number(text.slice(0, text.indexOf("\r\n")).split(" ")[1]);
 }
