@@ -11,6 +11,7 @@
 
 import { hmac } from "@noble/hashes/hmac.js";
 import { sha256 } from "@noble/hashes/sha2.js";
+import { builtinModule } from "./builtin_module.ts";
 
 /** The part of `node:crypto` used here. */
 interface NativeCrypto {
@@ -20,17 +21,10 @@ interface NativeCrypto {
   ): { update(data: Uint8Array): unknown; digest(): Uint8Array };
 }
 
-const native: NativeCrypto | null = (() => {
-  try {
-    const process = (globalThis as {
-      process?: { getBuiltinModule?: (id: string) => unknown };
-    }).process;
-    const crypto = process?.getBuiltinModule?.("node:crypto") as NativeCrypto | undefined;
-    return typeof crypto?.createHmac === "function" ? crypto : null;
-  } catch {
-    return null;
-  }
-})();
+const native: NativeCrypto | null = builtinModule<NativeCrypto>(
+  "node:crypto",
+  (crypto) => typeof crypto.createHmac === "function",
+);
 
 /**
  * HMAC-SHA256 of the concatenation of `parts`.

@@ -21,6 +21,7 @@
 import { concatBytes } from "@noble/hashes/utils.js";
 import type { Socket } from "node:net";
 import { MessageFramer } from "../../serve/http1_framing.ts";
+import { builtinModule } from "./builtin_module.ts";
 import type { CarrierEvents, OpenCarrier, StreamCarrier, StreamRequest } from "./peer_stream.ts";
 
 /** The part of `node:net` used here. */
@@ -28,17 +29,10 @@ interface NodeNet {
   connect(options: { host: string; port: number; noDelay?: boolean }): Socket;
 }
 
-const net: NodeNet | null = (() => {
-  try {
-    const process = (globalThis as {
-      process?: { getBuiltinModule?: (id: string) => unknown };
-    }).process;
-    const module = process?.getBuiltinModule?.("node:net") as NodeNet | undefined;
-    return typeof module?.connect === "function" ? module : null;
-  } catch {
-    return null;
-  }
-})();
+const net: NodeNet | null = builtinModule<NodeNet>(
+  "node:net",
+  (module) => typeof module.connect === "function",
+);
 
 /** The longest answer read from a peer that ends a stream; its refusals are short. */
 const ANSWER_BYTES_MAX = 64 * 1024;
