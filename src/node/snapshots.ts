@@ -71,9 +71,17 @@ export class Snapshots {
     return snapshot.meta.index;
   }
 
-  /** Whether a snapshot taken in the background waits for {@linkcode Snapshots.maybeTake}. */
+  /**
+   * Whether {@linkcode Snapshots.maybeTake} has work now: a snapshot taken
+   * in the background is ready, or one is due and none is being taken. The
+   * ready loop runs while this holds, so a snapshot that came due while
+   * another was written is taken once that write ends, not at the next
+   * batch, which may never come.
+   */
   get ready(): boolean {
-    return this.#writing === null && this.#background?.data != null;
+    if (this.#writing !== null) return false;
+    if (this.#background !== null) return this.#background.data !== null;
+    return this.#due();
   }
 
   /**
@@ -85,9 +93,8 @@ export class Snapshots {
    * compacts and saves it.
    */
   async maybeTake(): Promise<void> {
-    const { settings } = this.#host;
     const raft = this.#host.raft();
-    // One at a time: a later pass looks again.
+    // One at a time: the write's end runs the loop again (see `ready`).
     if (this.#writing !== null) return;
     const background = this.#background;
     if (background !== null) {
@@ -98,7 +105,7 @@ export class Snapshots {
     // The state machine stands at the index applied now: this is called
     // from the ready loop, the only code that applies, between passes.
     const index = raft.log.applied;
-    if (index - raft.snapshot.index < settings.snapshotEvery) return;
+    if (!this.#due()) return;
     const taking = this.#host.applier.snapshotInBackground();
     if (taking !== null) {
       const started: Background = { index, data: null };
@@ -111,6 +118,12 @@ export class Snapshots {
     }
     // Nothing applies while we await (the ready loop awaits this).
     await this.#compact(index, await this.#host.applier.snapshot());
+  }
+
+  /** Whether `snapshotEvery` entries were applied since the last snapshot. */
+  #due(): boolean {
+    const raft = this.#host.raft();
+    return raft.log.applied - raft.snapshot.index >= this.#host.settings.snapshotEvery;
   }
 
   /** Compacts the log behind `index` into `data` and saves the snapshot. */

@@ -256,9 +256,11 @@ Deno.test("a snapshot taken in the background holds up no write and stands at th
       transport: new MemoryNetwork().transport(),
       storage: fileStorage(dir),
       stateMachine: kv,
-      snapshotEvery: 5,
+      // More than the writes made meanwhile: no second snapshot is due
+      // when this one ends, so the one on disk is this one.
+      snapshotEvery: 20,
     });
-    for (let i = 0; takenAt < 0 && i < 20; i++) {
+    for (let i = 0; takenAt < 0 && i < 40; i++) {
       await during(clock, node.propose({ op: "put", key: `before-${i}`, value: i }));
     }
     ok(takenAt > 0, "no background snapshot started");
@@ -280,6 +282,48 @@ Deno.test("a snapshot taken in the background holds up no write and stands at th
     restored.restore(Sessions.machinePart(state.snapshot.data)!);
     const keys = restored.query({ op: "list" }).items.map((item) => item.key);
     ok(keys.length > 0 && keys.every((key) => key.startsWith("before-")), keys.join(" "));
+  } finally {
+    await node?.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a snapshot that came due while another was written is taken when that write ends, with no write after", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "watercraft-snapshot-" });
+  const clock = manualClock(1_000_000);
+  const storage = fileStorage(dir);
+  // The first snapshot's write beside the log waits for the test.
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => release = resolve);
+  const save = storage.saveSnapshotBeside!.bind(storage);
+  let writes = 0;
+  Object.assign(storage, {
+    saveSnapshotBeside: async (snapshot: Parameters<typeof save>[0]) => {
+      if (writes++ === 0) await held;
+      return await save(snapshot);
+    },
+  });
+  let node: WaterCraftNode | null = null;
+  try {
+    node = await startNode("n1", clock, {
+      transport: new MemoryNetwork().transport(),
+      storage,
+      snapshotEvery: 5,
+    });
+    for (let i = 0; writes === 0 && i < 20; i++) {
+      await during(clock, node.propose({ op: "put", key: `a-${i}`, value: i }));
+    }
+    strictEqual(writes, 1, "the first snapshot is being written");
+    const first = node.raft.snapshot.index;
+    // Another snapshot's worth of writes while the first is held; then none.
+    for (let i = 0; i < 6; i++) {
+      await during(clock, node.propose({ op: "put", key: `b-${i}`, value: i }));
+    }
+    const applied = node.head().index;
+    strictEqual(writes, 1, "one snapshot is written at a time");
+    release();
+    await until(clock, () => node!.raft.snapshot.index === applied);
+    ok(applied >= first + 5);
   } finally {
     await node?.stop();
     await Deno.remove(dir, { recursive: true });
