@@ -222,7 +222,11 @@ Deno.test("HTTP cluster: a member joining after compaction receives the snapshot
       const put = await call(`${members[0]!.url}/v1/kv/k${i}`, "PUT", { value: `${i}:${big}` });
       strictEqual(put.status, 200, JSON.stringify(put.body));
     }
-    // 60 values of 30 kB: the snapshot is over the 1 MiB chunk size.
+    // 60 values of 30 kB: the snapshot is over the 1 MiB chunk size. It is
+    // taken in the background: were n2 to join first, it would get the one
+    // before, then need this one too once it compacted the log.
+    const leader = members[0]!.node;
+    await waitFor("n1's snapshot of all 60", () => leader.raft.snapshot.index >= 60);
     members.push(await start("n2", [members[0]!.url]));
     const [n1, n2] = [members[0]!.node, members[1]!.node];
     await waitFor("n2 to catch up", () => n2.status().appliedIndex >= n1.status().appliedIndex);
