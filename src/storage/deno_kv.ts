@@ -34,9 +34,13 @@
  *   batch. Only uncommitted entries are ever replaced, so losing them is safe.
  * - `saveSnapshot` writes the chunks first, then switches the snapshot and
  *   the marker in one commit, then deletes what the snapshot made obsolete.
+ *   `saveSnapshotBeside` does the same, with saves going on while the
+ *   chunks are written: they go under a new generation, which no load reads
+ *   before the switch.
  *
  * Every commit also checks that the marker key still has the versionstamp
- * this storage last saw, so two nodes writing under one prefix make the
+ * this storage last saw (a snapshot's chunks: the snapshot's key, which
+ * saves do not move), so two nodes writing under one prefix make the
  * second writer's call fail instead of interleaving their logs.
  *
  * ## Durability
@@ -61,6 +65,7 @@ import {
   CorruptLogError,
   type PersistedState,
   type Snapshot,
+  type SnapshotSteps,
   type Storage,
   type StorageBackend,
   StorageGuard,
@@ -223,6 +228,8 @@ class DenoKvBackend implements StorageBackend {
 
   /** Versionstamp of the marker as this storage last wrote or read it. */
   #stamp: string | null = null;
+  /** The snapshot key's versionstamp when last read or written. */
+  #snapStamp: string | null = null;
   #hard: HardState = { term: 0, vote: null, commit: 0 };
   #last = 0;
   #snapIndex = 0;
@@ -252,7 +259,20 @@ class DenoKvBackend implements StorageBackend {
   }
 
   prepareSnapshot(snapshot: Snapshot): () => Promise<void> {
-    return () => this.#installSnapshot(snapshot);
+    const steps = this.prepareSnapshotBeside(snapshot);
+    return async () => {
+      await steps.write();
+      await steps.install();
+    };
+  }
+
+  prepareSnapshotBeside(snapshot: Snapshot): SnapshotSteps {
+    // A generation no load reads until the switch: saves may go on meanwhile.
+    const gen = this.#snapGen + 1;
+    return {
+      write: () => this.#writeChunks(gen, snapshot.data),
+      install: () => this.#switchSnapshot(gen, snapshot),
+    };
   }
 
   /** The caller owns the KV handle: nothing to release. */
@@ -262,24 +282,36 @@ class DenoKvBackend implements StorageBackend {
 
   // ------------------------------------------------------------- plumbing
 
-  /** Commits mutations in as many atomic operations as the bounds need, each checking the marker. */
-  async #commit(mutations: readonly Mutation[]): Promise<void> {
+  /**
+   * Commits mutations in as many atomic operations as the bounds need, each
+   * checking that the marker (or, for a snapshot's chunks, the snapshot's
+   * key) still has the versionstamp this storage last saw.
+   */
+  async #commit(
+    mutations: readonly Mutation[],
+    checked: "marker" | "snapshot" = "marker",
+  ): Promise<void> {
+    const key = checked === "marker" ? this.#hardKey : this.#snapKey;
     for (const batch of batches(mutations)) {
-      let op = this.#kv.atomic().check({ key: this.#hardKey, versionstamp: this.#stamp });
+      const versionstamp = checked === "marker" ? this.#stamp : this.#snapStamp;
+      let op = this.#kv.atomic().check({ key, versionstamp });
       let setsMarker = false;
+      let setsSnapshot = false;
       for (const m of batch) {
         op = "value" in m ? op.set(m.key, m.value) : op.delete(m.key);
         if (m.key === this.#hardKey) setsMarker = true;
+        if (m.key === this.#snapKey) setsSnapshot = true;
       }
       const result = await op.commit();
       if (!result.ok) {
         throw new Error(
           `Cannot write under ${formatKey(this.#prefix)}: another writer changed ${
-            formatKey(this.#hardKey)
+            formatKey(key)
           } (do two nodes share this prefix?)`,
         );
       }
       if (setsMarker) this.#stamp = result.versionstamp;
+      if (setsSnapshot) this.#snapStamp = result.versionstamp;
     }
   }
 
@@ -296,6 +328,7 @@ class DenoKvBackend implements StorageBackend {
       this.#snapKey,
     ]);
     this.#stamp = hardEntry.versionstamp;
+    this.#snapStamp = snapEntry.versionstamp;
     const record = hardEntry.value;
     const hard: HardState = record === null
       ? { term: 0, vote: null, commit: 0 }
@@ -484,16 +517,25 @@ class DenoKvBackend implements StorageBackend {
     this.#last = last;
   }
 
-  async #installSnapshot(snapshot: Snapshot): Promise<void> {
-    const { meta, data } = snapshot;
-    const gen = this.#snapGen + 1;
-    const parts = Math.ceil(data.length / KV_CHUNK_BYTES);
+  /**
+   * Writes a snapshot's chunks under generation `gen`, which nothing reads
+   * before {@linkcode #switchSnapshot}. Each commit checks the snapshot's
+   * key, not the marker: saves running meanwhile move the marker, and
+   * another writer under this prefix would move the snapshot's key.
+   */
+  async #writeChunks(gen: number, data: Uint8Array): Promise<void> {
     const chunks: Mutation[] = [];
-    for (let n = 0; n < parts; n++) {
+    for (let n = 0; n * KV_CHUNK_BYTES < data.length; n++) {
       const chunk = data.slice(n * KV_CHUNK_BYTES, (n + 1) * KV_CHUNK_BYTES);
       chunks.push(set([...this.#snapKey, gen, n], chunk, chunk.length));
     }
-    await this.#commit(chunks);
+    await this.#commit(chunks, "snapshot");
+  }
+
+  /** Makes generation `gen` the snapshot in force, then deletes what it made obsolete. */
+  async #switchSnapshot(gen: number, snapshot: Snapshot): Promise<void> {
+    const { meta, data } = snapshot;
+    const parts = Math.ceil(data.length / KV_CHUNK_BYTES);
     const continues = (await this.#hashAt(meta.index)) === meta.hash;
     const oldLast = this.#last;
     const last = continues ? this.#last : meta.index;

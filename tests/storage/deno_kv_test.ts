@@ -168,6 +168,30 @@ Deno.test("denoKvStorage() saveSnapshot() deletes covered entries and the previo
     ok(state.snapshot?.data.every((b) => b === 2));
   }));
 
+Deno.test("denoKvStorage() saveSnapshotBeside() writes the chunks while saves go on, then switches", () =>
+  withKv(async (kv) => {
+    const storage = denoKvStorage(kv);
+    await storage.load();
+    const log = entries(40, 1_000);
+    const hard = (e: Entry) => ({ term: 1, vote: "n1", commit: e.index - 1 });
+    for (const e of log.slice(0, 20)) await storage.save(hard(e), [e]);
+    // Some 2.4 MB: several commits of chunks, between which the saves commit.
+    const data = new Uint8Array(2_400_000).map((_, i) => i % 251);
+    const snapshotted = storage.saveSnapshotBeside!({
+      meta: { index: 10, term: 1, hash: log[9]!.hash, config: { members: [] } },
+      data,
+    });
+    const saved = (async () => {
+      for (const e of log.slice(20)) await storage.save(hard(e), [e]);
+    })();
+    await Promise.all([snapshotted, saved]);
+    const state = await denoKvStorage(kv).load();
+    strictEqual(state.snapshot?.meta.index, 10);
+    deepStrictEqual(state.snapshot?.data, data);
+    deepStrictEqual(state.entries, log.slice(10));
+    deepStrictEqual(state.hardState, { term: 1, vote: "n1", commit: 39 });
+  }));
+
 Deno.test("denoKvStorage() fails the second of two writers on one prefix", () =>
   withKv(async (kv) => {
     const first = denoKvStorage(kv);
