@@ -6,8 +6,8 @@
  *
  * What carries the request is a {@linkcode StreamCarrier}: `fetch` with a
  * streaming body (`fetch_carrier.ts`), which runs everywhere, over HTTP or
- * HTTPS; or, for `http:` peers where the runtime has `node:net`, a socket
- * of its own (`socket_carrier.ts`), which spares each frame the runtime's
+ * HTTPS; or, where the runtime has `node:net` and `node:tls`, a socket of
+ * its own (`socket_carrier.ts`), which spares each frame the runtime's
  * HTTP client and always opens a new connection, so that the peer's front
  * takes the stream itself rather than relaying it (`serve/direct_request.ts`).
  *

@@ -1,7 +1,8 @@
 /**
  * The HTTP transport, its options and counters, and the sending of Raft
- * messages to each peer: binary frames (`frames.ts`) travel by `fetch` to
- * the peer routes of each node's Hono app (`routes.ts`), which also
+ * messages to each peer: binary frames (`frames.ts`) travel by `fetch`, or
+ * a stream's on a socket of its own, to the peer routes of each node's Hono
+ * app (`routes.ts`), which also
  * receives them; this side only sends. Forwarded writes are
  * `forward_client.ts`'s, joining is `join.ts`'s.
  *
@@ -15,11 +16,12 @@
  * peer off (50 ms doubling to 1 s, reset on success); its lost messages
  * are not retried, Raft resends.
  *
- * Only Web standards are used (`fetch`, `AbortController`, Web Crypto), so
- * the same code runs on Deno, Bun, Node 20 and edge runtimes. The one
- * exception is the `ca` option (HTTPS peers whose certificates come from a
- * private CA): each runtime takes a CA its own way, which `tls.ts`
- * knows, and loads only then.
+ * Only Web standards are needed (`fetch`, `AbortController`, Web Crypto),
+ * so the same code runs on Deno, Bun, Node 20 and edge runtimes. Where the
+ * runtime has `node:net` and `node:tls`, streams use them
+ * (`socket_carrier.ts`); the `ca` option (HTTPS peers whose certificates
+ * come from a private CA) reaches `fetch` each runtime its own way, which
+ * `tls.ts` knows, and loads only then.
  *
  * When a peer's requests start failing, `onPeerError` hears why, once per
  * streak of failures (the error's causes included: an untrusted
@@ -248,8 +250,8 @@ class HttpTransportImpl implements HttpTransport {
   readonly #fetch: typeof fetch;
   /** Carries streams by `fetch`. */
   readonly #fetchStreams: OpenCarrier;
-  /** Carries streams to `http:` peers on sockets of their own, unless a fetch or a CA was given. */
-  readonly #socketStreams: OpenCarrier | null;
+  /** Carries streams on sockets of their own, unless a fetch was given. */
+  readonly #socketStreams: ReturnType<typeof socketCarrier>;
   /** Releases the CA-trusting fetch, when `ca` made one. */
   readonly #closeFetch: () => Promise<void>;
   readonly #onPeerError: ((failure: PeerFailure) => void) | undefined;
@@ -301,8 +303,8 @@ class HttpTransportImpl implements HttpTransport {
       this.#closeFetch = () => Promise.resolve();
     }
     this.#fetchStreams = fetchCarrier(this.#fetch);
-    this.#socketStreams = options.fetch === undefined && options.ca === undefined
-      ? socketCarrier()
+    this.#socketStreams = options.fetch === undefined
+      ? socketCarrier(typeof options.ca === "string" ? [options.ca] : options.ca)
       : null;
     this.#onPeerError = options.onPeerError;
     this.#onJoinRetry = options.onJoinRetry;
@@ -526,9 +528,7 @@ class HttpTransportImpl implements HttpTransport {
     this.#requests++;
     const stream: PeerStream = new PeerStream({
       url: peer.url,
-      open: peer.url.startsWith("http:") && this.#socketStreams !== null
-        ? this.#socketStreams
-        : this.#fetchStreams,
+      open: this.#socketStreams?.carries(peer.url) ? this.#socketStreams.open : this.#fetchStreams,
       headers: proof.headers,
       sealer: key === null ? null : new FrameSealer(key),
       bufferBytes: this.#maxRequestBytes,

@@ -1,15 +1,16 @@
 /**
- * Carries a peer stream to an `http:` peer over a `node:net` socket of its
- * own: the request's head, then each frame as one HTTP/1.1 chunk, written
+ * Carries a peer stream over a socket of its own (`node:net`, or `node:tls`
+ * for an `https:` peer, trusting the transport's CAs besides the runtime's
+ * roots): the request's head, then each frame as one HTTP/1.1 chunk, written
  * at once with no `fetch` body to pump. A new connection for every stream,
  * so that the peer's front takes the stream itself instead of relaying it
  * (`serve/direct_request.ts`): `fetch` would reuse the connection of an
  * earlier request, and a front relays every request after a connection's
  * first. Measured in `bench/README.md`.
  *
- * `node:net` is reached through `process.getBuiltinModule`, which Deno, Bun
- * and Node have; where it is missing (an edge runtime) there is no socket
- * carrier and streams go by `fetch`.
+ * `node:net` and `node:tls` are reached through `process.getBuiltinModule`,
+ * which Deno, Bun and Node have; where they are missing (an edge runtime)
+ * there is no socket carrier and streams go by `fetch`.
  *
  * The peer answers only when it ends the stream (a refusal, its shutdown):
  * the answer is read as HTTP/1.1, whatever its framing, and handed over as
@@ -27,10 +28,27 @@ import type { CarrierEvents, OpenCarrier, StreamCarrier, StreamRequest } from ".
 /** The part of `node:net` used here. */
 interface NodeNet {
   connect(options: { host: string; port: number; noDelay?: boolean }): Socket;
+  isIP(input: string): number;
+}
+
+/** The part of `node:tls` used here. */
+interface NodeTls {
+  connect(options: {
+    host: string;
+    port: number;
+    servername?: string;
+    ca?: string[];
+    ALPNProtocols: string[];
+  }): Socket;
+  readonly rootCertificates: readonly string[];
 }
 
 const net: NodeNet | null = builtinModule<NodeNet>(
   "node:net",
+  (module) => typeof module.connect === "function",
+);
+const tls: NodeTls | null = builtinModule<NodeTls>(
+  "node:tls",
   (module) => typeof module.connect === "function",
 );
 
@@ -42,14 +60,39 @@ const LATIN1 = new TextDecoder("latin1");
 const CRLF = ENCODER.encode("\r\n");
 
 /**
- * The socket carrier, where the runtime has `node:net`.
+ * The socket carrier, where the runtime has `node:net` (and `node:tls`).
  *
- * @returns The opener, or null where there are no sockets.
+ * @param ca PEM certificates of the CAs that `https:` peers' certificates
+ *   may also come from; none: the runtime's roots only.
+ * @returns Whether it carries streams to a URL, and the opener; null where
+ *   there are no sockets.
  */
-export function socketCarrier(): OpenCarrier | null {
+export function socketCarrier(
+  ca: readonly string[] = [],
+): { carries(url: string): boolean; open: OpenCarrier } | null {
   if (net === null) return null;
-  const connect = net;
-  return (request, events) => new SocketCarrier(connect, request, events);
+  const connect = (url: URL): Socket => {
+    // `[::1]` in a URL is `::1` to connect to.
+    const host = url.hostname.replace(/^\[(.*)\]$/, "$1");
+    if (url.protocol === "http:") {
+      return net.connect({ host, port: Number(url.port || 80), noDelay: true });
+    }
+    const socket = tls!.connect({
+      host,
+      port: Number(url.port || 443),
+      // A name, not an address, is what the certificate is checked against by SNI.
+      ...(net.isIP(host) === 0 ? { servername: host } : {}),
+      // `ca` replaces the roots: they are passed along.
+      ...(ca.length === 0 ? {} : { ca: [...ca, ...tls!.rootCertificates] }),
+      ALPNProtocols: ["http/1.1"],
+    });
+    socket.setNoDelay(true);
+    return socket;
+  };
+  return {
+    carries: (url) => url.startsWith("http:") || (url.startsWith("https:") && tls !== null),
+    open: (request, events) => new SocketCarrier(connect(new URL(request.url)), request, events),
+  };
 }
 
 class SocketCarrier implements StreamCarrier {
@@ -65,16 +108,10 @@ class SocketCarrier implements StreamCarrier {
   /** The answer has no length: it runs until the peer ends the connection. */
   #untilEnd = false;
 
-  constructor(connect: NodeNet, request: StreamRequest, events: CarrierEvents) {
+  constructor(socket: Socket, request: StreamRequest, events: CarrierEvents) {
     this.#bufferBytes = request.bufferBytes;
     this.#events = events;
     const url = new URL(request.url);
-    const socket = connect.connect({
-      // `[::1]` in a URL is `::1` to connect to.
-      host: url.hostname.replace(/^\[(.*)\]$/, "$1"),
-      port: Number(url.port || 80),
-      noDelay: true,
-    });
     this.#socket = socket;
     this.#framer = new MessageFramer("response", {
       headStart: () => {},

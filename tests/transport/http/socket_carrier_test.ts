@@ -9,8 +9,11 @@
  */
 
 import { deepStrictEqual, match, ok, strictEqual } from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import type { CarrierEvents } from "../../../src/transport/http/peer_stream.ts";
 import { socketCarrier } from "../../../src/transport/http/socket_carrier.ts";
+import { isCertificateError } from "../../../src/transport/http/tls.ts";
+import { createTestPki } from "../../process/tls/pki.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -21,9 +24,11 @@ async function waitFor(cond: () => boolean, what: string): Promise<void> {
   if (!cond()) throw new Error(`Timed out waiting for ${what}`);
 }
 
-/** A TCP server that records what one connection sends, and can answer it. */
-function rawServer() {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+/** A TCP (or TLS) server that records what one connection sends, and can answer it. */
+function rawServer(tls?: { cert: string; key: string }) {
+  const listener = tls === undefined
+    ? Deno.listen({ hostname: "127.0.0.1", port: 0 })
+    : Deno.listenTls({ hostname: "127.0.0.1", port: 0, ...tls });
   const state = { received: "", conn: null as Deno.Conn | null };
   (async () => {
     for await (const conn of listener) {
@@ -37,7 +42,9 @@ function rawServer() {
     }
   })();
   return {
-    url: `http://127.0.0.1:${(listener.addr as Deno.NetAddr).port}`,
+    url: `${tls === undefined ? "http" : "https"}://127.0.0.1:${
+      (listener.addr as Deno.NetAddr).port
+    }`,
     state,
     answer: async (text: string, close: boolean) => {
       await state.conn!.write(encoder.encode(text));
@@ -64,7 +71,7 @@ function recorder() {
   return { seen, events };
 }
 
-const open = socketCarrier()!;
+const { open } = socketCarrier()!;
 
 Deno.test("the socket carrier writes the head, then each frame and its seal as one chunk", async () => {
   const server = rawServer();
@@ -166,5 +173,37 @@ Deno.test("the socket carrier reports itself full past its buffer, and drained o
   } finally {
     carrier.close();
     server.close();
+  }
+});
+
+Deno.test("the socket carrier reaches an https: peer whose certificate comes from its CAs, and refuses one that does not", async () => {
+  const pki = createTestPki("socket-carrier");
+  const server = rawServer({
+    cert: readFileSync(pki.cert.cert, "utf8"),
+    key: readFileSync(pki.cert.key, "utf8"),
+  });
+  try {
+    const trusting = socketCarrier([pki.ca.pem])!;
+    ok(trusting.carries(server.url));
+    const { seen, events } = recorder();
+    const carrier = trusting.open(
+      { url: server.url + "/raft/stream", headers: {}, bufferBytes: 1 << 20 },
+      events,
+    );
+    carrier.write(encoder.encode("over-tls"), null);
+    await waitFor(() => server.state.received.endsWith("\r\n8\r\nover-tls\r\n"), "the chunk");
+    carrier.close();
+    deepStrictEqual(seen.ended, []);
+
+    const refused = recorder();
+    socketCarrier([pki.otherCa.pem])!.open(
+      { url: server.url + "/raft/stream", headers: {}, bufferBytes: 1 << 20 },
+      refused.events,
+    );
+    await waitFor(() => refused.seen.ended.length === 1, "the refusal");
+    ok(isCertificateError(refused.seen.ended[0]!.problem), String(refused.seen.ended[0]!.problem));
+  } finally {
+    server.close();
+    pki.remove();
   }
 });
