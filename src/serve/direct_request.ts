@@ -46,8 +46,6 @@ export interface DirectConnection {
   resume(): void;
   /** Writes the whole answer and ends the connection. */
   answer(bytes: Uint8Array): void;
-  /** Ends the connection at once, unanswered. */
-  destroy(): void;
 }
 
 /** Body bytes held for a handler that reads slower than they arrive, before the socket pauses. */

@@ -8,7 +8,9 @@
  *
  * A connection reaches the server only once its first request head has
  * arrived in full, so slow and idle clients cost the server nothing; the
- * front holds at most a head (16 KiB) per connection for them. With TLS,
+ * front holds at most a head (16 KiB) per connection for them. A first
+ * request to one of the direct routes (the peer stream) never reaches it:
+ * the front answers it in this process (`direct_request.ts`). With TLS,
  * the front decrypts (HTTP/1.1 only: it frames HTTP/1.1) and relays plain
  * bytes.
  *
@@ -293,7 +295,6 @@ class Relay {
         this.#guarded!.sent(bytes);
         client.end(bytes);
       },
-      destroy: () => this.destroy(),
     });
     this.#exchange.push(early);
     return true;

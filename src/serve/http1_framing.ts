@@ -66,7 +66,8 @@ export interface FramerHooks {
   answersHead?(): boolean;
   /**
    * Bytes of a message's body, in order, without the chunked coding's
-   * framing. Only for a reader of bodies; a view valid during the call.
+   * framing: for a reader of bodies. A view into the bytes pushed, which it
+   * may keep as long as the pusher does not reuse them.
    */
   data?(bytes: Uint8Array): void;
 }
