@@ -91,6 +91,19 @@ async function setup(options: { answerFirst?: boolean } = {}) {
   return { port: front.port, seen, bodyRead, close };
 }
 
+/** Runs `body` against a fresh front from {@linkcode setup}, closed afterwards. */
+async function withFront(
+  options: { answerFirst?: boolean },
+  body: (front: Awaited<ReturnType<typeof setup>>) => Promise<void>,
+): Promise<void> {
+  const front = await setup(options);
+  try {
+    await body(front);
+  } finally {
+    await front.close();
+  }
+}
+
 /** Opens a connection to the front. */
 async function connect(port: number): Promise<Deno.TcpConn> {
   return await Deno.connect({ hostname: "127.0.0.1", port });
@@ -122,8 +135,7 @@ const STREAM_HEAD = "POST /stream?x=1 HTTP/1.1\r\nHost: peer\r\nX-Sender: n2\r\n
   "Transfer-Encoding: chunked\r\n\r\n";
 
 Deno.test("a connection's first POST to a direct path reaches the handler with its chunked body streamed", async () => {
-  const t = await setup();
-  try {
+  await withFront({}, async (t) => {
     const conn = await connect(t.port);
     await conn.write(encoder.encode(STREAM_HEAD + "5\r\nhello\r\n"));
     await until(() => t.seen[0]?.chunks.length === 1, "the first chunk");
@@ -142,23 +154,18 @@ Deno.test("a connection's first POST to a direct path reaches the handler with i
     match(answer, /\r\nx-seen: yes\r\n/);
     match(answer, /\r\ncontent-length: 12\r\nconnection: close\r\n\r\ngot 11 bytes$/);
     ok(!answer.includes("999"), "the front writes the length itself");
-  } finally {
-    await t.close();
-  }
+  });
 });
 
 Deno.test("a direct path's body with a length is read to its end", async () => {
-  const t = await setup();
-  try {
+  await withFront({}, async (t) => {
     const conn = await connect(t.port);
     await conn.write(encoder.encode("POST /stream HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc"));
     const answer = await readAll(conn);
     conn.close();
     strictEqual(t.seen[0]!.chunks.join(""), "abc");
     match(answer, /got 3 bytes$/);
-  } finally {
-    await t.close();
-  }
+  });
 });
 
 Deno.test("other requests are relayed: another path, another method, a later request, an unusual head", async (t) => {
@@ -187,8 +194,7 @@ Deno.test("other requests are relayed: another path, another method, a later req
   ];
   for (const c of cases) {
     await t.step(c.name, async () => {
-      const s = await setup();
-      try {
+      await withFront({}, async (s) => {
         const conn = await connect(s.port);
         await conn.write(encoder.encode(c.request));
         const deadline = Date.now() + DEADLINE_MS;
@@ -202,16 +208,13 @@ Deno.test("other requests are relayed: another path, another method, a later req
         conn.close();
         ok(text.includes(`relayed ${c.path}`), text);
         deepStrictEqual(s.seen, [], "the direct handler saw nothing");
-      } finally {
-        await s.close();
-      }
+      });
     });
   }
 });
 
 Deno.test("a client that goes away mid-body errors the body and aborts the request", async () => {
-  const t = await setup();
-  try {
+  await withFront({}, async (t) => {
     const conn = await connect(t.port);
     await conn.write(encoder.encode(STREAM_HEAD + "3\r\nabc\r\n"));
     await until(() => t.seen[0]?.chunks.length === 1, "the first chunk");
@@ -219,28 +222,22 @@ Deno.test("a client that goes away mid-body errors the body and aborts the reque
     await t.bodyRead[0];
     strictEqual(t.seen[0]!.ending, "error");
     await until(() => t.seen[0]!.aborted, "the abort");
-  } finally {
-    await t.close();
-  }
+  });
 });
 
 Deno.test("a malformed chunk errors the body", async () => {
-  const t = await setup();
-  try {
+  await withFront({}, async (t) => {
     const conn = await connect(t.port);
     await conn.write(encoder.encode(STREAM_HEAD + "zz\r\nabc\r\n"));
     await until(() => t.seen[0]?.ending === "error", "the body's error");
     const answer = await readAll(conn);
     conn.close();
     match(answer, /got 0 bytes$/);
-  } finally {
-    await t.close();
-  }
+  });
 });
 
 Deno.test("a handler that answers before reading the body closes the connection after its answer", async () => {
-  const t = await setup({ answerFirst: true });
-  try {
+  await withFront({ answerFirst: true }, async (t) => {
     const conn = await connect(t.port);
     await conn.write(encoder.encode(STREAM_HEAD + "3\r\nabc\r\n"));
     const answer = await readAll(conn);
@@ -248,9 +245,7 @@ Deno.test("a handler that answers before reading the body closes the connection 
     match(answer, /^HTTP\/1\.1 401 /);
     match(answer, /\r\nx-why: test\r\n/);
     match(answer, /refused$/);
-  } finally {
-    await t.close();
-  }
+  });
 });
 
 Deno.test("directHead() takes only a plain POST to a listed path", () => {
