@@ -40,6 +40,7 @@ import {
   DEFAULT_MAX_CONNECTIONS,
 } from "./serve/guard.ts";
 import { applyNodeLimits, nodeServerOptions } from "./serve/node_limits.ts";
+import { STREAM_PATH } from "./transport/http/peer_stream.ts";
 import type { Server as NodeHttpServer } from "node:http";
 
 export { DEFAULT_HEADERS_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS };
@@ -91,12 +92,12 @@ export interface ServeOptions {
    */
   readonly maxConnections?: number;
   /**
-   * Paths of long-lived streaming `POST` requests (a node's peer stream,
-   * `/raft/stream`) that the front in front of Deno's and Bun's servers
-   * answers in this process when one opens a connection, rather than
-   * relaying each chunk of it to the runtime's server
-   * (`serve/direct_request.ts`). Where there is no front, as on Node, they
-   * are served like any request.
+   * Paths of long-lived streaming `POST` requests that the front in front
+   * of Deno's and Bun's servers answers in this process when one opens a
+   * connection, rather than relaying each chunk of it to the runtime's
+   * server (`serve/direct_request.ts`); the handler answers them either
+   * way. Default: a node's peer stream, `/raft/stream`. Where there is no
+   * front, as on Node, they are served like any request.
    */
   readonly directPaths?: readonly string[];
 }
@@ -217,7 +218,7 @@ async function fronted(
   options: ServeOptions,
   resolved: Resolved,
 ): Promise<Server> {
-  const paths = options.directPaths ?? [];
+  const paths = options.directPaths ?? [STREAM_PATH];
   const direct = paths.length === 0 ? null : {
     paths: new Set(paths),
     handler: (request: Request) => checked(requestPath(request.url), () => handler(request)),

@@ -20,7 +20,6 @@ import { createNode } from "../node/create_node.ts";
 import type { WaterCraftNode } from "../node/node.ts";
 import { type FetchHandler, runtime, serve, type Server } from "../serve.ts";
 import { joinRetryMessage } from "../transport/http/join.ts";
-import { STREAM_PATH } from "../transport/http/peer_stream.ts";
 import { httpTransport, type PeerFailure } from "../transport/http/sender.ts";
 import { configPath, layerSettings, readConfigFile, type SettingSource } from "./config.ts";
 import { settleDefaultId } from "./default_id.ts";
@@ -273,8 +272,6 @@ async function start(
       idleTimeoutMs: options.idleTimeoutMs,
       headersTimeoutMs: options.headersTimeoutMs,
       maxConnections: options.maxConnections,
-      // The peer streams: every frame of them skips the relay.
-      directPaths: [STREAM_PATH],
     });
   } catch (error) {
     // Nothing of a failed start may stay behind: the storage's lock included.
