@@ -245,3 +245,66 @@ Deno.test("HTTP cluster: a member joining after compaction receives the snapshot
     for (const m of members.reverse()) await stop(m);
   }
 });
+
+/**
+ * A reverse proxy on loopback that streams each request to `target()` and
+ * its answer back, as a plain forwarding proxy does; it counts the peer
+ * streams that went through it.
+ */
+function streamingProxy(target: () => string) {
+  const counts = { streams: 0 };
+  const hopByHop = ["connection", "content-length", "host", "keep-alive", "transfer-encoding"];
+  const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen() {} }, async (req) => {
+    const url = new URL(req.url);
+    if (url.pathname === "/raft/stream") counts.streams++;
+    const headers = new Headers(req.headers);
+    for (const name of hopByHop) headers.delete(name);
+    try {
+      const res = await fetch(target() + url.pathname + url.search, {
+        method: req.method,
+        headers,
+        body: req.body,
+        signal: req.signal,
+        duplex: "half",
+      } as RequestInit);
+      return new Response(res.body, { status: res.status, headers: res.headers });
+    } catch {
+      return new Response("upstream unreachable", { status: 502 });
+    }
+  });
+  return { server, counts, url: `http://127.0.0.1:${server.addr.port}` };
+}
+
+Deno.test("HTTP cluster: a member advertised by a streaming reverse proxy's URL replicates through it", async () => {
+  const members: Member[] = [];
+  let behind = "";
+  const proxy = streamingProxy(() => behind);
+  try {
+    members.push(await start("n1", null));
+    // n2 tells the cluster to reach it through the proxy: the leader's peer
+    // stream to it, and n1's answers, go through the proxy.
+    const n2 = await start("n2", [members[0]!.url], false, { url: proxy.url });
+    behind = n2.url;
+    members.push(n2);
+    const n1 = members[0]!.node;
+    for (let i = 0; i < 20; i++) {
+      const put = await call(`${members[0]!.url}/v1/kv/p${i}`, "PUT", { value: i });
+      strictEqual(put.status, 200, JSON.stringify(put.body));
+    }
+    await waitFor(
+      "n2 to apply the writes",
+      () => n2.node.status().appliedIndex >= n1.status().appliedIndex,
+    );
+    const got = await call(`${n2.url}/v1/kv/p19?consistency=local`, "GET");
+    deepStrictEqual([got.status, got.body.value], [200, 19]);
+    // A write at n2 is forwarded to the leader, and its linearizable read confirms with it.
+    const put = await call(`${n2.url}/v1/kv/from-n2`, "PUT", { value: "x" });
+    strictEqual(put.status, 200, JSON.stringify(put.body));
+    const read = await call(`${n2.url}/v1/kv/from-n2`, "GET");
+    deepStrictEqual([read.status, read.body.value], [200, "x"]);
+    strictEqual(proxy.counts.streams > 0, true, "the leader's stream to n2 went through the proxy");
+  } finally {
+    for (const m of members.reverse()) await stop(m);
+    await proxy.server.shutdown();
+  }
+});
