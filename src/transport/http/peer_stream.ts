@@ -143,7 +143,9 @@ export class PeerStream {
    * Writes one frame.
    *
    * @param frame A whole frame.
-   * @returns False when the stream has ended (the frame is not sent).
+   * @returns False when the stream has ended (the frame is not sent). A
+   *   frame written into a stream that is about to end may be lost too, as
+   *   any frame of a stream that breaks.
    */
   write(frame: Uint8Array): boolean {
     if (this.#ended) return false;
