@@ -93,19 +93,17 @@ export class Snapshots {
    * compacts and saves it.
    */
   async maybeTake(): Promise<void> {
-    const raft = this.#host.raft();
-    // One at a time: the write's end runs the loop again (see `ready`).
-    if (this.#writing !== null) return;
+    // Nothing to do, or one is being taken or written: the end of that
+    // runs the loop again.
+    if (!this.ready) return;
     const background = this.#background;
     if (background !== null) {
-      if (background.data === null) return;
       this.#background = null;
-      return await this.#compact(background.index, background.data);
+      return await this.#compact(background.index, background.data!);
     }
     // The state machine stands at the index applied now: this is called
     // from the ready loop, the only code that applies, between passes.
-    const index = raft.log.applied;
-    if (!this.#due()) return;
+    const index = this.#host.raft().log.applied;
     const taking = this.#host.applier.snapshotInBackground();
     if (taking !== null) {
       const started: Background = { index, data: null };
