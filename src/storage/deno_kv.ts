@@ -258,14 +258,6 @@ class DenoKvBackend implements StorageBackend {
     return () => this.#write(hardState ?? this.#hard, entries, mutations);
   }
 
-  prepareSnapshot(snapshot: Snapshot): () => Promise<void> {
-    const steps = this.prepareSnapshotBeside(snapshot);
-    return async () => {
-      await steps.write();
-      await steps.install();
-    };
-  }
-
   prepareSnapshotBeside(snapshot: Snapshot): SnapshotSteps {
     // A generation no load reads until the switch: saves may go on meanwhile.
     const gen = this.#snapGen + 1;

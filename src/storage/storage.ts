@@ -231,8 +231,12 @@ export interface StorageBackend extends LogBounds {
   open(): Promise<PersistedState>;
   /** Encodes a checked batch; returns the write that makes it durable. */
   prepareSave(hardState: HardState | null, entries: readonly Entry[]): () => Promise<void>;
-  /** Encodes a checked snapshot; returns the write that installs it. */
-  prepareSnapshot(snapshot: Snapshot): () => Promise<void>;
+  /**
+   * Encodes a checked snapshot; returns the write that installs it. Left
+   * out by a backend that has `prepareSnapshotBeside`: a snapshot saved in
+   * one call then runs its two steps back to back.
+   */
+  prepareSnapshot?(snapshot: Snapshot): () => Promise<void>;
   /**
    * Optional: encodes a checked snapshot of entries already saved, and
    * returns its write in two steps. `write` makes it durable and may run
@@ -312,6 +316,9 @@ export class StorageGuard implements Storage {
    * @param backend How the adapter reads and writes; the guard owns it from now on.
    */
   constructor(backend: StorageBackend) {
+    if (backend.prepareSnapshot === undefined && backend.prepareSnapshotBeside === undefined) {
+      throw new TypeError("A storage backend needs prepareSnapshot or prepareSnapshotBeside");
+    }
     this.#backend = backend;
     if (backend.prepareSnapshotBeside !== undefined) {
       this.saveSnapshotBeside = (snapshot) => this.#saveBeside(snapshot);
@@ -375,8 +382,19 @@ export class StorageGuard implements Storage {
       await this.#ready();
       this.#checkWritable();
       checkSnapshot(snapshot, this.#backend);
-      await this.#poisonOnFailure(this.#backend.prepareSnapshot(snapshot));
+      await this.#poisonOnFailure(this.#prepareSnapshot(snapshot));
     });
+  }
+
+  /** The write of a snapshot saved in one call: the backend's, or its two steps back to back. */
+  #prepareSnapshot(snapshot: Snapshot): () => Promise<void> {
+    const backend = this.#backend;
+    if (backend.prepareSnapshotBeside === undefined) return backend.prepareSnapshot!(snapshot);
+    const steps = backend.prepareSnapshotBeside(snapshot);
+    return async () => {
+      await steps.write();
+      await steps.install();
+    };
   }
 
   /**

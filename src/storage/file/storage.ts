@@ -201,14 +201,6 @@ class FileBackend implements StorageBackend {
     return () => this.#append(record, hardState, entries);
   }
 
-  prepareSnapshot(snapshot: Snapshot): () => Promise<void> {
-    const steps = this.prepareSnapshotBeside(snapshot);
-    return async () => {
-      await steps.write();
-      await steps.install();
-    };
-  }
-
   prepareSnapshotBeside(snapshot: Snapshot): SnapshotSteps {
     const record = encodeSnapshotHead(snapshot);
     // The snapshot file is no file a save touches: it is written while the
