@@ -7,7 +7,7 @@
  * @module
  */
 
-import { deepStrictEqual, ok, rejects, strictEqual } from "node:assert/strict";
+import { deepStrictEqual, ok, rejects, strictEqual, throws } from "node:assert/strict";
 import type { Entry } from "../../src/core/entry.ts";
 import type { HardState } from "../../src/core/types.ts";
 import {
@@ -399,15 +399,21 @@ class BesideBackend extends FakeBackend {
   }
 }
 
+/** A loaded guard over a {@linkcode BesideBackend} whose log ends at `lastIndex`. */
+async function loadedBeside(lastIndex: number) {
+  const backend = new BesideBackend({ snapshotIndex: 0, lastIndex });
+  const storage = new StorageGuard(backend);
+  await storage.load();
+  return { backend, storage };
+}
+
 /** Lets every pending callback run (no time passes). */
 async function settle(): Promise<void> {
   for (let i = 0; i < 20; i++) await Promise.resolve();
 }
 
 Deno.test("StorageGuard.saveSnapshotBeside() lets saves run while the snapshot is written, then installs it alone", async () => {
-  const backend = new BesideBackend({ snapshotIndex: 0, lastIndex: 4 });
-  const storage = new StorageGuard(backend);
-  await storage.load();
+  const { backend, storage } = await loadedBeside(4);
   const snapshotted = storage.saveSnapshotBeside!(snapshot(4));
   await settle();
   // The snapshot is being written: a save goes through meanwhile.
@@ -451,9 +457,7 @@ Deno.test("StorageGuard.saveSnapshotBeside() lets saves run while the snapshot i
 });
 
 Deno.test("StorageGuard.saveSnapshotBeside(): a save that comes while the snapshot is installed waits, it is not refused", async () => {
-  const backend = new BesideBackend({ snapshotIndex: 0, lastIndex: 4 });
-  const storage = new StorageGuard(backend);
-  await storage.load();
+  const { backend, storage } = await loadedBeside(4);
   let release!: () => void;
   backend.installGate = new Promise((resolve) => release = resolve);
   const snapshotted = storage.saveSnapshotBeside!(snapshot(4));
@@ -470,9 +474,7 @@ Deno.test("StorageGuard.saveSnapshotBeside(): a save that comes while the snapsh
 });
 
 Deno.test("StorageGuard.saveSnapshotBeside(): one at a time, no saveSnapshot meanwhile, and a failed write is fail-stop", async () => {
-  const backend = new BesideBackend({ snapshotIndex: 0, lastIndex: 6 });
-  const storage = new StorageGuard(backend);
-  await storage.load();
+  const { backend, storage } = await loadedBeside(6);
   const first = storage.saveSnapshotBeside!(snapshot(4));
   await settle();
   await rejects(storage.saveSnapshotBeside!(snapshot(5)), /another is written beside the log/);
@@ -486,4 +488,21 @@ Deno.test("StorageGuard.saveSnapshotBeside(): one at a time, no saveSnapshot mea
 Deno.test("StorageGuard offers saveSnapshotBeside() only where the backend can write beside the log", () => {
   strictEqual(new StorageGuard(new FakeBackend()).saveSnapshotBeside, undefined);
   strictEqual(typeof new StorageGuard(new BesideBackend()).saveSnapshotBeside, "function");
+});
+
+Deno.test("StorageGuard saves a snapshot in one call as a beside backend's two steps; a backend with neither way is refused", async () => {
+  const { backend, storage } = await loadedBeside(4);
+  const saved = storage.saveSnapshot(snapshot(4));
+  await settle();
+  backend.releaseWrite();
+  await saved;
+  deepStrictEqual(backend.log.slice(1), [
+    "beside 4",
+    "snapshot write start",
+    "snapshot write end",
+    "install",
+    "installed",
+  ]);
+  const neither = Object.assign(new FakeBackend(), { prepareSnapshot: undefined });
+  throws(() => new StorageGuard(neither), TypeError);
 });
