@@ -11,7 +11,11 @@ import { createEntry, type Entry, GENESIS_HASH } from "../../../src/core/entry.t
 import { LOCK_FILE } from "../../../src/storage/file/lock.ts";
 import { encodeSnapshot } from "../../../src/storage/file/records.ts";
 import { fileStorage, type FileStorageOptions } from "../../../src/storage/file/storage.ts";
-import { CorruptLogError, type Storage } from "../../../src/storage/storage.ts";
+import {
+  CorruptLogError,
+  type PersistedState,
+  type Storage,
+} from "../../../src/storage/storage.ts";
 import { type OpenedStorage, runStorageConformance } from "../conformance.ts";
 import { runFileCrashTests } from "../crash.ts";
 
@@ -49,6 +53,16 @@ async function openFile(segmentBytes?: number): Promise<OpenedStorage> {
       for (const dir of dirs) await Deno.remove(dir, { recursive: true });
     },
   };
+}
+
+/** What a fresh file storage on `dir` loads (it is closed again). */
+async function reload(dir: string, options: FileStorageOptions = {}): Promise<PersistedState> {
+  const again = fileStorage(dir, options);
+  try {
+    return await again.load();
+  } finally {
+    await again.close();
+  }
 }
 
 async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
@@ -150,11 +164,9 @@ Deno.test("fileStorage() rotates segments and saveSnapshot() deletes the covered
     ok(after.length < before.length / 2, `${after.length} of ${before.length} segments remain`);
     deepStrictEqual(after, before.slice(before.length - after.length), "the newest remain");
     await storage.close();
-    const again = fileStorage(dir, { segmentBytes: 1024 });
-    const state = await again.load();
+    const state = await reload(dir, { segmentBytes: 1024 });
     deepStrictEqual(state.entries, log.slice(45));
     deepStrictEqual(state.hardState, { term: 1, vote: "n1", commit: 59 });
-    await again.close();
   }));
 
 Deno.test("saveSnapshotBeside() writes the snapshot while saves go on, then deletes the covered segments", () =>
@@ -177,12 +189,10 @@ Deno.test("saveSnapshotBeside() writes the snapshot while saves go on, then dele
     const after = await segmentFiles(dir);
     ok(!after.includes(before[0]!), "the oldest segment is still there");
     await storage.close();
-    const again = fileStorage(dir, { segmentBytes: 1024 });
-    const state = await again.load();
+    const state = await reload(dir, { segmentBytes: 1024 });
     strictEqual(state.snapshot?.meta.index, 45);
     deepStrictEqual(state.entries, log.slice(45));
     deepStrictEqual(state.hardState, { term: 1, vote: "n1", commit: 79 });
-    await again.close();
   }));
 
 Deno.test("a snapshot of several megabytes is written a slice at a time, as the one-record encoding", () =>
@@ -199,9 +209,7 @@ Deno.test("a snapshot of several megabytes is written a slice at a time, as the 
     await storage.saveSnapshot(snapshot);
     await storage.close();
     deepStrictEqual(await Deno.readFile(`${dir}/snapshot.bin`), encodeSnapshot(snapshot));
-    const again = fileStorage(dir);
-    deepStrictEqual((await again.load()).snapshot, snapshot);
-    await again.close();
+    deepStrictEqual((await reload(dir)).snapshot, snapshot);
   }));
 
 Deno.test("saveSnapshot() past every entry starts a new segment that keeps the hard state", () =>
@@ -217,11 +225,9 @@ Deno.test("saveSnapshot() past every entry starts a new segment that keeps the h
     });
     deepStrictEqual(await segmentFiles(dir), ["log-0000000000000002.wal"]);
     await storage.close();
-    const again = fileStorage(dir);
-    const state = await again.load();
+    const state = await reload(dir);
     deepStrictEqual(state.hardState, { term: 3, vote: "n2", commit: 5 });
     deepStrictEqual(state.entries, []);
-    await again.close();
   }));
 
 Deno.test("save() fsyncs the log once per call", () =>
@@ -318,9 +324,7 @@ Deno.test("load() after a crash between writing a snapshot and deleting segments
         // ...and the snapshot file, renamed into place before the crash.
         await Deno.copyFile(`${dir}/live/snapshot.bin`, `${dir}/crashed/snapshot.bin`);
         for (const sub of ["live", "crashed"]) {
-          const again = fileStorage(`${dir}/${sub}`);
-          const state = await again.load();
-          await again.close();
+          const state = await reload(`${dir}/${sub}`);
           deepStrictEqual(state.snapshot?.meta, meta, sub);
           deepStrictEqual(state.entries, row.want, sub);
         }
