@@ -114,11 +114,8 @@ const TOO_LARGE_RESPONSE = (() => {
 export async function startFront(options: FrontOptions): Promise<Front> {
   const guard = new ConnectionGuard(options.limits);
   const relays = new Set<Relay>();
-  const direct = options.direct === undefined ? null : {
-    routes: options.direct,
-    // Set once the port is known; no connection arrives before.
-    origin: "",
-  };
+  /** Set once the port, part of the requests' origin, is known: no connection comes before. */
+  let direct: DirectSetup | null = null;
   const secureContext = options.tls === undefined
     ? null
     : tls.createSecureContext({ cert: options.tls.cert, key: options.tls.key });
@@ -172,9 +169,10 @@ export async function startFront(options: FrontOptions): Promise<Front> {
     (error) => console.error(`watercraft: cannot accept a connection: ${error}`),
   );
   const port = (listener.address() as net.AddressInfo).port;
-  if (direct !== null) {
+  if (options.direct !== undefined) {
     const host = options.hostname.includes(":") ? `[${options.hostname}]` : options.hostname;
-    direct.origin = `${options.tls === undefined ? "http" : "https"}://${host}:${port}`;
+    const origin = `${options.tls === undefined ? "http" : "https"}://${host}:${port}`;
+    direct = { routes: options.direct, origin };
   }
   const closed = new Promise<void>((resolve) => listener.once("close", () => resolve()));
   let accepting = true;
