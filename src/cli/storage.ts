@@ -8,7 +8,7 @@
 
 import { fileStorage } from "../storage/file/storage.ts";
 import { memoryStorage } from "../storage/memory.ts";
-import type { PersistedState, Snapshot, Storage } from "../storage/storage.ts";
+import type { PersistedState, Storage } from "../storage/storage.ts";
 import { type CliOptions, oneLine, UsageError } from "./flags.ts";
 
 /**
@@ -86,21 +86,22 @@ export async function openStorage(
   }
   const fresh = first === null ||
     (first.entries.length === 0 && first.snapshot === null && first.hardState.term === 0);
-  const storage: Storage = {
+  // Only what differs is replaced, on the adapter itself: the state read
+  // here serves the first load, and closing closes the KV handle too.
+  // Everything else (and whatever the adapter can do besides, such as
+  // writing a snapshot beside its log) stays the adapter's own.
+  const load = inner.load.bind(inner);
+  const close = inner.close.bind(inner);
+  const storage: Storage = Object.assign(inner, {
     load: () => {
       const state = first;
       first = null;
-      return state === null ? inner.load() : Promise.resolve(state);
+      return state === null ? load() : Promise.resolve(state);
     },
-    save: (hardState, entries) => inner.save(hardState, entries),
-    saveSnapshot: (snapshot) => inner.saveSnapshot(snapshot),
-    ...(inner.saveSnapshotBeside === undefined
-      ? {}
-      : { saveSnapshotBeside: (snapshot: Snapshot) => inner.saveSnapshotBeside!(snapshot) }),
     close: async () => {
-      await inner.close();
+      await close();
       closeKv();
     },
-  };
+  });
   return { id, storage, fresh };
 }
