@@ -20,7 +20,7 @@
  */
 
 import { concatBytes } from "@noble/hashes/utils.js";
-import { MessageFramer } from "./http1_framing.ts";
+import { headerFields, MessageFramer } from "./http1_framing.ts";
 
 /** The requests a front answers itself, and who answers them. */
 export interface DirectRoutes {
@@ -54,8 +54,6 @@ const BODY_BUFFER_BYTES = 1 << 20;
 const CRLF_CRLF = [0x0d, 0x0a, 0x0d, 0x0a];
 const LATIN1 = new TextDecoder("latin1");
 const ENCODER = new TextEncoder();
-/** A header name (RFC 9110 §5.1: a token). */
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 /** Fields of an answer that describe the connection or the body's framing: written by the front. */
 const FRAMING_FIELDS = new Set(["connection", "content-length", "keep-alive", "transfer-encoding"]);
 
@@ -85,15 +83,8 @@ export function directHead(bytes: Uint8Array, paths: ReadonlySet<string>): Direc
   if (target === undefined || !target.startsWith("/")) return null;
   const query = target.indexOf("?");
   if (!paths.has(query < 0 ? target : target.slice(0, query))) return null;
-  const headers = new Headers();
-  for (const line of lines.slice(1)) {
-    const colon = line.indexOf(":");
-    const name = line.slice(0, colon);
-    const value = line.slice(colon + 1);
-    if (colon <= 0 || !TOKEN.test(name) || hasControl(value)) return null;
-    headers.append(name, value.trim());
-  }
-  return { target, headers };
+  const headers = headerFields(lines.slice(1), "refuse");
+  return headers === null ? null : { target, headers };
 }
 
 /** One request the front answers itself, from its head to its answer. */
@@ -219,15 +210,6 @@ export class DirectExchange {
 const INTERNAL_ERROR = ENCODER.encode(
   "HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
 );
-
-/** Whether a field value holds a control character other than a tab, which none may (RFC 9110 §5.5). */
-function hasControl(value: string): boolean {
-  for (let i = 0; i < value.length; i++) {
-    const c = value.charCodeAt(i);
-    if ((c < 0x20 && c !== 0x09) || c === 0x7f) return true;
-  }
-  return false;
-}
 
 /** Where the first `\r\n\r\n` ends, or -1. */
 function indexOfHeadEnd(bytes: Uint8Array): number {

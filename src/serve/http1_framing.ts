@@ -440,8 +440,17 @@ function trimCr(line: string): string {
  *
  * @param line The status line.
  * @returns The code (100 to 999), or 0 when the line is not one.
+ *
+ * @example
+ * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * import { statusCode } from "./http1_framing.ts";
+ *
+ * strictEqual(statusCode("HTTP/1.1 401 Unauthorized"), 401);
+ * strictEqual(statusCode("HTTP/1.1 2000 OK"), 0);
+ * ```
  */
-function statusCode(line: string): number {
+export function statusCode(line: string): number {
   if (!line.startsWith("HTTP/") || line.length < 12) return 0;
   if (!isDigit(line, 5) || line.charCodeAt(6) !== 0x2e || !isDigit(line, 7)) return 0;
   if (line.charCodeAt(8) !== 0x20 || line.charCodeAt(9) === 0x30) return 0;
@@ -468,4 +477,47 @@ function hexValue(byte: number): number {
   if (byte >= 0x61 && byte <= 0x66) return byte - 0x57;
   if (byte >= 0x41 && byte <= 0x46) return byte - 0x37;
   return -1;
+}
+
+/** A field name (RFC 9110 §5.1: a token). */
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+/**
+ * Reads a head's field lines (`name: value`) into Headers.
+ *
+ * @param lines The lines after the start line, without their line ends.
+ * @param bad What a line that is no field does (a name that is not a
+ *   token, a control character in the value): `refuse` the whole head, or
+ *   `skip` the line.
+ * @returns The fields; null when a line refused them.
+ *
+ * @example
+ * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * import { headerFields } from "./http1_framing.ts";
+ *
+ * strictEqual(headerFields(["A: b", "C:d "], "refuse")?.get("c"), "d");
+ * strictEqual(headerFields(["A b"], "refuse"), null);
+ * strictEqual(headerFields(["A b", "C: d"], "skip")?.get("c"), "d");
+ * ```
+ */
+export function headerFields(lines: readonly string[], bad: "refuse" | "skip"): Headers | null {
+  const headers = new Headers();
+  for (const line of lines) {
+    const colon = line.indexOf(":");
+    const name = line.slice(0, colon);
+    const value = line.slice(colon + 1);
+    if (colon > 0 && TOKEN.test(name) && !hasControl(value)) headers.append(name, value.trim());
+    else if (bad === "refuse") return null;
+  }
+  return headers;
+}
+
+/** Whether a field value holds a control character other than a tab, which none may (RFC 9110 §5.5). */
+function hasControl(value: string): boolean {
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if ((c < 0x20 && c !== 0x09) || c === 0x7f) return true;
+  }
+  return false;
 }

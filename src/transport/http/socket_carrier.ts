@@ -21,7 +21,7 @@
 
 import { concatBytes } from "@noble/hashes/utils.js";
 import type { Socket } from "node:net";
-import { MessageFramer } from "../../serve/http1_framing.ts";
+import { headerFields, MessageFramer, statusCode } from "../../serve/http1_framing.ts";
 import { builtinModule } from "./builtin_module.ts";
 import type { CarrierEvents, OpenCarrier, StreamCarrier, StreamRequest } from "./peer_stream.ts";
 
@@ -174,25 +174,17 @@ class SocketCarrier implements StreamCarrier {
     let bytes: Uint8Array = concatBytes(...this.#answer);
     let text = LATIN1.decode(bytes);
     let end = text.indexOf("\r\n\r\n");
-    let status = statusOf(text);
+    let status = statusCode(firstLine(text));
     // Interim answers (`100 Continue`) before the answer have no body.
     for (let i = 0; i < 16 && status >= 100 && status < 200 && end >= 0; i++) {
       bytes = bytes.subarray(end + 4);
       text = text.slice(end + 4);
       end = text.indexOf("\r\n\r\n");
-      status = statusOf(text);
+      status = statusCode(firstLine(text));
     }
     const lines = text.slice(0, end < 0 ? text.length : end).split("\r\n");
-    const headers = new Headers();
-    for (const line of lines.slice(1)) {
-      const colon = line.indexOf(":");
-      if (colon <= 0) continue;
-      try {
-        headers.append(line.slice(0, colon), line.slice(colon + 1).trim());
-      } catch {
-        // A field Headers refuses: not one the transport reads.
-      }
-    }
+    // A line that is no field is not one the transport reads: skipped.
+    const headers = headerFields(lines.slice(1), "skip")!;
     const body = this.#untilEnd && end >= 0 ? bytes.subarray(end + 4) : concatBytes(...this.#body);
     let answer: Response | null = null;
     try {
@@ -212,7 +204,8 @@ class SocketCarrier implements StreamCarrier {
   }
 }
 
-/** The status code of the status line `text` starts with; NaN when none. */
-function statusOf(text: string): number {
-  return Number(text.slice(0, text.indexOf("\r\n")).split(" ")[1]);
+/** The first line of `text`, without its line end. */
+function firstLine(text: string): string {
+  const end = text.indexOf("\r\n");
+  return end < 0 ? text : text.slice(0, end);
 }
