@@ -2,9 +2,8 @@
  * The HTTP transport, its options and counters, and the sending of Raft
  * messages to each peer: binary frames (`frames.ts`) travel by `fetch`, or
  * a stream's on a socket of its own, to the peer routes of each node's Hono
- * app (`routes.ts`), which also
- * receives them; this side only sends. Forwarded writes are
- * `forward_client.ts`'s, joining is `join.ts`'s.
+ * app (`routes.ts`), which also receives them; this side only sends.
+ * Forwarded writes are `forward_client.ts`'s, joining is `join.ts`'s.
  *
  * Per peer, messages wait in a bounded FIFO queue (`peer_queue.ts`; past
  * its bound the oldest are dropped and counted) and leave over one
