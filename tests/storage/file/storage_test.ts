@@ -8,6 +8,7 @@
 
 import { deepStrictEqual, ok, rejects, strictEqual } from "node:assert/strict";
 import { createEntry, type Entry, GENESIS_HASH } from "../../../src/core/entry.ts";
+import type { HardState } from "../../../src/core/types.ts";
 import { LOCK_FILE } from "../../../src/storage/file/lock.ts";
 import { encodeSnapshot } from "../../../src/storage/file/records.ts";
 import { fileStorage, type FileStorageOptions } from "../../../src/storage/file/storage.ts";
@@ -63,6 +64,19 @@ async function reload(dir: string, options: FileStorageOptions = {}): Promise<Pe
   } finally {
     await again.close();
   }
+}
+
+/** A file storage on `dir` holding `count` entries, saved in one batch with `hard`. */
+async function savedLog(
+  dir: string,
+  count: number,
+  hard: HardState,
+): Promise<{ storage: Storage; log: Entry[] }> {
+  const storage = fileStorage(dir);
+  await storage.load();
+  const log = entries(count);
+  await storage.save(hard, log);
+  return { storage, log };
 }
 
 async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
@@ -197,10 +211,7 @@ Deno.test("saveSnapshotBeside() writes the snapshot while saves go on, then dele
 
 Deno.test("a snapshot of several megabytes is written a slice at a time, as the one-record encoding", () =>
   withDir(async (dir) => {
-    const storage = fileStorage(dir);
-    await storage.load();
-    const log = entries(3);
-    await storage.save({ term: 1, vote: "n1", commit: 3 }, log);
+    const { storage, log } = await savedLog(dir, 3, { term: 1, vote: "n1", commit: 3 });
     const data = new Uint8Array(3 * 1024 * 1024 + 5).map((_, i) => (i * 7919) % 251);
     const snapshot = {
       meta: { index: 3, term: 1, hash: log[2]!.hash, config: { members: [] } },
@@ -214,10 +225,7 @@ Deno.test("a snapshot of several megabytes is written a slice at a time, as the 
 
 Deno.test("saveSnapshot() past every entry starts a new segment that keeps the hard state", () =>
   withDir(async (dir) => {
-    const storage = fileStorage(dir);
-    await storage.load();
-    const log = entries(5);
-    await storage.save({ term: 3, vote: "n2", commit: 5 }, log);
+    const { storage, log } = await savedLog(dir, 5, { term: 3, vote: "n2", commit: 5 });
     const hash = log[4]!.hash;
     await storage.saveSnapshot({
       meta: { index: 5, term: 1, hash, config: { members: [] } },
