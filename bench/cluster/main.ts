@@ -15,7 +15,9 @@
  * watercraft|etcd|both` (both), `--cases put-1,failover` (all), `--put-keys
  * N` (10,000: how many keys writes spread over, so how large the state and
  * its snapshots grow), `--runtime-flags="..."` (the nodes' runtime flags,
- * e.g. `--smol` for Bun), `--smoke`
+ * e.g. `--smol` for Bun), `--node-flags="..."` (more flags for the WaterCraft
+ * CLI, e.g. the connection limits at 0 to measure a node without its
+ * front), `--smoke`
  * (every case for about 2 s in all, one round: for tests). Progress goes to stderr; stdout gets the table and,
  * last, the JSON line. See bench/README.md.
  *
@@ -107,12 +109,19 @@ interface Settings {
   putKeys: number;
   /** The WaterCraft nodes' runtime flags. */
   runtimeFlags: string[];
+  /** More flags for the WaterCraft CLI. */
+  nodeFlags: string[];
   smoke: boolean;
 }
 
 const USAGE = "usage: deno run -A bench/cluster/main.ts [--runtime deno|bun|node] [--rounds N] " +
   "[--seconds S] [--warmup-seconds S] [--only watercraft|etcd|both] [--cases ID,...] " +
-  '[--put-keys N] [--runtime-flags="..."] [--smoke]';
+  '[--put-keys N] [--runtime-flags="..."] [--node-flags="..."] [--smoke]';
+
+/** A flag's value split at white space. */
+function words(value: string | undefined): string[] {
+  return (value ?? "").split(/\s+/).filter((f) => f !== "");
+}
 
 function settings(args: string[]): Settings {
   const { values } = parseArgs({
@@ -126,6 +135,7 @@ function settings(args: string[]): Settings {
       cases: { type: "string" },
       "put-keys": { type: "string" },
       "runtime-flags": { type: "string" },
+      "node-flags": { type: "string" },
       smoke: { type: "boolean", default: false },
       help: { type: "boolean", default: false },
     },
@@ -176,7 +186,8 @@ function settings(args: string[]): Settings {
     seconds: number("seconds", values.seconds, smoke ? 0.25 : 5, 0.05, 3600),
     warmupSeconds: number("warmup-seconds", values["warmup-seconds"], smoke ? 0.05 : 1, 0, 600),
     putKeys: Math.round(number("put-keys", values["put-keys"], PUT_KEYS, 1, 10_000_000)),
-    runtimeFlags: (values["runtime-flags"] ?? "").split(/\s+/).filter((f) => f !== ""),
+    runtimeFlags: words(values["runtime-flags"]),
+    nodeFlags: words(values["node-flags"]),
   };
 }
 
@@ -386,6 +397,7 @@ async function startCluster(
           runtime: s.runtime,
           launchers,
           runtimeFlags: s.runtimeFlags,
+          nodeFlags: s.nodeFlags,
         })
         : await startEtcd(options);
     } catch (error) {
@@ -464,6 +476,7 @@ async function main(): Promise<number> {
     warmupSeconds: s.warmupSeconds,
     putKeys: s.putKeys,
     runtimeFlags: s.runtimeFlags.join(" "),
+    nodeFlags: s.nodeFlags.join(" "),
     smoke: s.smoke,
     heartbeatMs: HEARTBEAT_MS,
     electionMs: ELECTION_MS,

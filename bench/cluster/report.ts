@@ -182,6 +182,8 @@ export interface RunInfo {
   readonly putKeys: number;
   /** The WaterCraft nodes' runtime flags, if any. */
   readonly runtimeFlags: string;
+  /** More flags given to the WaterCraft CLI, if any. */
+  readonly nodeFlags: string;
   readonly smoke: boolean;
   readonly heartbeatMs: number;
   readonly electionMs: number;
@@ -303,7 +305,8 @@ export function buildReport(info: RunInfo, cases: readonly CaseSpec[], results: 
     : `${etcdName} alone`;
   const header =
     `${systems} on loopback, 3 members each. WaterCraft on ${info.runtime} ${info.runtimeVersion}` +
-    `${info.runtimeFlags === "" ? "" : ` ${info.runtimeFlags}`}; CPU ${info.cpu}, ` +
+    `${info.runtimeFlags === "" ? "" : ` ${info.runtimeFlags}`}` +
+    `${info.nodeFlags === "" ? "" : `, nodes started with ${info.nodeFlags}`}; CPU ${info.cpu}, ` +
     `${info.cores} cores; ${info.date}; median of ${info.rounds} round(s) of ` +
     `${info.seconds} s per case after ${info.warmupSeconds} s warm-up; heartbeat ${info.heartbeatMs} ms, ` +
     `election timeout ${info.electionMs} ms; writes over ${info.putKeys} keys; fsync on${

@@ -25,6 +25,8 @@ export interface WaterCraftOptions {
   readonly electionMs: number;
   /** The runtime's own flags, before the script (e.g. Bun's `--smol`). */
   readonly runtimeFlags?: readonly string[];
+  /** More flags for the CLI, after the bench's own. */
+  readonly nodeFlags?: readonly string[];
 }
 
 const START_MS = 60_000;
@@ -81,6 +83,7 @@ export async function startWaterCraft(options: WaterCraftOptions): Promise<Clust
       "--election-ms",
       String(options.electionMs),
       ...(join === null ? [] : ["--join", join]),
+      ...(options.nodeFlags ?? []),
     ];
     // The caller's own WATERCRAFT_* settings must not leak in (empty is
     // unset). Secured, as by default: the members share a secret.

@@ -8,7 +8,8 @@
 import { strictEqual } from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 
-const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
+/** The repository's root, where the benchmarks run. */
+export const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
 
 /**
  * Runs `deno run -A <args>` in the repository, checks that it exits with 0,

@@ -9,7 +9,7 @@
  */
 
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
-import { runSmoke } from "./_smoke.ts";
+import { REPO_ROOT, runSmoke } from "./_smoke.ts";
 
 /** The whole run takes about 10 s; the deadline leaves room for a busy machine. */
 const DEADLINE_MS = 90_000;
@@ -72,4 +72,46 @@ Deno.test("bench:cluster --smoke --only watercraft ends with one JSON line of so
   );
   const memory = report.cases.find((c) => c.name === "memory")!.watercraft!;
   ok(typeof memory.rssLoadMiB === "number" && memory.rssLoadMiB > 0, `RSS ${memory.rssLoadMiB}`);
+});
+
+Deno.test("bench:cluster --node-flags reaches the WaterCraft nodes and the report", async () => {
+  const noFront = "--idle-timeout-ms 0 --headers-timeout-ms 0 --max-connections 0";
+  const smoke = await runSmoke(
+    [
+      "bench/cluster/main.ts",
+      "--smoke",
+      "--only",
+      "watercraft",
+      "--cases",
+      "put-1",
+      `--node-flags=${noFront}`,
+    ],
+    DEADLINE_MS,
+  );
+  strictEqual((smoke.report as { nodeFlags: string }).nodeFlags, noFront);
+  ok(smoke.lines[0]!.includes(`nodes started with ${noFront}`), smoke.context);
+
+  // A value the CLI refuses: the nodes do not start, so the flags got to them.
+  const refused = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      "bench/cluster/main.ts",
+      "--smoke",
+      "--only",
+      "watercraft",
+      "--cases",
+      "put-1",
+      "--node-flags=--max-connections -1",
+    ],
+    cwd: REPO_ROOT,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+    signal: AbortSignal.timeout(DEADLINE_MS),
+  }).output();
+  const stderr = new TextDecoder().decode(refused.stderr);
+  ok(refused.code !== 0, stderr);
+  ok(stderr.includes("--max-connections"), stderr);
 });
