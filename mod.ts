@@ -62,6 +62,7 @@ export { fileStorage, type FileStorageOptions } from "./src/storage/file/storage
 export {
   type FileSystem,
   nodeFileSystem,
+  type NodeFileSystemOptions,
   type OpenFile,
   type OpenFlags,
 } from "./src/storage/file/file_system.ts";

@@ -75,6 +75,52 @@ Deno.test("cli on Bun and on Node serves HTTPS, the key-value API, and exits 0 o
   }
 });
 
+/** Linux's `O_DSYNC`, as `/proc/<pid>/fdinfo` shows open flags (octal). */
+const O_DSYNC = 0o10000;
+
+/** Whether each log segment a process has open was opened with `O_DSYNC` (Linux). */
+function segmentsOpenedSynced(pid: number): boolean[] {
+  const synced: boolean[] = [];
+  for (const fd of Deno.readDirSync(`/proc/${pid}/fd`)) {
+    let target: string;
+    try {
+      target = Deno.readLinkSync(`/proc/${pid}/fd/${fd.name}`);
+    } catch {
+      continue; // Closed meanwhile.
+    }
+    if (!target.endsWith(".wal")) continue;
+    const info = Deno.readTextFileSync(`/proc/${pid}/fdinfo/${fd.name}`);
+    synced.push((parseInt(/^flags:\s*([0-7]+)$/m.exec(info)![1]!, 8) & O_DSYNC) !== 0);
+  }
+  return synced;
+}
+
+Deno.test({
+  name:
+    "cli on Bun and Node saves through O_DSYNC writes; on Deno, whose file writes block its thread, it does not",
+  ignore: Deno.build.os !== "linux",
+  fn: async (t) => {
+    const launchers = await ensureTools();
+    const nodes: CliNode[] = [];
+    const dir = await Deno.makeTempDir({ prefix: "watercraft_dsync_" });
+    try {
+      for (const runtime of ["deno", "bun", "node"] as const) {
+        const data = `${dir}/${runtime}`;
+        const node = await startNode({ id: `dsync-${runtime}`, runtime, launchers, data });
+        nodes.push(node);
+        await t.step(runtime, async () => {
+          const put = await request("PUT", `${node.url}/v1/kv/a`, { json: { value: 1 } });
+          strictEqual(put.status, 200, put.text);
+          deepStrictEqual(segmentsOpenedSynced(node.process.pid), [runtime !== "deno"]);
+        });
+      }
+    } finally {
+      await closeAll(nodes.map((n) => n.process));
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
 /**
  * Sends one HTTP/1.1 request line byte for byte (`fetch` would resolve its
  * dot segments before sending) and returns the answer's status and body.

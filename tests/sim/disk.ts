@@ -350,6 +350,19 @@ export class SimDisk implements FileSystem {
 
   /** Opens a file: `r+` an existing one, `w` creates or empties, `wx` creates a new one. */
   open(path: string, flags: OpenFlags): Promise<OpenFile> {
+    return this.#openFile(path, flags, false);
+  }
+
+  /**
+   * Opens a file for synchronized writes: a write is the write, then a sync
+   * of the file (two operations, as the disk counts them, so that a crash
+   * may fall between the two), and resolves once both are done.
+   */
+  openSynced(path: string, flags: OpenFlags): Promise<OpenFile> {
+    return this.#openFile(path, flags, true);
+  }
+
+  #openFile(path: string, flags: OpenFlags, synced: boolean): Promise<OpenFile> {
     return this.#op(() => {
       const { dir, name } = this.#parent(path);
       let node = dir.entries.get(name);
@@ -364,7 +377,7 @@ export class SimDisk implements FileSystem {
         this.#fileOp(node, { kind: "truncate", length: 0 });
       }
       this.#open.add(node);
-      return this.#handle(node, path);
+      return this.#handle(node, path, synced);
     });
   }
 
@@ -461,7 +474,7 @@ export class SimDisk implements FileSystem {
     });
   }
 
-  #handle(node: FileNode, path: string): OpenFile {
+  #handle(node: FileNode, path: string, synced: boolean): OpenFile {
     const epoch = this.#epoch;
     let closed = false;
     const live = () => {
@@ -472,14 +485,25 @@ export class SimDisk implements FileSystem {
         live();
         this.#syncFile(node, path);
       }, epoch);
+    const write = (bytes: Uint8Array, offset: number, length: number, position: number) =>
+      this.#op(() => {
+        live();
+        return {
+          bytesWritten: this.#write(node, bytes.slice(offset, offset + length), position),
+        };
+      }, epoch);
+    const writeThenSync = async (
+      bytes: Uint8Array,
+      offset: number,
+      length: number,
+      position: number,
+    ) => {
+      const written = await write(bytes, offset, length, position);
+      await sync();
+      return written;
+    };
     return {
-      write: (bytes, offset, length, position) =>
-        this.#op(() => {
-          live();
-          return {
-            bytesWritten: this.#write(node, bytes.slice(offset, offset + length), position),
-          };
-        }, epoch),
+      write: synced ? writeThenSync : write,
       sync,
       datasync: sync,
       truncate: (length) =>

@@ -153,3 +153,27 @@ Deno.test("SimDisk.crashAfter() crashes instead of completing the chosen operati
   const race = await Promise.race([second.then(() => "settled"), Promise.resolve("stranded")]);
   strictEqual(race, "stranded");
 });
+
+Deno.test("SimDisk.openSynced(): a write is durable once it resolves, and lost if a crash falls before its sync", async () => {
+  const extra = new Uint8Array([9, 9, 9]);
+  const grown = concat(BYTES, extra);
+  let lost = 0;
+  for (let seed = 0; seed < 20; seed++) {
+    const disk = await diskWithFile(seed);
+    const file = await disk.openSynced("/d/f", "r+");
+    await file.write(extra, 0, extra.length, BYTES.length);
+    disk.crash();
+    deepStrictEqual(await disk.readFile("/d/f"), grown, `seed ${seed}: resolved, so durable`);
+
+    const cut = await diskWithFile(seed);
+    const cutFile = await cut.openSynced("/d/f", "r+");
+    // The write is the next operation, its sync the one after: the crash takes the sync's place.
+    const crashed = cut.crashAfter(2);
+    void cutFile.write(extra, 0, extra.length, BYTES.length);
+    await crashed;
+    const kept = await cut.readFile("/d/f");
+    deepStrictEqual(kept.subarray(0, BYTES.length), BYTES, `seed ${seed}: the synced bytes stay`);
+    if (kept.length < grown.length) lost++;
+  }
+  ok(lost > 0, "a crash before the sync never lost the write");
+});

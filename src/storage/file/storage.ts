@@ -12,12 +12,14 @@
  * ## Durability
  *
  * One `save` is one record and one `fdatasync` of the active segment (group
- * commit): when it resolves, the whole batch is on disk; a crash before that
- * leaves at most a torn final record, which load discards, so a batch is all
- * or nothing. When a save starts a new segment (the active one reached
- * `segmentBytes`), the segment's header and the batch go out in one write,
- * followed by an fsync of the file and one of the directory, since a new
- * file's name is only durable once its directory is. `saveSnapshot` fsyncs the
+ * commit), or one write alone where the file system opens segments for
+ * synchronized writes (`O_DSYNC`: Node and Bun): when it resolves, the whole
+ * batch is on disk; a crash before that leaves at most a torn final record,
+ * which load discards, so a batch is all or nothing. When a save starts a
+ * new segment (the active one reached `segmentBytes`), the segment's header
+ * and the batch go out in one write, followed by an fsync of the file and one
+ * of the directory, since a new file's name is only durable once its
+ * directory is. `saveSnapshot` fsyncs the
  * snapshot file and the directory, then deletes the oldest segments that hold
  * only entries at or below the snapshot (oldest first, with a directory fsync
  * after each, so that what survives a crash is always a run of consecutive
@@ -53,7 +55,7 @@ import {
   StorageGuard,
   type StorageNames,
 } from "../storage.ts";
-import { type FileSystem, nodeFileSystem, type OpenFile } from "./file_system.ts";
+import { type FileSystem, nodeFileSystem, type OpenFile, type OpenFlags } from "./file_system.ts";
 import {
   encodeBatch,
   encodeSegmentHeader,
@@ -163,6 +165,8 @@ class FileBackend implements StorageBackend {
 
   #segments: Segment[] = [];
   #active: OpenFile | null = null;
+  /** Whether the active segment's writes are durable as they resolve (`openSynced`). */
+  readonly #activeSynced: boolean;
   #hard: HardState = { term: 0, vote: null, commit: 0 };
   #snapIndex = 0;
   #snapHash = GENESIS_HASH;
@@ -172,6 +176,7 @@ class FileBackend implements StorageBackend {
   constructor(settings: Settings) {
     this.#dir = settings.dir;
     this.#settings = settings;
+    this.#activeSynced = settings.fs.openSynced !== undefined;
     this.names = { store: settings.dir, target: `to ${settings.dir}`, busy: settings.dir };
   }
 
@@ -244,7 +249,7 @@ class FileBackend implements StorageBackend {
     this.#snapHash = state.snapshot?.meta.hash ?? GENESIS_HASH;
     this.#hashes = state.entries.map((e) => e.hash);
     const last = segments.at(-1);
-    if (last !== undefined) this.#active = await this.#settings.fs.open(last.path, "r+");
+    if (last !== undefined) this.#active = await this.#openActive(last.path, "r+");
     await this.#syncReplayed(state.snapshot !== null, lastWrite);
     return state;
   }
@@ -291,6 +296,12 @@ class FileBackend implements StorageBackend {
 
   // ---------------------------------------------------------------- write
 
+  /** Opens a segment to append to: for synchronized writes where the file system can. */
+  #openActive(path: string, flags: OpenFlags): Promise<OpenFile> {
+    const fs = this.#settings.fs;
+    return this.#activeSynced ? fs.openSynced!(path, flags) : fs.open(path, flags);
+  }
+
   #first(): number {
     return this.#snapIndex + 1;
   }
@@ -308,7 +319,9 @@ class FileBackend implements StorageBackend {
       segment = await this.#rotate(record);
     } else {
       await writeAll(this.#active, record, { position: segment.bytes });
-      await syncFile(this.#settings, { handle: this.#active, path: segment.path, dataOnly: true });
+      const target = { handle: this.#active, path: segment.path, dataOnly: true };
+      if (this.#activeSynced) this.#settings.synced(segment.path);
+      else await syncFile(this.#settings, target);
       segment.bytes += record.length;
     }
     segment.hasBatch = true;
@@ -332,7 +345,7 @@ class FileBackend implements StorageBackend {
     const bytes = new Uint8Array(header.length + (record?.length ?? 0));
     bytes.set(header);
     if (record !== null) bytes.set(record, header.length);
-    const handle = await this.#settings.fs.open(path, "wx");
+    const handle = await this.#openActive(path, "wx");
     try {
       await writeAll(handle, bytes);
       await syncFile(this.#settings, { handle, path });

@@ -1,7 +1,7 @@
 /**
  * Tests for `fileStorage` (src/storage/file/storage.ts): the conformance suite with
  * default and tiny segments, the crash tests, the lock, segment rotation and
- * compaction, one fsync per save, and the hash-chain check on load.
+ * compaction, one fsync (or one O_DSYNC write) per save, and the hash-chain check on load.
  *
  * @module
  */
@@ -11,6 +11,11 @@ import { createEntry, type Entry, GENESIS_HASH } from "../../../src/core/entry.t
 import type { HardState } from "../../../src/core/types.ts";
 import { LOCK_FILE } from "../../../src/storage/file/lock.ts";
 import { encodeSnapshot } from "../../../src/storage/file/records.ts";
+import {
+  type FileSystem,
+  nodeFileSystem,
+  type OpenFile,
+} from "../../../src/storage/file/file_system.ts";
 import { fileStorage, type FileStorageOptions } from "../../../src/storage/file/storage.ts";
 import {
   CorruptLogError,
@@ -264,6 +269,74 @@ Deno.test("save() fsyncs the log once per call", () =>
     deepStrictEqual(synced, [], "an empty save writes nothing");
     await storage.close();
   }));
+
+/** Linux's `O_DSYNC`, as `/proc/self/fdinfo` shows open flags (octal). */
+const O_DSYNC = 0o10000;
+
+/**
+ * The real file system, counting the writes and syncs made through the
+ * files it opens, and telling whether each file was opened with `O_DSYNC`
+ * (read back from `/proc/self/fdinfo`); `synced: false` drops `openSynced`,
+ * as on a platform without the flag.
+ */
+function countingFileSystem(synced: boolean) {
+  const { openSynced, ...real } = nodeFileSystem({ synchronizedWrites: true });
+  const counts = { writes: 0, syncs: 0, dsyncFiles: 0, files: 0 };
+  const counted = (open: Promise<OpenFile>): Promise<OpenFile> =>
+    open.then((file) => {
+      counts.files++;
+      const fd = (file as unknown as { fd: number }).fd;
+      const flags = /^flags:\s*([0-7]+)$/m.exec(Deno.readTextFileSync(`/proc/self/fdinfo/${fd}`));
+      if ((parseInt(flags![1]!, 8) & O_DSYNC) !== 0) counts.dsyncFiles++;
+      return {
+        write: (...args) => (counts.writes++, file.write(...args)),
+        sync: () => (counts.syncs++, file.sync()),
+        datasync: () => (counts.syncs++, file.datasync()),
+        truncate: (length) => file.truncate(length),
+        close: () => file.close(),
+      };
+    });
+  const fs: FileSystem = {
+    ...real,
+    open: (path, flags) => counted(real.open(path, flags)),
+    ...(synced ? { openSynced: (path, flags) => counted(openSynced!(path, flags)) } : {}),
+  };
+  return { fs, counts };
+}
+
+Deno.test({
+  name: "save() is one O_DSYNC write where the file system has them, else a write and an fdatasync",
+  ignore: Deno.build.os !== "linux",
+  fn: () =>
+    withDir(async (dir) => {
+      ok(
+        nodeFileSystem({ synchronizedWrites: true }).openSynced !== undefined,
+        "Linux has O_DSYNC",
+      );
+      strictEqual(nodeFileSystem().openSynced, undefined, "not by default on Deno");
+      for (const synced of [true, false]) {
+        const { fs, counts } = countingFileSystem(synced);
+        const at = `${dir}/${synced}`;
+        const storage = fileStorage(at, { fs });
+        await storage.load();
+        const log = entries(6);
+        await storage.save({ term: 1, vote: null, commit: 0 }, log.slice(0, 1));
+        deepStrictEqual(
+          { files: counts.files, dsyncFiles: counts.dsyncFiles },
+          { files: 1, dsyncFiles: synced ? 1 : 0 },
+          "the active segment, with O_DSYNC only from openSynced",
+        );
+        const before = { ...counts };
+        for (const e of log.slice(1)) await storage.save(null, [e]);
+        deepStrictEqual(
+          { writes: counts.writes - before.writes, syncs: counts.syncs - before.syncs },
+          { writes: 5, syncs: synced ? 0 : 5 },
+        );
+        await storage.close();
+        deepStrictEqual((await reload(at)).entries, log);
+      }
+    }),
+});
 
 Deno.test("load() rejects entries that do not form a hash chain, naming the index", () =>
   withDir(async (dir) => {
