@@ -66,6 +66,11 @@ export interface SimDiskOptions {
   readonly capacityBytes?: number;
   /** Probability that any one sync (of a file or a directory) fails. Default 0. */
   readonly syncFailureRate?: number;
+  /**
+   * Offer `openSynced`, as the real file system does on Node and Bun.
+   * Default false: the seeds found before it keep their stories.
+   */
+  readonly synchronizedWrites?: boolean;
 }
 
 /** What one crash did, for tests to count the cases they covered. */
@@ -186,6 +191,13 @@ export class SimDisk implements FileSystem {
   capacityBytes: number;
   /** Probability that any one sync fails. */
   syncFailureRate: number;
+  /**
+   * Opens a file for synchronized writes, when made with
+   * `synchronizedWrites`: a write is the write, then a sync of the file (two
+   * operations, as the disk counts them, so that a crash may fall between
+   * the two), and resolves once both are done.
+   */
+  readonly openSynced?: (path: string, flags: OpenFlags) => Promise<OpenFile>;
   /** Operations completed so far (crashed ones not counted). */
   operations = 0;
   /** Syncs that failed so far. */
@@ -201,6 +213,9 @@ export class SimDisk implements FileSystem {
     this.#schedule = options.schedule ?? queueMicrotask;
     this.capacityBytes = options.capacityBytes ?? Infinity;
     this.syncFailureRate = options.syncFailureRate ?? 0;
+    if (options.synchronizedWrites === true) {
+      this.openSynced = (path, flags) => this.#openFile(path, flags, true);
+    }
   }
 
   // ------------------------------------------------------------ faults
@@ -351,15 +366,6 @@ export class SimDisk implements FileSystem {
   /** Opens a file: `r+` an existing one, `w` creates or empties, `wx` creates a new one. */
   open(path: string, flags: OpenFlags): Promise<OpenFile> {
     return this.#openFile(path, flags, false);
-  }
-
-  /**
-   * Opens a file for synchronized writes: a write is the write, then a sync
-   * of the file (two operations, as the disk counts them, so that a crash
-   * may fall between the two), and resolves once both are done.
-   */
-  openSynced(path: string, flags: OpenFlags): Promise<OpenFile> {
-    return this.#openFile(path, flags, true);
   }
 
   #openFile(path: string, flags: OpenFlags, synced: boolean): Promise<OpenFile> {

@@ -11,8 +11,8 @@ import { SimDisk } from "../sim/disk.ts";
 const BYTES = new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8]);
 
 /** A disk with a durable directory `/d` holding a durable file `/d/f` of `BYTES`. */
-async function diskWithFile(seed: number): Promise<SimDisk> {
-  const disk = new SimDisk({ seed });
+async function diskWithFile(seed: number, synchronizedWrites = false): Promise<SimDisk> {
+  const disk = new SimDisk({ seed, synchronizedWrites });
   await disk.mkdir("/d");
   await disk.syncDir("/");
   const file = await disk.open("/d/f", "wx");
@@ -159,14 +159,14 @@ Deno.test("SimDisk.openSynced(): a write is durable once it resolves, and lost i
   const grown = concat(BYTES, extra);
   let lost = 0;
   for (let seed = 0; seed < 20; seed++) {
-    const disk = await diskWithFile(seed);
-    const file = await disk.openSynced("/d/f", "r+");
+    const disk = await diskWithFile(seed, true);
+    const file = await disk.openSynced!("/d/f", "r+");
     await file.write(extra, 0, extra.length, BYTES.length);
     disk.crash();
     deepStrictEqual(await disk.readFile("/d/f"), grown, `seed ${seed}: resolved, so durable`);
 
-    const cut = await diskWithFile(seed);
-    const cutFile = await cut.openSynced("/d/f", "r+");
+    const cut = await diskWithFile(seed, true);
+    const cutFile = await cut.openSynced!("/d/f", "r+");
     // The write is the next operation, its sync the one after: the crash takes the sync's place.
     const crashed = cut.crashAfter(2);
     void cutFile.write(extra, 0, extra.length, BYTES.length);
@@ -176,4 +176,5 @@ Deno.test("SimDisk.openSynced(): a write is durable once it resolves, and lost i
     if (kept.length < grown.length) lost++;
   }
   ok(lost > 0, "a crash before the sync never lost the write");
+  strictEqual(new SimDisk({ seed: 1 }).openSynced, undefined, "only when asked for");
 });

@@ -19,12 +19,12 @@
  * new segment (the active one reached `segmentBytes`), the segment's header
  * and the batch go out in one write, followed by an fsync of the file and one
  * of the directory, since a new file's name is only durable once its
- * directory is. `saveSnapshot` fsyncs the
- * snapshot file and the directory, then deletes the oldest segments that hold
- * only entries at or below the snapshot (oldest first, with a directory fsync
- * after each, so that what survives a crash is always a run of consecutive
- * segments); when the entries do not continue the snapshot it starts a fresh
- * segment and deletes all older ones.
+ * directory is. `saveSnapshot` fsyncs the snapshot file and the directory,
+ * then deletes the oldest segments that hold only entries at or below the
+ * snapshot (oldest first, with a directory fsync after each, so that what
+ * survives a crash is always a run of consecutive segments); when the
+ * entries do not continue the snapshot it starts a fresh segment and deletes
+ * all older ones.
  *
  * Every load makes durable what it returns before it returns it: it cuts the
  * active segment again where its last intact record ends, writes that

@@ -227,11 +227,12 @@ class FileDisk implements NodeDisk, InjectableFaults {
    * of its code still runs. Open files need no guard: the disk's handles die
    * with the process already.
    *
-   * It has no `openSynced`: a save stays a write, then an fdatasync, each
-   * scheduled when the storage asks for it, as when the regression seeds
-   * were found (the disk's synchronized write is the same two operations,
-   * but schedules the second a few microtasks sooner, which moves every
-   * seed's story). The storage simulations run the synchronized writes.
+   * It has no `openSynced` (the disk is made without `synchronizedWrites`):
+   * a save stays a write, then an fdatasync, each scheduled when the storage
+   * asks for it, as when the regression seeds were found; the synchronized
+   * write is the same two operations, but its sync comes a few microtasks
+   * sooner, which moves every seed's story. The storage's own crash stories
+   * run both.
    */
   #lifeFs(life: string): FileSystem {
     const fs = this.#fs;

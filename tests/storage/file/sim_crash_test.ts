@@ -1,7 +1,8 @@
 /**
  * The file storage on the simulated disk (tests/sim/disk.ts): the shared
  * conformance suite, once with clean restarts and once with a power loss at
- * every restart, and the seeded crash stories of `sim_workload.ts`.
+ * every restart, and the seeded crash stories of `sim_workload.ts`, with
+ * and without synchronized writes.
  *
  * @module
  */
@@ -47,12 +48,15 @@ runStorageConformance(
   openSim({ crashOnRestart: true, segmentBytes: 2048 }),
 );
 
-Deno.test(`fileStorage on SimDisk: ${SEEDS} seeded crash stories lose no resolved call and read no wrong byte`, async () => {
-  const counts = zeroCounts();
-  for (let seed = 1; seed <= SEEDS; seed++) await runSeed(seed, counts);
-  console.log(JSON.stringify(counts));
-  ok(counts.crashes > SEEDS && counts.kills > SEEDS / 2, JSON.stringify(counts));
-  ok(counts.tornCut > 0 && counts.inFlightKept > 0, JSON.stringify(counts));
-  ok(counts.syncFailures > 0 && counts.diskFull > 0, JSON.stringify(counts));
-  ok(counts.flips > 0 && counts.flipsDetected > 0, JSON.stringify(counts));
-});
+for (const synchronizedWrites of [false, true]) {
+  const how = synchronizedWrites ? ", segments opened for O_DSYNC writes" : "";
+  Deno.test(`fileStorage on SimDisk${how}: ${SEEDS} seeded crash stories lose no resolved call and read no wrong byte`, async () => {
+    const counts = zeroCounts();
+    for (let seed = 1; seed <= SEEDS; seed++) await runSeed(seed, counts, { synchronizedWrites });
+    console.log(JSON.stringify(counts));
+    ok(counts.crashes > SEEDS && counts.kills > SEEDS / 2, JSON.stringify(counts));
+    ok(counts.tornCut > 0 && counts.inFlightKept > 0, JSON.stringify(counts));
+    ok(counts.syncFailures > 0 && counts.diskFull > 0, JSON.stringify(counts));
+    ok(counts.flips > 0 && counts.flipsDetected > 0, JSON.stringify(counts));
+  });
+}

@@ -214,6 +214,8 @@ export interface SeedSettings {
   readonly syncFailureRate?: number;
   readonly capacityBytes?: number;
   readonly flipRate?: number;
+  /** Segments opened for synchronized writes (`O_DSYNC`, as on Node and Bun). Default false. */
+  readonly synchronizedWrites?: boolean;
   /** Told what happens, to debug a failing seed. */
   readonly trace?: (line: string) => void;
 }
@@ -237,6 +239,7 @@ export async function runSeed(
     syncFailureRate: settings.syncFailureRate ?? (prng.next() < 0.3 ? 0.04 : 0),
     capacityBytes: settings.capacityBytes ??
       (prng.next() < 0.2 ? 3000 + int(prng, 20_000) : Infinity),
+    synchronizedWrites: settings.synchronizedWrites ?? false,
   });
   const segmentBytes = settings.segmentBytes ?? [300, 1024, 4096, 1 << 20][int(prng, 4)]!;
   const flipRate = settings.flipRate ?? 0.2;
