@@ -9,7 +9,7 @@
  */
 
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
-import { REPO_ROOT, runSmoke } from "./_smoke.ts";
+import { runBench, runSmoke } from "./_smoke.ts";
 
 /** The whole run takes about 10 s; the deadline leaves room for a busy machine. */
 const DEADLINE_MS = 90_000;
@@ -75,43 +75,22 @@ Deno.test("bench:cluster --smoke --only watercraft ends with one JSON line of so
 });
 
 Deno.test("bench:cluster --node-flags reaches the WaterCraft nodes and the report", async () => {
+  const onePut = (nodeFlags: string) => [
+    "bench/cluster/main.ts",
+    "--smoke",
+    "--only",
+    "watercraft",
+    "--cases",
+    "put-1",
+    `--node-flags=${nodeFlags}`,
+  ];
   const noFront = "--idle-timeout-ms 0 --headers-timeout-ms 0 --max-connections 0";
-  const smoke = await runSmoke(
-    [
-      "bench/cluster/main.ts",
-      "--smoke",
-      "--only",
-      "watercraft",
-      "--cases",
-      "put-1",
-      `--node-flags=${noFront}`,
-    ],
-    DEADLINE_MS,
-  );
+  const smoke = await runSmoke(onePut(noFront), DEADLINE_MS);
   strictEqual((smoke.report as { nodeFlags: string }).nodeFlags, noFront);
   ok(smoke.lines[0]!.includes(`nodes started with ${noFront}`), smoke.context);
 
   // A value the CLI refuses: the nodes do not start, so the flags got to them.
-  const refused = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      "bench/cluster/main.ts",
-      "--smoke",
-      "--only",
-      "watercraft",
-      "--cases",
-      "put-1",
-      "--node-flags=--max-connections -1",
-    ],
-    cwd: REPO_ROOT,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-    signal: AbortSignal.timeout(DEADLINE_MS),
-  }).output();
-  const stderr = new TextDecoder().decode(refused.stderr);
-  ok(refused.code !== 0, stderr);
-  ok(stderr.includes("--max-connections"), stderr);
+  const refused = await runBench(onePut("--max-connections -1"), DEADLINE_MS);
+  ok(refused.code !== 0, refused.stderr);
+  ok(refused.stderr.includes("--max-connections"), refused.stderr);
 });
