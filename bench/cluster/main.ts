@@ -15,7 +15,8 @@
  * watercraft|etcd|both` (both), `--cases put-1,failover` (all), `--put-keys
  * N` (10,000: how many keys writes spread over, so how large the state and
  * its snapshots grow), `--runtime-flags="..."` (the nodes' runtime flags,
- * e.g. `--smol` for Bun), `--node-flags="..."` (more flags for the WaterCraft
+ * e.g. `--smol` for Bun; on Deno by default those of `deno task start`, so
+ * that the nodes run as a user's would; `--runtime-flags=` for none), `--node-flags="..."` (more flags for the WaterCraft
  * CLI, e.g. the connection limits at 0 to measure a node without its
  * front), `--smoke`
  * (every case for about 2 s in all, one round: for tests). Progress goes to stderr; stdout gets the table and,
@@ -118,6 +119,19 @@ const USAGE = "usage: deno run -A bench/cluster/main.ts [--runtime deno|bun|node
   "[--seconds S] [--warmup-seconds S] [--only watercraft|etcd|both] [--cases ID,...] " +
   '[--put-keys N] [--runtime-flags="..."] [--node-flags="..."] [--smoke]';
 
+/**
+ * The runtime flags of `deno task start` (between `run` and the script), the
+ * way users start a node.
+ *
+ * @returns The flags.
+ */
+export function startTaskFlags(): string[] {
+  const config = JSON.parse(Deno.readTextFileSync(`${REPO_ROOT}/deno.json`));
+  const words = String(config.tasks.start).split(/\s+/);
+  return words.slice(words.indexOf("run") + 1, words.indexOf("src/cli.ts"))
+    .filter((word) => word !== "-A");
+}
+
 /** A flag's value split at white space. */
 function words(value: string | undefined): string[] {
   return (value ?? "").split(/\s+/).filter((f) => f !== "");
@@ -186,7 +200,9 @@ function settings(args: string[]): Settings {
     seconds: number("seconds", values.seconds, smoke ? 0.25 : 5, 0.05, 3600),
     warmupSeconds: number("warmup-seconds", values["warmup-seconds"], smoke ? 0.05 : 1, 0, 600),
     putKeys: Math.round(number("put-keys", values["put-keys"], PUT_KEYS, 1, 10_000_000)),
-    runtimeFlags: words(values["runtime-flags"]),
+    runtimeFlags: values["runtime-flags"] === undefined && runtime === "deno"
+      ? startTaskFlags()
+      : words(values["runtime-flags"]),
     nodeFlags: words(values["node-flags"]),
   };
 }

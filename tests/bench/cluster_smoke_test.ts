@@ -9,6 +9,7 @@
  */
 
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
+import { startTaskFlags } from "../../bench/cluster/main.ts";
 import { runBench, runSmoke } from "./_smoke.ts";
 
 /** The whole run takes about 10 s; the deadline leaves room for a busy machine. */
@@ -29,11 +30,14 @@ Deno.test("bench:cluster --smoke --only watercraft ends with one JSON line of so
   const { lines, context } = smoke;
   const report = smoke.report as {
     runtime: string;
+    runtimeFlags: string;
     systems: string[];
     smoke: boolean;
     cases: CaseJson[];
   };
   strictEqual(report.runtime, "deno");
+  // The nodes run as `deno task start` runs them.
+  strictEqual(report.runtimeFlags, startTaskFlags().join(" "));
   strictEqual(report.smoke, true);
   deepStrictEqual(report.systems, ["watercraft"]);
   ok(lines.some((line) => line.startsWith("| case |")), `no Markdown table\n${context}`);
