@@ -26,7 +26,7 @@
  */
 
 import { parseArgs } from "node:util";
-import type { Launchers, Runtime } from "../../tests/process/harness.ts";
+import { type Launchers, type Runtime, startTaskFlags } from "../../tests/process/harness.ts";
 import { ensureTools } from "../../tests/process/tools.ts";
 import type { Cluster, SystemName } from "./cluster.ts";
 import { etcdVersion, prepareEtcdBodies, startEtcd } from "./etcd.ts";
@@ -118,19 +118,6 @@ interface Settings {
 const USAGE = "usage: deno run -A bench/cluster/main.ts [--runtime deno|bun|node] [--rounds N] " +
   "[--seconds S] [--warmup-seconds S] [--only watercraft|etcd|both] [--cases ID,...] " +
   '[--put-keys N] [--runtime-flags="..."] [--node-flags="..."] [--smoke]';
-
-/**
- * The runtime flags of `deno task start` (between `run` and the script), the
- * way users start a node.
- *
- * @returns The flags.
- */
-export function startTaskFlags(): string[] {
-  const config = JSON.parse(Deno.readTextFileSync(`${REPO_ROOT}/deno.json`));
-  const words = String(config.tasks.start).split(/\s+/);
-  return words.slice(words.indexOf("run") + 1, words.indexOf("src/cli.ts"))
-    .filter((word) => word !== "-A");
-}
 
 /** A flag's value split at white space. */
 function words(value: string | undefined): string[] {

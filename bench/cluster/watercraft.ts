@@ -23,7 +23,7 @@ export interface WaterCraftOptions {
   readonly heartbeatMs: number;
   /** `--election-ms`. */
   readonly electionMs: number;
-  /** The runtime's own flags, before the script (e.g. Bun's `--smol`). */
+  /** The runtime's own flags (e.g. Bun's `--smol`); default as `cliCommand` has them. */
   readonly runtimeFlags?: readonly string[];
   /** More flags for the CLI, after the bench's own. */
   readonly nodeFlags?: readonly string[];
@@ -57,12 +57,7 @@ export async function startWaterCraft(options: WaterCraftOptions): Promise<Clust
       proc: null,
     };
   });
-  const [command, cli] = cliCommand(options.runtime, options.launchers);
-  const flags = options.runtimeFlags ?? [];
-  // Deno takes its flags after `run`; Node and Bun before anything else.
-  const prefix = options.runtime === "deno"
-    ? [cli[0]!, ...flags, ...cli.slice(1)]
-    : [...flags, ...cli];
+  const [command, prefix] = cliCommand(options.runtime, options.launchers, options.runtimeFlags);
   const spawn = (m: Member, join: string | null) => {
     const args = [
       ...prefix,

@@ -9,7 +9,7 @@
  */
 
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
-import { startTaskFlags } from "../../bench/cluster/main.ts";
+import { startTaskFlags } from "../process/harness.ts";
 import { runBench, runSmoke } from "./_smoke.ts";
 
 /** The whole run takes about 10 s; the deadline leaves room for a busy machine. */

@@ -254,29 +254,54 @@ export interface Launchers {
 export const TEST_SECRET = "process-test-cluster-secret";
 
 /**
- * The command line that runs `src/cli.ts` on `runtime`. On Node it is
+ * The runtime flags of `deno task start` (between `run` and the script): how
+ * users start a node on Deno, and so how the tests and benchmarks do.
+ *
+ * @returns The flags, `-A` left out.
+ */
+export function startTaskFlags(): string[] {
+  const config = JSON.parse(Deno.readTextFileSync(new URL("../../deno.json", import.meta.url)));
+  const words = String(config.tasks.start).split(/\s+/);
+  return words.slice(words.indexOf("run") + 1, words.indexOf("src/cli.ts"))
+    .filter((word) => word !== "-A");
+}
+
+/**
+ * The command line that runs `src/cli.ts` on `runtime`. On Deno it has the
+ * start task's flags ({@linkcode startTaskFlags}). On Node it is
  * `node --import <tsx loader> src/cli.ts`, what `tsx src/cli.ts` runs, but
  * in one process: the `tsx` command forks a child, and a SIGKILL to the
  * parent would leave the node running.
  *
  * @param runtime The runtime.
  * @param launchers Where Bun and tsx are.
+ * @param runtimeFlags The runtime's own flags, instead of the start task's
+ *   on Deno (none by default on Bun and Node).
  * @returns The executable and its arguments before the CLI's flags.
  */
-export function cliCommand(runtime: Runtime, launchers: Launchers = {}): [string, string[]] {
+export function cliCommand(
+  runtime: Runtime,
+  launchers: Launchers = {},
+  runtimeFlags?: readonly string[],
+): [string, string[]] {
   switch (runtime) {
     case "deno":
-      return [Deno.execPath(), ["run", "-A", "src/cli.ts"]];
+      return [Deno.execPath(), ["run", ...(runtimeFlags ?? startTaskFlags()), "-A", "src/cli.ts"]];
     case "bun":
       if (launchers.bun === undefined) {
         throw new TypeError("Bun is not installed: call ensureTools()");
       }
-      return [launchers.bun, ["src/cli.ts"]];
+      return [launchers.bun, [...(runtimeFlags ?? []), "src/cli.ts"]];
     case "node":
       if (launchers.tsxLoader === undefined) {
         throw new TypeError("tsx is not installed: call ensureTools()");
       }
-      return [launchers.node ?? "node", ["--import", launchers.tsxLoader, "src/cli.ts"]];
+      return [launchers.node ?? "node", [
+        ...(runtimeFlags ?? []),
+        "--import",
+        launchers.tsxLoader,
+        "src/cli.ts",
+      ]];
   }
 }
 
