@@ -2,7 +2,8 @@
  * Durability of CLI nodes on file storage: three nodes under a steady write
  * load are all SIGKILLed at once and restarted on their data directories;
  * every write that got a 2xx must be readable, and all nodes must report the
- * same head at the same index.
+ * same head at the same index. On Deno, Bun and Node: Bun and Node save
+ * through `O_DSYNC` writes, Deno through a write and an `fdatasync`.
  *
  * @module
  */
@@ -11,9 +12,24 @@ import { strictEqual } from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type CliNode, closeAll, freePort, request, startNode, waitFor } from "./harness.ts";
+import {
+  type CliNode,
+  closeAll,
+  freePort,
+  request,
+  type Runtime,
+  startNode,
+  waitFor,
+} from "./harness.ts";
+import { ensureTools } from "./tools.ts";
 
-Deno.test("cli on file storage: SIGKILL all three nodes under load, restart, lose no acknowledged write", async () => {
+for (const runtime of ["deno", "bun", "node"] as const satisfies readonly Runtime[]) {
+  Deno.test(`cli on ${runtime}, file storage: SIGKILL all three nodes under load, restart, lose no acknowledged write`, () =>
+    killAllAndRestart(runtime));
+}
+
+async function killAllAndRestart(runtime: Runtime): Promise<void> {
+  const launchers = runtime === "deno" ? {} : await ensureTools();
   const dir = mkdtempSync(join(tmpdir(), "watercraft-durable-"));
   const nodes: CliNode[] = [];
   try {
@@ -22,6 +38,8 @@ Deno.test("cli on file storage: SIGKILL all three nodes under load, restart, los
     const start = (i: number, seeds?: string[]) =>
       startNode({
         id: ids[i]!,
+        runtime,
+        launchers,
         port: ports[i]!,
         data: join(dir, ids[i]!),
         ...(seeds ? { join: seeds } : {}),
@@ -83,4 +101,4 @@ Deno.test("cli on file storage: SIGKILL all three nodes under load, restart, los
     await closeAll(nodes.map((n) => n.process));
     rmSync(dir, { recursive: true, force: true });
   }
-});
+}
