@@ -434,7 +434,6 @@ function trimCr(line: string): string {
   return line.charCodeAt(line.length - 1) === CR ? line.slice(0, -1) : line;
 }
 
-/** Whether the last transfer coding is `chunked` (RFC 9112 §6.3, rule 4). */
 /**
  * The status code of a status line `HTTP/d.d NNN[ reason]`, read in place.
  *
@@ -465,6 +464,7 @@ function isDigit(text: string, at: number): boolean {
   return c >= 0x30 && c <= 0x39;
 }
 
+/** Whether the last transfer coding is `chunked` (RFC 9112 §6.3, rule 4). */
 function endsChunked(values: readonly string[]): boolean {
   const codings = values.join(",").split(",").map((v) => v.trim().toLowerCase()).filter((v) =>
     v !== ""
