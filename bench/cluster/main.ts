@@ -15,18 +15,19 @@
  * watercraft|etcd|both` (both), `--cases put-1,failover` (all), `--put-keys
  * N` (10,000: how many keys writes spread over, so how large the state and
  * its snapshots grow), `--runtime-flags="..."` (the nodes' runtime flags,
- * e.g. `--smol` for Bun; on Deno by default those of `deno task start`, so
- * that the nodes run as a user's would; `--runtime-flags=` for none), `--node-flags="..."` (more flags for the WaterCraft
- * CLI, e.g. the connection limits at 0 to measure a node without its
- * front), `--smoke`
- * (every case for about 2 s in all, one round: for tests). Progress goes to stderr; stdout gets the table and,
- * last, the JSON line. See bench/README.md.
+ * e.g. `--smol` for Bun; by default, on Deno, those of `deno task start`, so
+ * that the nodes run as a user's would; `--runtime-flags=` for none),
+ * `--node-flags="..."` (more flags for the WaterCraft CLI, e.g. the
+ * connection limits at 0 to measure a node without its front), `--smoke`
+ * (every case for about 2 s in all, one round: for tests). Progress goes to
+ * stderr; stdout gets the table and, last, the JSON line. See
+ * bench/README.md.
  *
  * @module
  */
 
 import { parseArgs } from "node:util";
-import { type Launchers, type Runtime, startTaskFlags } from "../../tests/process/harness.ts";
+import { defaultRuntimeFlags, type Launchers, type Runtime } from "../../tests/process/harness.ts";
 import { ensureTools } from "../../tests/process/tools.ts";
 import type { Cluster, SystemName } from "./cluster.ts";
 import { etcdVersion, prepareEtcdBodies, startEtcd } from "./etcd.ts";
@@ -187,8 +188,8 @@ function settings(args: string[]): Settings {
     seconds: number("seconds", values.seconds, smoke ? 0.25 : 5, 0.05, 3600),
     warmupSeconds: number("warmup-seconds", values["warmup-seconds"], smoke ? 0.05 : 1, 0, 600),
     putKeys: Math.round(number("put-keys", values["put-keys"], PUT_KEYS, 1, 10_000_000)),
-    runtimeFlags: values["runtime-flags"] === undefined && runtime === "deno"
-      ? startTaskFlags()
+    runtimeFlags: values["runtime-flags"] === undefined
+      ? defaultRuntimeFlags(runtime)
       : words(values["runtime-flags"]),
     nodeFlags: words(values["node-flags"]),
   };

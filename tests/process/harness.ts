@@ -267,16 +267,26 @@ export function startTaskFlags(): string[] {
 }
 
 /**
- * The command line that runs `src/cli.ts` on `runtime`. On Deno it has the
- * start task's flags ({@linkcode startTaskFlags}). On Node it is
+ * The runtime flags a node runs with unless told otherwise: on Deno the
+ * start task's ({@linkcode startTaskFlags}), on Bun and Node none.
+ *
+ * @param runtime The runtime.
+ * @returns The flags.
+ */
+export function defaultRuntimeFlags(runtime: Runtime): string[] {
+  return runtime === "deno" ? startTaskFlags() : [];
+}
+
+/**
+ * The command line that runs `src/cli.ts` on `runtime`, with
+ * {@linkcode defaultRuntimeFlags} unless others are given. On Node it is
  * `node --import <tsx loader> src/cli.ts`, what `tsx src/cli.ts` runs, but
  * in one process: the `tsx` command forks a child, and a SIGKILL to the
  * parent would leave the node running.
  *
  * @param runtime The runtime.
  * @param launchers Where Bun and tsx are.
- * @param runtimeFlags The runtime's own flags, instead of the start task's
- *   on Deno (none by default on Bun and Node).
+ * @param runtimeFlags The runtime's own flags, instead of the default ones.
  * @returns The executable and its arguments before the CLI's flags.
  */
 export function cliCommand(
@@ -284,20 +294,21 @@ export function cliCommand(
   launchers: Launchers = {},
   runtimeFlags?: readonly string[],
 ): [string, string[]] {
+  const flags = runtimeFlags ?? defaultRuntimeFlags(runtime);
   switch (runtime) {
     case "deno":
-      return [Deno.execPath(), ["run", ...(runtimeFlags ?? startTaskFlags()), "-A", "src/cli.ts"]];
+      return [Deno.execPath(), ["run", ...flags, "-A", "src/cli.ts"]];
     case "bun":
       if (launchers.bun === undefined) {
         throw new TypeError("Bun is not installed: call ensureTools()");
       }
-      return [launchers.bun, [...(runtimeFlags ?? []), "src/cli.ts"]];
+      return [launchers.bun, [...flags, "src/cli.ts"]];
     case "node":
       if (launchers.tsxLoader === undefined) {
         throw new TypeError("tsx is not installed: call ensureTools()");
       }
       return [launchers.node ?? "node", [
-        ...(runtimeFlags ?? []),
+        ...flags,
         "--import",
         launchers.tsxLoader,
         "src/cli.ts",
