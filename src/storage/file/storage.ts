@@ -319,9 +319,10 @@ class FileBackend implements StorageBackend {
       segment = await this.#rotate(record);
     } else {
       await writeAll(this.#active, record, { position: segment.bytes });
-      const target = { handle: this.#active, path: segment.path, dataOnly: true };
-      if (this.#activeSynced) this.#settings.synced(segment.path);
-      else await syncFile(this.#settings, target);
+      const { path } = segment;
+      // A synchronized write is durable already: only the report is left.
+      if (this.#activeSynced) this.#settings.synced(path);
+      else await syncFile(this.#settings, { handle: this.#active, path, dataOnly: true });
       segment.bytes += record.length;
     }
     segment.hasBatch = true;
