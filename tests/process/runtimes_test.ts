@@ -14,6 +14,7 @@ import { readFileSync } from "node:fs";
 import { type CliNode, closeAll, request, startNode, TLS_FILES, waitFor } from "./harness.ts";
 import { runClusterScenario } from "./scenario.ts";
 import { ensureTools } from "./tools.ts";
+import { openedWithDsync } from "../storage/file/fd_flags.ts";
 
 Deno.test("cli cluster of 3 Bun processes survives SIGKILL of the leader", async (t) => {
   const launchers = await ensureTools();
@@ -75,9 +76,6 @@ Deno.test("cli on Bun and on Node serves HTTPS, the key-value API, and exits 0 o
   }
 });
 
-/** Linux's `O_DSYNC`, as `/proc/<pid>/fdinfo` shows open flags (octal). */
-const O_DSYNC = 0o10000;
-
 /** Whether each log segment a process has open was opened with `O_DSYNC` (Linux). */
 function segmentsOpenedSynced(pid: number): boolean[] {
   const synced: boolean[] = [];
@@ -89,8 +87,7 @@ function segmentsOpenedSynced(pid: number): boolean[] {
       continue; // Closed meanwhile.
     }
     if (!target.endsWith(".wal")) continue;
-    const info = Deno.readTextFileSync(`/proc/${pid}/fdinfo/${fd.name}`);
-    synced.push((parseInt(/^flags:\s*([0-7]+)$/m.exec(info)![1]!, 8) & O_DSYNC) !== 0);
+    synced.push(openedWithDsync(pid, fd.name));
   }
   return synced;
 }

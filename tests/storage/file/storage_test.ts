@@ -17,6 +17,7 @@ import {
   type OpenFile,
 } from "../../../src/storage/file/file_system.ts";
 import { fileStorage, type FileStorageOptions } from "../../../src/storage/file/storage.ts";
+import { openedWithDsync } from "./fd_flags.ts";
 import {
   CorruptLogError,
   type PersistedState,
@@ -270,9 +271,6 @@ Deno.test("save() fsyncs the log once per call", () =>
     await storage.close();
   }));
 
-/** Linux's `O_DSYNC`, as `/proc/self/fdinfo` shows open flags (octal). */
-const O_DSYNC = 0o10000;
-
 /**
  * The real file system, counting the writes and syncs made through the
  * files it opens, and telling whether each file was opened with `O_DSYNC`
@@ -285,9 +283,7 @@ function countingFileSystem(synced: boolean) {
   const counted = (open: Promise<OpenFile>): Promise<OpenFile> =>
     open.then((file) => {
       counts.files++;
-      const fd = (file as unknown as { fd: number }).fd;
-      const flags = /^flags:\s*([0-7]+)$/m.exec(Deno.readTextFileSync(`/proc/self/fdinfo/${fd}`));
-      if ((parseInt(flags![1]!, 8) & O_DSYNC) !== 0) counts.dsyncFiles++;
+      if (openedWithDsync("self", (file as unknown as { fd: number }).fd)) counts.dsyncFiles++;
       return {
         write: (...args) => (counts.writes++, file.write(...args)),
         sync: () => (counts.syncs++, file.sync()),
