@@ -1,8 +1,8 @@
 /**
  * The closed-loop load generator that drives both systems: C clients, each
  * sending its next request as soon as its previous one is answered, over
- * keep-alive HTTP/1.1 connections (one pooled `fetch` client per run, so each
- * client in flight holds one connection). A warm-up period is not counted;
+ * keep-alive HTTP/1.1 connections (one pooled {@linkcode RawHttpClient} per
+ * run, so each client in flight holds one connection). A warm-up period is not counted;
  * then every request that completes within the fixed measuring window is
  * counted, and its latency (`performance.now()` around the whole exchange,
  * body read included) goes into a {@linkcode Histogram}.
@@ -15,6 +15,7 @@
 
 import { Histogram } from "./histogram.ts";
 import { sleep } from "./procs.ts";
+import { RawHttpClient } from "./raw_client.ts";
 
 /** One HTTP request to send. */
 export interface RequestSpec {
@@ -59,41 +60,6 @@ const MAX_EXTEND_MS = 15_000;
 /** No client sends more than this many requests in one run, whatever the duration. */
 const MAX_REQUESTS_PER_CLIENT = 5_000_000;
 
-/** A pooled keep-alive HTTP/1.1 client for one run; close it after. */
-export function httpClient(): Deno.HttpClient {
-  return Deno.createHttpClient({ http1: true, http2: false, poolMaxIdlePerHost: 1024 });
-}
-
-/**
- * Sends one request and reads its whole answer (so the connection goes back to the pool).
- *
- * @param client The pooled client.
- * @param spec The request.
- * @param timeoutMs Longest wait.
- * @returns null on a 2xx answer, else what went wrong.
- */
-export async function send(
-  client: Deno.HttpClient,
-  spec: RequestSpec,
-  timeoutMs: number,
-): Promise<string | null> {
-  try {
-    const res = await fetch(spec.url, {
-      method: spec.method,
-      client,
-      signal: AbortSignal.timeout(timeoutMs),
-      ...(spec.body === undefined
-        ? {}
-        : { body: spec.body, headers: { "content-type": "application/json" } }),
-    });
-    const text = await res.text();
-    if (res.ok) return null;
-    return `${res.status} ${text.slice(0, 200)}`;
-  } catch (error) {
-    return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-  }
-}
-
 /** Options of {@linkcode runLoad}. */
 export interface LoadOptions {
   /** Concurrent clients. */
@@ -136,7 +102,7 @@ export interface LoadOptions {
  * @returns Throughput, latency percentiles and failures.
  */
 export async function runLoad(options: LoadOptions): Promise<LoadResult> {
-  const client = httpClient();
+  const client = new RawHttpClient();
   const histogram = new Histogram();
   let errors = 0;
   let firstError: string | null = null;
@@ -156,7 +122,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     for (let n = 0; n < MAX_REQUESTS_PER_CLIENT && running(); n++) {
       const spec = options.request(base, Math.floor(Math.random() * options.keys));
       const t0 = performance.now();
-      const failure = await send(client, spec, options.timeoutMs);
+      const failure = await client.send(spec, options.timeoutMs);
       const t1 = performance.now();
       const counted = t1 >= measureFrom && (t1 <= plannedEnd || extending());
       if (counted && t1 > windowEnd) windowEnd = t1;
@@ -267,7 +233,7 @@ export interface FailoverResult {
  * @returns The failover time and the retries it took.
  */
 export async function runFailover(options: FailoverOptions): Promise<FailoverResult> {
-  const client = httpClient();
+  const client = new RawHttpClient();
   const n = options.urls.length;
   const begin = performance.now();
   const measureFrom = begin + options.warmupMs;
@@ -292,8 +258,7 @@ export async function runFailover(options: FailoverOptions): Promise<FailoverRes
       const spec = options.request(options.urls[member]!, Math.floor(Math.random() * options.keys));
       const t0 = performance.now();
       const afterKill = killedAt !== null && t0 >= killedAt;
-      const failure = await send(
-        client,
+      const failure = await client.send(
         spec,
         afterKill ? options.retryTimeoutMs : options.timeoutMs,
       );

@@ -31,9 +31,10 @@ import { defaultRuntimeFlags, type Launchers, type Runtime } from "../../tests/p
 import { ensureTools } from "../../tests/process/tools.ts";
 import type { Cluster, SystemName } from "./cluster.ts";
 import { etcdVersion, prepareEtcdBodies, startEtcd } from "./etcd.ts";
-import { httpClient, type LoadResult, runFailover, runLoad, send } from "./load.ts";
+import { type LoadResult, runFailover, runLoad } from "./load.ts";
 import { cpuSeconds, killAll, onInterrupt, REPO_ROOT, rssMiB, sleep } from "./procs.ts";
 import { buildReport, type CaseSpec, type Results, type RunInfo, type Sample } from "./report.ts";
+import { RawHttpClient } from "./raw_client.ts";
 import { startWaterCraft } from "./watercraft.ts";
 
 const HEARTBEAT_MS = 50;
@@ -231,7 +232,7 @@ async function runtimeVersion(runtime: Runtime, launchers: Launchers): Promise<s
 /** Writes every key that the reads will ask for, 16 at a time; each key gets 5 tries. */
 async function preload(cluster: Cluster, keys: number): Promise<void> {
   const leader = cluster.urls[await cluster.leader()]!;
-  const client = httpClient();
+  const client = new RawHttpClient();
   try {
     let next = 0;
     const worker = async () => {
@@ -239,7 +240,7 @@ async function preload(cluster: Cluster, keys: number): Promise<void> {
         const key = next++;
         let failure: string | null = "not tried";
         for (let attempt = 0; attempt < 5 && failure !== null; attempt++) {
-          failure = await send(client, cluster.put(leader, key), REQUEST_TIMEOUT_MS);
+          failure = await client.send(cluster.put(leader, key), REQUEST_TIMEOUT_MS);
           if (failure !== null) await sleep(100);
         }
         if (failure !== null) throw new Error(`${cluster.name}: preloading key ${key}: ${failure}`);

@@ -1,0 +1,177 @@
+/**
+ * The load generator's raw HTTP/1.1 client against real loopback servers:
+ * `Deno.serve` for answers with a length or chunked, and raw TCP servers for
+ * what `Deno.serve` never sends.
+ */
+
+import { deepStrictEqual, match, strictEqual } from "node:assert/strict";
+import { RawHttpClient } from "../../bench/cluster/raw_client.ts";
+
+/** Serves `handler` on a free loopback port for `body`, then stops. */
+async function withServer(
+  handler: (
+    request: Request,
+    info: Deno.ServeHandlerInfo<Deno.NetAddr>,
+  ) => Response | Promise<Response>,
+  body: (base: string) => Promise<void>,
+): Promise<void> {
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, handler);
+  try {
+    await body(`http://127.0.0.1:${server.addr.port}`);
+  } finally {
+    await server.shutdown();
+  }
+}
+
+/** A TCP server that writes `answer` to each connection once a request head has arrived. */
+async function withRawServer(
+  answer: Uint8Array | null,
+  body: (base: string) => Promise<void>,
+): Promise<void> {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const conns: Deno.Conn[] = [];
+  const serving = (async () => {
+    for await (const conn of listener) {
+      conns.push(conn);
+      const buffer = new Uint8Array(4096);
+      let text = "";
+      while (!text.includes("\r\n\r\n")) {
+        const n = await conn.read(buffer).catch(() => null);
+        if (n === null) break;
+        text += new TextDecoder().decode(buffer.subarray(0, n));
+      }
+      if (answer !== null) {
+        await conn.write(answer);
+        conn.close();
+        conns.pop();
+      }
+    }
+  })();
+  try {
+    await body(`http://127.0.0.1:${(listener.addr as Deno.NetAddr).port}`);
+  } finally {
+    listener.close();
+    for (const conn of conns) conn.close();
+    await serving.catch(() => {});
+  }
+}
+
+Deno.test("raw client: a 2xx answer is a success, and its connection is used again", async () => {
+  const ports: number[] = [];
+  const seen: string[] = [];
+  await withServer(async (request, info) => {
+    ports.push(info.remoteAddr.port);
+    seen.push(
+      `${request.method} ${new URL(request.url).pathname}${new URL(request.url).search} ${
+        request.headers.get("content-type")
+      } ${await request.text()}`,
+    );
+    return new Response("{}", { status: request.method === "PUT" ? 201 : 200 });
+  }, async (base) => {
+    const client = new RawHttpClient();
+    try {
+      strictEqual(
+        await client.send({ url: `${base}/v1/kv/a`, method: "PUT", body: '{"v":"é"}' }, 5000),
+        null,
+      );
+      strictEqual(await client.send({ url: `${base}/v1/kv/a?x=1`, method: "GET" }, 5000), null);
+      strictEqual(await client.send({ url: `${base}/b`, method: "POST", body: "" }, 5000), null);
+    } finally {
+      client.close();
+    }
+  });
+  deepStrictEqual(seen, [
+    'PUT /v1/kv/a application/json {"v":"é"}',
+    "GET /v1/kv/a?x=1 null ",
+    "POST /b application/json ",
+  ]);
+  strictEqual(new Set(ports).size, 1);
+});
+
+Deno.test("raw client: another status is a failure that carries the start of the body", async () => {
+  await withServer(
+    () => new Response("x".repeat(300), { status: 503 }),
+    async (base) => {
+      const client = new RawHttpClient();
+      try {
+        strictEqual(
+          await client.send({ url: `${base}/`, method: "GET" }, 5000),
+          `503 ${"x".repeat(200)}`,
+        );
+      } finally {
+        client.close();
+      }
+    },
+  );
+});
+
+Deno.test("raw client: a chunked answer ends at its last chunk", async () => {
+  await withServer(() => {
+    const body = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(new TextEncoder().encode("not "));
+        controller.enqueue(new TextEncoder().encode("found"));
+        controller.close();
+      },
+    });
+    return new Response(body, { status: 404 });
+  }, async (base) => {
+    const client = new RawHttpClient();
+    try {
+      strictEqual(await client.send({ url: `${base}/`, method: "GET" }, 5000), "404 not found");
+      strictEqual(await client.send({ url: `${base}/`, method: "GET" }, 5000), "404 not found");
+    } finally {
+      client.close();
+    }
+  });
+});
+
+Deno.test("raw client: an answer whose body runs until the connection closes", async () => {
+  const answer = new TextEncoder().encode("HTTP/1.1 200 OK\r\nconnection: close\r\n\r\nall of it");
+  await withRawServer(answer, async (base) => {
+    const client = new RawHttpClient();
+    try {
+      strictEqual(await client.send({ url: `${base}/`, method: "GET" }, 5000), null);
+      strictEqual(await client.send({ url: `${base}/`, method: "GET" }, 5000), null);
+    } finally {
+      client.close();
+    }
+  });
+});
+
+Deno.test("raw client: a server that closes before answering, one that never answers, none at all", async () => {
+  await withRawServer(new TextEncoder().encode(""), async (base) => {
+    const client = new RawHttpClient();
+    try {
+      match(
+        (await client.send({ url: `${base}/`, method: "GET" }, 5000))!,
+        /closed the connection before answering/,
+      );
+    } finally {
+      client.close();
+    }
+  });
+  await withRawServer(null, async (base) => {
+    const client = new RawHttpClient();
+    try {
+      strictEqual(
+        await client.send({ url: `${base}/`, method: "GET" }, 50),
+        "TimeoutError: no answer within 50 ms",
+      );
+    } finally {
+      client.close();
+    }
+  });
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  const client = new RawHttpClient();
+  try {
+    match(
+      (await client.send({ url: `http://127.0.0.1:${port}/`, method: "GET" }, 5000))!,
+      /^ConnectionRefused/,
+    );
+  } finally {
+    client.close();
+  }
+});
