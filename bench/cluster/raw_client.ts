@@ -44,36 +44,51 @@ export class RawHttpClient {
     const url = new URL(spec.url);
     if (url.protocol !== "http:") return `Error: only http: URLs, not ${url.protocol}`;
     const origin = url.host;
+    const request = requestBytes(spec, url);
     let connection: RawConnection | undefined;
     const timer = setTimeout(() => connection?.timeOut(), timeoutMs);
     try {
-      connection = this.#idle.get(origin)?.pop();
-      if (connection === undefined) {
-        const conn = await Deno.connect({
-          hostname: url.hostname.replace(/^\[|\]$/g, ""),
-          port: Number(url.port || 80),
-        });
-        conn.setNoDelay(true);
-        connection = new RawConnection(conn);
-        this.#open.add(connection);
+      // A pooled connection that the server closed while it sat idle fails
+      // before any byte of an answer: the request goes again on a new one,
+      // as `fetch` does. Each turn takes a pooled connection or ends.
+      for (;;) {
+        const pooled = this.#idle.get(origin)?.pop();
+        connection = pooled ?? await this.#connect(url);
+        let answer: Answer;
+        try {
+          answer = await connection.exchange(request);
+        } catch (error) {
+          this.#drop(connection);
+          if (pooled === undefined || connection.timedOut || connection.answering) throw error;
+          continue;
+        }
+        if (connection.reusable && !this.#closed) {
+          let idle = this.#idle.get(origin);
+          if (idle === undefined) this.#idle.set(origin, idle = []);
+          idle.push(connection);
+        } else {
+          this.#drop(connection);
+        }
+        if (answer.status >= 200 && answer.status < 300) return null;
+        return `${answer.status} ${answer.body}`;
       }
-      const answer = await connection.exchange(requestBytes(spec, url));
-      if (connection.reusable && !this.#closed) {
-        let idle = this.#idle.get(origin);
-        if (idle === undefined) this.#idle.set(origin, idle = []);
-        idle.push(connection);
-      } else {
-        this.#drop(connection);
-      }
-      if (answer.status >= 200 && answer.status < 300) return null;
-      return `${answer.status} ${answer.body}`;
     } catch (error) {
-      if (connection !== undefined) this.#drop(connection);
       if (connection?.timedOut) return `TimeoutError: no answer within ${timeoutMs} ms`;
       return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  async #connect(url: URL): Promise<RawConnection> {
+    const conn = await Deno.connect({
+      hostname: url.hostname.replace(/^\[|\]$/g, ""),
+      port: Number(url.port || 80),
+    });
+    conn.setNoDelay(true);
+    const connection = new RawConnection(conn);
+    this.#open.add(connection);
+    return connection;
   }
 
   /** Closes every connection. */
@@ -110,6 +125,8 @@ class RawConnection {
   reusable = true;
   /** Whether the exchange's time ran out (the connection was closed for it). */
   timedOut = false;
+  /** Whether any byte of the exchange's answer has arrived. */
+  answering = false;
 
   constructor(conn: Deno.TcpConn) {
     this.#conn = conn;
@@ -132,6 +149,7 @@ class RawConnection {
     this.#status = 0;
     this.#body = "";
     this.#ended = false;
+    this.answering = false;
     for (let at = 0; at < request.length;) at += await this.#conn.write(request.subarray(at));
     while (!this.#ended) {
       const n = await this.#conn.read(this.#buffer);
@@ -141,6 +159,7 @@ class RawConnection {
         if (this.#framer.state === "opaque" && this.#status !== 0) break;
         throw new Error("the server closed the connection before answering");
       }
+      this.answering = true;
       this.#framer.push(this.#buffer.subarray(0, n));
     }
     if (this.#framer.state !== "idle") this.reusable = false;

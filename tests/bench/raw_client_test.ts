@@ -175,3 +175,18 @@ Deno.test("raw client: a server that closes before answering, one that never ans
     client.close();
   }
 });
+
+Deno.test("raw client: a pooled connection the server closed is replaced, not a failure", async () => {
+  // The server answers each connection once, with a length, and closes it.
+  const answer = new TextEncoder().encode("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+  await withRawServer(answer, async (base) => {
+    const client = new RawHttpClient();
+    try {
+      for (let i = 0; i < 3; i++) {
+        strictEqual(await client.send({ url: `${base}/`, method: "GET" }, 5000), null);
+      }
+    } finally {
+      client.close();
+    }
+  });
+});
