@@ -35,6 +35,7 @@ export { INDEX_MAX, TERM_MAX, TERM_STEP_MAX, TERM_WIRE_MAX } from "./messages.ts
 export { type Prng, seededPrng } from "./prng.ts";
 export { Raft } from "./raft.ts";
 export type {
+  EarlyReady,
   FollowerView,
   HardState,
   MembershipChange,

@@ -48,6 +48,7 @@ import {
 } from "./state.ts";
 import { leaderTransfer } from "./transfer.ts";
 import type {
+  EarlyReady,
   FollowerView,
   HardState,
   MembershipChange,
@@ -535,12 +536,44 @@ export class Raft {
       snapshot: r.incomingSnapshot,
     };
     r.incomingSnapshot = null;
+    // Every earlier batch was advanced: its hard state is durable.
+    const durable = { term: r.lastHardState.term, vote: r.lastHardState.vote };
     r.lastHardState = hard;
     r.lastSoftState = soft;
     r.messages = [];
     r.readStates = [];
-    r.inReady = { entries, committedTo: committed.at(-1)?.index ?? 0 };
+    r.inReady = { entries, committedTo: committed.at(-1)?.index ?? 0, durable };
     return rd;
+  }
+
+  /**
+   * While the last `ready()` batch is being persisted, hands out what a
+   * leader may act on before that write ends, so that neither replication
+   * nor answers wait for its own disk: the messages made since (appends of
+   * entries not yet durable here included, thesis §10.2.1) and the entries
+   * committed since. Those are durable on a quorum already; only those up to
+   * the batch's last entry are handed out, so that once `advance()` comes
+   * nothing applied is missing from this node's storage (a snapshot taken
+   * then covers no entry it lacks). `advance()` acknowledges them with the
+   * batch.
+   *
+   * @returns Null unless a batch is out and this node is a leader whose
+   *   term and vote are durable already (a new term or vote must reach the
+   *   disk before any message that depends on it).
+   */
+  readyEarly(): EarlyReady | null {
+    const r = this.#r;
+    const out = r.inReady;
+    if (out === null || r.role !== "leader") return null;
+    if (r.term !== out.durable.term || r.vote !== out.durable.vote) return null;
+    flushAppends(r);
+    const from = Math.max(r.log.applied, out.committedTo);
+    const upTo = Math.min(r.log.committed, Math.max(r.log.stable, out.entries.at(-1)?.index ?? 0));
+    const committed = from < upTo ? r.log.slice(from + 1, upTo + 1, r.maxApplyBytes) : [];
+    if (committed.length > 0) out.committedTo = committed.at(-1)!.index;
+    const messages = r.messages;
+    r.messages = [];
+    return { messages, committed };
   }
 
   /**

@@ -145,8 +145,16 @@ export interface RaftState extends RaftSettings {
   lastHardState: HardState;
   /** The soft state of the last `ready()` batch (or at start). */
   lastSoftState: SoftState;
-  /** The batch handed out by `ready()` and not yet advanced, or null. */
-  inReady: { entries: readonly Entry[]; committedTo: number } | null;
+  /**
+   * The batch handed out by `ready()` and not yet advanced, or null; with
+   * the term and vote that were durable when it was cut (those of the batch
+   * before).
+   */
+  inReady: {
+    entries: readonly Entry[];
+    committedTo: number;
+    durable: Pick<HardState, "term" | "vote">;
+  } | null;
 }
 
 /**

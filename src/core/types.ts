@@ -69,6 +69,18 @@ export interface Ready {
   readonly snapshot: { readonly meta: SnapshotMeta; readonly data: Uint8Array } | null;
 }
 
+/**
+ * What a leader may act on while its last {@linkcode Ready} batch is being
+ * persisted (`Raft.readyEarly()`): acknowledged by the `advance()` of that
+ * batch.
+ */
+export interface EarlyReady {
+  /** Messages to send now: a leader's appends may run ahead of its own disk. */
+  readonly messages: readonly Message[];
+  /** Committed entries to apply now, in order, after those of the batch. */
+  readonly committed: readonly Entry[];
+}
+
 /** Options of a Raft node. */
 export interface RaftOptions {
   /** This node's id. */

@@ -230,6 +230,109 @@ Deno.test("§5.3 durability: a leader counts its own entries toward commit only 
   n1.advance();
 });
 
+Deno.test("§10.2.1 while its write runs, a leader sends new entries and applies what a quorum of followers holds", async (t) => {
+  /** n1 leads; `rd` is its batch whose write is still running. */
+  const start = () => {
+    const cluster = bootstrapCluster(["n1", "n2", "n3"]);
+    const n1 = cluster.elect("n1");
+    const entry = n1.propose(encoder.encode("x"));
+    const rd = n1.ready();
+    return { cluster, n1, entry, rd };
+  };
+  /** Delivers `messages` to the follower `id` and steps its acknowledgements on n1. */
+  const ackFrom = (cluster: Cluster, id: string, messages: readonly Message[]) => {
+    const follower = cluster.node(id);
+    for (const m of ofType(messages, "append").filter((m) => m.to === id)) follower.step(m);
+    const ack = follower.ready();
+    follower.advance();
+    for (const m of ofType(ack.messages, "appendResponse")) cluster.node("n1").step(m);
+  };
+
+  await t.step("both followers' acks commit the entry: it is handed out before advance()", () => {
+    const { cluster, n1, entry, rd } = start();
+    strictEqual(n1.readyEarly()!.committed.length, 0, "nothing is committed yet");
+    ackFrom(cluster, "n2", rd.messages);
+    deepStrictEqual(n1.readyEarly()!.committed, [], "1 follower and an unsaved leader: no quorum");
+    ackFrom(cluster, "n3", rd.messages);
+    strictEqual(n1.log.stable, 2, "the leader's own write has not ended");
+    deepStrictEqual(n1.readyEarly()!.committed, [entry]);
+    deepStrictEqual(n1.readyEarly()!.committed, [], "handed out once");
+    n1.advance();
+    deepStrictEqual(n1.ready().committed, [], "advance() acknowledged it with the batch");
+    n1.advance();
+    strictEqual(n1.log.applied, 3);
+  });
+
+  await t.step(
+    "an entry proposed during the write goes out at once, and is applied only after the next batch",
+    () => {
+      const { cluster, n1, rd } = start();
+      const later = n1.propose(encoder.encode("y"));
+      const early = n1.readyEarly()!;
+      deepStrictEqual(
+        ofType(early.messages, "append").map((m) => [m.to, m.entries.map((e) => e.index)]),
+        [["n2", [4]], ["n3", [4]]],
+      );
+      ackFrom(cluster, "n2", [...rd.messages, ...early.messages]);
+      ackFrom(cluster, "n3", [...rd.messages, ...early.messages]);
+      strictEqual(n1.log.committed, 4, "both followers hold entry 4");
+      deepStrictEqual(
+        n1.readyEarly()!.committed.map((e) => e.index),
+        [3],
+        "entry 4 is not in the write that runs: this node's storage may lack it",
+      );
+      n1.advance();
+      const next = n1.ready();
+      deepStrictEqual(next.entries, [later]);
+      deepStrictEqual(next.committed, [later]);
+      n1.advance();
+    },
+  );
+
+  await t.step("a candidate that wins while its vote is being written sends nothing early", () => {
+    const cluster = bootstrapCluster(["n1", "n2", "n3"], { preVote: false });
+    const n1 = cluster.node("n1");
+    const n2 = cluster.node("n2");
+    n1.campaign();
+    const rd = n1.ready();
+    deepStrictEqual(rd.hardState, { term: 2, vote: "n1", commit: 1 });
+    for (const m of ofType(rd.messages, "vote").filter((m) => m.to === "n2")) n2.step(m);
+    const answer = n2.ready();
+    n2.advance();
+    for (const m of ofType(answer.messages, "voteResponse")) n1.step(m);
+    strictEqual(n1.role, "leader");
+    strictEqual(n1.readyEarly(), null, "its term and vote are not durable yet");
+    n1.advance();
+    n1.ready();
+    ok(n1.readyEarly() !== null, "once they are");
+    n1.advance();
+  });
+
+  await t.step("nothing early without a batch out, for a follower, or after a new term", () => {
+    const { cluster, n1, rd } = start();
+    const n2 = cluster.node("n2");
+    for (const m of ofType(rd.messages, "append").filter((m) => m.to === "n2")) n2.step(m);
+    n2.ready();
+    strictEqual(n2.readyEarly(), null, "a follower's answers wait for its disk");
+    n2.advance();
+    n1.advance();
+    strictEqual(n1.readyEarly(), null, "no batch out");
+    n1.propose(encoder.encode("z"));
+    n1.ready();
+    n1.step({
+      type: "heartbeat",
+      from: "n2",
+      to: "n1",
+      term: 9,
+      commit: 0,
+      context: null,
+      seen: {},
+    });
+    strictEqual(n1.role, "follower");
+    strictEqual(n1.readyEarly(), null, "the new term must reach the disk first");
+  });
+});
+
 // ------------------------------------------------------------- chapter 5, under load
 
 Deno.test("§5 a follower catches up by snapshot under load, though the leader snapshots after every write", () => {
