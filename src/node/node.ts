@@ -608,7 +608,7 @@ export class WaterCraftNode<Command = unknown, Result = unknown, Query = unknown
       }
     }
     this.#leaderWatch.wake(this.#raft.leader);
-    this.#ready.schedule();
+    this.#ready.stepped();
     return true;
   }
 

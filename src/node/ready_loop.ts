@@ -6,7 +6,11 @@
  * sends before its own write finishes, which the core makes safe. It
  * applies committed entries in order, releases reads, and resolves the
  * clients waiting on them. Inputs that arrive during a write are stepped
- * at once and leave together in the next pass. One pass runs at a time.
+ * at once and leave together in the next pass. One pass runs at a time,
+ * but while a leader's pass waits for its disk, the followers' answers it
+ * steps meanwhile are acted on at once (`Raft.readyEarly()`): new entries
+ * go out to the followers and entries a quorum holds are applied and
+ * answered, instead of waiting for the leader's own write to end.
  *
  * @module
  */
@@ -82,6 +86,10 @@ export class ReadyLoop {
    * the snapshot and no longer holds that entry.
    */
   #appliedHead = { hash: "", term: 0 };
+  /** Whether a leader's pass is waiting for its write, and may act early meanwhile. */
+  #leaderSaving = false;
+  /** Whether an early turn is queued. */
+  #earlyQueued = false;
 
   /**
    * Creates the loop of a node.
@@ -125,6 +133,21 @@ export class ReadyLoop {
       this.#running = null;
       // Input that arrived while the loop was finishing gets a new pass.
       if (!this.#host.halted() && this.#hasWork()) this.schedule();
+    });
+  }
+
+  /**
+   * Messages were stepped: runs a pass, or, while a leader's pass waits for
+   * its disk, acts at once on what they allow (once per burst of messages,
+   * so that proposals arriving meanwhile still leave together).
+   */
+  stepped(): void {
+    this.schedule();
+    if (!this.#leaderSaving || this.#earlyQueued) return;
+    this.#earlyQueued = true;
+    queueMicrotask(() => {
+      this.#earlyQueued = false;
+      if (this.#leaderSaving && !this.#host.halted()) this.#early();
     });
   }
 
@@ -203,7 +226,12 @@ export class ReadyLoop {
     const onlyCommit = rd.entries.length === 0 && rd.hardState !== null && voteDurable;
     if ((rd.hardState !== null || rd.entries.length > 0) && !onlyCommit) {
       const started = host.clock.now();
-      await host.storage.save(rd.hardState, rd.entries);
+      this.#leaderSaving = early;
+      try {
+        await host.storage.save(rd.hardState, rd.entries);
+      } finally {
+        this.#leaderSaving = false;
+      }
       host.stats.diskSync.observeMs(host.clock.now() - started);
       if (rd.hardState !== null) this.#durableHard = rd.hardState;
     }
@@ -218,6 +246,23 @@ export class ReadyLoop {
     host.peers.refresh(raft.log);
     host.reads.release(this.#applied);
     host.leaderWatch.wake(raft.leader);
+  }
+
+  /** Sends and applies what the core allows a leader before its write ends. */
+  #early(): void {
+    const host = this.#host;
+    try {
+      const early = host.raft().readyEarly();
+      if (early === null) return;
+      if (early.messages.length > 0) host.transport.send(early.messages);
+      for (const m of early.messages) if (m.type === "snapshot") host.stats.snapshotChunksSent++;
+      if (early.committed.length > 0) {
+        this.#apply(early.committed);
+        host.reads.release(this.#applied);
+      }
+    } catch (e) {
+      host.fail(e);
+    }
   }
 
   #apply(entries: readonly Entry[]): void {

@@ -325,6 +325,34 @@ Deno.test("a commit alone costs no disk write: writes are answered without an fs
   await c.stop();
 });
 
+Deno.test("a leader answers a write both followers hold while its own disk write still runs (thesis §10.2.1)", async () => {
+  const c = await cluster(["a", "b", "c"]);
+  const leader = await electLeader(c);
+  const storage = c.storages.get(leader.id)!;
+  const save = storage.save.bind(storage);
+  let release!: () => void;
+  const disk = new Promise<void>((resolve) => release = resolve);
+  let held = 0;
+  storage.save = async (hard, entries) => {
+    if (entries.length > 0) {
+      held++;
+      await disk;
+    }
+    return save(hard, entries);
+  };
+  const first = await during(c, leader.propose({ add: 1 }));
+  deepStrictEqual([first.state, first.result, held], ["committed", 1, 1]);
+  // A second write, proposed while the first batch's write still runs,
+  // reaches the followers at once; the leader applies it once its own
+  // storage has it too.
+  const second = leader.propose({ add: 2 });
+  await c.advance(200);
+  strictEqual(c.nodes.get(leader.id === "a" ? "b" : "a")!.status().lastIndex, first.index + 1);
+  release();
+  deepStrictEqual((await during(c, second)).result, 3);
+  await c.stop();
+});
+
 Deno.test("maxWaiting bounds the clients waiting: past it writes fail at once with 503", async () => {
   const clock = manualClock();
   const node = await createNode({
