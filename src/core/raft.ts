@@ -6,7 +6,8 @@
  * time, acknowledged with `advance()`. Time advances only through `tick()`;
  * randomness comes from the injected {@linkcode Prng}. The driver persists
  * `hardState` and `entries` before it sends `messages`, and applies
- * `committed` in order.
+ * `committed` in order. While a leader's batch is being persisted,
+ * `readyEarly()` hands out what it may send and apply meanwhile.
  *
  * This file holds the inputs and the output; the behaviour behind them lives
  * in one module per concern, plain functions over the node's
