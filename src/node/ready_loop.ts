@@ -17,6 +17,7 @@
 
 import type { Clock } from "../clock.ts";
 import type { Entry } from "../core/entry.ts";
+import type { Message } from "../core/messages.ts";
 import type { Raft } from "../core/raft.ts";
 import type { HardState, SoftState } from "../core/types.ts";
 import type { Storage } from "../storage/storage.ts";
@@ -210,8 +211,7 @@ export class ReadyLoop {
     const voteDurable = rd.hardState === null ||
       (rd.hardState.term === d.term && rd.hardState.vote === d.vote);
     const early = raft.role === "leader" && voteDurable;
-    if (early && rd.messages.length > 0) host.transport.send(rd.messages);
-    for (const m of rd.messages) if (m.type === "snapshot") host.stats.snapshotChunksSent++;
+    if (early) this.#send(rd.messages);
     // A snapshot from the leader replaces our log; the answer goes out
     // with this batch's messages.
     if (rd.snapshot !== null) {
@@ -235,7 +235,7 @@ export class ReadyLoop {
       host.stats.diskSync.observeMs(host.clock.now() - started);
       if (rd.hardState !== null) this.#durableHard = rd.hardState;
     }
-    if (!early && rd.messages.length > 0) host.transport.send(rd.messages);
+    if (!early) this.#send(rd.messages);
     for (const e of rd.entries) {
       // An entry truncated while its write was in flight is not accepted.
       if (raft.log.hash(e.index) === e.hash) host.writes.accepted(e, host.headHash);
@@ -254,8 +254,7 @@ export class ReadyLoop {
     try {
       const early = host.raft().readyEarly();
       if (early === null) return;
-      if (early.messages.length > 0) host.transport.send(early.messages);
-      for (const m of early.messages) if (m.type === "snapshot") host.stats.snapshotChunksSent++;
+      this.#send(early.messages);
       if (early.committed.length > 0) {
         this.#apply(early.committed);
         host.reads.release(this.#applied);
@@ -263,6 +262,13 @@ export class ReadyLoop {
     } catch (e) {
       host.fail(e);
     }
+  }
+
+  /** Sends messages, counting the snapshot chunks among them. */
+  #send(messages: readonly Message[]): void {
+    if (messages.length === 0) return;
+    this.#host.transport.send(messages);
+    for (const m of messages) if (m.type === "snapshot") this.#host.stats.snapshotChunksSent++;
   }
 
   #apply(entries: readonly Entry[]): void {
