@@ -2,10 +2,10 @@
  * The closed-loop load generator that drives both systems: C clients, each
  * sending its next request as soon as its previous one is answered, over
  * keep-alive HTTP/1.1 connections (one pooled {@linkcode RawHttpClient} per
- * run, so each client in flight holds one connection). A warm-up period is not counted;
- * then every request that completes within the fixed measuring window is
- * counted, and its latency (`performance.now()` around the whole exchange,
- * body read included) goes into a {@linkcode Histogram}.
+ * run, so each client in flight holds one connection). A warm-up period is
+ * not counted; then every request that completes within the fixed measuring
+ * window is counted, and its latency (`performance.now()` around the whole
+ * exchange, body read included) goes into a {@linkcode Histogram}.
  *
  * The generator knows nothing of either system: it is given a function that
  * builds the request for a member and a key.
