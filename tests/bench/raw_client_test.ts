@@ -56,6 +56,21 @@ async function withRawServer(
   }
 }
 
+/** Runs `body` with a new client, closed after. */
+async function withClient(body: (client: RawHttpClient) => Promise<void>): Promise<void> {
+  const client = new RawHttpClient();
+  try {
+    await body(client);
+  } finally {
+    client.close();
+  }
+}
+
+/** A GET of `url`, waiting at most `timeoutMs`. */
+function get(client: RawHttpClient, url: string, timeoutMs = 5000): Promise<string | null> {
+  return client.send({ url, method: "GET" }, timeoutMs);
+}
+
 Deno.test("raw client: a 2xx answer is a success, and its connection is used again", async () => {
   const ports: number[] = [];
   const seen: string[] = [];
@@ -68,17 +83,14 @@ Deno.test("raw client: a 2xx answer is a success, and its connection is used aga
     );
     return new Response("{}", { status: request.method === "PUT" ? 201 : 200 });
   }, async (base) => {
-    const client = new RawHttpClient();
-    try {
+    await withClient(async (client) => {
       strictEqual(
         await client.send({ url: `${base}/v1/kv/a`, method: "PUT", body: '{"v":"é"}' }, 5000),
         null,
       );
-      strictEqual(await client.send({ url: `${base}/v1/kv/a?x=1`, method: "GET" }, 5000), null);
+      strictEqual(await get(client, `${base}/v1/kv/a?x=1`), null);
       strictEqual(await client.send({ url: `${base}/b`, method: "POST", body: "" }, 5000), null);
-    } finally {
-      client.close();
-    }
+    });
   });
   deepStrictEqual(seen, [
     'PUT /v1/kv/a application/json {"v":"é"}',
@@ -92,15 +104,12 @@ Deno.test("raw client: another status is a failure that carries the start of the
   await withServer(
     () => new Response("x".repeat(300), { status: 503 }),
     async (base) => {
-      const client = new RawHttpClient();
-      try {
+      await withClient(async (client) => {
         strictEqual(
-          await client.send({ url: `${base}/`, method: "GET" }, 5000),
+          await get(client, `${base}/`),
           `503 ${"x".repeat(200)}`,
         );
-      } finally {
-        client.close();
-      }
+      });
     },
   );
 });
@@ -116,77 +125,59 @@ Deno.test("raw client: a chunked answer ends at its last chunk", async () => {
     });
     return new Response(body, { status: 404 });
   }, async (base) => {
-    const client = new RawHttpClient();
-    try {
-      strictEqual(await client.send({ url: `${base}/`, method: "GET" }, 5000), "404 not found");
-      strictEqual(await client.send({ url: `${base}/`, method: "GET" }, 5000), "404 not found");
-    } finally {
-      client.close();
-    }
+    await withClient(async (client) => {
+      strictEqual(await get(client, `${base}/`), "404 not found");
+      strictEqual(await get(client, `${base}/`), "404 not found");
+    });
   });
 });
 
 Deno.test("raw client: an answer whose body runs until the connection closes", async () => {
   const answer = new TextEncoder().encode("HTTP/1.1 200 OK\r\nconnection: close\r\n\r\nall of it");
   await withRawServer(answer, async (base) => {
-    const client = new RawHttpClient();
-    try {
-      strictEqual(await client.send({ url: `${base}/`, method: "GET" }, 5000), null);
-      strictEqual(await client.send({ url: `${base}/`, method: "GET" }, 5000), null);
-    } finally {
-      client.close();
-    }
+    await withClient(async (client) => {
+      strictEqual(await get(client, `${base}/`), null);
+      strictEqual(await get(client, `${base}/`), null);
+    });
   });
 });
 
 Deno.test("raw client: a server that closes before answering, one that never answers, none at all", async () => {
   await withRawServer(new TextEncoder().encode(""), async (base) => {
-    const client = new RawHttpClient();
-    try {
+    await withClient(async (client) => {
       match(
-        (await client.send({ url: `${base}/`, method: "GET" }, 5000))!,
+        (await get(client, `${base}/`))!,
         /closed the connection before answering/,
       );
-    } finally {
-      client.close();
-    }
+    });
   });
   await withRawServer(null, async (base) => {
-    const client = new RawHttpClient();
-    try {
+    await withClient(async (client) => {
       strictEqual(
-        await client.send({ url: `${base}/`, method: "GET" }, 50),
+        await get(client, `${base}/`, 50),
         "TimeoutError: no answer within 50 ms",
       );
-    } finally {
-      client.close();
-    }
+    });
   });
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (listener.addr as Deno.NetAddr).port;
   listener.close();
-  const client = new RawHttpClient();
-  try {
+  await withClient(async (client) => {
     match(
-      (await client.send({ url: `http://127.0.0.1:${port}/`, method: "GET" }, 5000))!,
+      (await get(client, `http://127.0.0.1:${port}/`))!,
       /^ConnectionRefused/,
     );
-  } finally {
-    client.close();
-  }
+  });
 });
 
 Deno.test("raw client: a pooled connection the server closed is replaced, not a failure", async () => {
   // The server answers each connection once, with a length, and closes it.
   const answer = new TextEncoder().encode("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
   await withRawServer(answer, async (base) => {
-    const client = new RawHttpClient();
-    try {
+    await withClient(async (client) => {
       for (let i = 0; i < 3; i++) {
-        strictEqual(await client.send({ url: `${base}/`, method: "GET" }, 5000), null);
+        strictEqual(await get(client, `${base}/`), null);
       }
-    } finally {
-      client.close();
-    }
+    });
   });
 });
