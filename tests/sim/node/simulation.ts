@@ -588,8 +588,14 @@ class NodeSimulation {
     await this.#runTo(s.now + 1);
     let read = 0;
     const keys = ["a", "b", "c", "probe"];
+    const budgetMs = 60 * d.electionMs + 40 * d.requestTimeoutMs;
+    const deadline = s.now + budgetMs;
+    // Retried until the budget runs out, not for a number of attempts: a
+    // node replaying a large log refuses reads at once ("starting") for as
+    // long as that takes. Each attempt waits at least a back-off, so the
+    // count only guards the loop.
     const reads = keys.map(async (key, i) => {
-      for (let attempt = 0; attempt < 40; attempt++) {
+      for (let attempt = 0; attempt < 100_000 && s.now < deadline; attempt++) {
         const before = this.#clients.reads;
         await this.#clients.runOne(1001 + i, { kind: "get", key });
         if (this.#clients.reads > before) {
@@ -599,8 +605,7 @@ class NodeSimulation {
         await this.#backOff();
       }
     });
-    const budgetMs = 60 * d.electionMs + 40 * d.requestTimeoutMs;
-    await this.#runTo(s.now + budgetMs, () => read === keys.length);
+    await this.#runTo(deadline, () => read === keys.length);
     void reads;
     if (this.#violation !== null) return null;
     if (read < keys.length) {
