@@ -134,6 +134,12 @@ export class SnapshotSender {
     // second stream of chunks), except 0, which only a follower that lost its
     // partial snapshot sends (it restarted, or a new transfer replaced it).
     if (received < this.#acked && received !== 0) return false;
+    // The same count while a chunk is out answers an earlier copy of a chunk
+    // (the network repeated one, or a chunk given up as lost arrived after
+    // all). Taken, it would send the chunk in flight a second time; each
+    // copy draws an answer of its own, and the copies would multiply for the
+    // rest of the transfer.
+    if (received === this.#acked && this.#inFlight) return false;
     this.#acked = received;
     this.#inFlight = false;
     return true;

@@ -335,6 +335,37 @@ Deno.test("§10.2.1 while its write runs, a leader sends new entries and applies
 
 // ------------------------------------------------------------- chapter 5, under load
 
+Deno.test("§7 a network that repeats every message sends each snapshot chunk about once, not in ever more copies", () => {
+  // Chunks are SNAPSHOT_CHUNK_MIN_BYTES (1024): a 16,000-byte snapshot needs 16.
+  const cluster = bootstrapCluster(["a", "b", "c"], { maxMsgBytes: 1 });
+  const leader = cluster.elect("a");
+  const c = cluster.node("c");
+  cluster.isolated.add("c");
+  for (let i = 0; i < 3; i++) leader.propose(encoder.encode(`early ${i}`));
+  cluster.settle();
+  leader.compact(leader.log.applied, new Uint8Array(16_000).fill(7));
+  const behind = leader.snapshot.index;
+  cluster.isolated.delete("c");
+  let chunks = 0;
+  // Every message to or from c arrives twice, the copy one round late: after
+  // the next chunk has left.
+  let copies: Message[] = [];
+  for (let round = 0; round < 200 && c.log.committed < behind; round++) {
+    const outbox = cluster.drain();
+    if (outbox.length === 0 && copies.length === 0) leader.tick();
+    const late = copies;
+    copies = [];
+    for (const m of outbox) {
+      if (m.type === "snapshot") chunks++;
+      cluster.deliver([m]);
+      if (m.to === "c" || m.from === "c") copies.push(m);
+    }
+    cluster.deliver(late);
+  }
+  strictEqual(c.log.committed >= behind, true, "c caught up");
+  ok(chunks <= 20, `${chunks} chunks sent for a snapshot of 16`);
+});
+
 Deno.test("§5 a follower catches up by snapshot under load, though the leader snapshots after every write", () => {
   // Chunks are SNAPSHOT_CHUNK_MIN_BYTES (1024); each snapshot needs four.
   const cluster = bootstrapCluster(["a", "b", "c"], {

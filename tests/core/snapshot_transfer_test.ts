@@ -72,11 +72,11 @@ Deno.test("SnapshotSender.maybeAck() takes current answers and drops stale ones"
   const rows = [
     { name: "a new count", acked: 1024, index: 7, received: 2048, want: true, wantAcked: 2048 },
     {
-      name: "the same count again",
+      name: "the same count again, while a chunk is out, answers a repeated chunk",
       acked: 1024,
       index: 7,
       received: 1024,
-      want: true,
+      want: false,
       wantAcked: 1024,
     },
     {
@@ -115,6 +115,13 @@ Deno.test("SnapshotSender.maybeAck() takes current answers and drops stale ones"
       strictEqual(sender.inFlight, !row.want, "a taken answer frees the next chunk");
     });
   }
+});
+
+Deno.test("SnapshotSender.maybeAck() takes the same count again when no chunk is out", () => {
+  const sender = senderOf();
+  strictEqual(sender.maybeAck(7, 1024), true);
+  strictEqual(sender.maybeAck(7, 1024), true);
+  strictEqual(sender.inFlight, false);
 });
 
 Deno.test("SnapshotSender.maybeExpire() gives up a chunk unanswered for longer than the timeout", async (t) => {
