@@ -68,6 +68,7 @@ const REGRESSIONS: {
   bug: string;
   oldCode: NodeMutation[];
   schedule?: ScheduleName;
+  faultyElections?: number;
 }[] = [
   ...[3, 14].map((seed) => ({
     seed,
@@ -116,6 +117,19 @@ const REGRESSIONS: {
       to: "current !== null && current.index === latest.meta.index",
     }],
   })),
+  {
+    // Found by a faulty phase four times the default (`--steps 120`).
+    seed: 80,
+    nodes: 5,
+    faultyElections: 120,
+    bug:
+      "a repeated answer to a snapshot chunk sent the next chunk again, and the copies multiplied",
+    oldCode: [{
+      file: "core/snapshot_transfer.ts",
+      from: "if (received === this.#acked && this.#inFlight) return false;",
+      to: "",
+    }],
+  },
   // Seed 169 of 5 nodes found that a node whose log held its uncommitted
   // removal stopped campaigning, though only it could win. Since the
   // seniority ranks leave out a known leader, no seed in 2,400 reaches that
