@@ -61,6 +61,14 @@ import type {
 } from "./types.ts";
 
 /**
+ * The most entries a leader keeps after a snapshot it is sending, beyond its
+ * own `keepEntries` (see `Raft.compact()`): enough for a follower to catch up
+ * by appends after a transfer under heavy writes, bounded so that a transfer
+ * that never ends cannot hold the log in memory for good.
+ */
+export const SNAPSHOT_CATCH_UP_ENTRIES_MAX = 10_000;
+
+/**
  * The Raft consensus state machine of one node. Drive it: feed it
  * {@linkcode Raft.step}, {@linkcode Raft.tick} and proposals, then take each
  * {@linkcode Ready} batch with `ready()`, persist it, send its messages, apply
@@ -397,7 +405,11 @@ export class Raft {
    * @param options `keepEntries`: entries before `index` to keep in memory
    *   (default 0), so that a follower a little behind gets entries, not the
    *   whole snapshot; without them a follower that falls behind while
-   *   snapshots are frequent can chase one snapshot after another.
+   *   snapshots are frequent can chase one snapshot after another. A leader
+   *   also keeps, up to {@linkcode SNAPSHOT_CATCH_UP_ENTRIES_MAX} of them,
+   *   the entries after a snapshot it is sending to a follower: once that
+   *   follower has installed it, appends bring it up to date, where a
+   *   compacted log would make it need the next snapshot, and the next.
    * @returns The snapshot's metadata, to store beside `data`.
    * @throws {AssertionError} For an index outside `(snapshot, applied]`.
    */
@@ -409,7 +421,15 @@ export class Raft {
     );
     const meta = r.log.metaAt(index);
     r.snapshot = { meta, data };
-    const to = index - Math.max(0, options.keepEntries ?? 0);
+    let to = index - Math.max(0, options.keepEntries ?? 0);
+    if (r.role === "leader") {
+      for (const [, pr] of r.progress) {
+        const sending = pr.snapshot?.index;
+        if (sending !== undefined) {
+          to = Math.min(to, Math.max(sending, index - SNAPSHOT_CATCH_UP_ENTRIES_MAX));
+        }
+      }
+    }
     if (to > r.log.snapshot.index) r.log.compact(to);
     return meta;
   }

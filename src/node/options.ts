@@ -90,7 +90,9 @@ export interface NodeOptions<
   /**
    * Entries before a snapshot the leader keeps in memory, so that a follower
    * a little behind catches up from the log instead of receiving the whole
-   * snapshot. Default 1000. (Storage keeps only what follows the snapshot.)
+   * snapshot. Default 1000. A leader sending a snapshot also keeps the
+   * entries after it, at most 10,000, until the transfer ends. (Storage
+   * keeps only what follows the snapshot.)
    */
   readonly snapshotKeepEntries?: number;
   /** Time source; default the system clock. Tests pass a manual one. */

@@ -10,8 +10,14 @@
 
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import type { Message } from "../../src/core/messages.ts";
-import type { Raft } from "../../src/core/raft.ts";
-import { bootstrapCluster, type Cluster, ofType, recoveredCluster } from "./_harness.ts";
+import { type Raft, SNAPSHOT_CATCH_UP_ENTRIES_MAX } from "../../src/core/raft.ts";
+import {
+  bootstrapCluster,
+  type Cluster,
+  ELECTION_TICKS,
+  ofType,
+  recoveredCluster,
+} from "./_harness.ts";
 
 const encoder = new TextEncoder();
 
@@ -364,6 +370,72 @@ Deno.test("§7 a network that repeats every message sends each snapshot chunk ab
   }
   strictEqual(c.log.committed >= behind, true, "c caught up");
   ok(chunks <= 20, `${chunks} chunks sent for a snapshot of 16`);
+});
+
+Deno.test("§5 a leader keeps the entries after a snapshot it is sending: the follower needs no second one", () => {
+  // Chunks are SNAPSHOT_CHUNK_MIN_BYTES (1024): each snapshot needs eight.
+  const cluster = bootstrapCluster(["a", "b", "c"], {
+    preVote: false,
+    checkQuorum: false,
+    maxMsgBytes: 1,
+  });
+  const leader = cluster.elect("a");
+  const c = cluster.node("c");
+  cluster.isolated.add("c");
+  for (let i = 0; i < 5; i++) leader.propose(encoder.encode(`early ${i}`));
+  cluster.settle();
+  leader.compact(leader.log.applied, new Uint8Array(8000).fill(1));
+  cluster.isolated.delete("c");
+  // One exchange with c per round; between two, a write commits and the
+  // leader takes a new snapshot keeping no entries of its own.
+  let held: Message[] = [];
+  for (let round = 0; round < 20; round++) {
+    cluster.deliver(held);
+    leader.propose(encoder.encode(`write ${round}`));
+    leader.tick();
+    held = cluster.settle((m) => m.to === "c" || m.from === "c");
+    leader.compact(leader.log.applied, new Uint8Array(8000).fill(round % 251));
+  }
+  // The writes stop; c catches up.
+  cluster.deliver(held);
+  for (let i = 0; i < 30 && c.log.committed < leader.log.committed; i++) cluster.tick(["a"]);
+  strictEqual(c.log.committed, leader.log.committed, "c caught up");
+  const transfers = cluster.delivered.filter((m) =>
+    m.type === "snapshot" && m.to === "c" && m.offset === 0
+  );
+  strictEqual(transfers.length, 1, "snapshots sent to c from their first byte");
+});
+
+Deno.test("§5 the entries kept for a snapshot being sent are bounded", () => {
+  // Chunks are SNAPSHOT_CHUNK_MIN_BYTES (1024): the snapshot needs five.
+  const cluster = bootstrapCluster(["a", "b", "c"], {
+    preVote: false,
+    checkQuorum: false,
+    maxMsgBytes: 1,
+  });
+  const leader = cluster.elect("a");
+  cluster.isolated.add("c");
+  leader.propose(encoder.encode("early"));
+  cluster.settle();
+  leader.compact(leader.log.applied, new Uint8Array(5000).fill(1));
+  cluster.isolated.delete("c");
+  // c's answers to snapshot chunks never come back: the transfer stays under way.
+  const hold = (m: Message) => m.type === "snapshotResponse";
+  const stateOfC = () => leader.followers().get("c")!.state;
+  for (let i = 0; i < 3 * ELECTION_TICKS && stateOfC() !== "snapshot"; i++) {
+    leader.propose(encoder.encode(`probe ${i}`));
+    leader.tick();
+    cluster.settle(hold);
+  }
+  strictEqual(stateOfC(), "snapshot");
+  for (let i = 0; i < SNAPSHOT_CATCH_UP_ENTRIES_MAX + 100; i++) {
+    leader.propose(encoder.encode(`w${i}`));
+    if (i % 500 === 499) cluster.settle(hold);
+  }
+  cluster.settle(hold);
+  const index = leader.log.applied;
+  leader.compact(index, new Uint8Array(10).fill(2));
+  strictEqual(leader.log.snapshot.index, index - SNAPSHOT_CATCH_UP_ENTRIES_MAX);
 });
 
 Deno.test("§5 a follower catches up by snapshot under load, though the leader snapshots after every write", () => {
