@@ -130,6 +130,19 @@ const REGRESSIONS: {
       to: "",
     }],
   },
+  {
+    // Found by a faulty phase four times the default (`--steps 120`).
+    seed: 272,
+    nodes: 5,
+    faultyElections: 120,
+    bug:
+      "a follower installing a snapshot needed the next one, the leader having compacted past it",
+    oldCode: [{
+      file: "core/raft.ts",
+      from: "to = Math.min(to, Math.max(sending, index - SNAPSHOT_CATCH_UP_ENTRIES_MAX));",
+      to: "",
+    }],
+  },
   // Seed 169 of 5 nodes found that a node whose log held its uncommitted
   // removal stopped campaigning, though only it could win. Since the
   // seniority ranks leave out a known leader, no seed in 2,400 reaches that
