@@ -341,17 +341,35 @@ Deno.test("§10.2.1 while its write runs, a leader sends new entries and applies
 
 // ------------------------------------------------------------- chapter 5, under load
 
-Deno.test("§7 a network that repeats every message sends each snapshot chunk about once, not in ever more copies", () => {
-  // Chunks are SNAPSHOT_CHUNK_MIN_BYTES (1024): a 16,000-byte snapshot needs 16.
-  const cluster = bootstrapCluster(["a", "b", "c"], { maxMsgBytes: 1 });
+/**
+ * A cluster of a, b and c led by a, with c cut off while a wrote `writes`
+ * entries and took a snapshot of `bytes` bytes, keeping no entries: c,
+ * connected again, needs the snapshot. Messages are bounded to 1 byte, so
+ * snapshot chunks are SNAPSHOT_CHUNK_MIN_BYTES (1024).
+ */
+function behindBySnapshot(
+  bytes: number,
+  writes: number,
+): { cluster: Cluster; leader: Raft; c: Raft } {
+  const cluster = bootstrapCluster(["a", "b", "c"], {
+    preVote: false,
+    checkQuorum: false,
+    maxMsgBytes: 1,
+  });
   const leader = cluster.elect("a");
   const c = cluster.node("c");
   cluster.isolated.add("c");
-  for (let i = 0; i < 3; i++) leader.propose(encoder.encode(`early ${i}`));
+  for (let i = 0; i < writes; i++) leader.propose(encoder.encode(`early ${i}`));
   cluster.settle();
-  leader.compact(leader.log.applied, new Uint8Array(16_000).fill(7));
-  const behind = leader.snapshot.index;
+  leader.compact(leader.log.applied, new Uint8Array(bytes).fill(1));
   cluster.isolated.delete("c");
+  return { cluster, leader, c };
+}
+
+Deno.test("§7 a network that repeats every message sends each snapshot chunk about once, not in ever more copies", () => {
+  // A 16,000-byte snapshot needs 16 chunks.
+  const { cluster, leader, c } = behindBySnapshot(16_000, 3);
+  const behind = leader.snapshot.index;
   let chunks = 0;
   // Every message to or from c arrives twice, the copy one round late: after
   // the next chunk has left.
@@ -373,19 +391,8 @@ Deno.test("§7 a network that repeats every message sends each snapshot chunk ab
 });
 
 Deno.test("§5 a leader keeps the entries after a snapshot it is sending: the follower needs no second one", () => {
-  // Chunks are SNAPSHOT_CHUNK_MIN_BYTES (1024): each snapshot needs eight.
-  const cluster = bootstrapCluster(["a", "b", "c"], {
-    preVote: false,
-    checkQuorum: false,
-    maxMsgBytes: 1,
-  });
-  const leader = cluster.elect("a");
-  const c = cluster.node("c");
-  cluster.isolated.add("c");
-  for (let i = 0; i < 5; i++) leader.propose(encoder.encode(`early ${i}`));
-  cluster.settle();
-  leader.compact(leader.log.applied, new Uint8Array(8000).fill(1));
-  cluster.isolated.delete("c");
+  // Each snapshot needs eight chunks.
+  const { cluster, leader, c } = behindBySnapshot(8000, 5);
   // One exchange with c per round; between two, a write commits and the
   // leader takes a new snapshot keeping no entries of its own.
   let held: Message[] = [];
@@ -407,18 +414,8 @@ Deno.test("§5 a leader keeps the entries after a snapshot it is sending: the fo
 });
 
 Deno.test("§5 the entries kept for a snapshot being sent are bounded", () => {
-  // Chunks are SNAPSHOT_CHUNK_MIN_BYTES (1024): the snapshot needs five.
-  const cluster = bootstrapCluster(["a", "b", "c"], {
-    preVote: false,
-    checkQuorum: false,
-    maxMsgBytes: 1,
-  });
-  const leader = cluster.elect("a");
-  cluster.isolated.add("c");
-  leader.propose(encoder.encode("early"));
-  cluster.settle();
-  leader.compact(leader.log.applied, new Uint8Array(5000).fill(1));
-  cluster.isolated.delete("c");
+  // The snapshot needs five chunks.
+  const { cluster, leader } = behindBySnapshot(5000, 1);
   // c's answers to snapshot chunks never come back: the transfer stays under way.
   const hold = (m: Message) => m.type === "snapshotResponse";
   const stateOfC = () => leader.followers().get("c")!.state;
@@ -439,21 +436,10 @@ Deno.test("§5 the entries kept for a snapshot being sent are bounded", () => {
 });
 
 Deno.test("§5 a follower catches up by snapshot under load, though the leader snapshots after every write", () => {
-  // Chunks are SNAPSHOT_CHUNK_MIN_BYTES (1024); each snapshot needs four.
-  const cluster = bootstrapCluster(["a", "b", "c"], {
-    preVote: false,
-    checkQuorum: false,
-    maxMsgBytes: 1,
-  });
-  const leader = cluster.elect("a");
-  const c = cluster.node("c");
-  cluster.isolated.add("c");
-  for (let i = 0; i < 5; i++) leader.propose(encoder.encode(`early ${i}`));
-  cluster.settle();
-  leader.compact(leader.log.applied, new Uint8Array(4000).fill(1));
+  // Each snapshot needs four chunks.
+  const { cluster, leader, c } = behindBySnapshot(4000, 5);
   const behind = leader.snapshot.index;
   ok(c.log.lastIndex() < behind, "c needs the snapshot");
-  cluster.isolated.delete("c");
   // One exchange with c per round; between two, a write commits and the
   // leader takes a new snapshot, as a busy leader with `snapshotEvery: 1` does.
   let held: Message[] = [];
