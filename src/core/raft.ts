@@ -563,7 +563,7 @@ export class Raft {
     r.lastSoftState = soft;
     r.messages = [];
     r.readStates = [];
-    r.inReady = { entries, committedTo: committed.at(-1)?.index ?? 0, durable };
+    r.inReady = { entries, committedTo: committed.at(-1)?.index ?? r.log.applied, durable };
     return rd;
   }
 
@@ -588,7 +588,7 @@ export class Raft {
     if (out === null || r.role !== "leader") return null;
     if (r.term !== out.durable.term || r.vote !== out.durable.vote) return null;
     flushAppends(r);
-    const from = Math.max(r.log.applied, out.committedTo);
+    const from = out.committedTo;
     const upTo = Math.min(r.log.committed, Math.max(r.log.stable, out.entries.at(-1)?.index ?? 0));
     const committed = from < upTo ? r.log.slice(from + 1, upTo + 1, r.maxApplyBytes) : [];
     if (committed.length > 0) out.committedTo = committed.at(-1)!.index;
@@ -609,7 +609,7 @@ export class Raft {
     assert(done !== null, "advance() called without a ready() batch");
     r.inReady = null;
     if (done.entries.length > 0) r.log.stableTo(done.entries);
-    if (done.committedTo > 0) r.log.appliedTo(done.committedTo);
+    r.log.appliedTo(done.committedTo);
     if (r.role === "leader") maybeCommit(r);
   }
 }

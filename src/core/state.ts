@@ -146,9 +146,10 @@ export interface RaftState extends RaftSettings {
   /** The soft state of the last `ready()` batch (or at start). */
   lastSoftState: SoftState;
   /**
-   * The batch handed out by `ready()` and not yet advanced, or null; with
-   * the term and vote that were durable when it was cut (those of the batch
-   * before).
+   * The batch handed out by `ready()` and not yet advanced, or null: its
+   * entries to persist, the last entry handed out to apply (the applied
+   * index when none was), and the term and vote that were durable when it
+   * was cut (those of the batch before).
    */
   inReady: {
     entries: readonly Entry[];
