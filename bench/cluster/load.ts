@@ -15,17 +15,7 @@
 
 import { Histogram } from "./histogram.ts";
 import { sleep } from "./procs.ts";
-import { RawHttpClient } from "./raw_client.ts";
-
-/** One HTTP request to send. */
-export interface RequestSpec {
-  /** The full URL. */
-  readonly url: string;
-  /** The method. */
-  readonly method: "GET" | "POST" | "PUT";
-  /** The body, when there is one (JSON). */
-  readonly body?: string;
-}
+import { RawHttpClient, type RequestSpec } from "./raw_client.ts";
 
 /** Builds the request for key number `key` at the member whose client URL is `base`. */
 export type MakeRequest = (base: string, key: number) => RequestSpec;

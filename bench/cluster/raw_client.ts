@@ -16,7 +16,6 @@
  */
 
 import { MessageFramer } from "../../src/serve/http1_framing.ts";
-import type { RequestSpec } from "./load.ts";
 
 /** Bytes read from a socket at once. */
 const READ_BYTES = 64 * 1024;
@@ -24,6 +23,16 @@ const READ_BYTES = 64 * 1024;
 const ERROR_BODY_CHARS = 200;
 const ENCODER = new TextEncoder();
 const DECODER = new TextDecoder();
+
+/** One HTTP request to send. */
+export interface RequestSpec {
+  /** The full URL (`http:`). */
+  readonly url: string;
+  /** The method. */
+  readonly method: "GET" | "POST" | "PUT";
+  /** The body, when there is one (JSON). */
+  readonly body?: string;
+}
 
 /** A pool of keep-alive connections per origin; close it after the run. */
 export class RawHttpClient {
