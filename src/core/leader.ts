@@ -202,13 +202,45 @@ export function leaderReadIndex(r: RaftState, context: string, from: string): vo
 
 /**
  * Sends a confirmation round for the waiting reads, unless one is out
- * (its answer calls this again).
+ * (its answer calls this again). It goes only to as many voters as a
+ * quorum needs, those that confirmed rounds most recently: every peer
+ * heartbeat and answer costs the leader's thread a socket write or read,
+ * and on a busy machine the wake-up of another process. A narrow round
+ * that is not confirmed soon is widened to the others
+ * ({@linkcode widenReadRound}), and the periodic heartbeat carries it to
+ * everyone anyway.
  *
  * @param r The leader's state.
  */
 export function startReadRound(r: RaftState): void {
   const context = r.reads.startRound();
-  if (context !== null) broadcastHeartbeat(r, context);
+  if (context === null) return;
+  const voters = currentVoters(r);
+  const peers = voters.filter((id) => id !== r.id && r.progress.get(id) !== undefined);
+  const needed = Math.floor(voters.length / 2) + 1 - (voters.includes(r.id) ? 1 : 0);
+  if (needed >= peers.length) {
+    broadcastHeartbeat(r, context);
+    return;
+  }
+  const targets = r.reads.fastest(peers, needed);
+  broadcastHeartbeat(r, context, targets);
+  r.reads.narrowed(targets);
+}
+
+/**
+ * Sends the narrow read round out to the peers it did not go to, so that a
+ * slow or paused voter among its targets does not hold the reads until the
+ * next periodic heartbeat.
+ *
+ * @param r The leader's state.
+ */
+export function widenReadRound(r: RaftState): void {
+  const round = r.reads.narrowRound();
+  if (round === null) return;
+  r.reads.widened();
+  const rest: string[] = [];
+  for (const [id] of r.progress) if (!round.targets.includes(id)) rest.push(id);
+  broadcastHeartbeat(r, round.context, rest);
 }
 
 /**

@@ -31,7 +31,14 @@ import {
 } from "./election.ts";
 import { MembershipError, NotLeaderError } from "./errors.ts";
 import { stepFollower } from "./follower.ts";
-import { changeMembers, leaderReadIndex, propose, stepLeader, tickLeader } from "./leader.ts";
+import {
+  changeMembers,
+  leaderReadIndex,
+  propose,
+  stepLeader,
+  tickLeader,
+  widenReadRound,
+} from "./leader.ts";
 import { EMPTY_SNAPSHOT, type LogView, RaftLog, readOnlyLog, type SnapshotMeta } from "./log.ts";
 import { type Message, messageFault, TERM_MAX, TERM_STEP_MAX } from "./messages.ts";
 import { ProgressTracker } from "./progress.ts";
@@ -335,6 +342,24 @@ export class Raft {
     }
     if (r.leader === null) throw new NotLeaderError("read", null);
     send(r, { type: "readIndex", to: r.leader, term: 0, context });
+  }
+
+  /**
+   * The context of the leader's read round out, when it went only to as
+   * many voters as a quorum needs. The driver widens it with
+   * {@linkcode Raft.widenReadRound} if it is not confirmed soon (a target
+   * may be slow or paused); the next periodic heartbeat would carry it to
+   * everyone anyway, a heartbeat interval later.
+   *
+   * @returns The round's context, or null when no narrow round is out.
+   */
+  narrowReadRound(): string | null {
+    return this.#r.reads.narrowRound()?.context ?? null;
+  }
+
+  /** Sends the narrow read round out to the peers it did not go to; nothing when none is out. */
+  widenReadRound(): void {
+    if (this.#r.role === "leader") widenReadRound(this.#r);
   }
 
   /**

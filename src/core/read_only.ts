@@ -35,7 +35,10 @@ export interface DeferredRead {
  * One confirmation round is out at a time: reads that arrive meanwhile,
  * from the leader or forwarded by followers, wait for its answer and then
  * share the next round. Every follower's reads and the leader's own thus
- * cost one heartbeat to each peer per round, not one each.
+ * cost one heartbeat round, not one each. A round can go to only as many
+ * voters as a quorum needs, those that confirmed rounds most recently
+ * ({@linkcode ReadIndexQueue.fastest}): it is then narrow until widened to
+ * the others, or until the periodic heartbeat carries it to everyone.
  *
  * @example A read released by a quorum of three voters
  * ```ts
@@ -56,6 +59,10 @@ export class ReadIndexQueue {
   #deferred: DeferredRead[] = [];
   /** The context of the round out (a heartbeat sent, no quorum yet), or null. */
   #out: string | null = null;
+  /** The peers the round out went to, when only some of them: null when it went to all. */
+  #outTargets: readonly string[] | null = null;
+  /** Voters and learners by when they last confirmed a pending read, most recent first. */
+  #recent: string[] = [];
 
   /** Number of reads waiting for a quorum. */
   get pending(): number {
@@ -95,7 +102,51 @@ export class ReadIndexQueue {
    */
   startRound(): string | null {
     if (this.#out !== null) return null;
+    this.#outTargets = null;
     return this.#out = this.lastContext();
+  }
+
+  /**
+   * Picks the peers a round goes to when it need not go to all: those that
+   * confirmed reads most recently, which are likely to answer first, then
+   * the others in the order given.
+   *
+   * @param candidates The peers that count towards the quorum.
+   * @param needed How many answers the quorum needs besides the leader's own.
+   * @returns `needed` of the candidates (all of them, when there are fewer).
+   */
+  fastest(candidates: readonly string[], needed: number): string[] {
+    const picked = this.#recent.filter((id) => candidates.includes(id)).slice(0, needed);
+    for (const id of candidates) {
+      if (picked.length >= needed) break;
+      if (!picked.includes(id)) picked.push(id);
+    }
+    return picked;
+  }
+
+  /**
+   * Records that the round out went only to `targets`.
+   *
+   * @param targets The peers its heartbeat went to.
+   */
+  narrowed(targets: readonly string[]): void {
+    if (this.#out !== null) this.#outTargets = targets;
+  }
+
+  /**
+   * The round out, when it went to only some of the peers.
+   *
+   * @returns Its context and the peers it went to, or null.
+   */
+  narrowRound(): { readonly context: string; readonly targets: readonly string[] } | null {
+    return this.#out === null || this.#outTargets === null
+      ? null
+      : { context: this.#out, targets: this.#outTargets };
+  }
+
+  /** The narrow round out has gone to every peer since. */
+  widened(): void {
+    this.#outTargets = null;
   }
 
   /**
@@ -105,6 +156,7 @@ export class ReadIndexQueue {
    * @returns The latest pending read's context, or null when none is pending.
    */
   heartbeatContext(): string | null {
+    this.#outTargets = null;
     return this.#out = this.lastContext();
   }
 
@@ -122,10 +174,17 @@ export class ReadIndexQueue {
     const at = this.#pending.findIndex((p) => p.request.context === context);
     if (at < 0) return [];
     const acks = this.#pending[at]!.acks;
+    if (acks.has(from)) return [];
     acks.add(from);
+    if (this.#recent[0] !== from) {
+      this.#recent = [from, ...this.#recent.filter((id) => id !== from)];
+    }
     if (!hasQuorum(voters, acks)) return [];
     const released = this.#pending.splice(0, at + 1).map((p) => p.request);
-    if (released.some((read) => read.context === this.#out)) this.#out = null;
+    if (released.some((read) => read.context === this.#out)) {
+      this.#out = null;
+      this.#outTargets = null;
+    }
     return released;
   }
 
@@ -155,5 +214,6 @@ export class ReadIndexQueue {
     this.#pending = [];
     this.#deferred = [];
     this.#out = null;
+    this.#outTargets = null;
   }
 }

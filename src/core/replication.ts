@@ -155,11 +155,17 @@ export function seenTicks(r: RaftState): Map<string, number> {
  * @param r The leader's state.
  * @param context The newest pending read, which the answers confirm
  *   (§6.4), or null.
+ * @param to Only these followers, when given.
  */
-export function broadcastHeartbeat(r: RaftState, context: string | null): void {
+export function broadcastHeartbeat(
+  r: RaftState,
+  context: string | null,
+  to?: readonly string[],
+): void {
   const seen: Record<string, number> = {};
   for (const [id, ticks] of seenTicks(r)) seen[id] = ticks;
   for (const [id, pr] of r.progress) {
+    if (to !== undefined && !to.includes(id)) continue;
     const commit = Math.min(pr.match, r.log.committed);
     send(r, { type: "heartbeat", to: id, term: r.term, commit, context, seen });
   }

@@ -163,3 +163,46 @@ Deno.test("ReadIndexQueue.reset() forgets pending and deferred reads", () => {
   deepStrictEqual(reads.recvAck("r1", "b", ["a", "b", "c"]), []);
   deepStrictEqual(reads.takeDeferred(), []);
 });
+
+Deno.test("ReadIndexQueue.fastest() picks the peers that confirmed reads most recently", () => {
+  const reads = new ReadIndexQueue();
+  const peers = ["b", "c", "d", "e"];
+  deepStrictEqual(reads.fastest(peers, 2), ["b", "c"], "none known: the order given");
+  reads.add(read("r1"), "a");
+  deepStrictEqual(reads.recvAck("r1", "d", VOTERS), []);
+  deepStrictEqual(reads.recvAck("r1", "e", VOTERS).map((r) => r.context), ["r1"]);
+  deepStrictEqual(reads.fastest(peers, 2), ["e", "d"]);
+  deepStrictEqual(reads.fastest(["b", "c", "d"], 2), ["d", "b"], "only candidates count");
+  deepStrictEqual(reads.fastest(peers, 5), ["e", "d", "b", "c"], "never more than there are");
+  reads.add(read("r2"), "a");
+  reads.recvAck("r2", "c", VOTERS);
+  reads.recvAck("r2", "c", VOTERS);
+  deepStrictEqual(reads.fastest(peers, 3), ["c", "e", "d"]);
+  reads.recvAck("r1", "b", VOTERS);
+  deepStrictEqual(
+    reads.fastest(peers, 1),
+    ["c"],
+    "an answer for a released read counts for nothing",
+  );
+});
+
+Deno.test("ReadIndexQueue: a narrow round is out until it is released, widened or heartbeated", () => {
+  const reads = new ReadIndexQueue();
+  reads.add(read("r1"), "a");
+  strictEqual(reads.startRound(), "r1");
+  strictEqual(reads.narrowRound(), null, "sent to all until said otherwise");
+  reads.narrowed(["b", "c"]);
+  deepStrictEqual(reads.narrowRound(), { context: "r1", targets: ["b", "c"] });
+  reads.widened();
+  strictEqual(reads.narrowRound(), null);
+  reads.narrowed(["b", "c"]);
+  reads.add(read("r2"), "a");
+  strictEqual(reads.heartbeatContext(), "r2");
+  strictEqual(reads.narrowRound(), null, "the periodic heartbeat goes to all");
+  reads.narrowed(["b"]);
+  reads.recvAck("r2", "b", VOTERS);
+  reads.recvAck("r2", "c", VOTERS);
+  strictEqual(reads.narrowRound(), null, "released");
+  reads.narrowed(["b"]);
+  strictEqual(reads.narrowRound(), null, "no round out to narrow");
+});
