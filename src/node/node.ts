@@ -46,6 +46,7 @@ import {
 } from "./options.ts";
 import { memberStatuses } from "./status.ts";
 import { PeerDirectory } from "./peers.ts";
+import { ReadWidener, readWidenMs } from "./read_widener.ts";
 import { askReadIndex, ReadBatcher } from "./reads.ts";
 import { PendingWrites } from "./writes.ts";
 import { WritePath } from "./write_path.ts";
@@ -95,6 +96,7 @@ export class WaterCraftNode<Command = unknown, Result = unknown, Query = unknown
   readonly #relayed = new RelayedWrites();
   readonly #writes: PendingWrites;
   readonly #reads: ReadBatcher;
+  readonly #readWidener: ReadWidener;
   readonly #leaderWatch: LeaderWatch;
   readonly #cluster: ClusterOps;
   readonly #peers: PeerDirectory;
@@ -132,6 +134,13 @@ export class WaterCraftNode<Command = unknown, Result = unknown, Query = unknown
       clock: this.#clock,
       retryMs: this.#settings.electionMs,
       readIndex: (context) => !this.#stopped && askReadIndex(this.#raft, context),
+      schedule: () => this.#ready.schedule(),
+    });
+    this.#readWidener = new ReadWidener({
+      clock: this.#clock,
+      widenMs: readWidenMs(this.#settings.heartbeatMs),
+      raft: () => this.#raft,
+      stopped: () => this.#stopped,
       schedule: () => this.#ready.schedule(),
     });
     this.#failFast = new FailFast({
@@ -198,6 +207,7 @@ export class WaterCraftNode<Command = unknown, Result = unknown, Query = unknown
       snapshots: this.#snapshots,
       writes: this.#writes,
       reads: this.#reads,
+      readWidener: this.#readWidener,
       peers: this.#peers,
       leaderWatch: this.#leaderWatch,
       relayed: this.#relayed,
@@ -253,6 +263,7 @@ export class WaterCraftNode<Command = unknown, Result = unknown, Query = unknown
     this.#closed = true;
     this.#stopped = true;
     this.#ticks.stop();
+    this.#readWidener.stop();
     await this.#ready.idle();
     this.#failAll(
       new TimeoutError("The node stopped before the write finished: it may still commit"),
@@ -678,6 +689,7 @@ export class WaterCraftNode<Command = unknown, Result = unknown, Query = unknown
     this.#failure = error;
     this.#stopped = true;
     this.#ticks.stop();
+    this.#readWidener.stop();
     this.#onError(
       error instanceof AssertionError ? error : new Error("Node stopped", { cause: error }),
     );

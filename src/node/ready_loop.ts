@@ -27,6 +27,7 @@ import type { RelayedWrites } from "./forward.ts";
 import type { LeaderWatch } from "./leader_watch.ts";
 import type { NodeStats } from "./metrics.ts";
 import type { PeerDirectory } from "./peers.ts";
+import type { ReadWidener } from "./read_widener.ts";
 import type { ReadBatcher } from "./reads.ts";
 import type { Snapshots } from "./snapshots.ts";
 import type { WatchHub } from "./watch.ts";
@@ -50,6 +51,8 @@ export interface ReadyLoopHost {
   readonly writes: PendingWrites;
   /** Reads waiting for their confirmation. */
   readonly reads: ReadBatcher;
+  /** Widens a narrow read round among the messages sent, if it waits too long. */
+  readonly readWidener: ReadWidener;
   /** Peer URLs, kept in step with the log's configuration. */
   readonly peers: PeerDirectory;
   /** Clients waiting for a leader. */
@@ -269,6 +272,7 @@ export class ReadyLoop {
     if (messages.length === 0) return;
     this.#host.transport.send(messages);
     for (const m of messages) if (m.type === "snapshot") this.#host.stats.snapshotChunksSent++;
+    this.#host.readWidener.sent();
   }
 
   #apply(entries: readonly Entry[]): void {
