@@ -205,6 +205,30 @@ Deno.test("propose() refusals: validator and apply give RejectedError and change
   await c.stop();
 });
 
+Deno.test("a read at the leader whose round went to a cut-off follower is confirmed by the other before the next heartbeat", async () => {
+  const c = await cluster(["a", "b", "c"]);
+  const leader = await electLeader(c);
+  await during(c, leader.propose({ add: 3 }));
+  const followers = [...c.nodes.keys()].filter((id) => id !== leader.id);
+  // Each follower cut off in turn: a round goes to one of the two, the one
+  // that confirmed the last read, so at least once it goes to the one cut off.
+  for (const cut of [...followers, ...followers]) {
+    // Just after a tick: the next periodic heartbeat is 10 ms away.
+    await c.advance(10);
+    c.network.isolate(cut);
+    let value: unknown = null;
+    leader.read(null).then((r) => value = r.value);
+    // The widen wait is 1 ms (a tenth of the heartbeat interval).
+    for (let ms = 0; ms < 3 && value === null; ms++) {
+      c.clock.advance(1);
+      await settle();
+    }
+    strictEqual(value, 3, `confirmed within 3 ms with ${cut} cut off`);
+    c.network.heal();
+  }
+  await c.stop();
+});
+
 Deno.test("propose() with an idempotency key applies once, also when retried through a new leader", async () => {
   const c = await cluster(["a", "b", "c"]);
   const leader = await electLeader(c);
