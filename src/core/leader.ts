@@ -13,6 +13,7 @@ import { becomeFollower } from "./election.ts";
 import { NotLeaderError, ProposalDroppedError } from "./errors.ts";
 import { applyMembershipChange, promotionCandidate } from "./membership.ts";
 import type { Message } from "./messages.ts";
+import { hasQuorum } from "./quorum.ts";
 import type { ReadRequest } from "./read_only.ts";
 import {
   broadcastHeartbeat,
@@ -52,7 +53,7 @@ export function stepLeader(r: RaftState, m: Message): void {
       r.progress.heard(m.from, r.ticks)?.snapshot?.maybeAck(m.index, m.received);
       break;
     case "readIndex":
-      leaderReadIndex(r, m.context, m.from);
+      leaderReadIndex(r, m.context, m.from, m.term === r.term);
       break;
     case "transferLeader":
       if (currentVoters(r).includes(m.target)) leaderTransfer(r, m.target);
@@ -181,11 +182,26 @@ function maybePromote(r: RaftState): void {
  * now, released once a quorum answers a heartbeat sent after it; a lone
  * voter releases it at once.
  *
+ * A follower's request vouches for itself: sent in this leader's term, it
+ * shows that its sender had not moved to a newer term when the reads it
+ * carries had already begun. So when the leader and the sender are a
+ * quorum (a cluster of three), no newer leader could have been elected
+ * before those reads began, every write finished by then is within the
+ * commit index, and the read is released at once, without a round. It
+ * vouches for nothing else: reads the leader took earlier may have begun
+ * after the request was sent, so they still wait for their round.
+ *
  * @param r The leader's state.
  * @param context The caller's id for the read.
  * @param from Who asked: the leader itself or a follower.
+ * @param vouched Whether `from` sent the request in this leader's term.
  */
-export function leaderReadIndex(r: RaftState, context: string, from: string): void {
+export function leaderReadIndex(
+  r: RaftState,
+  context: string,
+  from: string,
+  vouched = false,
+): void {
   if (r.log.term(r.log.committed) !== r.term) {
     // Until an entry of its term commits, a new leader does not know the
     // true commit index (§6.4 step 1).
@@ -193,7 +209,8 @@ export function leaderReadIndex(r: RaftState, context: string, from: string): vo
     return;
   }
   const voters = currentVoters(r);
-  if (voters.length === 1 && voters[0] === r.id) {
+  const confirmed = vouched && from !== r.id ? new Set([r.id, from]) : new Set([r.id]);
+  if (hasQuorum(voters, confirmed)) {
     releaseRead(r, { context, from, index: r.log.committed });
     return;
   }

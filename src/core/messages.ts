@@ -40,8 +40,10 @@ export interface Envelope {
   /** Recipient id. */
   readonly to: string;
   /**
-   * Sender's term. 0 marks a term-less request (`readIndex`,
-   * `readIndexResponse`, `transferLeader`) that no term rule applies to.
+   * Sender's term. 0 marks a term-less request (`readIndexResponse`,
+   * `transferLeader`) that no term rule applies to. A `readIndex` carries
+   * the term its sender follows the leader in, or 0, and no term rule
+   * applies to it either.
    */
   readonly term: number;
 }

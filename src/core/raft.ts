@@ -341,7 +341,9 @@ export class Raft {
       return;
     }
     if (r.leader === null) throw new NotLeaderError("read", null);
-    send(r, { type: "readIndex", to: r.leader, term: 0, context });
+    // The term tells the leader this node follows it now, when the read
+    // has begun: in a cluster of three that confirms the read at once.
+    send(r, { type: "readIndex", to: r.leader, term: r.term, context });
   }
 
   /**
@@ -478,8 +480,10 @@ export class Raft {
       return;
     }
     // Terms first (thesis §3.3): a newer term makes this node a follower in
-    // it, an older one marks the message stale.
-    if (m.term > r.term) {
+    // it, an older one marks the message stale. A read request's term only
+    // vouches for its sender (`leaderReadIndex`): no term rule applies to it.
+    const term = m.type === "readIndex" ? 0 : m.term;
+    if (term > r.term) {
       if (m.type === "vote") {
         // A node that heard from a leader within the minimum election timeout
         // ignores votes, so a partitioned node coming back cannot depose a
@@ -496,7 +500,7 @@ export class Raft {
       } else {
         becomeFollower(r, m.term, null);
       }
-    } else if (m.term !== 0 && m.term < r.term) {
+    } else if (term !== 0 && term < r.term) {
       if (m.type === "append" || m.type === "heartbeat" || m.type === "snapshot") {
         // A stale leader: answer with our term so it steps down. Without this a
         // node that raised its term behind a partition (or campaigning under a

@@ -247,7 +247,7 @@ Deno.test("thesis §6.4 ReadIndex: reads are released only with confirmed leader
       type: "readIndex",
       from: "n2",
       to: "n1",
-      term: 0,
+      term: n1.term,
       context: "f1",
     }]);
     cluster.deliver(rd.messages);
@@ -255,6 +255,47 @@ Deno.test("thesis §6.4 ReadIndex: reads are released only with confirmed leader
     cluster.settle(hold);
     deepStrictEqual(cluster.readStates.get("n2"), [{ index: 3, context: "f1" }]);
     deepStrictEqual(cluster.readStates.get("n1"), []);
+  });
+
+  await t.step(
+    "a follower's request in the leader's term confirms its own read where the two are a quorum",
+    () => {
+      const cluster = bootstrapCluster(["n1", "n2", "n3"]);
+      const n1 = cluster.elect("n1");
+      const released: string[] = [];
+      const answers = (): string[] => {
+        const rd = n1.ready();
+        n1.advance();
+        released.push(...rd.readStates.map((rs) => rs.context));
+        return rd.messages.map((m) =>
+          m.type === "readIndexResponse" ? `${m.to}:${m.context}@${m.index}` : `${m.type}:${m.to}`
+        );
+      };
+      // The leader's own read waits for its round, which n2 is not answering.
+      n1.readIndex("r1");
+      deepStrictEqual(answers(), ["heartbeat:n2"]);
+      const request = { type: "readIndex", from: "n3", to: "n1", context: "f1" } as const;
+      n1.step({ ...request, term: n1.term });
+      deepStrictEqual(answers(), ["n3:f1@2"], "answered at once, no round");
+      deepStrictEqual(released, [], "r1 may have begun after n3 sent: it still waits");
+      // Of another term, or from no one in the leader's term, it waits for a round.
+      for (const term of [0, n1.term - 1, n1.term + 1]) {
+        n1.step({ ...request, term, context: `t${term}` });
+        deepStrictEqual(answers(), [], `term ${term}: behind r1's round`);
+      }
+      strictEqual(n1.role, "leader", "a request's term moves no one's term");
+      strictEqual(n1.term, 2);
+    },
+  );
+
+  await t.step("in a cluster of five a follower's request still needs a round", () => {
+    const cluster = bootstrapCluster(["n1", "n2", "n3", "n4", "n5"]);
+    const n1 = cluster.elect("n1");
+    n1.step({ type: "readIndex", from: "n3", to: "n1", term: n1.term, context: "f1" });
+    const rd = n1.ready();
+    n1.advance();
+    deepStrictEqual(ofType(rd.messages, "readIndexResponse"), []);
+    strictEqual(ofType(rd.messages, "heartbeat").length, 2);
   });
 
   await t.step("a new leader defers reads until an entry of its term commits", () => {
