@@ -209,8 +209,10 @@ export function leaderReadIndex(
     return;
   }
   const voters = currentVoters(r);
-  const confirmed = vouched && from !== r.id ? new Set([r.id, from]) : new Set([r.id]);
-  if (hasQuorum(voters, confirmed)) {
+  const confirmed = vouched && from !== r.id
+    ? hasQuorum(voters, new Set([r.id, from]))
+    : voters.length === 1 && voters[0] === r.id;
+  if (confirmed) {
     releaseRead(r, { context, from, index: r.log.committed });
     return;
   }
