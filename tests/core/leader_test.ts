@@ -9,7 +9,8 @@
 
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import type { HeartbeatMessage, Message, VoteMessage } from "../../src/core/messages.ts";
-import { bootstrapCluster, ELECTION_TICKS, ofType } from "./_harness.ts";
+import type { Raft } from "../../src/core/raft.ts";
+import { bootstrapCluster, type Cluster, ELECTION_TICKS, ofType } from "./_harness.ts";
 
 const encoder = new TextEncoder();
 
@@ -82,6 +83,30 @@ Deno.test("thesis §6.2 CheckQuorum: a leader needs a live majority, followers h
 
 // ------------------------------------------------------- thesis §6.4 ReadIndex
 
+/** A node's next batch, acknowledged: the heartbeats it sends and the reads it releases. */
+function nextBatch(node: Raft): { heartbeats: HeartbeatMessage[]; released: string[] } {
+  const rd = node.ready();
+  node.advance();
+  return {
+    heartbeats: ofType(rd.messages, "heartbeat"),
+    released: rd.readStates.map((s) => s.context),
+  };
+}
+
+/** Where heartbeats go, as `to:context`. */
+function targets(heartbeats: readonly HeartbeatMessage[]): string[] {
+  return heartbeats.map((m) => `${m.to}:${m.context}`);
+}
+
+/** The answer of the follower a heartbeat is for. */
+function heartbeatAnswer(cluster: Cluster, heartbeat: HeartbeatMessage): Message {
+  const follower = cluster.node(heartbeat.to);
+  follower.step(heartbeat);
+  const out = follower.ready();
+  follower.advance();
+  return ofType(out.messages, "heartbeatResponse")[0]!;
+}
+
 Deno.test("thesis §6.4 ReadIndex: reads are released only with confirmed leadership", async (t) => {
   await t.step(
     "on the leader, only after a majority answered the heartbeat carrying the context",
@@ -90,28 +115,17 @@ Deno.test("thesis §6.4 ReadIndex: reads are released only with confirmed leader
       const n1 = cluster.elect("n1");
       strictEqual(n1.log.committed, 2);
       n1.readIndex("r1");
-      let rd = n1.ready();
-      n1.advance();
-      deepStrictEqual(rd.readStates, []);
-      const heartbeats = ofType(rd.messages, "heartbeat");
+      const { heartbeats, released } = nextBatch(n1);
+      deepStrictEqual(released, []);
       deepStrictEqual(
-        heartbeats.map((m) => [m.to, m.context]),
-        [["n2", "r1"], ["n3", "r1"]],
+        targets(heartbeats),
+        ["n2:r1", "n3:r1"],
         "only as many voters as a majority needs besides the leader",
       );
-      const answerOf = (to: string): Message => {
-        const follower = cluster.node(to);
-        follower.step(heartbeats.find((m) => m.to === to)!);
-        const out = follower.ready();
-        follower.advance();
-        return ofType(out.messages, "heartbeatResponse")[0]!;
-      };
-      n1.step(answerOf("n2"));
-      rd = n1.ready();
-      n1.advance();
-      deepStrictEqual(rd.readStates, [], "2 of 5 is not a majority");
-      n1.step(answerOf("n3"));
-      rd = n1.ready();
+      n1.step(heartbeatAnswer(cluster, heartbeats[0]!));
+      deepStrictEqual(nextBatch(n1).released, [], "2 of 5 is not a majority");
+      n1.step(heartbeatAnswer(cluster, heartbeats[1]!));
+      const rd = n1.ready();
       n1.advance();
       deepStrictEqual(rd.readStates, [{ index: 2, context: "r1" }]);
     },
@@ -122,37 +136,17 @@ Deno.test("thesis §6.4 ReadIndex: reads are released only with confirmed leader
     () => {
       const cluster = bootstrapCluster(["n1", "n2", "n3"]);
       const n1 = cluster.elect("n1");
-      const sent = (): string[] => {
-        const rd = n1.ready();
-        n1.advance();
-        return ofType(rd.messages, "heartbeat").map((m) => `${m.to}:${m.context}`);
-      };
       n1.readIndex("r1");
-      const first = sent();
-      deepStrictEqual(first, ["n2:r1"]);
+      const first = nextBatch(n1).heartbeats;
+      deepStrictEqual(targets(first), ["n2:r1"]);
       n1.readIndex("r2");
       n1.step({ type: "readIndex", from: "n2", to: "n1", term: 0, context: "f1" });
-      deepStrictEqual(sent(), [], "r1's round is out");
+      deepStrictEqual(nextBatch(n1).heartbeats, [], "r1's round is out");
       // n2 answers r1's heartbeat: r1 is released and one round carries r2 and f1.
-      const n2 = cluster.node("n2");
-      n2.step({
-        type: "heartbeat",
-        from: "n1",
-        to: "n2",
-        term: n1.term,
-        commit: 0,
-        context: "r1",
-        seen: {},
-      });
-      const answer = ofType(n2.ready().messages, "heartbeatResponse")[0]!;
-      n2.advance();
-      n1.step(answer);
-      const rd = n1.ready();
-      n1.advance();
-      deepStrictEqual(rd.readStates.map((s) => s.context), ["r1"]);
-      deepStrictEqual(ofType(rd.messages, "heartbeat").map((m) => `${m.to}:${m.context}`), [
-        "n2:f1",
-      ]);
+      n1.step(heartbeatAnswer(cluster, first[0]!));
+      const { heartbeats, released } = nextBatch(n1);
+      deepStrictEqual(released, ["r1"]);
+      deepStrictEqual(targets(heartbeats), ["n2:f1"]);
     },
   );
 
@@ -161,44 +155,29 @@ Deno.test("thesis §6.4 ReadIndex: reads are released only with confirmed leader
     () => {
       const cluster = bootstrapCluster(["n1", "n2", "n3"]);
       const n1 = cluster.elect("n1");
-      const heartbeats = (): HeartbeatMessage[] => {
-        const rd = n1.ready();
-        n1.advance();
-        return ofType(rd.messages, "heartbeat");
-      };
-      const answer = (heartbeat: HeartbeatMessage): Message => {
-        const follower = cluster.node(heartbeat.to);
-        follower.step(heartbeat);
-        const out = follower.ready();
-        follower.advance();
-        return ofType(out.messages, "heartbeatResponse")[0]!;
-      };
       n1.readIndex("r1");
-      const [toN2, ...none] = heartbeats();
+      const [toN2, ...none] = nextBatch(n1).heartbeats;
       deepStrictEqual([toN2!.to, none], ["n2", []]);
       strictEqual(n1.narrowReadRound(), "r1");
       // n2 is slow to answer: the driver widens the round to n3, which answers first.
       n1.widenReadRound();
       strictEqual(n1.narrowReadRound(), null);
-      const [toN3, ...again] = heartbeats();
+      const [toN3, ...again] = nextBatch(n1).heartbeats;
       deepStrictEqual([toN3!.to, toN3!.context, again], ["n3", "r1", []]);
       n1.widenReadRound();
-      deepStrictEqual(heartbeats(), [], "a round widened once is not sent again");
-      n1.step(answer(toN3!));
+      deepStrictEqual(nextBatch(n1).heartbeats, [], "a round widened once is not sent again");
+      n1.step(heartbeatAnswer(cluster, toN3!));
       n1.readIndex("r2");
-      let rd = n1.ready();
-      n1.advance();
-      deepStrictEqual(rd.readStates.map((s) => s.context), ["r1"]);
+      const next = nextBatch(n1);
+      deepStrictEqual(next.released, ["r1"]);
       deepStrictEqual(
-        ofType(rd.messages, "heartbeat").map((m) => `${m.to}:${m.context}`),
+        targets(next.heartbeats),
         ["n3:r2"],
         "the voter that confirmed r1 gets the next round",
       );
       // n2's late answer to r1 changes nothing: r1 is released already.
-      n1.step(answer(toN2!));
-      rd = n1.ready();
-      n1.advance();
-      deepStrictEqual([rd.readStates, ofType(rd.messages, "heartbeat")], [[], []]);
+      n1.step(heartbeatAnswer(cluster, toN2!));
+      deepStrictEqual(nextBatch(n1), { heartbeats: [], released: [] });
       strictEqual(n1.narrowReadRound(), "r2");
     },
   );
@@ -207,15 +186,12 @@ Deno.test("thesis §6.4 ReadIndex: reads are released only with confirmed leader
     const cluster = bootstrapCluster(["n1", "n2", "n3"]);
     const n1 = cluster.elect("n1");
     n1.readIndex("r1");
-    n1.ready();
-    n1.advance();
+    nextBatch(n1);
     strictEqual(n1.narrowReadRound(), "r1");
     let sent: string[] = [];
     for (let i = 0; i < 10 && sent.length === 0; i++) {
       n1.tick();
-      const rd = n1.ready();
-      n1.advance();
-      sent = ofType(rd.messages, "heartbeat").map((m) => `${m.to}:${m.context}`);
+      sent = targets(nextBatch(n1).heartbeats);
     }
     deepStrictEqual(sent, ["n2:r1", "n3:r1"]);
     strictEqual(n1.narrowReadRound(), null, "nothing left to widen");
@@ -225,9 +201,7 @@ Deno.test("thesis §6.4 ReadIndex: reads are released only with confirmed leader
     const cluster = bootstrapCluster(["n1", "n2"]);
     const n1 = cluster.elect("n1");
     n1.readIndex("r1");
-    const rd = n1.ready();
-    n1.advance();
-    deepStrictEqual(ofType(rd.messages, "heartbeat").map((m) => m.to), ["n2"]);
+    deepStrictEqual(targets(nextBatch(n1).heartbeats), ["n2:r1"]);
     strictEqual(n1.narrowReadRound(), null);
   });
 
