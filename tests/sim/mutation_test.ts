@@ -39,8 +39,8 @@ const MUTANTS: { name: string; rule: string; mutations: Mutation[]; membership?:
     name: "staleVotes",
     rule: "vote answers from an older term are counted",
     mutations: [{
-      from: "} else if (m.term !== 0 && m.term < r.term) {",
-      to: '} else if (m.term !== 0 && m.term < r.term && m.type !== "voteResponse") {',
+      from: "} else if (term !== 0 && term < r.term) {",
+      to: '} else if (term !== 0 && term < r.term && m.type !== "voteResponse") {',
     }],
   },
   {
@@ -66,8 +66,8 @@ const MUTANTS: { name: string; rule: string; mutations: Mutation[]; membership?:
     rule: "a leader serves ReadIndex without confirming its leadership (§6.4)",
     mutations: [{
       file: "leader.ts",
-      from: "if (voters.length === 1 && voters[0] === r.id) {",
-      to: "if (voters.length >= 1) {",
+      from: "  if (confirmed) {",
+      to: "  if (voters.length >= 1) {",
     }],
   },
   {
