@@ -131,8 +131,10 @@ const REGRESSIONS: {
     }],
   },
   {
-    // Found by a faulty phase four times the default (`--steps 120`).
-    seed: 272,
+    // Found by a faulty phase four times the default (`--steps 120`), as
+    // seed 272. Since read rounds go to fewer peers the simulated traffic
+    // differs, and of seeds 1 to 700 only 458 reaches the bug in the old code.
+    seed: 458,
     nodes: 5,
     faultyElections: 120,
     bug:
