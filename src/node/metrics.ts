@@ -98,6 +98,8 @@ export interface NodeStats {
   snapshotsInstalled: number;
   /** Snapshot chunks sent. */
   snapshotChunksSent: number;
+  /** Leader: read rounds sent to part of the voters, then widened to all. */
+  readRoundsWidened: number;
   /** Election and transfer messages dropped as sent by a non-member. */
   nonMemberMessages: number;
   /** Leader: from proposal until committed. */
@@ -123,6 +125,7 @@ export function nodeStats(): NodeStats {
     snapshotsTaken: 0,
     snapshotsInstalled: 0,
     snapshotChunksSent: 0,
+    readRoundsWidened: 0,
     nonMemberMessages: 0,
     replication: new Histogram(),
     diskSync: new Histogram(),
@@ -243,6 +246,13 @@ export function nodeMetrics(stats: NodeStats, st: MetricsView): string {
       help: "Snapshot chunks sent to followers behind the compacted log.",
       type: "counter",
       value: stats.snapshotChunksSent,
+    },
+    {
+      name: "watercraft_read_rounds_widened_total",
+      help:
+        "Leader: linearizable-read rounds sent to as many voters as a quorum needs and widened to every peer, no quorum having answered within a tenth of the heartbeat interval (often: a slow or paused follower).",
+      type: "counter",
+      value: stats.readRoundsWidened,
     },
     {
       name: "watercraft_peer_messages_refused_total",

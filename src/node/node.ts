@@ -142,6 +142,7 @@ export class WaterCraftNode<Command = unknown, Result = unknown, Query = unknown
       raft: () => this.#raft,
       stopped: () => this.#stopped,
       schedule: () => this.#ready.schedule(),
+      widened: () => this.#stats.readRoundsWidened++,
     });
     this.#failFast = new FailFast({
       clock: this.#clock,

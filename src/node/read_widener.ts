@@ -29,6 +29,8 @@ export interface ReadWidenerHost {
   stopped(): boolean;
   /** Makes the node run its loop, so the widened round's messages go out. */
   schedule(): void;
+  /** Hears that a round was widened (counted in the node's metrics). */
+  widened(): void;
 }
 
 /**
@@ -73,6 +75,7 @@ export class ReadWidener {
         return;
       }
       raft.widenReadRound();
+      this.#host.widened();
       this.#host.schedule();
     }, this.#host.widenMs);
   }

@@ -22,12 +22,14 @@ function setup(): {
   clock: ManualClock;
   widener: ReadWidener;
   scheduled: () => number;
+  widened: () => number;
   stop: () => void;
 } {
   const cluster = bootstrapCluster(["n1", "n2", "n3"]);
   const leader = cluster.elect("n1");
   const clock = manualClock();
   let scheduled = 0;
+  let widened = 0;
   let stopped = false;
   const widener = new ReadWidener({
     clock,
@@ -35,12 +37,21 @@ function setup(): {
     raft: () => leader,
     stopped: () => stopped,
     schedule: () => scheduled++,
+    widened: () => widened++,
   });
   const stop = () => {
     stopped = true;
     widener.stop();
   };
-  return { cluster, leader, clock, widener, scheduled: () => scheduled, stop };
+  return {
+    cluster,
+    leader,
+    clock,
+    widener,
+    scheduled: () => scheduled,
+    widened: () => widened,
+    stop,
+  };
 }
 
 /** The heartbeats the leader has ready, as `to:context`. */
@@ -51,7 +62,7 @@ function heartbeats(leader: Raft): string[] {
 }
 
 Deno.test("ReadWidener widens a narrow round that waits past its time", () => {
-  const { leader, clock, widener, scheduled } = setup();
+  const { leader, clock, widener, scheduled, widened } = setup();
   leader.readIndex("r1");
   deepStrictEqual(heartbeats(leader), ["n2:r1"]);
   widener.sent();
@@ -60,7 +71,7 @@ Deno.test("ReadWidener widens a narrow round that waits past its time", () => {
   clock.advance(WIDEN_MS - 1);
   deepStrictEqual([heartbeats(leader), scheduled()], [[], 0]);
   clock.advance(1);
-  strictEqual(scheduled(), 1);
+  deepStrictEqual([scheduled(), widened()], [1, 1]);
   deepStrictEqual(heartbeats(leader), ["n3:r1"]);
   strictEqual(leader.narrowReadRound(), null);
   widener.sent();
@@ -68,7 +79,7 @@ Deno.test("ReadWidener widens a narrow round that waits past its time", () => {
 });
 
 Deno.test("ReadWidener leaves a round confirmed in time, and watches the next one", () => {
-  const { cluster, leader, clock, widener, scheduled } = setup();
+  const { cluster, leader, clock, widener, scheduled, widened } = setup();
   leader.readIndex("r1");
   heartbeats(leader);
   widener.sent();
@@ -89,7 +100,7 @@ Deno.test("ReadWidener leaves a round confirmed in time, and watches the next on
   leader.step(answer);
   deepStrictEqual(heartbeats(leader), ["n2:r2"]);
   clock.advance(WIDEN_MS);
-  strictEqual(scheduled(), 0, "r1 was confirmed: nothing to widen");
+  deepStrictEqual([scheduled(), widened()], [0, 0], "r1 was confirmed: nothing to widen");
   strictEqual(clock.pending, 1, "armed again, for r2");
   clock.advance(WIDEN_MS);
   strictEqual(scheduled(), 1);
