@@ -6,7 +6,7 @@
  * @module
  */
 
-import { deepStrictEqual, rejects, strictEqual } from "node:assert/strict";
+import { deepStrictEqual, ok, rejects, strictEqual } from "node:assert/strict";
 import {
   createNode,
   type Member,
@@ -226,6 +226,8 @@ Deno.test("a read at the leader whose round went to a cut-off follower is confir
     strictEqual(value, 3, `confirmed within 3 ms with ${cut} cut off`);
     c.network.heal();
   }
+  const widened = /^watercraft_read_rounds_widened_total (\d+)$/m.exec(leader.metrics())?.[1];
+  ok(Number(widened) >= 1, `rounds widened: ${widened}`);
   await c.stop();
 });
 
