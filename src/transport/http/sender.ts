@@ -41,6 +41,7 @@ import { type BatchLimits, PeerQueue } from "./peer_queue.ts";
 import { fetchCarrier } from "./fetch_carrier.ts";
 import { type OpenCarrier, PeerStream, STREAM_PATH } from "./peer_stream.ts";
 import { socketCarrier } from "./socket_carrier.ts";
+import { RepeatedAnswerFilter } from "./repeated_answers.ts";
 import { FrameSealer } from "./stream_seal.ts";
 import { describeFetchError, isCertificateError, trustingFetch } from "./tls.ts";
 import type {
@@ -215,6 +216,8 @@ interface Peer {
   inFlight: Promise<void> | null;
   /** The open stream, if any. */
   stream: PeerStream | null;
+  /** Drops the append answers that would repeat the last one written to `stream`. */
+  answers: RepeatedAnswerFilter;
   abort: AbortController | null;
   /** Back-off timer, if backing off. */
   timer: ReturnType<typeof setTimeout> | null;
@@ -354,6 +357,7 @@ class HttpTransportImpl implements HttpTransport {
         }),
         inFlight: null,
         stream: null,
+        answers: new RepeatedAnswerFilter(),
         abort: null,
         timer: null,
         backoffMs: 0,
@@ -504,7 +508,8 @@ class HttpTransportImpl implements HttpTransport {
     }
     const stream = peer.stream;
     for (let guard = 0; guard < 10_000 && peer.queue.length > 0 && stream.writable; guard++) {
-      const batch = peer.queue.take(this.#batchLimits);
+      const batch = peer.answers.filter(peer.queue.take(this.#batchLimits));
+      if (batch.length === 0) continue;
       stream.write(encodeMessages(batch));
       this.#messagesSent += batch.length;
     }
@@ -562,6 +567,7 @@ class HttpTransportImpl implements HttpTransport {
       },
     });
     peer.stream = stream;
+    peer.answers = new RepeatedAnswerFilter();
     peer.streamOpenedMs = performance.now();
     // A refused stream ends at once; one still open a while later was taken:
     // the peer is healthy again (and a later failure is a new streak).

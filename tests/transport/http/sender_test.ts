@@ -246,6 +246,45 @@ Deno.test("httpTransport.unreachable() drops a stream that is not young, and the
   }
 });
 
+Deno.test("httpTransport writes an append answer equal to the one before it on a stream once; a new stream carries it again", async () => {
+  const peer = servePeer();
+  const transport = transportTo({ n2: peer.url }, { streams: true });
+  const answer = (index: number): Message => ({
+    type: "appendResponse",
+    from: "n1",
+    to: "n2",
+    term: 1,
+    success: true,
+    index,
+    hintIndex: 0,
+    hintTerm: 0,
+  });
+  const indexes = () => peer.rec.messages.map((m) => m.type === "appendResponse" ? m.index : -1);
+  try {
+    transport.send([answer(5), answer(5)]);
+    await yieldOnce();
+    transport.send([answer(5), heartbeat("n2", 1), answer(6)]);
+    await waitFor(() => indexes().includes(6), "the answer for 6");
+    deepStrictEqual(indexes(), [5, -1, 6]);
+    strictEqual(transport.stats().messagesSent, 3);
+    // The stream is dropped: the next one starts afresh.
+    await waitFor(
+      () => {
+        transport.unreachable("n2");
+        return transport.stats().streamResets === 1;
+      },
+      "the stream dropped once it is a second old",
+      5000,
+    );
+    transport.send([answer(6)]);
+    await waitFor(() => indexes().length === 4, "the answer on the new stream");
+    deepStrictEqual(indexes(), [5, -1, 6, 6]);
+  } finally {
+    await transport.close();
+    await peer.server.shutdown();
+  }
+});
+
 Deno.test("peerRoutes keeps one stream per sender: a new one ends the one before", async () => {
   const peer = servePeer();
   const open = () => {
