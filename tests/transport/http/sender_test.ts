@@ -21,6 +21,7 @@ import {
 } from "../../../src/transport/http/frames.ts";
 import { STREAM_PATH } from "../../../src/transport/http/peer_stream.ts";
 import {
+  type HttpTransport,
   httpTransport,
   type HttpTransportOptions,
   type PeerFailure,
@@ -146,6 +147,19 @@ function transportTo(
   return transport;
 }
 
+/** Calls `unreachable(peer)` until the transport drops the stream, which it does once the stream is a second old. */
+async function dropOnceOld(transport: HttpTransport, peer: string): Promise<void> {
+  const resets = transport.stats().streamResets;
+  await waitFor(
+    () => {
+      transport.unreachable(peer);
+      return transport.stats().streamResets === resets + 1;
+    },
+    "the stream dropped once it is a second old",
+    5000,
+  );
+}
+
 function range(lo: number, hi: number): number[] {
   return Array.from({ length: hi - lo }, (_, i) => lo + i);
 }
@@ -227,14 +241,7 @@ Deno.test("httpTransport.unreachable() drops a stream that is not young, and the
     await waitFor(() => peer.rec.messages.length === 1, "the first message");
     transport.unreachable("n2");
     strictEqual(transport.stats().streamResets, 0, "a young stream is left alone");
-    await waitFor(
-      () => {
-        transport.unreachable("n2");
-        return transport.stats().streamResets === 1;
-      },
-      "the stream dropped once it is a second old",
-      5000,
-    );
+    await dropOnceOld(transport, "n2");
     strictEqual(transport.stats().peers.n2!.inFlight, false);
     transport.send([heartbeat("n2", 2)]);
     await waitFor(() => peer.rec.messages.length === 2, "the message after the reset");
@@ -268,14 +275,7 @@ Deno.test("httpTransport writes an append answer equal to the one before it on a
     deepStrictEqual(indexes(), [5, -1, 6]);
     strictEqual(transport.stats().messagesSent, 3);
     // The stream is dropped: the next one starts afresh.
-    await waitFor(
-      () => {
-        transport.unreachable("n2");
-        return transport.stats().streamResets === 1;
-      },
-      "the stream dropped once it is a second old",
-      5000,
-    );
+    await dropOnceOld(transport, "n2");
     transport.send([answer(6)]);
     await waitFor(() => indexes().length === 4, "the answer on the new stream");
     deepStrictEqual(indexes(), [5, -1, 6, 6]);
