@@ -13,7 +13,8 @@
  * batches under load and keeps each peer's messages in FIFO order, which
  * Raft's pipelined appends rely on. A failed request or stream backs that
  * peer off (50 ms doubling to 1 s, reset on success); its lost messages
- * are not retried, Raft resends.
+ * are not retried, Raft resends. A stream leaves out an append answer equal
+ * to the one it carried last (`repeated_answers.ts`).
  *
  * Only Web standards are needed (`fetch`, `AbortController`, Web Crypto),
  * so the same code runs on Deno, Bun, Node 20 and edge runtimes. Where the
