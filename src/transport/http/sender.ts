@@ -35,7 +35,7 @@ import { WaterCraftError } from "../../errors.ts";
 import type { Message } from "../../core/messages.ts";
 import { FROM_HEADER } from "./auth.ts";
 import { PeerCredentials, type Proof } from "./credentials.ts";
-import { encodeMessages, MAX_MESSAGES_PER_BATCH } from "./frames.ts";
+import { encodeMessages } from "./frames.ts";
 import { ForwardClient } from "./forward_client.ts";
 import { MESSAGES_PATH, type PeerProblem, postMessages } from "./message_post.ts";
 import { type BatchLimits, PeerQueue } from "./peer_queue.ts";
@@ -44,6 +44,11 @@ import { type OpenCarrier, PeerStream, STREAM_PATH } from "./peer_stream.ts";
 import { socketCarrier } from "./socket_carrier.ts";
 import { RepeatedAnswerFilter } from "./repeated_answers.ts";
 import { FrameSealer } from "./stream_seal.ts";
+import {
+  type HttpTransportOptions,
+  type PeerFailure,
+  resolveTransportOptions,
+} from "./transport_options.ts";
 import { describeFetchError, isCertificateError, trustingFetch } from "./tls.ts";
 import type {
   ForwardedAnswer,
@@ -58,70 +63,7 @@ import { joinCluster, type JoinRetry } from "./join.ts";
 
 export { FORWARD_PATH } from "./forward_client.ts";
 export { MESSAGES_PATH } from "./message_post.ts";
-
-/** Options of {@linkcode httpTransport}. */
-export interface HttpTransportOptions {
-  /** Client token the cluster's members require, sent when joining. */
-  readonly clientToken?: string;
-  /** Timeout of one message request, ms. Default 2000. */
-  readonly timeoutMs?: number;
-  /** Most messages queued per peer; the oldest are dropped past it. Default 10 000. */
-  readonly maxQueuedMessages?: number;
-  /** Most (estimated) bytes queued per peer; the oldest are dropped past it. Default 32 MiB. */
-  readonly maxQueuedBytes?: number;
-  /**
-   * Most (estimated) bytes per request; keep it under the peers' body limit
-   * (4 MiB by default). A single larger message still goes, alone. Default 1 MiB.
-   */
-  readonly maxRequestBytes?: number;
-  /** Most messages per request. Default 4096 (at most 10 000). */
-  readonly maxRequestMessages?: number;
-  /**
-   * Send Raft messages over one long-lived stream per peer (`POST
-   * /raft/stream`, frames written as they are queued). With `false`, each
-   * batch is its own `POST /raft/messages` (for proxies that buffer request
-   * bodies). Default true.
-   */
-  readonly streams?: boolean;
-  /** First back-off after a failed request, ms. Default 50. */
-  readonly backoffMinMs?: number;
-  /** Longest back-off, ms. Default 1000. */
-  readonly backoffMaxMs?: number;
-  /** The `fetch` to use, e.g. one with a custom TLS client. Default `globalThis.fetch`. */
-  readonly fetch?: typeof fetch;
-  /**
-   * PEM text of CA certificates to trust, besides the runtime's defaults,
-   * when calling peers over HTTPS (what the CLI's `--ca FILE` holds). Not
-   * together with `fetch`.
-   */
-  readonly ca?: string | readonly string[];
-  /**
-   * Hears why a peer's message requests fail: called at the first failure
-   * after a success (or after the peer became known), not on every retry.
-   * It must not throw.
-   */
-  readonly onPeerError?: (failure: PeerFailure) => void;
-  /**
-   * Hears each failed attempt of a join, with why (default: a line on
-   * `console.warn`). It must not throw.
-   */
-  readonly onJoinRetry?: (retry: JoinRetry) => void;
-}
-
-/** Why requests to a peer fail, for {@linkcode HttpTransportOptions.onPeerError}. */
-export interface PeerFailure {
-  /** The peer's id. */
-  readonly id: string;
-  /** The peer's base URL. */
-  readonly url: string;
-  /**
-   * What went wrong, with the underlying causes, e.g. "fetch failed: ...
-   * invalid peer certificate: UnknownIssuer" or "answered 401 unauthorized: ...".
-   */
-  readonly message: string;
-  /** Whether the peer's certificate was refused (fix `ca` or the peer's certificate). */
-  readonly certificate: boolean;
-}
+export type { HttpTransportOptions, PeerFailure } from "./transport_options.ts";
 
 /** What one peer's queue holds now. */
 export interface HttpPeerStats {
@@ -278,22 +220,16 @@ class HttpTransportImpl implements HttpTransport {
   #messagesFailed = 0;
 
   constructor(options: HttpTransportOptions) {
+    const resolved = resolveTransportOptions(options);
     this.#clientToken = options.clientToken;
-    this.#timeoutMs = positive("timeoutMs", options.timeoutMs ?? 2000);
-    this.#maxQueuedMessages = positive("maxQueuedMessages", options.maxQueuedMessages ?? 10_000);
-    this.#maxQueuedBytes = positive("maxQueuedBytes", options.maxQueuedBytes ?? 32 << 20);
-    this.#maxRequestBytes = positive("maxRequestBytes", options.maxRequestBytes ?? 1 << 20);
-    const maxRequestMessages = positive("maxRequestMessages", options.maxRequestMessages ?? 4096);
-    if (maxRequestMessages > MAX_MESSAGES_PER_BATCH) {
-      throw new RangeError(`maxRequestMessages must be at most ${MAX_MESSAGES_PER_BATCH}`);
-    }
-    this.#batchLimits = { maxMessages: maxRequestMessages, maxBytes: this.#maxRequestBytes };
-    this.#streams = options.streams ?? true;
-    this.#backoffMinMs = positive("backoffMinMs", options.backoffMinMs ?? 50);
-    this.#backoffMaxMs = positive("backoffMaxMs", options.backoffMaxMs ?? 1000);
-    if (this.#backoffMaxMs < this.#backoffMinMs) {
-      throw new RangeError("backoffMaxMs must be at least backoffMinMs");
-    }
+    this.#timeoutMs = resolved.timeoutMs;
+    this.#maxQueuedMessages = resolved.maxQueuedMessages;
+    this.#maxQueuedBytes = resolved.maxQueuedBytes;
+    this.#maxRequestBytes = resolved.batchLimits.maxBytes;
+    this.#batchLimits = resolved.batchLimits;
+    this.#streams = resolved.streams;
+    this.#backoffMinMs = resolved.backoffMinMs;
+    this.#backoffMaxMs = resolved.backoffMaxMs;
     if (options.fetch !== undefined && options.ca !== undefined) {
       throw new TypeError("Give the transport either a fetch or a ca, not both");
     }
@@ -693,10 +629,3 @@ const KEEPALIVE_MS = 4000;
 
 /** An empty batch of messages: what a keepalive carries. */
 const KEEPALIVE_FRAME: Uint8Array = encodeMessages([]);
-
-function positive(name: string, value: number): number {
-  if (!Number.isSafeInteger(value) || value <= 0) {
-    throw new RangeError(`${name} must be a positive integer, not ${value}`);
-  }
-  return value;
-}
