@@ -96,7 +96,6 @@ export class WaterCraftNode<Command = unknown, Result = unknown, Query = unknown
   readonly #relayed = new RelayedWrites();
   readonly #writes: PendingWrites;
   readonly #reads: ReadBatcher;
-  readonly #readWidener: ReadWidener;
   readonly #leaderWatch: LeaderWatch;
   readonly #cluster: ClusterOps;
   readonly #peers: PeerDirectory;
@@ -135,14 +134,6 @@ export class WaterCraftNode<Command = unknown, Result = unknown, Query = unknown
       retryMs: this.#settings.electionMs,
       readIndex: (context) => !this.#stopped && askReadIndex(this.#raft, context),
       schedule: () => this.#ready.schedule(),
-    });
-    this.#readWidener = new ReadWidener({
-      clock: this.#clock,
-      widenMs: readWidenMs(this.#settings.heartbeatMs),
-      raft: () => this.#raft,
-      stopped: () => this.#stopped,
-      schedule: () => this.#ready.schedule(),
-      widened: () => this.#stats.readRoundsWidened++,
     });
     this.#failFast = new FailFast({
       clock: this.#clock,
@@ -208,7 +199,7 @@ export class WaterCraftNode<Command = unknown, Result = unknown, Query = unknown
       snapshots: this.#snapshots,
       writes: this.#writes,
       reads: this.#reads,
-      readWidener: this.#readWidener,
+      heartbeatMs: this.#settings.heartbeatMs,
       peers: this.#peers,
       leaderWatch: this.#leaderWatch,
       relayed: this.#relayed,
@@ -264,7 +255,7 @@ export class WaterCraftNode<Command = unknown, Result = unknown, Query = unknown
     this.#closed = true;
     this.#stopped = true;
     this.#ticks.stop();
-    this.#readWidener.stop();
+    this.#ready.stop();
     await this.#ready.idle();
     this.#failAll(
       new TimeoutError("The node stopped before the write finished: it may still commit"),
@@ -690,7 +681,7 @@ export class WaterCraftNode<Command = unknown, Result = unknown, Query = unknown
     this.#failure = error;
     this.#stopped = true;
     this.#ticks.stop();
-    this.#readWidener.stop();
+    this.#ready.stop();
     this.#onError(
       error instanceof AssertionError ? error : new Error("Node stopped", { cause: error }),
     );

@@ -27,7 +27,7 @@ import type { RelayedWrites } from "./forward.ts";
 import type { LeaderWatch } from "./leader_watch.ts";
 import type { NodeStats } from "./metrics.ts";
 import type { PeerDirectory } from "./peers.ts";
-import type { ReadWidener } from "./read_widener.ts";
+import { ReadWidener, readWidenMs } from "./read_widener.ts";
 import type { ReadBatcher } from "./reads.ts";
 import type { Snapshots } from "./snapshots.ts";
 import type { WatchHub } from "./watch.ts";
@@ -51,8 +51,8 @@ export interface ReadyLoopHost {
   readonly writes: PendingWrites;
   /** Reads waiting for their confirmation. */
   readonly reads: ReadBatcher;
-  /** Widens a narrow read round among the messages sent, if it waits too long. */
-  readonly readWidener: ReadWidener;
+  /** The heartbeat interval, ms: a narrow read round sent is widened after a tenth of it. */
+  readonly heartbeatMs: number;
   /** Peer URLs, kept in step with the log's configuration. */
   readonly peers: PeerDirectory;
   /** Clients waiting for a leader. */
@@ -94,6 +94,8 @@ export class ReadyLoop {
   #leaderSaving = false;
   /** Whether an early turn is queued. */
   #earlyQueued = false;
+  /** Widens a narrow read round among the messages sent, if it waits too long. */
+  readonly #readWidener: ReadWidener;
 
   /**
    * Creates the loop of a node.
@@ -102,6 +104,19 @@ export class ReadyLoop {
    */
   constructor(host: ReadyLoopHost) {
     this.#host = host;
+    this.#readWidener = new ReadWidener({
+      clock: host.clock,
+      widenMs: readWidenMs(host.heartbeatMs),
+      raft: () => host.raft(),
+      stopped: () => host.halted(),
+      schedule: () => this.schedule(),
+      widened: () => host.stats.readRoundsWidened++,
+    });
+  }
+
+  /** The node stopped: cancels the loop's timer (a read round's widening). */
+  stop(): void {
+    this.#readWidener.stop();
   }
 
   /**
@@ -272,7 +287,7 @@ export class ReadyLoop {
     if (messages.length === 0) return;
     this.#host.transport.send(messages);
     for (const m of messages) if (m.type === "snapshot") this.#host.stats.snapshotChunksSent++;
-    this.#host.readWidener.sent();
+    this.#readWidener.sent();
   }
 
   #apply(entries: readonly Entry[]): void {
