@@ -225,12 +225,33 @@ export type Message =
 /** The `type` of any message. */
 export type MessageType = Message["type"];
 
-/** The messages that carry no term (term 0), as `Envelope.term` says. */
+/** The messages no term rule applies to, as `Envelope.term` says: they may carry term 0. */
 const TERMLESS: ReadonlySet<MessageType> = new Set([
   "readIndex",
   "readIndexResponse",
   "transferLeader",
 ]);
+
+/**
+ * The term the term rules (thesis §3.3) see in a message: its own, or 0 for
+ * a term-less one, whatever it carries (a read request's term only vouches
+ * for its sender).
+ *
+ * @param m The message.
+ * @returns The term to compare with the recipient's.
+ *
+ * @example
+ * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * import { ruledTerm } from "./messages.ts";
+ *
+ * strictEqual(ruledTerm({ type: "readIndex", from: "a", to: "b", term: 4, context: "c" }), 0);
+ * strictEqual(ruledTerm({ type: "timeoutNow", from: "a", to: "b", term: 4 }), 4);
+ * ```
+ */
+export function ruledTerm(m: Message): number {
+  return TERMLESS.has(m.type) ? 0 : m.term;
+}
 
 /**
  * Says what makes a message one that no correct peer sends, whatever the

@@ -40,7 +40,7 @@ import {
   widenReadRound,
 } from "./leader.ts";
 import { EMPTY_SNAPSHOT, type LogView, RaftLog, readOnlyLog, type SnapshotMeta } from "./log.ts";
-import { type Message, messageFault, TERM_MAX, TERM_STEP_MAX } from "./messages.ts";
+import { type Message, messageFault, ruledTerm, TERM_MAX, TERM_STEP_MAX } from "./messages.ts";
 import { ProgressTracker } from "./progress.ts";
 import { flushAppends, maybeCommit, owesAppends, seenTicks } from "./replication.ts";
 import {
@@ -480,9 +480,8 @@ export class Raft {
       return;
     }
     // Terms first (thesis §3.3): a newer term makes this node a follower in
-    // it, an older one marks the message stale. A read request's term only
-    // vouches for its sender (`leaderReadIndex`): no term rule applies to it.
-    const term = m.type === "readIndex" ? 0 : m.term;
+    // it, an older one marks the message stale; term-less requests skip them.
+    const term = ruledTerm(m);
     if (term > r.term) {
       if (m.type === "vote") {
         // A node that heard from a leader within the minimum election timeout
