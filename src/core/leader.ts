@@ -13,7 +13,7 @@ import { becomeFollower } from "./election.ts";
 import { NotLeaderError, ProposalDroppedError } from "./errors.ts";
 import { applyMembershipChange, promotionCandidate } from "./membership.ts";
 import type { Message } from "./messages.ts";
-import { hasQuorum } from "./quorum.ts";
+import { hasQuorum, majoritySize } from "./quorum.ts";
 import type { ReadRequest } from "./read_only.ts";
 import {
   broadcastHeartbeat,
@@ -236,7 +236,7 @@ export function startReadRound(r: RaftState): void {
   if (context === null) return;
   const voters = currentVoters(r);
   const peers = voters.filter((id) => id !== r.id && r.progress.get(id) !== undefined);
-  const needed = Math.floor(voters.length / 2) + 1 - (voters.includes(r.id) ? 1 : 0);
+  const needed = majoritySize(voters.length) - (voters.includes(r.id) ? 1 : 0);
   if (needed >= peers.length) {
     broadcastHeartbeat(r, context);
     return;

@@ -59,7 +59,7 @@ export function tallyVotes(
     if (v === true) granted++;
     else if (v === undefined) missing++;
   }
-  const majority = Math.floor(voters.length / 2) + 1;
+  const majority = majoritySize(voters.length);
   if (granted >= majority) return "won";
   if (granted + missing >= majority) return "pending";
   return "lost";
@@ -79,4 +79,23 @@ export function hasQuorum(
   let n = 0;
   for (const id of voters) if (ids.has(id)) n++;
   return n > voters.length / 2;
+}
+
+/**
+ * How many of `voters` voters make a majority.
+ *
+ * @param voters The number of voters.
+ * @returns More than half of them.
+ *
+ * @example
+ * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * import { majoritySize } from "./quorum.ts";
+ *
+ * strictEqual(majoritySize(3), 2);
+ * strictEqual(majoritySize(4), 3);
+ * ```
+ */
+export function majoritySize(voters: number): number {
+  return Math.floor(voters / 2) + 1;
 }
