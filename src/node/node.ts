@@ -46,7 +46,6 @@ import {
 } from "./options.ts";
 import { memberStatuses } from "./status.ts";
 import { PeerDirectory } from "./peers.ts";
-import { ReadWidener, readWidenMs } from "./read_widener.ts";
 import { askReadIndex, ReadBatcher } from "./reads.ts";
 import { PendingWrites } from "./writes.ts";
 import { WritePath } from "./write_path.ts";
