@@ -159,6 +159,26 @@ export function checkIntervalMs(limits: ConnectionLimits): number {
 export type CloseReason = "idle" | "headers" | "evicted" | "too_large" | "pipelined";
 
 /**
+ * One connection as the guard reads it, whatever tells it what happens on
+ * the connection: its bytes ({@linkcode GuardedConnection}) or only its
+ * requests (`request_tracker.ts`).
+ */
+export interface Guarded {
+  /** When the current head's clock started; null when no head is awaited against the head timeout. */
+  readonly headStartMs: number | null;
+  /** Since when the connection has been waiting on its client (meaningless while {@linkcode waitingForApplication}). */
+  readonly lastActivityMs: number;
+  /** Whether only the application holds it up: the idle clock stops. */
+  readonly waitingForApplication: boolean;
+  /** Whether nothing is in progress on it: it may be evicted at the cap. */
+  readonly waitingForRequest: boolean;
+  /** Since when it has had nothing in progress: the order of eviction. */
+  readonly waitingSinceMs: number;
+  /** Asks for the connection to be closed. */
+  close(reason: CloseReason): void;
+}
+
+/**
  * The connections of one server and their limits. Feed it what happens on
  * each connection; it calls a connection's `close` when a limit is passed.
  *
@@ -184,7 +204,7 @@ export class ConnectionGuard {
   /** The limits it applies. */
   readonly limits: ConnectionLimits;
   readonly #now: () => number;
-  readonly #open = new Set<GuardedConnection>();
+  readonly #open = new Set<Guarded>();
 
   /**
    * Creates a guard with no connection.
@@ -212,10 +232,22 @@ export class ConnectionGuard {
    *   cap is reached and no connection is waiting for a request.
    */
   admit(close: (reason: CloseReason) => void): GuardedConnection | null {
+    return this.admitWith(() => new GuardedConnection(this, close, this.#now));
+  }
+
+  /**
+   * Takes a new connection whose record is made by `make`, making room at
+   * the cap when it can.
+   *
+   * @param make Makes the record, with the guard's clock; it must call
+   *   {@linkcode forget} once it is closed.
+   * @returns The record, or null when the connection must be refused.
+   */
+  admitWith<T extends Guarded>(make: (now: () => number) => T): T | null {
     const max = this.limits.maxConnections;
     if (max > 0 && this.#open.size >= max) {
       const waitedSince = this.#now() - evictableAfterMs(this.limits);
-      let victim: GuardedConnection | null = null;
+      let victim: Guarded | null = null;
       for (const connection of this.#open) {
         if (!connection.waitingForRequest || connection.waitingSinceMs > waitedSince) continue;
         if (victim === null || connection.waitingSinceMs < victim.waitingSinceMs) {
@@ -225,7 +257,7 @@ export class ConnectionGuard {
       if (victim === null) return null;
       victim.close("evicted");
     }
-    const connection = new GuardedConnection(this, close, this.#now);
+    const connection = make(this.#now);
     this.#open.add(connection);
     return connection;
   }
@@ -247,8 +279,8 @@ export class ConnectionGuard {
     }
   }
 
-  /** @internal Forgets a connection. */
-  forget(connection: GuardedConnection): void {
+  /** Forgets a connection that is closed or being closed: it no longer counts. */
+  forget(connection: Guarded): void {
     this.#open.delete(connection);
   }
 }
@@ -257,7 +289,7 @@ export class ConnectionGuard {
  * One connection as the guard sees it: the bytes each way, framed into
  * HTTP/1.1 messages, and whether its client's writes are blocked.
  */
-export class GuardedConnection {
+export class GuardedConnection implements Guarded {
   /** Requests whose head arrived on this connection. */
   headsReceived = 0;
   /** When the current head's first byte arrived (or the connection, for the first); null outside a head. */
