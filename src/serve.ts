@@ -13,13 +13,15 @@
  * Its connections are bounded on every runtime (the rules are in
  * `serve/guard.ts`): an idle timeout, a timeout on a request's head, and a
  * cap on open connections. Node's server enforces them itself
- * (`serve/node_limits.ts`). `Deno.serve` has none of them and `Bun.serve`
- * only an idle timeout, so there a front (`serve/front.ts`) takes the
- * public address, enforces them, and relays each connection, once its first
- * head has arrived, to the runtime's server, which listens on an abstract
- * Unix socket of its own on Linux (a loopback port elsewhere).
- * With every limit set to 0 the runtime's server takes the public address
- * itself, as before.
+ * (`serve/node_limits.ts`). `Deno.serve` has none of them: without TLS the
+ * node accepts each connection and has Deno's server serve it, keeping the
+ * limits per request (`serve/deno_connections.ts`). `Bun.serve` has only an
+ * idle timeout: there, and on Deno with TLS, a front (`serve/front.ts`)
+ * takes the public address, enforces them, and relays each connection,
+ * once its first head has arrived, to the runtime's server, which listens
+ * on an abstract Unix socket of its own on Linux (a loopback port
+ * elsewhere). With every limit set to 0 the runtime's server takes the
+ * public address itself, as before.
  *
  * @module
  */
@@ -40,6 +42,7 @@ import {
   DEFAULT_MAX_CONNECTIONS,
 } from "./serve/guard.ts";
 import { applyNodeLimits, nodeServerOptions } from "./serve/node_limits.ts";
+import { denoConnectionServing, startDenoConnections } from "./serve/deno_connections.ts";
 import { STREAM_PATH } from "./transport/http/peer_stream.ts";
 import type { Server as NodeHttpServer } from "node:http";
 
@@ -97,9 +100,18 @@ export interface ServeOptions {
    * connection, rather than relaying each chunk of it to the runtime's
    * server (`serve/direct_request.ts`); the handler answers them either
    * way. Default: a node's peer stream, `/raft/stream`. Where there is no
-   * front, as on Node, they are served like any request.
+   * front, as on Node, they are served like any request; on Deno without
+   * a front, a shutdown closes them at once rather than wait for their end.
    */
   readonly directPaths?: readonly string[];
+  /**
+   * On Deno, how the limits are applied: `"auto"` (the default) has Deno's
+   * server serve each connection accepted here, with no relay
+   * (`serve/deno_connections.ts`), where this Deno allows it and without
+   * TLS, and else does as `"relay"`: the front takes the port and relays to
+   * `Deno.serve` (`serve/front.ts`). Ignored on Bun and Node.
+   */
+  readonly denoLimits?: "auto" | "relay";
 }
 
 /** A running server. */
@@ -268,6 +280,21 @@ async function serveDeno(
         onListen: ({ port }) => resolve({ port, protocol, shutdown: () => server.shutdown() }),
       }, checkedHandler);
     });
+  }
+  // Over TLS the front stays: Deno cannot close a connection whose handshake
+  // stalls, and the head timeout must.
+  const serveOn = options.denoLimits === "relay" || options.tls
+    ? null
+    : await denoConnectionServing();
+  if (serveOn !== null) {
+    const server = startDenoConnections(serveOn, {
+      port: options.port,
+      hostname: resolved.hostname,
+      limits: resolved.limits,
+      handler: checkedHandler,
+      longLivedPaths: new Set(options.directPaths ?? [STREAM_PATH]),
+    });
+    return { port: server.port, protocol, shutdown: () => server.shutdown() };
   }
   const inner = await startInner((address) =>
     new Promise<Inner>((resolve) => {

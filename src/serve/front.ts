@@ -1,7 +1,8 @@
 /**
  * A front that bounds the connections of a server which cannot bound them
- * itself: `Deno.serve` has no idle or head timeout and no connection cap,
- * and `Bun.serve` has an idle timeout only. The front accepts every
+ * itself: `Bun.serve` has an idle timeout only, and `Deno.serve` no idle
+ * or head timeout and no connection cap (Deno without TLS does without the
+ * front: `deno_connections.ts`). The front accepts every
  * connection on the public address, applies the {@linkcode ConnectionGuard}'s
  * rules, and relays the bytes of each connection to the real server, which
  * listens on a socket of its own and parses HTTP as before.
