@@ -1,7 +1,8 @@
 /**
  * Deno's HTTP server on connections this module accepts itself, so that the
  * connection limits hold without a relay in front (`front.ts`): the
- * listener is the module's own (`Deno.listen`, `Deno.listenTls`), each
+ * listener is the module's own (`Deno.listen`; TLS stays with the front,
+ * since Deno cannot close a connection whose handshake stalls), each
  * accepted connection is admitted by the {@linkcode ConnectionGuard}, then
  * served by the runtime's server for one connection
  * (`serveHttpOnConnection`, which `Deno.serve` itself is built on), and
@@ -15,7 +16,7 @@
  * The runtime's server for one connection is not part of Deno's public API;
  * nor is where a `Response` keeps whether its body is a stream, which tells
  * a streamed answer (watched while it flows) from one held in memory
- * (watched until written). Both are looked up and checked once, and
+ * (given once the runtime has it). Both are looked up and checked once, and
  * {@linkcode denoConnectionServing} says null when either is missing or
  * behaves otherwise: `serve()` then puts the relay in front as before.
  *

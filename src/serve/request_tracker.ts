@@ -9,12 +9,13 @@
  *   Later heads are not seen until they are whole, so between requests the
  *   idle timeout is what bounds a head that never ends.
  * - **Idle**: with no request in progress, the clock runs from the last
- *   answer's end (or the accept). During a request it runs only while the
+ *   request's end (or the accept); a request whose answer is in memory ends
+ *   when the runtime has it, so a client that does not take it is closed
+ *   at the idle timeout. During a request the clock runs only while the
  *   request waits on its client: while the handler waits for the next bytes
- *   of the body, and while an answer the handler gave waits to be taken
- *   (a body in memory, until the runtime has written it all; a streamed
- *   body, while a chunk it was given waits for the next to be asked for).
- *   The handler's own time is not counted.
+ *   of the body, and while a chunk of a streamed answer waits for the next
+ *   to be asked for (the runtime asks once it has written one). The
+ *   handler's own time is not counted.
  * - **Cap**: a connection with no request in progress may be evicted.
  *
  * The server reports what happens through {@linkcode TrackedConnection}'s
