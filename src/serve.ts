@@ -109,7 +109,10 @@ export interface ServeOptions {
    * server serve each connection accepted here, with no relay
    * (`serve/deno_connections.ts`), where this Deno allows it and without
    * TLS, and else does as `"relay"`: the front takes the port and relays to
-   * `Deno.serve` (`serve/front.ts`). Ignored on Bun and Node.
+   * `Deno.serve` (`serve/front.ts`). Serving WebSockets on Deno needs
+   * `"relay"`: Deno's server for one connection closes an upgraded
+   * connection as soon as its HTTP part ends (a 101 answer is logged).
+   * Ignored on Bun and Node.
    */
   readonly denoLimits?: "auto" | "relay";
 }
@@ -188,6 +191,16 @@ function checked(
 ): Response | Promise<Response> {
   const problem = pathProblem(path);
   return problem === undefined ? pass() : pathRefusal(problem);
+}
+
+/** Runs `fn` the first time only. */
+function once(fn: () => void): () => void {
+  let done = false;
+  return () => {
+    if (done) return;
+    done = true;
+    fn();
+  };
 }
 
 /** What every runtime's serve needs besides the handler and the options. */
@@ -293,6 +306,11 @@ async function serveDeno(
       limits: resolved.limits,
       handler: checkedHandler,
       longLivedPaths: new Set(options.directPaths ?? [STREAM_PATH]),
+      switchedProtocols: once(() =>
+        console.error(
+          'watercraft: serve() on Deno cannot keep an upgraded connection (a WebSocket) without its front: pass denoLimits: "relay"',
+        )
+      ),
     });
     return { port: server.port, protocol, shutdown: () => server.shutdown() };
   }

@@ -67,6 +67,12 @@ export interface DenoConnectionsOptions {
    * wait for: their connections are closed at once.
    */
   readonly longLivedPaths: ReadonlySet<string>;
+  /**
+   * Told when a handler switches protocols (a WebSocket): Deno's server for
+   * one connection closes the upgraded connection as soon as its HTTP part
+   * ends, so such a server needs the front instead.
+   */
+  readonly switchedProtocols: () => void;
 }
 
 /** A running server. */
@@ -374,6 +380,7 @@ class ServedConnection {
       duplex: "half",
     } as RequestInit);
     const answered = (response: Response): Response => {
+      if (response.status === 101) this.#options.switchedProtocols();
       if (ended || isStreamed(response) !== true || response.body === null) return response;
       return new Response(
         observedAnswer(response.body, tracked, (wait) => answerWait = wait),

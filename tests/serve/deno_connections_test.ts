@@ -201,3 +201,68 @@ Deno.test('serve() on Deno with denoLimits "relay" bounds its connections throug
     await server.shutdown();
   }
 });
+
+Deno.test("serve() on Deno serves a WebSocket through the front, and says the default cannot", async (t) => {
+  const wsHandler = (request: Request) => {
+    const { socket, response } = Deno.upgradeWebSocket(request);
+    socket.onmessage = (event) => socket.send(`echo ${event.data}`);
+    return response;
+  };
+  /** Opens a WebSocket, exchanges a message every 200 ms for twice the idle timeout. */
+  const exchange = async (port: number): Promise<string[]> => {
+    const socket = new WebSocket(`ws://127.0.0.1:${port}/`);
+    const got: string[] = [];
+    const closed = new Promise((resolve) => socket.onclose = resolve);
+    try {
+      await new Promise((resolve, reject) => {
+        socket.onopen = resolve;
+        socket.onerror = reject;
+      });
+      socket.onmessage = (event) => got.push(String(event.data));
+      for (let i = 0; i < (LIMITS.idleTimeoutMs * 2) / 200 && socket.readyState === 1; i++) {
+        socket.send(String(i));
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+    } finally {
+      socket.close();
+      await closed;
+    }
+    return got;
+  };
+  await t.step(
+    "with the front, it outlasts the idle timeout while it carries messages",
+    async () => {
+      const server = await serve(wsHandler, {
+        port: 0,
+        hostname: "127.0.0.1",
+        ...LIMITS,
+        denoLimits: "relay",
+      });
+      try {
+        deepStrictEqual(await exchange(server.port), [
+          "echo 0",
+          "echo 1",
+          "echo 2",
+          "echo 3",
+          "echo 4",
+          "echo 5",
+        ]);
+      } finally {
+        await server.shutdown();
+      }
+    },
+  );
+  await t.step("without it, the upgrade is logged as needing the front", async () => {
+    const logged: string[] = [];
+    const error = console.error;
+    console.error = (...args: unknown[]) => void logged.push(args.join(" "));
+    const server = await serve(wsHandler, { port: 0, hostname: "127.0.0.1", ...LIMITS });
+    try {
+      await exchange(server.port).catch(() => []);
+    } finally {
+      console.error = error;
+      await server.shutdown();
+    }
+    ok(logged.some((line) => line.includes('denoLimits: "relay"')), JSON.stringify(logged));
+  });
+});
