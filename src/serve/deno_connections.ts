@@ -201,26 +201,55 @@ async function readSome(conn: Deno.Conn): Promise<string | null> {
   return n === null ? null : new TextDecoder().decode(buffer.subarray(0, n));
 }
 
-/** The key under which Deno keeps a `Response`'s inner state. */
-const RESPONSE_STATE = Object.getOwnPropertySymbols(new Response(null))
-  .find((symbol) => symbol.description === "response");
+/** The keys under which Deno keeps a `Response`'s and a `Request`'s inner state. */
+const RESPONSE_STATE = stateKey(new Response(null), "response");
+const REQUEST_STATE = stateKey(new Request("http://localhost/"), "request");
+
+function stateKey(object: object, description: string): symbol | undefined {
+  return Object.getOwnPropertySymbols(object).find((symbol) => symbol.description === description);
+}
 
 /**
- * Whether an answer's body is a stream rather than bytes in memory, read
- * without touching `response.body` (which would turn bytes into a stream).
+ * Where the body Deno keeps for a request or an answer is, read without
+ * touching the public `body` (which would turn bytes in memory into a
+ * stream): `"stream"`, `"memory"`, or `"none"`.
+ *
+ * @param object The request or answer.
+ * @param key Its inner state's key.
+ * @returns Where, or null when it cannot tell.
+ */
+function bodyKind(object: object, key: symbol | undefined): "stream" | "memory" | "none" | null {
+  if (key === undefined) return null;
+  const state = (object as Record<symbol, { body?: unknown } | undefined>)[key];
+  if (state === undefined || state === null || !("body" in state)) return null;
+  const body = state.body as { streamOrStatic?: unknown } | null | undefined;
+  if (body === null) return "none";
+  if (typeof body !== "object" || !("streamOrStatic" in body)) return null;
+  return body.streamOrStatic instanceof ReadableStream ? "stream" : "memory";
+}
+
+/**
+ * Whether an answer's body is a stream rather than bytes in memory.
  *
  * @param response The answer.
  * @returns True for a stream, false for bytes or no body, null when it cannot tell.
  */
 function isStreamed(response: Response): boolean | null {
-  if (RESPONSE_STATE === undefined) return null;
-  const state = (response as unknown as Record<symbol, { body?: unknown } | undefined>)[
-    RESPONSE_STATE
-  ];
-  if (state === undefined || !("body" in state)) return null;
-  const body = state.body as { streamOrStatic?: unknown } | null;
-  if (body === null) return false;
-  return body.streamOrStatic instanceof ReadableStream;
+  const kind = bodyKind(response, RESPONSE_STATE);
+  return kind === null ? null : kind === "stream";
+}
+
+/**
+ * Whether a request's body may still be arriving: false when it has none
+ * or Deno's server has it whole already (the common case of a small body,
+ * taken here as the handler would take it, so it stays bytes).
+ *
+ * @param request The request.
+ * @returns True unless it is known to be whole or absent.
+ */
+function mayBeArriving(request: Request): boolean {
+  const kind = bodyKind(request, REQUEST_STATE);
+  return kind === null ? request.body !== null : kind === "stream";
 }
 
 /**
@@ -375,8 +404,8 @@ class ServedConnection {
       tracked.requestEnded();
     };
     info.completed.then(end, end);
-    const observed = request.body === null ? request : new Request(request, {
-      body: observedBody(request.body, tracked),
+    const observed = !mayBeArriving(request) ? request : new Request(request, {
+      body: observedBody(request.body!, tracked),
       duplex: "half",
     } as RequestInit);
     const answered = (response: Response): Response => {
