@@ -187,9 +187,11 @@ function maybePromote(r: RaftState): void {
  * carries had already begun. So when the leader and the sender are a
  * quorum (a cluster of three), no newer leader could have been elected
  * before those reads began, every write finished by then is within the
- * commit index, and the read is released at once, without a round. It
- * vouches for nothing else: reads the leader took earlier may have begun
- * after the request was sent, so they still wait for their round.
+ * commit index, and the read is released at once, without a round. In a
+ * larger cluster the sender counts towards the read's quorum, so its round
+ * needs one answer fewer. It vouches for nothing else: reads the leader
+ * took earlier may have begun after the request was sent, so they still
+ * wait for a quorum of answers.
  *
  * @param r The leader's state.
  * @param context The caller's id for the read.
@@ -209,14 +211,16 @@ export function leaderReadIndex(
     return;
   }
   const voters = currentVoters(r);
-  const confirmed = vouched && from !== r.id
-    ? hasQuorum(voters, new Set([r.id, from]))
+  // Only a voter's word counts towards a quorum (a read-only member's does not).
+  const vouch = vouched && from !== r.id && voters.includes(from) ? from : null;
+  const confirmed = vouch !== null
+    ? hasQuorum(voters, new Set([r.id, vouch]))
     : voters.length === 1 && voters[0] === r.id;
   if (confirmed) {
     releaseRead(r, { context, from, index: r.log.committed });
     return;
   }
-  if (r.reads.add({ context, from, index: r.log.committed }, r.id)) startReadRound(r);
+  if (r.reads.add({ context, from, index: r.log.committed }, r.id, vouch)) startReadRound(r);
 }
 
 /**
@@ -235,8 +239,18 @@ export function startReadRound(r: RaftState): void {
   const context = r.reads.startRound();
   if (context === null) return;
   const voters = currentVoters(r);
-  const peers = voters.filter((id) => id !== r.id && r.progress.get(id) !== undefined);
-  const needed = majoritySize(voters.length) - (voters.includes(r.id) ? 1 : 0);
+  let peers = voters.filter((id) => id !== r.id && r.progress.get(id) !== undefined);
+  let needed = majoritySize(voters.length) - (voters.includes(r.id) ? 1 : 0);
+  // Reads their senders vouched for count each sender already: the round
+  // goes to the others, one fewer of them.
+  const vouchers = r.reads.vouchers();
+  if (vouchers !== null) {
+    const others = peers.filter((id) => !vouchers.has(id));
+    if (others.length >= needed - 1) {
+      peers = others;
+      needed -= 1;
+    }
+  }
   if (needed >= peers.length) {
     broadcastHeartbeat(r, context);
     return;

@@ -40,6 +40,13 @@ export interface DeferredRead {
  * ({@linkcode ReadIndexQueue.fastest}): it is then narrow until widened to
  * the others, or until the periodic heartbeat carries it to everyone.
  *
+ * A follower's reads may come vouched for by the follower itself (its
+ * request was sent in the leader's term after they began): the follower
+ * then counts towards their quorum, and theirs only. Such a read is
+ * released on its own as soon as the answers with it make a quorum, while
+ * the reads before it wait for a quorum of answers; its entry stays, so
+ * that answers to a round carrying its context still count for them.
+ *
  * @example A read released by a quorum of three voters
  * ```ts
  * import { deepStrictEqual } from "node:assert/strict";
@@ -53,8 +60,17 @@ export interface DeferredRead {
  * ```
  */
 export class ReadIndexQueue {
-  /** Reads waiting for a quorum, in arrival order; contexts are distinct. */
-  #pending: { request: ReadRequest; acks: Set<string> }[] = [];
+  /**
+   * Reads waiting for a quorum, in arrival order; contexts are distinct.
+   * `vouch` is the follower that vouched for the read; `released`, that it
+   * was released on its own, its entry kept for the reads before it.
+   */
+  #pending: {
+    request: ReadRequest;
+    acks: Set<string>;
+    vouch: string | null;
+    released: boolean;
+  }[] = [];
   /** Reads that arrived before this leader committed an entry of its term. */
   #deferred: DeferredRead[] = [];
   /** The context of the round out (a heartbeat sent, no quorum yet), or null. */
@@ -66,21 +82,41 @@ export class ReadIndexQueue {
 
   /** Number of reads waiting for a quorum. */
   get pending(): number {
-    return this.#pending.length;
+    let waiting = 0;
+    for (const p of this.#pending) if (!p.released) waiting++;
+    return waiting;
   }
 
   /**
-   * Queues a read, confirmed so far by the leader alone.
+   * Queues a read, confirmed so far by the leader alone, or by the leader
+   * and the follower that vouched for it.
    *
    * @param request The read.
    * @param leader The leader's own id, its first confirmation.
+   * @param vouch The follower that vouched for this read alone, if any.
    * @returns Whether it was queued: false when a read with the same context
    *   is pending already (the earlier one will answer it).
    */
-  add(request: ReadRequest, leader: string): boolean {
+  add(request: ReadRequest, leader: string, vouch: string | null = null): boolean {
     if (this.#pending.some((p) => p.request.context === request.context)) return false;
-    this.#pending.push({ request, acks: new Set([leader]) });
+    this.#pending.push({ request, acks: new Set([leader]), vouch, released: false });
     return true;
+  }
+
+  /**
+   * The followers that vouched for the waiting reads, when every one of
+   * them was vouched for: a round needs one answer fewer from the others.
+   *
+   * @returns The followers, or null when some read was not vouched for.
+   */
+  vouchers(): ReadonlySet<string> | null {
+    const vouchers = new Set<string>();
+    for (const p of this.#pending) {
+      if (p.released) continue;
+      if (p.vouch === null) return null;
+      vouchers.add(p.vouch);
+    }
+    return vouchers.size === 0 ? null : vouchers;
   }
 
   /**
@@ -179,13 +215,34 @@ export class ReadIndexQueue {
     if (this.#recent[0] !== from) {
       this.#recent = [from, ...this.#recent.filter((id) => id !== from)];
     }
-    if (!hasQuorum(voters, acks)) return [];
-    const released = this.#pending.splice(0, at + 1).map((p) => p.request);
-    if (released.some((read) => read.context === this.#out)) {
+    if (hasQuorum(voters, acks)) {
+      const done = this.#pending.splice(0, at + 1);
+      this.#forgetRoundIfGone(done);
+      return done.filter((p) => !p.released).map((p) => p.request);
+    }
+    // These answers came after every read up to `at` began: with its
+    // voucher, a vouched-for read among them may have its quorum.
+    const released: ReadRequest[] = [];
+    for (const p of this.#pending.slice(0, at + 1)) {
+      if (p.released || p.vouch === null || acks.has(p.vouch)) continue;
+      if (hasQuorum(voters, new Set([...acks, p.vouch]))) {
+        p.released = true;
+        released.push(p.request);
+      }
+    }
+    // Released entries at the front count for no read any more.
+    let front = 0;
+    while (front < this.#pending.length && this.#pending[front]!.released) front++;
+    this.#forgetRoundIfGone(this.#pending.splice(0, front));
+    return released;
+  }
+
+  /** Ends the round out when its read's entry is among those dropped. */
+  #forgetRoundIfGone(dropped: readonly { request: ReadRequest }[]): void {
+    if (dropped.some((p) => p.request.context === this.#out)) {
       this.#out = null;
       this.#outTargets = null;
     }
-    return released;
   }
 
   /**

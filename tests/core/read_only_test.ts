@@ -206,3 +206,26 @@ Deno.test("ReadIndexQueue: a narrow round is out until it is released, widened o
   reads.narrowed(["b"]);
   strictEqual(reads.narrowRound(), null, "no round out to narrow");
 });
+
+Deno.test("ReadIndexQueue: a read vouched for by its sender counts the sender, for itself alone", () => {
+  const voters = ["a", "b", "c", "d", "e"];
+  const reads = new ReadIndexQueue();
+  const r1: ReadRequest = { context: "r1", from: "a", index: 3 };
+  const f1: ReadRequest = { context: "f1", from: "c", index: 3 };
+  reads.add(r1, "a");
+  strictEqual(reads.vouchers(), null, "r1 was not vouched for");
+  reads.add(f1, "a", "c");
+  strictEqual(reads.pending, 2);
+  strictEqual(reads.startRound(), "f1");
+  deepStrictEqual(reads.recvAck("f1", "b", voters), [f1], "a, b and c are three of five");
+  strictEqual(reads.pending, 1, "r1 still waits");
+  strictEqual(reads.lastContext(), "f1", "f1's entry stays: answers to its round count for r1");
+  deepStrictEqual(reads.recvAck("f1", "d", voters), [r1], "and f1 is not released again");
+  strictEqual(reads.pending, 0);
+  strictEqual(reads.lastContext(), null);
+  strictEqual(reads.startRound(), null, "the round is over");
+  // Only vouched-for reads waiting: their senders are named.
+  reads.add({ context: "f2", from: "c", index: 4 }, "a", "c");
+  reads.add({ context: "f3", from: "e", index: 4 }, "a", "e");
+  deepStrictEqual([...reads.vouchers()!], ["c", "e"]);
+});
