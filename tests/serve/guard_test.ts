@@ -1,14 +1,13 @@
 import { deepStrictEqual, strictEqual, throws } from "node:assert/strict";
 import {
   checkIntervalMs,
-  type CloseReason,
-  ConnectionGuard,
   type ConnectionLimits,
   connectionLimits,
   evictableAfterMs,
   type GuardedConnection,
 } from "../../src/serve/guard.ts";
 import { HEAD_BYTES_MAX } from "../../src/serve/http1_framing.ts";
+import { fakeClockGuard } from "./fake_clock_guard.ts";
 
 const encoder = new TextEncoder();
 const bytes = (text: string) => encoder.encode(text);
@@ -20,19 +19,7 @@ const STREAM_HEAD = "POST /raft/stream HTTP/1.1\r\ntransfer-encoding: chunked\r\
 
 /** A guard on a fake clock, and what it closed, by connection name. */
 function setup(limits: ConnectionLimits = LIMITS) {
-  const clock = { now: 0 };
-  const guard = new ConnectionGuard(limits, () => clock.now);
-  const closed: string[] = [];
-  const open = (name: string): GuardedConnection | null =>
-    guard.admit((reason: CloseReason) => closed.push(`${name}:${reason}`));
-  /** Moves the clock to `ms` in steps of 10 ms, sweeping at each. */
-  const advanceTo = (ms: number) => {
-    for (let step = 0; step < 100_000 && clock.now < ms; step++) {
-      clock.now = Math.min(ms, clock.now + 10);
-      guard.sweep();
-    }
-  };
-  return { guard, clock, closed, open, advanceTo };
+  return fakeClockGuard<GuardedConnection>(limits, (guard, close) => guard.admit(close));
 }
 
 Deno.test("connectionLimits() fills in the defaults and refuses what is not a whole number from 0", () => {

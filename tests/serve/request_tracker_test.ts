@@ -6,36 +6,23 @@
  */
 
 import { deepStrictEqual, strictEqual } from "node:assert/strict";
-import { type CloseReason, ConnectionGuard, type ConnectionLimits } from "../../src/serve/guard.ts";
+import type { ConnectionLimits } from "../../src/serve/guard.ts";
 import {
   observedAnswer,
   observedBody,
   TrackedConnection,
 } from "../../src/serve/request_tracker.ts";
+import { fakeClockGuard } from "./fake_clock_guard.ts";
 
 const LIMITS: ConnectionLimits = { idleTimeoutMs: 1_000, headersTimeoutMs: 300, maxConnections: 2 };
 
 /** A guard on a fake clock, and what it closed, by connection name. */
 function setup(limits: ConnectionLimits = LIMITS) {
-  const clock = { now: 0 };
-  const guard = new ConnectionGuard(limits, () => clock.now);
-  const closed: string[] = [];
-  const open = (name: string): TrackedConnection | null =>
-    guard.admitWith((now) =>
-      new TrackedConnection(
-        (reason: CloseReason) => closed.push(`${name}:${reason}`),
-        (c) => guard.forget(c),
-        now,
-      )
-    );
-  /** Moves the clock to `ms` in steps of 10 ms, sweeping at each. */
-  const advanceTo = (ms: number) => {
-    for (let step = 0; step < 100_000 && clock.now < ms; step++) {
-      clock.now = Math.min(ms, clock.now + 10);
-      guard.sweep();
-    }
-  };
-  return { guard, clock, closed, open, advanceTo };
+  return fakeClockGuard<TrackedConnection>(
+    limits,
+    (guard, close) =>
+      guard.admitWith((now) => new TrackedConnection(close, (c) => guard.forget(c), now)),
+  );
 }
 
 Deno.test("TrackedConnection holds a connection to the head timeout until its first request begins", async (t) => {
