@@ -268,7 +268,8 @@ export function startDenoConnections(
   const listener = Deno.listen({ hostname, port });
   const guard = new ConnectionGuard(options.limits);
   const served = new Set<ServedConnection>();
-  const held = new Set<Deno.Conn>();
+  /** Refused connections being held, with the timer that closes each. */
+  const held = new Map<Deno.Conn, ReturnType<typeof setTimeout>>();
   let accepting = true;
 
   const admit = (conn: Deno.Conn) => {
@@ -312,11 +313,13 @@ export function startDenoConnections(
       closeQuietly(conn);
       return;
     }
-    held.add(conn);
-    setTimeout(() => {
-      held.delete(conn);
-      closeQuietly(conn);
-    }, REFUSED_HOLD_MS);
+    held.set(
+      conn,
+      setTimeout(() => {
+        held.delete(conn);
+        closeQuietly(conn);
+      }, REFUSED_HOLD_MS),
+    );
   };
 
   const accepted = (async () => {
@@ -360,7 +363,10 @@ export function startDenoConnections(
       const finishing = [...served].map((connection) => connection.shutdown());
       await Promise.all(finishing);
       if (sweeper !== null) clearInterval(sweeper);
-      for (const conn of held) closeQuietly(conn);
+      for (const [conn, timer] of held) {
+        clearTimeout(timer);
+        closeQuietly(conn);
+      }
       held.clear();
     },
   };
