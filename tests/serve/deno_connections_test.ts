@@ -42,10 +42,10 @@ Deno.test("this Deno has the runtime's server for one connection, as serve() use
 
 Deno.test("serve() on Deno closes a connection whose client stops reading its answer", async (t) => {
   /** What each answer's source saw, by path. */
-  const seen = new Map<string, { produced: number; ended: string | null }>();
+  const seen = new Map<string, { produced: number; ended: string | null; at: number }>();
   const server = await serve((request, info) => {
     const path = new URL(request.url).pathname;
-    const record = { produced: 0, ended: null as string | null };
+    const record = { produced: 0, ended: null as string | null, at: 0 };
     seen.set(path, record);
     if (path === "/memory") {
       (info as Deno.ServeHandlerInfo).completed.then(
@@ -69,6 +69,7 @@ Deno.test("serve() on Deno closes a connection whose client stops reading its an
         },
         cancel() {
           record.ended = "cancelled";
+          record.at = performance.now();
         },
       }, { highWaterMark: 0 }),
     );
@@ -77,15 +78,13 @@ Deno.test("serve() on Deno closes a connection whose client stops reading its an
     await t.step("a stream the client does not read is cut at the idle timeout", async () => {
       const conn = await connect(server.port);
       try {
+        const start = performance.now();
         await send(conn, "GET /stream HTTP/1.1\r\nHost: x\r\n\r\n");
-        ok(
-          await until(
-            () => seen.get("/stream")?.ended !== undefined && seen.get("/stream")?.ended !== null,
-            LIMITS.idleTimeoutMs + LATE_MS,
-          ),
-        );
-        strictEqual(seen.get("/stream")!.ended, "cancelled");
-        ok(seen.get("/stream")!.produced < 1_024, "the whole stream was taken");
+        ok(await until(() => Boolean(seen.get("/stream")?.ended), LIMITS.idleTimeoutMs + LATE_MS));
+        const stream = seen.get("/stream")!;
+        strictEqual(stream.ended, "cancelled");
+        ok(stream.produced < 1_024, "the whole stream was taken");
+        ok(stream.at - start >= LIMITS.idleTimeoutMs - 50, `cut after ${stream.at - start} ms`);
       } finally {
         closeQuietly(conn);
       }
