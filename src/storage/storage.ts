@@ -35,6 +35,18 @@ export interface PersistedState {
   readonly entries: readonly Entry[];
 }
 
+/** How a {@linkcode Storage.save} may go about it. */
+export interface SaveOptions {
+  /**
+   * The caller has nothing to do until the save resolves (a follower
+   * answers the leader only once its entries are durable): a store may wait
+   * for its medium on the calling thread rather than hand the wait to
+   * another thread, which costs a wake-up each way. Default false. A store
+   * that cannot, or need not, ignores it.
+   */
+  readonly waitOnThread?: boolean;
+}
+
 /**
  * Durable storage for one node.
  *
@@ -59,7 +71,11 @@ export interface Storage {
    * from that index on is replaced. Hard state and entries of one call are
    * durable together when it resolves.
    */
-  save(hardState: HardState | null, entries: readonly Entry[]): Promise<void>;
+  save(
+    hardState: HardState | null,
+    entries: readonly Entry[],
+    options?: SaveOptions,
+  ): Promise<void>;
   /**
    * Saves a snapshot, replacing the previous one, and drops every saved
    * entry at or below `snapshot.meta.index`; entries after it are kept when
@@ -230,7 +246,11 @@ export interface StorageBackend extends LogBounds {
   /** Reads the stored state and takes what the medium needs (locks, handles). */
   open(): Promise<PersistedState>;
   /** Encodes a checked batch; returns the write that makes it durable. */
-  prepareSave(hardState: HardState | null, entries: readonly Entry[]): () => Promise<void>;
+  prepareSave(
+    hardState: HardState | null,
+    entries: readonly Entry[],
+    options?: SaveOptions,
+  ): () => Promise<void>;
   /**
    * Encodes a checked snapshot; returns the write that installs it. Left
    * out by a backend that has `prepareSnapshotBeside`: a snapshot saved in
@@ -341,20 +361,25 @@ export class StorageGuard implements Storage {
    *
    * @param hardState The hard state, or null to keep the stored one.
    * @param entries The batch, possibly empty.
+   * @param options How the backend may wait for its medium.
    * @returns When both are durable.
    * @throws {RangeError} When the batch does not follow the log (the storage
    *   stays usable).
    * @throws {Error} When closed, another call runs or an earlier write failed, or
    *   what the write throws (then every later write is refused).
    */
-  save(hardState: HardState | null, entries: readonly Entry[]): Promise<void> {
+  save(
+    hardState: HardState | null,
+    entries: readonly Entry[],
+    options?: SaveOptions,
+  ): Promise<void> {
     const run = () =>
       this.#exclusive("save", async () => {
         await this.#ready();
         this.#checkWritable();
         if (hardState === null && entries.length === 0) return;
         checkBatch(entries, this.#backend);
-        await this.#poisonOnFailure(this.#backend.prepareSave(hardState, entries));
+        await this.#poisonOnFailure(this.#backend.prepareSave(hardState, entries, options));
       });
     // A snapshot written beside the log takes the store alone for its
     // first and last steps, both short: a save waits those out rather than

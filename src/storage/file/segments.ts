@@ -124,6 +124,11 @@ export interface SyncTarget {
    * still syncs the size an append changed. Default false (`fsync`).
    */
   readonly dataOnly?: boolean;
+  /**
+   * Whether to wait for the disk on the calling thread, where the file can
+   * (`OpenFile.datasyncOnThread`, with `dataOnly`). Default false.
+   */
+  readonly onThread?: boolean;
 }
 
 /**
@@ -134,8 +139,11 @@ export interface SyncTarget {
  * @returns When the file is durable.
  */
 export async function syncFile(settings: Settings, target: SyncTarget): Promise<void> {
-  if (target.dataOnly === true) await target.handle.datasync();
-  else await target.handle.sync();
+  const { handle } = target;
+  if (target.dataOnly === true && target.onThread === true && handle.datasyncOnThread) {
+    handle.datasyncOnThread();
+  } else if (target.dataOnly === true) await handle.datasync();
+  else await handle.sync();
   settings.synced(target.path);
 }
 

@@ -48,6 +48,7 @@ import { type Entry, GENESIS_HASH } from "../../core/entry.ts";
 import type { HardState } from "../../core/types.ts";
 import {
   type PersistedState,
+  type SaveOptions,
   type Snapshot,
   type SnapshotSteps,
   type Storage,
@@ -201,9 +202,13 @@ class FileBackend implements StorageBackend {
     }
   }
 
-  prepareSave(hardState: HardState | null, entries: readonly Entry[]): () => Promise<void> {
+  prepareSave(
+    hardState: HardState | null,
+    entries: readonly Entry[],
+    options?: SaveOptions,
+  ): () => Promise<void> {
     const record = encodeBatch(hardState, entries);
-    return () => this.#append(record, hardState, entries);
+    return () => this.#append(record, hardState, entries, options?.waitOnThread === true);
   }
 
   prepareSnapshotBeside(snapshot: Snapshot): SnapshotSteps {
@@ -310,6 +315,7 @@ class FileBackend implements StorageBackend {
     record: Uint8Array,
     hard: HardState | null,
     entries: readonly Entry[],
+    onThread: boolean,
   ): Promise<void> {
     let segment = this.#segments.at(-1);
     if (
@@ -322,7 +328,9 @@ class FileBackend implements StorageBackend {
       const { path } = segment;
       // A synchronized write is durable already: only the report is left.
       if (this.#activeSynced) this.#settings.synced(path);
-      else await syncFile(this.#settings, { handle: this.#active, path, dataOnly: true });
+      else {
+        await syncFile(this.#settings, { handle: this.#active, path, dataOnly: true, onThread });
+      }
       segment.bytes += record.length;
     }
     segment.hasBatch = true;

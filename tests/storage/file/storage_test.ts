@@ -279,7 +279,7 @@ Deno.test("save() fsyncs the log once per call", () =>
  */
 function countingFileSystem(synced: boolean) {
   const { openSynced, ...real } = nodeFileSystem({ synchronizedWrites: true });
-  const counts = { writes: 0, syncs: 0, dsyncFiles: 0, files: 0 };
+  const counts = { writes: 0, syncs: 0, onThread: 0, dsyncFiles: 0, files: 0 };
   const counted = (open: Promise<OpenFile>): Promise<OpenFile> =>
     open.then((file) => {
       counts.files++;
@@ -288,6 +288,7 @@ function countingFileSystem(synced: boolean) {
         write: (...args) => (counts.writes++, file.write(...args)),
         sync: () => (counts.syncs++, file.sync()),
         datasync: () => (counts.syncs++, file.datasync()),
+        datasyncOnThread: () => (counts.onThread++, file.datasyncOnThread!()),
         truncate: (length) => file.truncate(length),
         close: () => file.close(),
       };
@@ -327,6 +328,35 @@ Deno.test({
         deepStrictEqual(
           { writes: counts.writes - before.writes, syncs: counts.syncs - before.syncs },
           { writes: 5, syncs: synced ? 0 : 5 },
+        );
+        await storage.close();
+        deepStrictEqual((await reload(at)).entries, log);
+      }
+    }),
+});
+
+Deno.test({
+  name: "save() with waitOnThread makes an fdatasync on the calling thread, and is as durable",
+  ignore: Deno.build.os !== "linux",
+  fn: () =>
+    withDir(async (dir) => {
+      for (const synced of [true, false]) {
+        const { fs, counts } = countingFileSystem(synced);
+        const at = `${dir}/${synced}`;
+        const storage = fileStorage(at, { fs });
+        await storage.load();
+        const log = entries(6);
+        await storage.save({ term: 1, vote: null, commit: 0 }, log.slice(0, 1));
+        const before = { ...counts };
+        for (const e of log.slice(1)) await storage.save(null, [e], { waitOnThread: true });
+        deepStrictEqual(
+          {
+            writes: counts.writes - before.writes,
+            syncs: counts.syncs - before.syncs,
+            onThread: counts.onThread - before.onThread,
+          },
+          // An O_DSYNC write is durable as it returns: nothing to wait for.
+          { writes: 5, syncs: 0, onThread: synced ? 0 : 5 },
         );
         await storage.close();
         deepStrictEqual((await reload(at)).entries, log);
