@@ -246,7 +246,9 @@ export class ReadyLoop {
       const started = host.clock.now();
       this.#leaderSaving = early;
       try {
-        await host.storage.save(rd.hardState, rd.entries);
+        // A follower has nothing to do until its entries are durable: it
+        // waits for the disk on its own thread, sparing two wake-ups.
+        await host.storage.save(rd.hardState, rd.entries, { waitOnThread: !early });
       } finally {
         this.#leaderSaving = false;
       }

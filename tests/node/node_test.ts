@@ -66,14 +66,18 @@ interface Cluster {
   stop(): Promise<void>;
 }
 
-async function cluster(ids: string[], extra: Member[] = []): Promise<Cluster> {
+async function cluster(
+  ids: string[],
+  extra: Member[] = [],
+  storageOf: (id: string) => Storage = () => memoryStorage(),
+): Promise<Cluster> {
   const clock = manualClock(1_000_000);
   const network = new MemoryNetwork();
   const members: Member[] = [...ids.map((id) => ({ id, voter: true })), ...extra];
   const nodes = new Map<string, WaterCraftNode>();
   const storages = new Map<string, Storage>();
   for (const [i, m] of members.entries()) {
-    const storage = memoryStorage();
+    const storage = storageOf(m.id);
     storages.set(m.id, storage);
     nodes.set(
       m.id,
@@ -560,4 +564,36 @@ Deno.test("a write waiting for a leader wakes when the leader returns within one
   for (let i = 0; i < 150 && outcome === "pending"; i++) await advance(10);
   strictEqual(outcome, "ok");
   for (const n of nodes.values()) await n.stop();
+});
+
+Deno.test("a follower's saves wait for the disk on its thread; a leader's do not", async () => {
+  /** Each node's saves of entries, by whether they asked to wait on the thread. */
+  const saves = new Map<string, { onThread: number; handedOff: number }>();
+  const c = await cluster(["a", "b", "c"], [], (id) => {
+    const inner = memoryStorage();
+    const count = { onThread: 0, handedOff: 0 };
+    saves.set(id, count);
+    return {
+      load: () => inner.load(),
+      save: (h, e, options) => {
+        if (e.length > 0) options?.waitOnThread === true ? count.onThread++ : count.handedOff++;
+        return inner.save(h, e, options);
+      },
+      saveSnapshot: (s) => inner.saveSnapshot(s),
+      close: () => inner.close(),
+    };
+  });
+  const leader = await electLeader(c);
+  await c.advance(100);
+  for (const count of saves.values()) count.onThread = count.handedOff = 0;
+  for (let i = 0; i < 5; i++) await during(c, leader.propose({ add: 1 }));
+  await c.advance(50);
+  for (const [id, count] of saves) {
+    deepStrictEqual(
+      count,
+      id === leader.id ? { onThread: 0, handedOff: 5 } : { onThread: 5, handedOff: 0 },
+      id,
+    );
+  }
+  await c.stop();
 });
