@@ -70,6 +70,7 @@ export { memoryStorage } from "./src/storage/memory.ts";
 export {
   CorruptLogError,
   type PersistedState,
+  type SaveOptions,
   type Snapshot,
   type Storage,
 } from "./src/storage/storage.ts";
