@@ -301,6 +301,17 @@ function countingFileSystem(synced: boolean) {
   return { fs, counts };
 }
 
+/** A file storage on a counting file system, with one entry of six saved. */
+async function countedStorage(dir: string, synced: boolean) {
+  const { fs, counts } = countingFileSystem(synced);
+  const at = `${dir}/${synced}`;
+  const storage = fileStorage(at, { fs });
+  await storage.load();
+  const log = entries(6);
+  await storage.save({ term: 1, vote: null, commit: 0 }, log.slice(0, 1));
+  return { at, storage, counts, log };
+}
+
 Deno.test({
   name: "save() is one O_DSYNC write where the file system has them, else a write and an fdatasync",
   ignore: Deno.build.os !== "linux",
@@ -312,12 +323,7 @@ Deno.test({
       );
       strictEqual(nodeFileSystem().openSynced, undefined, "not by default on Deno");
       for (const synced of [true, false]) {
-        const { fs, counts } = countingFileSystem(synced);
-        const at = `${dir}/${synced}`;
-        const storage = fileStorage(at, { fs });
-        await storage.load();
-        const log = entries(6);
-        await storage.save({ term: 1, vote: null, commit: 0 }, log.slice(0, 1));
+        const { at, storage, counts, log } = await countedStorage(dir, synced);
         deepStrictEqual(
           { files: counts.files, dsyncFiles: counts.dsyncFiles },
           { files: 1, dsyncFiles: synced ? 1 : 0 },
@@ -341,12 +347,7 @@ Deno.test({
   fn: () =>
     withDir(async (dir) => {
       for (const synced of [true, false]) {
-        const { fs, counts } = countingFileSystem(synced);
-        const at = `${dir}/${synced}`;
-        const storage = fileStorage(at, { fs });
-        await storage.load();
-        const log = entries(6);
-        await storage.save({ term: 1, vote: null, commit: 0 }, log.slice(0, 1));
+        const { at, storage, counts, log } = await countedStorage(dir, synced);
         const before = { ...counts };
         for (const e of log.slice(1)) await storage.save(null, [e], { waitOnThread: true });
         deepStrictEqual(
