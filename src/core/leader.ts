@@ -213,10 +213,10 @@ export function leaderReadIndex(
   const voters = currentVoters(r);
   // Only a voter's word counts towards a quorum (a read-only member's does not).
   const vouch = vouched && from !== r.id && voters.includes(from) ? from : null;
-  const confirmed = vouch !== null
-    ? hasQuorum(voters, new Set([r.id, vouch]))
-    : voters.length === 1 && voters[0] === r.id;
-  if (confirmed) {
+  // The read's own confirmations: the leader's, and its sender's word.
+  // Where they are a quorum (a lone voter; a voter and its leader of
+  // three), no round is needed.
+  if (hasQuorum(voters, new Set(vouch === null ? [r.id] : [r.id, vouch]))) {
     releaseRead(r, { context, from, index: r.log.committed });
     return;
   }
