@@ -23,7 +23,13 @@
  * @module
  */
 
-import { checkIntervalMs, ConnectionGuard, type ConnectionLimits } from "./guard.ts";
+import { requestPath } from "../http/request_path.ts";
+import {
+  checkIntervalMs,
+  ConnectionGuard,
+  type ConnectionLimits,
+  REFUSED_HOLD_MS,
+} from "./guard.ts";
 import {
   type ClientWait,
   observedAnswer,
@@ -83,8 +89,6 @@ export interface DenoConnections {
   shutdown(): Promise<void>;
 }
 
-/** A connection refused at the cap is held this long, unread, before it is closed (as `front.ts` does). */
-const REFUSED_HOLD_MS = 1_000;
 /** After an accept fails (out of file descriptors, say), the next waits this long. */
 const ACCEPT_RETRY_MS = 100;
 
@@ -400,7 +404,7 @@ class ServedConnection {
     let answerWait: ClientWait | null = null;
     let ended = false;
     const longLived = this.#options.longLivedPaths.size > 0 &&
-      this.#options.longLivedPaths.has(pathOf(request.url));
+      this.#options.longLivedPaths.has(requestPath(request.url));
     if (longLived) this.#longLived++;
     const end = () => {
       if (ended) return;
@@ -436,14 +440,6 @@ class ServedConnection {
     else await server.shutdown().catch(() => {});
     await server.finished.catch(() => {});
   }
-}
-
-/** The path of a request's URL, without parsing all of it. */
-function pathOf(url: string): string {
-  const start = url.indexOf("/", url.indexOf("//") + 2);
-  if (start < 0) return "/";
-  const end = url.indexOf("?", start);
-  return end < 0 ? url.slice(start) : url.slice(start, end);
 }
 
 function closeQuietly(conn: Deno.Conn): void {

@@ -35,6 +35,7 @@ import {
   ConnectionGuard,
   type ConnectionLimits,
   type GuardedConnection,
+  REFUSED_HOLD_MS,
 } from "./guard.ts";
 import { DirectExchange, directHead, type DirectRoutes } from "./direct_request.ts";
 import { HEAD_BYTES_MAX } from "./http1_framing.ts";
@@ -88,13 +89,6 @@ export function abstractSocketPath(): string | null {
   ).join("");
   return `\0watercraft-${id}`;
 }
-
-/**
- * A connection refused at the cap is held this long, unread, before it is
- * closed: a client that reconnects the moment it is closed would otherwise
- * have the server accept and close as fast as the machine can go.
- */
-const REFUSED_HOLD_MS = 1_000;
 
 /** What a client gets for a head over the limit, before the connection ends. */
 const TOO_LARGE_RESPONSE = (() => {

@@ -49,6 +49,13 @@ export const DEFAULT_HEADERS_TIMEOUT_MS = 10_000;
 /** Default cap on open connections. */
 export const DEFAULT_MAX_CONNECTIONS = 4_096;
 
+/**
+ * A connection refused at the cap is held this long, unread, before it is
+ * closed: a client that reconnects the moment it is closed would otherwise
+ * have the server accept and close as fast as the machine can go.
+ */
+export const REFUSED_HOLD_MS = 1_000;
+
 /** The largest timeout accepted, ms (a day: more is a typo). */
 const TIMEOUT_MS_MAX = 86_400_000;
 /** The largest cap accepted (far above any file descriptor limit). */

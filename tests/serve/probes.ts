@@ -11,6 +11,7 @@
  */
 
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
+import { REFUSED_HOLD_MS } from "../../src/serve/guard.ts";
 
 /** The limits the probes expect the server to have. */
 export const PROBE_LIMITS = {
@@ -21,8 +22,6 @@ export const PROBE_LIMITS = {
 
 /** Slack for a loaded machine: a limit fires within this long after its time. */
 const LATE_MS_MAX = 1_500;
-/** How long the front of Deno and Bun holds a connection it refuses at the cap. */
-const REFUSED_HOLD_MS = 1_000;
 /** Node closes a kept-alive connection 1 s after its keepAliveTimeout. */
 const NODE_KEEP_ALIVE_EXTRA_MS = 1_000;
 
