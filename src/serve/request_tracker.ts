@@ -153,9 +153,7 @@ export class TrackedConnection implements Guarded {
    */
   close(reason: CloseReason): void {
     if (this.#closing) return;
-    this.#closing = true;
-    this.headStartMs = null;
-    this.#forget(this);
+    this.closed();
     this.#close(reason);
   }
 
