@@ -190,8 +190,8 @@ const NODE_FILE_SYSTEM: FileSystem = {
 
 const NODE_FILE_SYSTEM_SYNCED: FileSystem = {
   ...NODE_FILE_SYSTEM,
-  openSynced: async (path, flags) =>
-    onThread(await open(path, NUMERIC_FLAGS[flags] | constants.O_DSYNC)),
+  // A synchronized write is durable as it returns: no flush to wait for.
+  openSynced: (path, flags) => open(path, NUMERIC_FLAGS[flags] | constants.O_DSYNC),
 };
 
 /** Gives a runtime's file handle its {@linkcode OpenFile.datasyncOnThread}, on its descriptor. */
