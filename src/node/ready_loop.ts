@@ -246,7 +246,7 @@ export class ReadyLoop {
       const started = host.clock.now();
       this.#leaderSaving = early;
       try {
-        // A follower has nothing to do until its entries are durable: it
+        // A node that sends nothing until its batch is durable (a follower)
         // waits for the disk on its own thread, sparing two wake-ups.
         await host.storage.save(rd.hardState, rd.entries, { waitOnThread: !early });
       } finally {
