@@ -83,13 +83,19 @@ Deno.test("thesis §6.2 CheckQuorum: a leader needs a live majority, followers h
 
 // ------------------------------------------------------- thesis §6.4 ReadIndex
 
-/** A node's next batch, acknowledged: the heartbeats it sends and the reads it releases. */
+/**
+ * A node's next batch, acknowledged: the heartbeats it sends and the reads
+ * it releases, its own by context and a follower's as `to:context`.
+ */
 function nextBatch(node: Raft): { heartbeats: HeartbeatMessage[]; released: string[] } {
   const rd = node.ready();
   node.advance();
   return {
     heartbeats: ofType(rd.messages, "heartbeat"),
-    released: rd.readStates.map((s) => s.context),
+    released: [
+      ...rd.readStates.map((s) => s.context),
+      ...ofType(rd.messages, "readIndexResponse").map((m) => `${m.to}:${m.context}`),
+    ],
   };
 }
 
@@ -268,19 +274,12 @@ Deno.test("thesis §6.4 ReadIndex: reads are released only with confirmed leader
       const cluster = bootstrapCluster(["n1", "n2", "n3", "n4", "n5"]);
       const n1 = cluster.elect("n1");
       n1.step({ type: "readIndex", from: "n3", to: "n1", term: n1.term, context: "f1" });
-      const rd = n1.ready();
-      n1.advance();
-      deepStrictEqual(ofType(rd.messages, "readIndexResponse"), [], "n1 and n3 are not a quorum");
-      const heartbeats = ofType(rd.messages, "heartbeat");
+      const { heartbeats, released } = nextBatch(n1);
+      deepStrictEqual(released, [], "n1 and n3 are not a quorum");
       strictEqual(heartbeats.length, 1, "n3 counts already: one more answer makes three");
       ok(heartbeats[0]!.to !== "n3", "not to the sender, whose answer adds nothing");
       n1.step(heartbeatAnswer(cluster, heartbeats[0]!));
-      const answered = n1.ready();
-      n1.advance();
-      deepStrictEqual(
-        ofType(answered.messages, "readIndexResponse").map((m) => `${m.to}:${m.context}`),
-        ["n3:f1"],
-      );
+      deepStrictEqual(nextBatch(n1).released, ["n3:f1"]);
     },
   );
 
@@ -289,39 +288,29 @@ Deno.test("thesis §6.4 ReadIndex: reads are released only with confirmed leader
     () => {
       const cluster = bootstrapCluster(["n1", "n2", "n3", "n4", "n5"]);
       const n1 = cluster.elect("n1");
-      const answered = (): string[] => {
-        const rd = n1.ready();
-        n1.advance();
-        return [
-          ...rd.readStates.map((rs) => `n1:${rs.context}`),
-          ...ofType(rd.messages, "readIndexResponse").map((m) => `${m.to}:${m.context}`),
-        ];
-      };
       // A round is out for r1, so r2 and n3's f2 queue behind it.
       n1.readIndex("r1");
       const first = nextBatch(n1).heartbeats;
       n1.readIndex("r2");
       n1.step({ type: "readIndex", from: "n3", to: "n1", term: n1.term, context: "f2" });
-      deepStrictEqual(answered(), []);
+      deepStrictEqual(nextBatch(n1).released, []);
       for (const heartbeat of first) n1.step(heartbeatAnswer(cluster, heartbeat));
-      const rd = n1.ready();
-      n1.advance();
-      deepStrictEqual(rd.readStates.map((rs) => rs.context), ["r1"]);
+      const { heartbeats: second, released } = nextBatch(n1);
+      deepStrictEqual(released, ["r1"]);
       // r2 was not vouched for: the next round needs two answers, and
       // carries f2's context, the latest.
-      const second = ofType(rd.messages, "heartbeat");
       deepStrictEqual(second.map((m) => m.context), ["f2", "f2"]);
       const [one, two] = second.filter((m) => m.to !== "n3").length === 2
         ? second
         : [second.find((m) => m.to !== "n3")!, second.find((m) => m.to === "n3")!];
       n1.step(heartbeatAnswer(cluster, one!));
       deepStrictEqual(
-        answered(),
+        nextBatch(n1).released,
         ["n3:f2"],
         "n1, n3 and one answer are a quorum for f2; r2 may have begun after n3 sent",
       );
       n1.step(heartbeatAnswer(cluster, two!));
-      deepStrictEqual(answered(), ["n1:r2"], "three answers: r2 too, and f2 not again");
+      deepStrictEqual(nextBatch(n1).released, ["r2"], "three answers: r2 too, and f2 not again");
     },
   );
 
