@@ -66,7 +66,7 @@ const MUTANTS: { name: string; rule: string; mutations: Mutation[]; membership?:
     rule: "a leader serves ReadIndex without confirming its leadership (§6.4)",
     mutations: [{
       file: "leader.ts",
-      from: "  if (confirmed) {",
+      from: "  if (hasQuorum(voters, new Set(vouch === null ? [r.id] : [r.id, vouch]))) {",
       to: "  if (voters.length >= 1) {",
     }],
   },
