@@ -286,9 +286,19 @@ Deno.test("edge handler under deno serve joins a CLI cluster read-only, replicat
           match(edge!.process.stderr, /watercraft: node edge-1 stopped:/);
           await waitForSameHead(first, edge!);
           // Its log in KV is whole: it loads, chains (load checks every hash) and ends at the head.
+          // A follower applies a committed entry while its own save of it
+          // may still run, so the last save is waited for.
           const head = await request("GET", `${edge!.url}/v1/status`);
-          const reloaded = await denoKvStorage(kv, { prefix: ["watercraft", "edge-1"] }).load();
-          ok(reloaded.entries.length >= head.body.appliedIndex, head.text);
+          const stored = await waitFor(
+            "the edge node's log in KV to reach its applied index",
+            async () => {
+              const reloaded = await denoKvStorage(kv, { prefix: ["watercraft", "edge-1"] })
+                .load();
+              return reloaded.entries.length >= head.body.appliedIndex && reloaded.entries.length;
+            },
+            { timeoutMs: STEP_MS },
+          );
+          ok(stored >= head.body.appliedIndex, head.text);
         } finally {
           kv.close();
         }
