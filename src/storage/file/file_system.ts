@@ -20,7 +20,7 @@ import {
   rename,
   unlink,
 } from "node:fs/promises";
-import { fdatasyncSync } from "node:fs";
+import { fdatasyncSync, writeSync } from "node:fs";
 import process from "node:process";
 import { acquireLock, releaseLock } from "./lock.ts";
 
@@ -49,6 +49,13 @@ export interface OpenFile {
   sync(): Promise<void>;
   /** Makes the file's data and size durable (`fdatasync`). */
   datasync(): Promise<void>;
+  /**
+   * Does as `write` on the calling thread, returning the bytes written:
+   * for a caller that waits for the disk on its thread next, which an
+   * asynchronous write would only delay by a turn of the event loop.
+   * Optional: absent, the caller awaits `write`.
+   */
+  writeOnThread?(bytes: Uint8Array, offset: number, length: number, position: number): number;
   /**
    * Does as `datasync` on the calling thread, which waits for the disk
    * (no wake-up of a pool thread and back). Optional: absent, the caller
@@ -194,8 +201,15 @@ const NODE_FILE_SYSTEM_SYNCED: FileSystem = {
   openSynced: (path, flags) => open(path, NUMERIC_FLAGS[flags] | constants.O_DSYNC),
 };
 
-/** Gives a runtime's file handle its {@linkcode OpenFile.datasyncOnThread}, on its descriptor. */
+/**
+ * Gives a runtime's file handle its {@linkcode OpenFile.writeOnThread} and
+ * {@linkcode OpenFile.datasyncOnThread}, on its descriptor.
+ */
 function onThread(handle: FileHandle): OpenFile {
   const fd = handle.fd;
-  return Object.assign(handle, { datasyncOnThread: () => fdatasyncSync(fd) });
+  return Object.assign(handle, {
+    writeOnThread: (bytes: Uint8Array, offset: number, length: number, position: number) =>
+      writeSync(fd, bytes, offset, length, position),
+    datasyncOnThread: () => fdatasyncSync(fd),
+  });
 }

@@ -95,19 +95,25 @@ export function segmentSeqs(dir: string, names: readonly string[]): number[] {
  *
  * @param handle The open file.
  * @param bytes What to write.
- * @param options `position`, the file offset of the first byte (default 0).
+ * @param options `position`, the file offset of the first byte (default 0);
+ *   `onThread`, to write on the calling thread where the file can
+ *   (`OpenFile.writeOnThread`).
  * @returns When every byte is written (not yet synced).
  * @throws {Error} When the file takes no bytes, or the write fails.
  */
 export async function writeAll(
   handle: OpenFile,
   bytes: Uint8Array,
-  options: { readonly position?: number } = {},
+  options: { readonly position?: number; readonly onThread?: boolean } = {},
 ): Promise<void> {
   const position = options.position ?? 0;
+  const onThread = options.onThread === true && handle.writeOnThread !== undefined;
   let done = 0;
   while (done < bytes.length) {
-    const { bytesWritten } = await handle.write(bytes, done, bytes.length - done, position + done);
+    const length = bytes.length - done;
+    const bytesWritten = onThread
+      ? handle.writeOnThread!(bytes, done, length, position + done)
+      : (await handle.write(bytes, done, length, position + done)).bytesWritten;
     if (bytesWritten <= 0) throw new Error(`Cannot write: the file took ${bytesWritten} bytes`);
     done += bytesWritten;
   }

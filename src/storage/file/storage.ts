@@ -324,7 +324,8 @@ class FileBackend implements StorageBackend {
     ) {
       segment = await this.#rotate(record);
     } else {
-      await writeAll(this.#active, record, { position: segment.bytes });
+      // A save that waits for the disk on this thread writes on it too.
+      await writeAll(this.#active, record, { position: segment.bytes, onThread });
       const { path } = segment;
       // A synchronized write is durable already: only the report is left.
       if (this.#activeSynced) this.#settings.synced(path);

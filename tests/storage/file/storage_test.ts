@@ -279,13 +279,16 @@ Deno.test("save() fsyncs the log once per call", () =>
  */
 function countingFileSystem(synced: boolean) {
   const { openSynced, ...real } = nodeFileSystem({ synchronizedWrites: true });
-  const counts = { writes: 0, syncs: 0, onThread: 0, dsyncFiles: 0, files: 0 };
+  const counts = { writes: 0, syncs: 0, onThread: 0, writesOnThread: 0, dsyncFiles: 0, files: 0 };
   const counted = (open: Promise<OpenFile>): Promise<OpenFile> =>
     open.then((file) => {
       counts.files++;
       if (openedWithDsync("self", (file as unknown as { fd: number }).fd)) counts.dsyncFiles++;
       return {
         write: (...args) => (counts.writes++, file.write(...args)),
+        ...(file.writeOnThread === undefined ? {} : {
+          writeOnThread: (...args) => (counts.writesOnThread++, file.writeOnThread!(...args)),
+        }),
         sync: () => (counts.syncs++, file.sync()),
         datasync: () => (counts.syncs++, file.datasync()),
         datasyncOnThread: () => (counts.onThread++, file.datasyncOnThread!()),
@@ -342,7 +345,8 @@ Deno.test({
 });
 
 Deno.test({
-  name: "save() with waitOnThread makes an fdatasync on the calling thread, and is as durable",
+  name:
+    "save() with waitOnThread writes and makes an fdatasync on the calling thread, and is as durable",
   ignore: Deno.build.os !== "linux",
   fn: () =>
     withDir(async (dir) => {
@@ -353,11 +357,15 @@ Deno.test({
         deepStrictEqual(
           {
             writes: counts.writes - before.writes,
+            writesOnThread: counts.writesOnThread - before.writesOnThread,
             syncs: counts.syncs - before.syncs,
             onThread: counts.onThread - before.onThread,
           },
-          // An O_DSYNC write is durable as it returns: nothing to wait for.
-          { writes: 5, syncs: 0, onThread: synced ? 0 : 5 },
+          // An O_DSYNC write is durable as it returns: nothing to wait for,
+          // and it stays off the thread.
+          synced
+            ? { writes: 5, writesOnThread: 0, syncs: 0, onThread: 0 }
+            : { writes: 0, writesOnThread: 5, syncs: 0, onThread: 5 },
         );
         await storage.close();
         deepStrictEqual((await reload(at)).entries, log);
