@@ -171,7 +171,7 @@ const NODE_FILE_SYSTEM: FileSystem = {
     const buffer = await readFile(path);
     return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
   },
-  // The runtime's FileHandle is an OpenFile as it is (one method added): no
+  // The runtime's FileHandle is an OpenFile as it is (two methods added): no
   // wrapper on the write path.
   open: async (path, flags) => onThread(await open(path, flags)),
   rename: (from, to) => rename(from, to),
