@@ -38,7 +38,7 @@ import { PeerCredentials, type Proof } from "./credentials.ts";
 import { encodeMessages } from "./frames.ts";
 import { ForwardClient } from "./forward_client.ts";
 import { MESSAGES_PATH, type PeerProblem, postMessages } from "./message_post.ts";
-import { type BatchLimits, PeerQueue } from "./peer_queue.ts";
+import { PeerQueue } from "./peer_queue.ts";
 import { fetchCarrier } from "./fetch_carrier.ts";
 import { type OpenCarrier, PeerStream, STREAM_PATH } from "./peer_stream.ts";
 import { socketCarrier } from "./socket_carrier.ts";
@@ -47,6 +47,7 @@ import { FrameSealer } from "./stream_seal.ts";
 import {
   type HttpTransportOptions,
   type PeerFailure,
+  type ResolvedTransportOptions,
   resolveTransportOptions,
 } from "./transport_options.ts";
 import { describeFetchError, isCertificateError, trustingFetch } from "./tls.ts";
@@ -183,15 +184,8 @@ class HttpTransportImpl implements HttpTransport {
   /** Signs requests once `start()` gave the node's security. */
   #credentials: PeerCredentials = new PeerCredentials(null);
   readonly #clientToken: string | undefined;
-  readonly #timeoutMs: number;
-  readonly #maxQueuedMessages: number;
-  readonly #maxQueuedBytes: number;
-  readonly #maxRequestBytes: number;
-  /** Bounds of one request, or of one write to a stream. */
-  readonly #batchLimits: BatchLimits;
-  readonly #backoffMinMs: number;
-  readonly #backoffMaxMs: number;
-  readonly #streams: boolean;
+  /** The limits, defaults applied. */
+  readonly #limits: ResolvedTransportOptions;
   readonly #fetch: typeof fetch;
   /** Carries streams by `fetch`. */
   readonly #fetchStreams: OpenCarrier;
@@ -220,16 +214,8 @@ class HttpTransportImpl implements HttpTransport {
   #messagesFailed = 0;
 
   constructor(options: HttpTransportOptions) {
-    const resolved = resolveTransportOptions(options);
+    this.#limits = resolveTransportOptions(options);
     this.#clientToken = options.clientToken;
-    this.#timeoutMs = resolved.timeoutMs;
-    this.#maxQueuedMessages = resolved.maxQueuedMessages;
-    this.#maxQueuedBytes = resolved.maxQueuedBytes;
-    this.#maxRequestBytes = resolved.batchLimits.maxBytes;
-    this.#batchLimits = resolved.batchLimits;
-    this.#streams = resolved.streams;
-    this.#backoffMinMs = resolved.backoffMinMs;
-    this.#backoffMaxMs = resolved.backoffMaxMs;
     if (options.fetch !== undefined && options.ca !== undefined) {
       throw new TypeError("Give the transport either a fetch or a ca, not both");
     }
@@ -249,7 +235,7 @@ class HttpTransportImpl implements HttpTransport {
     this.#onJoinRetry = options.onJoinRetry;
     this.#forwarder = new ForwardClient({
       fetch: this.#fetch,
-      timeoutMs: this.#timeoutMs,
+      timeoutMs: this.#limits.timeoutMs,
       prove: (url, path, body) => this.#prove(url, path, body),
       learn: (url, response) => this.#credentials.learn(url, response),
       authentic: (proof, response, body) =>
@@ -289,8 +275,8 @@ class HttpTransportImpl implements HttpTransport {
         id,
         url: base,
         queue: new PeerQueue({
-          maxMessages: this.#maxQueuedMessages,
-          maxBytes: this.#maxQueuedBytes,
+          maxMessages: this.#limits.maxQueuedMessages,
+          maxBytes: this.#limits.maxQueuedBytes,
         }),
         inFlight: null,
         stream: null,
@@ -422,11 +408,11 @@ class HttpTransportImpl implements HttpTransport {
   #flush(peer: Peer): void {
     if (this.#closed || peer.removed || peer.inFlight !== null || peer.timer !== null) return;
     if (peer.queue.length === 0) return;
-    if (this.#streams) {
+    if (this.#limits.streams) {
       this.#flushStream(peer);
       return;
     }
-    const work = this.#postMessages(peer, peer.queue.take(this.#batchLimits));
+    const work = this.#postMessages(peer, peer.queue.take(this.#limits.batchLimits));
     peer.inFlight = work;
     this.#pending.add(work);
     const done = () => this.#pending.delete(work);
@@ -445,7 +431,7 @@ class HttpTransportImpl implements HttpTransport {
     }
     const stream = peer.stream;
     for (let guard = 0; guard < 10_000 && peer.queue.length > 0 && stream.writable; guard++) {
-      const batch = peer.answers.filter(peer.queue.take(this.#batchLimits));
+      const batch = peer.answers.filter(peer.queue.take(this.#limits.batchLimits));
       if (batch.length === 0) continue;
       stream.write(encodeMessages(batch));
       this.#messagesSent += batch.length;
@@ -472,7 +458,7 @@ class HttpTransportImpl implements HttpTransport {
       open: this.#socketStreams?.carries(peer.url) ? this.#socketStreams.open : this.#fetchStreams,
       headers: proof.headers,
       sealer: key === null ? null : new FrameSealer(key),
-      bufferBytes: this.#maxRequestBytes,
+      bufferBytes: this.#limits.batchLimits.maxBytes,
       keepaliveMs: KEEPALIVE_MS,
       keepalive: KEEPALIVE_FRAME,
       onDrain: () => this.#schedule(peer),
@@ -529,7 +515,10 @@ class HttpTransportImpl implements HttpTransport {
         method: "POST",
         headers: { [FROM_HEADER]: this.#id!, "content-type": "application/octet-stream" },
         body: new Uint8Array(0),
-        signal: AbortSignal.any([this.#closing.signal, AbortSignal.timeout(this.#timeoutMs)]),
+        signal: AbortSignal.any([
+          this.#closing.signal,
+          AbortSignal.timeout(this.#limits.timeoutMs),
+        ]),
       });
       this.#credentials.learn(peer.url, response);
       await response.body?.cancel();
@@ -562,8 +551,8 @@ class HttpTransportImpl implements HttpTransport {
     peer.lastError = problem.message;
     if (first) this.#reportPeerError({ id: peer.id, url: peer.url, ...problem });
     peer.backoffMs = peer.backoffMs === 0
-      ? this.#backoffMinMs
-      : Math.min(peer.backoffMs * 2, this.#backoffMaxMs);
+      ? this.#limits.backoffMinMs
+      : Math.min(peer.backoffMs * 2, this.#limits.backoffMaxMs);
     if (peer.timer !== null) return;
     peer.timer = setTimeout(() => {
       peer.timer = null;
@@ -580,7 +569,7 @@ class HttpTransportImpl implements HttpTransport {
         fetch: this.#fetch,
         url: peer.url,
         batch,
-        timeoutMs: this.#timeoutMs,
+        timeoutMs: this.#limits.timeoutMs,
         prove: (path, body) => this.#prove(peer.url, path, body),
         learn: (response) => this.#credentials.learn(peer.url, response),
         controller,
