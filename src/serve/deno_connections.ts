@@ -28,7 +28,7 @@ import {
   checkIntervalMs,
   ConnectionGuard,
   type ConnectionLimits,
-  REFUSED_HOLD_MS,
+  RefusedConnections,
 } from "./guard.ts";
 import {
   type ClientWait,
@@ -263,8 +263,7 @@ export function startDenoConnections(
   const listener = Deno.listen({ hostname, port });
   const guard = new ConnectionGuard(options.limits);
   const served = new Set<ServedConnection>();
-  /** Refused connections being held, with the timer that closes each. */
-  const held = new Map<Deno.Conn, ReturnType<typeof setTimeout>>();
+  const refused = new RefusedConnections(options.limits.maxConnections);
   let accepting = true;
 
   const admit = (conn: Deno.Conn) => {
@@ -273,7 +272,7 @@ export function startDenoConnections(
       new TrackedConnection(() => closer.close(), (c) => guard.forget(c), now)
     );
     if (tracked === null) {
-      hold(conn);
+      refused.hold(() => closeQuietly(conn));
       return;
     }
     (conn as Deno.TcpConn).setNoDelay(true);
@@ -301,20 +300,6 @@ export function startDenoConnections(
     }
     connection.server = server;
     server.finished.catch(() => {}).finally(closed);
-  };
-
-  const hold = (conn: Deno.Conn) => {
-    if (held.size >= options.limits.maxConnections) {
-      closeQuietly(conn);
-      return;
-    }
-    held.set(
-      conn,
-      setTimeout(() => {
-        held.delete(conn);
-        closeQuietly(conn);
-      }, REFUSED_HOLD_MS),
-    );
   };
 
   const accepted = (async () => {
@@ -358,11 +343,7 @@ export function startDenoConnections(
       const finishing = [...served].map((connection) => connection.shutdown());
       await Promise.all(finishing);
       if (sweeper !== null) clearInterval(sweeper);
-      for (const [conn, timer] of held) {
-        clearTimeout(timer);
-        closeQuietly(conn);
-      }
-      held.clear();
+      refused.closeAll();
     },
   };
 }

@@ -35,7 +35,7 @@ import {
   ConnectionGuard,
   type ConnectionLimits,
   type GuardedConnection,
-  REFUSED_HOLD_MS,
+  RefusedConnections,
 } from "./guard.ts";
 import { DirectExchange, directHead, type DirectRoutes } from "./direct_request.ts";
 import { HEAD_BYTES_MAX } from "./http1_framing.ts";
@@ -114,8 +114,7 @@ export async function startFront(options: FrontOptions): Promise<Front> {
   const secureContext = options.tls === undefined
     ? null
     : tls.createSecureContext({ cert: options.tls.cert, key: options.tls.key });
-  /** Refused connections being held, at most as many as the cap. */
-  const held = new Set<net.Socket>();
+  const refused = new RefusedConnections(options.limits.maxConnections);
   const listener = net.createServer({ allowHalfOpen: true }, (raw) => {
     let relay: Relay | null = null;
     const guarded = guard.admit((reason) => relay?.closeFor(reason));
@@ -130,18 +129,9 @@ export async function startFront(options: FrontOptions): Promise<Front> {
     relay.start(guarded);
   });
   const hold = (raw: net.Socket) => {
-    if (held.size >= options.limits.maxConnections) {
-      raw.destroy();
-      return;
-    }
     raw.pause();
-    held.add(raw);
-    const timer = setTimeout(() => raw.destroy(), REFUSED_HOLD_MS);
     raw.on("error", () => {});
-    raw.once("close", () => {
-      clearTimeout(timer);
-      held.delete(raw);
-    });
+    raw.once("close", refused.hold(() => raw.destroy()));
   };
   const sweepMs = checkIntervalMs(guard.limits);
   const sweeper = sweepMs > 0 ? setInterval(() => guard.sweep(), sweepMs) : null;
@@ -185,7 +175,7 @@ export async function startFront(options: FrontOptions): Promise<Front> {
       stopAccepting();
       if (sweeper !== null) clearInterval(sweeper);
       for (const relay of relays) relay.destroy();
-      for (const raw of held) raw.destroy();
+      refused.closeAll();
       await closed;
     },
   };

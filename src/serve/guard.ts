@@ -166,6 +166,58 @@ export function checkIntervalMs(limits: ConnectionLimits): number {
 export type CloseReason = "idle" | "headers" | "evicted" | "too_large" | "pipelined";
 
 /**
+ * Connections refused at the cap, each held unread for
+ * {@linkcode REFUSED_HOLD_MS} before it is closed. At most `max` are held;
+ * past that a refused connection is closed at once.
+ */
+export class RefusedConnections {
+  readonly #max: number;
+  /** How to close each held connection, with the timer that will. */
+  readonly #held = new Map<() => void, ReturnType<typeof setTimeout>>();
+
+  /**
+   * Creates an empty set.
+   *
+   * @param max Most connections held at once (the cap on open connections).
+   */
+  constructor(max: number) {
+    this.#max = max;
+  }
+
+  /**
+   * Holds a refused connection.
+   *
+   * @param close Closes it; called once, by this set.
+   * @returns Forgets it without closing it: for a connection that closed by itself.
+   */
+  hold(close: () => void): () => void {
+    if (this.#held.size >= this.#max) {
+      close();
+      return () => {};
+    }
+    const timer = setTimeout(() => {
+      this.#held.delete(close);
+      close();
+    }, REFUSED_HOLD_MS);
+    this.#held.set(close, timer);
+    return () => {
+      clearTimeout(timer);
+      this.#held.delete(close);
+    };
+  }
+
+  /** Closes every connection held (a shutdown). */
+  closeAll(): void {
+    const held = [...this.#held];
+    this.#held.clear();
+    for (const [close, timer] of held) {
+      clearTimeout(timer);
+      close();
+    }
+  }
+}
+
+/**
  * One connection as the guard reads it, whatever tells it what happens on
  * the connection: its bytes ({@linkcode GuardedConnection}) or only its
  * requests (`request_tracker.ts`).

@@ -5,6 +5,7 @@ import {
   connectionLimits,
   evictableAfterMs,
   type GuardedConnection,
+  RefusedConnections,
 } from "../../src/serve/guard.ts";
 import { HEAD_BYTES_MAX } from "../../src/serve/http1_framing.ts";
 import { fakeClockGuard } from "./fake_clock_guard.ts";
@@ -224,4 +225,20 @@ Deno.test("ConnectionGuard answers HEAD and 100-continue exchanges without losin
   strictEqual(a.waitingForRequest, true);
   advanceTo(1_000);
   deepStrictEqual(closed, ["a:idle"]);
+});
+
+Deno.test("RefusedConnections holds at most its cap, closes each once, and forgets one that closed itself", () => {
+  const closed: string[] = [];
+  const refused = new RefusedConnections(2);
+  refused.hold(() => closed.push("a"));
+  const forgetB = refused.hold(() => closed.push("b"));
+  refused.hold(() => closed.push("c"));
+  deepStrictEqual(closed, ["c"], "past the cap: closed at once");
+  forgetB();
+  refused.hold(() => closed.push("d"));
+  deepStrictEqual(closed, ["c"], "b's place is free again");
+  refused.closeAll();
+  deepStrictEqual(closed, ["c", "a", "d"], "b closed by itself: not closed again");
+  refused.closeAll();
+  deepStrictEqual(closed, ["c", "a", "d"]);
 });
