@@ -6,6 +6,7 @@
  * @module
  */
 
+import { deepStrictEqual } from "node:assert/strict";
 import { type CloseReason, ConnectionGuard, type ConnectionLimits } from "../../src/serve/guard.ts";
 
 /**
@@ -32,4 +33,22 @@ export function fakeClockGuard<T>(
     }
   };
   return { guard, clock, closed, open, advanceTo };
+}
+
+/**
+ * The rule both kinds of connection record keep: a connection that sends
+ * nothing is closed at the head timeout, counted from its accept.
+ *
+ * @param setup Makes a fresh fake-clock guard (its limits' head timeout over 10 ms).
+ */
+export function assertSilentClosedAtHeadTimeout<T>(
+  setup: () => ReturnType<typeof fakeClockGuard<T>>,
+): void {
+  const { guard, closed, open, advanceTo } = setup();
+  const timeout = guard.limits.headersTimeoutMs;
+  open("a");
+  advanceTo(timeout - 10);
+  deepStrictEqual(closed, []);
+  advanceTo(timeout);
+  deepStrictEqual(closed, ["a:headers"]);
 }
